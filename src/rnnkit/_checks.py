@@ -1,0 +1,63 @@
+"""Checks at the public boundary. Each error names the argument, the expectation and the value."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def check_sequence(x: Tensor, *, name: str, input_size: int, like: Tensor | None) -> None:
+    """``x`` must be a (B, T, input_size) floating tensor on ``like``'s device and dtype."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 3:
+        raise ValueError(f"{name} must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
+    if x.shape[-1] != input_size:
+        raise ValueError(f"{name} must have {input_size} features (input_size), "
+                         f"got {x.shape[-1]} (shape {tuple(x.shape)})")
+    if x.shape[1] == 0 or x.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one sequence and one time step, "
+                         f"got shape {tuple(x.shape)}")
+    check_like(x, name=name, like=like)
+
+
+def check_like(x: Tensor, *, name: str, like: Tensor | None) -> None:
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if like is None:
+        return
+    if x.dtype != like.dtype:
+        raise TypeError(f"{name} must have the parameters' dtype {like.dtype}, got {x.dtype} "
+                        f"(convert the input, or the module with .to({x.dtype}))")
+    if x.device != like.device:
+        raise ValueError(f"{name} must be on the parameters' device {like.device}, got {x.device}")
+
+
+def check_lengths(lengths: Tensor | None, *, batch: int, time: int, device) -> Tensor | None:
+    """``lengths`` must be a (B,) integer tensor with values in [1, T]; returned on ``device``."""
+    if lengths is None:
+        return None
+    if not isinstance(lengths, Tensor):
+        lengths = torch.as_tensor(lengths)
+    if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.is_complex():
+        raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
+    if lengths.shape != (batch,):
+        raise ValueError(f"lengths must have shape ({batch},) (one per sequence), "
+                         f"got {tuple(lengths.shape)}")
+    lo, hi = int(lengths.min()), int(lengths.max())
+    if lo < 1 or hi > time:
+        raise ValueError(f"lengths must be in [1, {time}] (the padded time dimension), "
+                         f"got min {lo} and max {hi}")
+    return lengths.to(device=device, dtype=torch.long)
+
+
+def check_state(state, expected, *, name: str) -> None:
+    """``state`` must have the structure and shapes of ``expected`` (from ``init_state``)."""
+    if not isinstance(state, tuple) or len(state) != len(expected):
+        raise TypeError(f"{name} must be a {type(expected).__name__} of {len(expected)} tensors, "
+                        f"got {type(state).__name__}")
+    for field, got, want in zip(expected._fields, state, expected, strict=True):
+        if not isinstance(got, Tensor) or got.shape != want.shape:
+            shape = tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
+            raise ValueError(f"{name}.{field} must have shape {tuple(want.shape)}, got {shape}")
+        check_like(got, name=f"{name}.{field}", like=want)

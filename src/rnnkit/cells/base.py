@@ -1,0 +1,138 @@
+"""The cell contract and the typed recurrent states.
+
+Every cell maps ``(x_BI, state) -> state`` and exposes its per-step output as
+``state.h``. States are NamedTuples, so they pass through ``torch.compile``,
+``torch.func`` and autograd as plain tuples of tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+
+def _detach(state):
+    return type(state)(*(t.detach() for t in state))
+
+
+def _where(state, mask_B: Tensor, other):
+    """Rows where ``mask_B`` is True come from ``state``, the others from ``other``."""
+    m_B1 = mask_B.unsqueeze(-1)
+    return type(state)(*(torch.where(m_B1, a, b) for a, b in zip(state, other, strict=True)))
+
+
+def _reset(state, reset_B: Tensor):
+    """Zero the rows where ``reset_B`` is True (a new sequence starts there)."""
+    m_B1 = reset_B.unsqueeze(-1)
+    return type(state)(*(t.masked_fill(m_B1, 0.0) for t in state))
+
+
+class HiddenState(NamedTuple):
+    """State of cells that carry only ``h`` (Elman, GRU, IndRNN, minGRU, minLSTM)."""
+
+    h: Tensor
+
+    detach = _detach
+    where = _where
+    reset = _reset
+
+
+class LSTMState(NamedTuple):
+    """State of LSTM cells: output ``h`` (size ``proj_size`` when projected) and cell ``c``."""
+
+    h: Tensor
+    c: Tensor
+
+    detach = _detach
+    where = _where
+    reset = _reset
+
+
+State = HiddenState | LSTMState
+Step = Callable[[Tensor, State], State]
+
+
+class Cell(nn.Module, ABC):
+    """One recurrent step. Subclasses write their paper's equations in ``forward``.
+
+    Attributes:
+        input_size: size I of ``x_BI``.
+        hidden_size: size H of the recurrent state.
+        output_size: size of ``state.h`` (H, or ``proj_size`` for a projected LSTM).
+    """
+
+    input_size: int
+    hidden_size: int
+    output_size: int
+
+    @abstractmethod
+    def init_state(self, batch: int, *, device=None, dtype=None) -> State:
+        """The zero state for ``batch`` sequences."""
+
+    @abstractmethod
+    def forward(self, x_BI: Tensor, state: State) -> State:
+        """One step: the next state, whose ``.h`` is the step's output."""
+
+    def for_sequence(self, batch: int, *, device=None, dtype=None) -> Step:
+        """The step function for one pass over a batch of sequences.
+
+        Wrappers that draw one random mask per sequence (variational dropout,
+        weight drop) draw it here, so the cell itself keeps no hidden state.
+        """
+        return self
+
+
+class CellWrapper(Cell):
+    """A cell that adds behaviour around another cell (``self.cell``)."""
+
+    def __init__(self, cell: Cell):
+        super().__init__()
+        if not isinstance(cell, Cell):
+            raise TypeError(f"cell must be an rnnkit Cell, got {type(cell).__name__}")
+        self.cell = cell
+        self.input_size = cell.input_size
+        self.hidden_size = cell.hidden_size
+        self.output_size = cell.output_size
+
+    def init_state(self, batch: int, *, device=None, dtype=None) -> State:
+        return self.cell.init_state(batch, device=device, dtype=dtype)
+
+    @property
+    def core(self) -> Cell:
+        """The innermost, unwrapped cell (it owns the parameters)."""
+        cell = self.cell
+        while isinstance(cell, CellWrapper):
+            cell = cell.cell
+        return cell
+
+
+def core_cell(cell: Cell) -> Cell:
+    return cell.core if isinstance(cell, CellWrapper) else cell
+
+
+def uniform_init_(module: nn.Module, hidden_size: int) -> None:
+    """torch.nn's RNN initialisation: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H))."""
+    bound = 1.0 / math.sqrt(hidden_size)
+    for p in module.parameters(recurse=False):
+        nn.init.uniform_(p, -bound, bound)
+
+
+def add_biases(module: nn.Module, size: int, bias: bool) -> None:
+    """Register ``bias_ih`` and ``bias_hh`` of ``size`` (or None, as torch.nn does for bias=False)."""
+    for name in ("bias_ih", "bias_hh"):
+        module.register_parameter(name, nn.Parameter(torch.empty(size)) if bias else None)
+
+
+def zeros(batch: int, size: int, device, dtype) -> Tensor:
+    return torch.zeros(batch, size, device=device, dtype=dtype)
+
+
+def check_sizes(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")

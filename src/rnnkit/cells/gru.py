@@ -1,0 +1,67 @@
+"""GRU cell (Cho et al. 2014, "Learning phrase representations using RNN encoder-decoder").
+
+Two placements of the reset gate exist in the wild, and both are here:
+
+- ``reset_after=True`` (torch.nn.GRU, cuDNN, Keras default): r scales ``W_hn h + b_hn``,
+  after the matrix product.
+- ``reset_after=False`` (the paper, Keras ``reset_after=False``): r scales h before the
+  product, ``W_hn (r * h) + b_hn``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.cells.base import Cell, HiddenState, add_biases, check_sizes, uniform_init_, zeros
+
+
+class GRUCell(Cell):
+    r"""Gated recurrent unit. Gates r, z, n stacked in that order, as in torch.nn.GRU.
+
+    .. math::
+        r = \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr})
+
+        z = \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz})
+
+        n = \tanh(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn}))
+        \quad [\text{reset\_after=False: } W_{hn} (r \odot h) + b_{hn}]
+
+        h' = (1 - z) \odot n + z \odot h
+
+    Shapes:
+        x_BI: (B, I); state.h: (B, H).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
+                 reset_after: bool = True):
+        super().__init__()
+        check_sizes(input_size=input_size, hidden_size=hidden_size)
+        H = hidden_size
+        self.input_size, self.hidden_size, self.output_size = input_size, H, H
+        self.reset_after = reset_after
+        self.weight_ih = nn.Parameter(torch.empty(3 * H, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(3 * H, H))
+        add_biases(self, 3 * H, bias)
+        uniform_init_(self, H)
+
+    def init_state(self, batch: int, *, device=None, dtype=None) -> HiddenState:
+        return HiddenState(zeros(batch, self.hidden_size, device, dtype))
+
+    def forward(self, x_BI: Tensor, state: HiddenState) -> HiddenState:
+        h_BH = state.h
+        xr_BH, xz_BH, xn_BH = F.linear(x_BI, self.weight_ih, self.bias_ih).chunk(3, dim=-1)
+        w_hr, w_hz, w_hn = self.weight_hh.chunk(3, dim=0)
+        b_hr, b_hz, b_hn = self.bias_hh.chunk(3) if self.bias_hh is not None else (None,) * 3
+        r_BH = (xr_BH + F.linear(h_BH, w_hr, b_hr)).sigmoid()
+        z_BH = (xz_BH + F.linear(h_BH, w_hz, b_hz)).sigmoid()
+        if self.reset_after:
+            n_BH = (xn_BH + r_BH * F.linear(h_BH, w_hn, b_hn)).tanh()
+        else:
+            n_BH = (xn_BH + F.linear(r_BH * h_BH, w_hn, b_hn)).tanh()
+        h_BH = (1 - z_BH) * n_BH + z_BH * h_BH
+        return HiddenState(h_BH)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, reset_after={self.reset_after}"

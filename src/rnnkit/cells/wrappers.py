@@ -1,0 +1,130 @@
+"""Regularisers that wrap a cell: each is a cell around a cell, active only in training.
+
+- ``RecurrentDropout``: Gal & Ghahramani (2016), "A theoretically grounded application of
+  dropout in recurrent neural networks": one dropout mask per sequence on the h that feeds
+  the recurrent product, the same at every step.
+- ``Zoneout``: Krueger et al. (2017), "Zoneout: regularizing RNNs by randomly preserving
+  hidden activations": each unit of h (and c) keeps its previous value with probability p;
+  at evaluation the expectation, p * old + (1 - p) * new.
+- ``WeightDrop``: Merity et al. (2018), "Regularizing and optimizing LSTM language models"
+  (AWD-LSTM), DropConnect (Wan et al. 2013) on ``weight_hh``: one mask on the matrix per
+  pass over a batch. The dropped matrix is passed to the cell for the call; the parameter
+  itself is never patched, so the fused executor can use the same dropped matrix.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.func import functional_call
+
+from rnnkit.cells.base import Cell, CellWrapper, State, Step
+
+
+def _check_p(name: str, p: float) -> float:
+    if not isinstance(p, int | float) or isinstance(p, bool) or not 0.0 <= p < 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1), got {p!r}")
+    return float(p)
+
+
+class RecurrentDropout(CellWrapper):
+    """Variational dropout on the recurrent input h_{t-1}; one mask per sequence.
+
+    Arguments:
+        cell: the cell to wrap.
+        p: probability of dropping a unit of h.
+    """
+
+    def __init__(self, cell: Cell, p: float):
+        super().__init__(cell)
+        self.p = _check_p("p", p)
+
+    def forward(self, x_BI: Tensor, state: State) -> State:
+        if self.training and self.p > 0.0:
+            raise RuntimeError("RecurrentDropout draws one mask per sequence: run it through "
+                               "Recurrent, or call for_sequence(batch) and use the step it returns")
+        return self.cell(x_BI, state)
+
+    def for_sequence(self, batch: int, *, device=None, dtype=None) -> Step:
+        step = self.cell.for_sequence(batch, device=device, dtype=dtype)
+        if not self.training or self.p == 0.0:
+            return step
+        keep_BH = torch.full((batch, self.output_size), 1.0 - self.p, device=device, dtype=dtype)
+        mask_BH = keep_BH.bernoulli() / (1.0 - self.p)
+
+        def dropped_step(x_BI: Tensor, state: State) -> State:
+            return step(x_BI, state._replace(h=state.h * mask_BH))
+
+        return dropped_step
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Zoneout(CellWrapper):
+    """Zoneout on h (probability ``h``) and, for LSTM states, on c (probability ``c``).
+
+    Arguments:
+        cell: the cell to wrap.
+        h: probability that a unit of h keeps its previous value.
+        c: the same for the LSTM cell state c (ignored for states without c).
+    """
+
+    def __init__(self, cell: Cell, h: float = 0.0, c: float = 0.0):
+        super().__init__(cell)
+        self.p_h, self.p_c = _check_p("h", h), _check_p("c", c)
+
+    def forward(self, x_BI: Tensor, state: State) -> State:
+        return self.zoneout(state, self.cell(x_BI, state))
+
+    def for_sequence(self, batch: int, *, device=None, dtype=None) -> Step:
+        step = self.cell.for_sequence(batch, device=device, dtype=dtype)
+        return lambda x_BI, state: self.zoneout(state, step(x_BI, state))
+
+    def zoneout(self, old: State, new: State) -> State:
+        probs = {"h": self.p_h, "c": self.p_c}
+        mixed = {}
+        for field, old_t, new_t in zip(new._fields, old, new, strict=True):
+            p = probs.get(field, 0.0)
+            if p == 0.0:
+                mixed[field] = new_t
+            elif self.training:
+                keep_old = torch.rand_like(new_t) < p
+                mixed[field] = torch.where(keep_old, old_t, new_t)
+            else:
+                mixed[field] = p * old_t + (1.0 - p) * new_t
+        return type(new)(**mixed)
+
+    def extra_repr(self) -> str:
+        return f"h={self.p_h}, c={self.p_c}"
+
+
+class WeightDrop(CellWrapper):
+    """DropConnect on the wrapped cell's ``weight_hh``, one mask per pass (AWD-LSTM).
+
+    It must wrap the cell that owns ``weight_hh`` directly; put other wrappers outside it.
+    """
+
+    def __init__(self, cell: Cell, p: float):
+        if isinstance(cell, CellWrapper) or not isinstance(getattr(cell, "weight_hh", None),
+                                                                torch.nn.Parameter):
+            raise TypeError("WeightDrop must wrap a cell that owns weight_hh directly "
+                            f"(wrap the other regularisers around it), got {type(cell).__name__}")
+        super().__init__(cell)
+        self.p = _check_p("p", p)
+
+    def dropped_weight_hh(self) -> Tensor:
+        return F.dropout(self.cell.weight_hh, self.p, self.training)
+
+    def forward(self, x_BI: Tensor, state: State) -> State:
+        return self.for_sequence(x_BI.shape[0])(x_BI, state)
+
+    def for_sequence(self, batch: int, *, device=None, dtype=None) -> Step:
+        if not self.training or self.p == 0.0:
+            return self.cell
+        weights = {"weight_hh": self.dropped_weight_hh()}
+        return lambda x_BI, state: functional_call(self.cell, weights, (x_BI, state))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

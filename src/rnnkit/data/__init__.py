@@ -1,0 +1,1 @@
+"""Small data sets embedded in the package."""

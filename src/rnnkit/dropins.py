@@ -1,0 +1,429 @@
+"""Drop-in replacements for torch.nn.RNN, LSTM and GRU, plus MinGRU and MinLSTM.
+
+Same constructor, defaults, input/state layouts and return values as torch.nn; state
+dicts use torch.nn's names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), so a torch.nn
+module's state dict loads unchanged and gives the same numbers. On top of torch.nn:
+
+- ``forward(input, hx=None, *, lengths=None)``: variable lengths without PackedSequence
+  (a PackedSequence input still works and gives a PackedSequence back);
+- variants as keyword arguments: ``layer_norm``, ``recurrent_dropout``, ``zoneout``,
+  ``weight_drop``, ``peephole`` (LSTM), ``reset_after`` (GRU);
+- ``backend``: ``"auto"``, ``"reference"``, ``"native"`` or ``"scan"``.
+
+Inside, a drop-in is ``Stacked([Recurrent(cell) or Bidirectional(...), ...])``; on the
+``native`` executor the whole stack runs as torch's one fused call, exactly as torch.nn does.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from rnnkit import kernels
+from rnnkit._checks import check_lengths, check_like, check_sequence
+from rnnkit.cells import (
+    ElmanCell,
+    GRUCell,
+    HiddenState,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+    LSTMState,
+    MinGRUCell,
+    MinLSTMCell,
+    core_cell,
+)
+from rnnkit.cells.base import Cell
+from rnnkit.cells.wrappers import RecurrentDropout, WeightDrop, Zoneout, _check_p
+from rnnkit.kernels import native
+from rnnkit.layers import Bidirectional, Recurrent, Stacked
+
+
+class _DropIn(nn.Module):
+    """Shared machinery of the drop-ins; see the module docstring."""
+
+    _torch_class: type[nn.Module] | None = None
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 *, backend: str = "auto", recurrent_dropout: float = 0.0,
+                 zoneout: float | tuple[float, float] = 0.0, weight_drop: float = 0.0,
+                 device=None, dtype=None):
+        super().__init__()
+        if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 1:
+            raise ValueError(f"num_layers must be an int >= 1, got {num_layers!r}")
+        dropout = _check_p("dropout", dropout)
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(f"dropout={dropout} acts between layers and has no effect with "
+                          "num_layers=1", stacklevel=3)
+        kernels.check_backend(backend)
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
+        self.bidirectional, self.backend = bidirectional, backend
+        self.recurrent_dropout = _check_p("recurrent_dropout", recurrent_dropout)
+        zh, zc = zoneout if isinstance(zoneout, tuple) else (zoneout, zoneout)
+        self.zoneout = (_check_p("zoneout", zh), _check_p("zoneout", zc))
+        self.weight_drop = _check_p("weight_drop", weight_drop)
+        D = 2 if bidirectional else 1
+        layers = []
+        for k in range(num_layers):
+            size_in = input_size if k == 0 else D * self._output_size()
+            runs = [Recurrent(self._wrap(self._make_cell(size_in)), reverse=bool(d), backend=backend)
+                    for d in range(D)]
+            layers.append(Bidirectional(*runs) if bidirectional else runs[0])
+        self.stack = Stacked(layers, dropout=dropout)
+        self._fused = backend in ("auto", "native") and all(
+            native.supports(run.cell) for run in self._runs())
+        self._torch_names = self._name_map()
+        self.register_state_dict_post_hook(_rename_saved)
+        self.register_load_state_dict_pre_hook(_rename_loaded)
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)
+
+    # -- construction ----------------------------------------------------------------------
+    def _make_cell(self, input_size: int) -> Cell:
+        raise NotImplementedError
+
+    def _output_size(self) -> int:
+        return self.hidden_size
+
+    def _state_type(self):
+        return HiddenState
+
+    def _wrap(self, cell: Cell) -> Cell:
+        """Regularisers as wrappers; weight drop innermost, as it needs the cell's weight_hh."""
+        if isinstance(cell, MinGRUCell | MinLSTMCell) and (self.weight_drop or self.recurrent_dropout):
+            raise ValueError(f"{type(self).__name__} has no recurrent weights: weight_drop and "
+                             f"recurrent_dropout must be 0, got {self.weight_drop} and "
+                             f"{self.recurrent_dropout}")
+        if self.weight_drop:
+            cell = WeightDrop(cell, self.weight_drop)
+        if self.recurrent_dropout:
+            cell = RecurrentDropout(cell, self.recurrent_dropout)
+        if any(self.zoneout):
+            cell = Zoneout(cell, *self.zoneout)
+        return cell
+
+    def _runs(self) -> list[Recurrent]:
+        """The Recurrent layers in torch.nn's order: layer by layer, forward then backward."""
+        runs = []
+        for layer in self.stack.layers:
+            runs += [layer.fwd, layer.bwd] if isinstance(layer, Bidirectional) else [layer]
+        return runs
+
+    def _name_map(self) -> dict[str, str]:
+        """torch.nn parameter name -> our parameter name, e.g. weight_hh_l0_reverse ->
+        stack.layers.0.bwd.cell.weight_hh."""
+        module_names = {id(m): n for n, m in self.named_modules()}
+        D = 2 if self.bidirectional else 1
+        names = {}
+        for k, run in enumerate(self._runs()):
+            core = core_cell(run.cell)
+            suffix = f"_l{k // D}" + ("_reverse" if k % D else "")
+            for pname, _ in core.named_parameters():
+                names[pname.replace(".", "_") + suffix] = f"{module_names[id(core)]}.{pname}"
+        return names
+
+    def __getattr__(self, name: str):
+        names = self.__dict__.get("_torch_names")
+        if names is not None and name in names:
+            return self.get_parameter(names[name])
+        return super().__getattr__(name)
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        return [list(core_cell(run.cell).parameters()) for run in self._runs()]
+
+    def flatten_parameters(self) -> None:
+        """No-op, for code written for torch.nn (our weights are never copied into a flat buffer)."""
+
+    # -- forward -----------------------------------------------------------------------------
+    def forward(self, input, hx=None, *, lengths=None):
+        """Run the stack. See torch.nn.LSTM for ``input`` and ``hx`` layouts.
+
+        Arguments:
+            input: (T, B, I), or (B, T, I) with ``batch_first``, or (T, I) unbatched, or a
+                PackedSequence.
+            hx: the initial state in torch.nn's layout, (L*D, B, H_out) per tensor; zeros if None.
+            lengths: (B,) ints in [1, T]: each row's real length; padding must be at the end.
+
+        Returns:
+            ``(output, h_n)``, or ``(output, (h_n, c_n))`` for LSTM, as torch.nn; padded steps
+            of ``output`` are zero and the final state is read at each row's last real step.
+        """
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            if lengths is not None:
+                raise ValueError("lengths must be None when input is a PackedSequence "
+                                 "(the lengths are in the PackedSequence)")
+            x, lengths = pad_packed_sequence(input, batch_first=self.batch_first)
+        else:
+            x = input
+        if not isinstance(x, Tensor):
+            raise TypeError(f"input must be a Tensor or PackedSequence, got {type(x).__name__}")
+        unbatched = x.dim() == 2
+        if unbatched:
+            if lengths is not None:
+                raise ValueError("lengths must be None for unbatched (2-D) input")
+            x = x.unsqueeze(0 if self.batch_first else 1)
+            hx = None if hx is None else _map(hx, lambda t: t.unsqueeze(1))
+        x_BTI = x if self.batch_first else x.transpose(0, 1)
+        like = core_cell(self._runs()[0].cell).weight_ih
+        check_sequence(x_BTI, name="input", input_size=self.input_size, like=like)
+        B, T, _ = x_BTI.shape
+        lengths_B = check_lengths(lengths, batch=B, time=T, device=x.device)
+        hx = self._check_hx(hx, B, like) if hx is not None else None
+        out_BTO, hx = self._run(x, x_BTI, hx, lengths_B)
+        if packed:
+            return _repack(out_BTO, input, lengths_B), self._unpack_hx(hx)
+        out = out_BTO if self.batch_first else out_BTO.transpose(0, 1)
+        if unbatched:
+            out = out.squeeze(0 if self.batch_first else 1)
+            hx = tuple(t.squeeze(1) for t in hx)
+        return out, self._unpack_hx(hx)
+
+    def _run(self, x: Tensor, x_BTI: Tensor, hx, lengths_B):
+        """-> (out_BTO, hx as a tuple of (L*D, B, ·) tensors)."""
+        B = x_BTI.shape[0]
+        if self._fused and (lengths_B is None or not self.bidirectional):
+            if hx is None:
+                hx = self._zero_hx(B, x_BTI)
+            weights = [w for run in self._runs() for w in native.flat_weights(run.cell)]
+            opts = dict(bias=self.bias, num_layers=self.num_layers, dropout=self.dropout,
+                        train=self.training)
+            kind = native.op_kind(self._runs()[0].cell)
+            if lengths_B is None:
+                out, hx = native.fused(kind, x, hx, weights, bidirectional=self.bidirectional,
+                                       batch_first=self.batch_first, **opts)
+                return (out if self.batch_first else out.transpose(0, 1)), hx
+            return native.segmented(kind, x_BTI, hx, weights, lengths_B, **opts)
+        state = None if hx is None else self._nest(hx)
+        out_BTO, state = self.stack(x_BTI, state, lengths=lengths_B)
+        return out_BTO, self._flatten(state)
+
+    # -- states: torch.nn layout (L*D, B, ·) <-> one cell state per layer and direction --------
+    def _zero_hx(self, B: int, like: Tensor) -> tuple[Tensor, ...]:
+        LD = self.num_layers * (2 if self.bidirectional else 1)
+        sizes = (self._output_size(), self.hidden_size)[: len(self._state_type()._fields)]
+        return tuple(like.new_zeros(LD, B, n) for n in sizes)
+
+    def _check_hx(self, hx, B: int, like: Tensor) -> tuple[Tensor, ...]:
+        fields = self._state_type()._fields
+        hx = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+        if len(hx) != len(fields):
+            what = "a (h_0, c_0) pair" if len(fields) == 2 else "one tensor h_0"
+            raise TypeError(f"hx must be {what}, got {len(hx)} items")
+        for name, t, want in zip(fields, hx, self._zero_hx(B, like), strict=True):
+            if not isinstance(t, Tensor) or t.shape != want.shape:
+                shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+                raise ValueError(f"hx {name}_0 must have shape {tuple(want.shape)} "
+                                 "(num_layers * num_directions, batch, size), got " + str(shape))
+            check_like(t, name=f"hx {name}_0", like=like)
+        return hx
+
+    def _nest(self, hx: tuple[Tensor, ...]) -> tuple:
+        cell_states = [self._state_type()(*(t[k] for t in hx)) for k in range(hx[0].shape[0])]
+        if not self.bidirectional:
+            return tuple(cell_states)
+        return tuple(zip(cell_states[0::2], cell_states[1::2], strict=True))
+
+    def _flatten(self, state: tuple) -> tuple[Tensor, ...]:
+        cell_states = [s for layer in state for s in (layer if self.bidirectional else (layer,))]
+        return tuple(torch.stack(parts) for parts in zip(*cell_states, strict=True))
+
+    def _unpack_hx(self, hx: tuple[Tensor, ...]):
+        return hx[0] if len(hx) == 1 else hx
+
+    # -- torch.nn interop ------------------------------------------------------------------
+    def _torch_kwargs(self) -> dict:
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
+                    num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
+                    dropout=self.dropout, bidirectional=self.bidirectional)
+
+    def _extras(self) -> dict:
+        """Settings torch.nn has no equivalent for, with their values."""
+        return {k: v for k, v in dict(recurrent_dropout=self.recurrent_dropout,
+                                      zoneout=self.zoneout if any(self.zoneout) else 0.0,
+                                      weight_drop=self.weight_drop).items() if v}
+
+    @classmethod
+    def from_torch(cls, module: nn.Module, **extras):
+        """Build the drop-in with ``module``'s configuration and a copy of its weights."""
+        if cls._torch_class is None or type(module) is not cls._torch_class:
+            want = cls._torch_class.__name__ if cls._torch_class else "nothing"
+            raise TypeError(f"module must be a torch.nn.{want}, got {type(module).__name__}")
+        kwargs = dict(input_size=module.input_size, hidden_size=module.hidden_size,
+                      num_layers=module.num_layers, bias=module.bias,
+                      batch_first=module.batch_first, dropout=module.dropout,
+                      bidirectional=module.bidirectional)
+        kwargs.update(cls._torch_extra_kwargs(module))
+        p = next(module.parameters())
+        ours = cls(**kwargs, **extras, device=p.device, dtype=p.dtype)
+        ours.load_state_dict(module.state_dict())
+        return ours.train(module.training)
+
+    @classmethod
+    def _torch_extra_kwargs(cls, module: nn.Module) -> dict:
+        return {}
+
+    def to_torch(self) -> nn.Module:
+        """The equivalent torch.nn module with a copy of the weights (where torch.nn has one)."""
+        if self._torch_class is None:
+            raise TypeError(f"{type(self).__name__} has no torch.nn counterpart")
+        if self._extras():
+            raise ValueError(f"to_torch: torch.nn.{self._torch_class.__name__} has no "
+                             f"equivalent of {self._extras()}")
+        p = self._runs()[0].cell
+        w = core_cell(p).weight_ih
+        theirs = self._torch_class(**self._torch_kwargs(), device=w.device, dtype=w.dtype)
+        theirs.load_state_dict(self.state_dict())
+        return theirs.train(self.training)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
+        s += f", batch_first={self.batch_first}, bidirectional={self.bidirectional}"
+        return s + f", dropout={self.dropout}, backend={self.backend!r}"
+
+
+def _map(hx, fn):
+    return fn(hx) if isinstance(hx, Tensor) else tuple(fn(t) for t in hx)
+
+
+def _repack(out_BTO: Tensor, like: PackedSequence, lengths_B: Tensor) -> PackedSequence:
+    """Pack the output in the input's own order, as torch.nn returns it."""
+    order = like.sorted_indices
+    if order is not None:
+        out_BTO, lengths_B = out_BTO.index_select(0, order), lengths_B.index_select(0, order)
+    data = pack_padded_sequence(out_BTO, lengths_B.cpu(), batch_first=True).data
+    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
+
+
+def _rename_saved(module: _DropIn, state_dict, prefix: str, local_metadata) -> None:
+    for theirs, ours in module._torch_names.items():
+        state_dict[prefix + theirs] = state_dict.pop(prefix + ours)
+
+
+def _rename_loaded(module: _DropIn, state_dict, prefix: str, *args) -> None:
+    for theirs, ours in module._torch_names.items():
+        if prefix + theirs in state_dict:
+            state_dict[prefix + ours] = state_dict.pop(prefix + theirs)
+
+
+class RNN(_DropIn):
+    """Elman RNN, a drop-in for ``torch.nn.RNN`` (see the module docstring).
+
+    Extra keyword arguments: ``recurrent_dropout``, ``zoneout``, ``weight_drop``, ``backend``.
+    """
+
+    _torch_class = nn.RNN
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, **kwargs):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, **kwargs)
+
+    def _make_cell(self, input_size: int) -> Cell:
+        return ElmanCell(input_size, self.hidden_size, nonlinearity=self.nonlinearity,
+                         bias=self.bias)
+
+    def _torch_kwargs(self) -> dict:
+        return super()._torch_kwargs() | dict(nonlinearity=self.nonlinearity)
+
+    @classmethod
+    def _torch_extra_kwargs(cls, module: nn.Module) -> dict:
+        return dict(nonlinearity=module.nonlinearity)
+
+
+class LSTM(_DropIn):
+    """LSTM, a drop-in for ``torch.nn.LSTM`` (see the module docstring).
+
+    Extra keyword arguments: ``layer_norm`` (Ba et al. 2016), ``peephole`` (Gers &
+    Schmidhuber 2000), ``recurrent_dropout``, ``zoneout`` (p, or (p_h, p_c)),
+    ``weight_drop``, ``backend``.
+    """
+
+    _torch_class = nn.LSTM
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, *, layer_norm: bool = False, peephole: bool = False,
+                 **kwargs):
+        if layer_norm and (peephole or proj_size):
+            raise ValueError("layer_norm=True cannot be combined with peephole or proj_size, "
+                             f"got peephole={peephole}, proj_size={proj_size}")
+        self.proj_size, self.layer_norm, self.peephole = proj_size, layer_norm, peephole
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, **kwargs)
+
+    def _make_cell(self, input_size: int) -> Cell:
+        if self.layer_norm:
+            return LayerNormLSTMCell(input_size, self.hidden_size, bias=self.bias)
+        return LSTMCell(input_size, self.hidden_size, bias=self.bias, proj_size=self.proj_size,
+                        peephole=self.peephole)
+
+    def _output_size(self) -> int:
+        return self.proj_size or self.hidden_size
+
+    def _state_type(self):
+        return LSTMState
+
+    def _extras(self) -> dict:
+        flags = {k: True for k in ("layer_norm", "peephole") if getattr(self, k)}
+        return super()._extras() | flags
+
+    def _torch_kwargs(self) -> dict:
+        return super()._torch_kwargs() | dict(proj_size=self.proj_size)
+
+    @classmethod
+    def _torch_extra_kwargs(cls, module: nn.Module) -> dict:
+        return dict(proj_size=module.proj_size)
+
+
+class GRU(_DropIn):
+    """GRU, a drop-in for ``torch.nn.GRU`` (see the module docstring).
+
+    Extra keyword arguments: ``reset_after`` (False: reset gate before the product, as Cho
+    et al. 2014 and Keras ``reset_after=False``), ``layer_norm``, ``recurrent_dropout``,
+    ``zoneout``, ``weight_drop``, ``backend``.
+    """
+
+    _torch_class = nn.GRU
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 *, reset_after: bool = True, layer_norm: bool = False, **kwargs):
+        if layer_norm and not reset_after:
+            raise ValueError("layer_norm=True supports only reset_after=True, got reset_after=False")
+        self.reset_after, self.layer_norm = reset_after, layer_norm
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, **kwargs)
+
+    def _make_cell(self, input_size: int) -> Cell:
+        if self.layer_norm:
+            return LayerNormGRUCell(input_size, self.hidden_size, bias=self.bias)
+        return GRUCell(input_size, self.hidden_size, bias=self.bias, reset_after=self.reset_after)
+
+    def _extras(self) -> dict:
+        flags = {"layer_norm": True} if self.layer_norm else {}
+        return super()._extras() | flags | ({} if self.reset_after else {"reset_after": False})
+
+
+class MinGRU(_DropIn):
+    """minGRU (Feng et al. 2024) with torch.nn.GRU's signature; runs on the parallel scan."""
+
+    def _make_cell(self, input_size: int) -> Cell:
+        return MinGRUCell(input_size, self.hidden_size, bias=self.bias)
+
+
+class MinLSTM(_DropIn):
+    """minLSTM (Feng et al. 2024) with torch.nn.GRU's signature; runs on the parallel scan."""
+
+    def _make_cell(self, input_size: int) -> Cell:
+        return MinLSTMCell(input_size, self.hidden_size, bias=self.bias)

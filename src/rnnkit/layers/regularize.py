@@ -1,0 +1,56 @@
+"""Dropout for sequences: locked (one mask per sequence) and embedding (whole words).
+
+Merity et al. (2018), AWD-LSTM, Section 4: ``LockedDropout`` applies the same mask at every
+time step (Gal & Ghahramani 2016); ``EmbeddingDropout`` drops whole rows of the embedding
+matrix, so a word is dropped everywhere it occurs in the batch. The cell-level regularisers
+(recurrent dropout, zoneout, weight drop) are wrappers in ``rnnkit.cells.wrappers``.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.cells.wrappers import _check_p
+
+
+class LockedDropout(nn.Module):
+    """Dropout with one mask per sequence, shared over time. Shapes: (B, T, F) -> (B, T, F)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = _check_p("p", p)
+
+    def forward(self, x_BTF: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x_BTF
+        keep_B1F = x_BTF.new_full((x_BTF.shape[0], 1, x_BTF.shape[2]), 1.0 - self.p)
+        return x_BTF * (keep_B1F.bernoulli() / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class EmbeddingDropout(nn.Module):
+    """An ``nn.Embedding`` whose rows (whole words) are dropped with probability ``p``.
+
+    Shapes: tokens (B, T) integer -> (B, T, E).
+    """
+
+    def __init__(self, embedding: nn.Embedding, p: float):
+        super().__init__()
+        if not isinstance(embedding, nn.Embedding):
+            raise TypeError(f"embedding must be an nn.Embedding, got {type(embedding).__name__}")
+        self.embedding, self.p = embedding, _check_p("p", p)
+
+    def forward(self, tokens_BT: Tensor) -> Tensor:
+        weight_VE = self.embedding.weight
+        if self.training and self.p > 0.0:
+            keep_V1 = weight_VE.new_full((weight_VE.shape[0], 1), 1.0 - self.p)
+            weight_VE = weight_VE * (keep_V1.bernoulli() / (1.0 - self.p))
+        e = self.embedding
+        return F.embedding(tokens_BT, weight_VE, e.padding_idx, e.max_norm, e.norm_type,
+                           e.scale_grad_by_freq, e.sparse)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

@@ -1,0 +1,15 @@
+"""Tests run in float64 on CPU, deterministically, at small sizes."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _float64_deterministic():
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(0)
+    yield
+    torch.use_deterministic_algorithms(False)
+    torch.set_default_dtype(dtype)

@@ -1,0 +1,120 @@
+"""Recurrent dropout, zoneout, weight drop, locked and embedding dropout."""
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.cells import GRUCell, HiddenState, LSTMCell, LSTMState
+from rnnkit.cells.wrappers import RecurrentDropout, WeightDrop, Zoneout
+from rnnkit.layers import EmbeddingDropout, LockedDropout, Recurrent
+
+B, T, I, H = 6, 5, 3, 8
+
+
+class Spy(GRUCell):
+    """A GRU cell that records the h it is given at every step."""
+
+    def __init__(self):
+        super().__init__(I, H)
+        self.seen = []
+
+    def forward(self, x_BI, state):
+        self.seen.append(state.h.detach().clone())
+        return super().forward(x_BI, state)
+
+
+def test_recurrent_dropout_uses_one_mask_per_sequence():
+    spy = Spy()
+    layer = Recurrent(RecurrentDropout(spy, 0.5)).train()
+    h0 = HiddenState(torch.rand(B, H) + 0.5)  # nonzero everywhere
+    layer(torch.randn(B, T, I), h0)
+    dropped = [h == 0 for h in spy.seen[1:]]  # step 0 sees h0 itself masked too
+    assert spy.seen[0].eq(0).any() and spy.seen[0].ne(0).any()
+    for d in dropped:
+        assert torch.equal(d, spy.seen[0] == 0)  # same units at every step
+    kept = spy.seen[0] != 0
+    torch.testing.assert_close(spy.seen[0][kept], (h0.h * 2)[kept])  # inverted-dropout scale
+    spy.seen.clear()
+    layer.eval()
+    layer(torch.randn(B, T, I), h0)
+    assert torch.equal(spy.seen[0], h0.h)
+
+
+def test_zoneout_training_keeps_old_or_new_and_eval_mixes():
+    inner = LSTMCell(I, H)
+    cell = Zoneout(inner, h=0.3, c=0.6)
+    x = torch.randn(B, I)
+    old = LSTMState(torch.randn(B, H), torch.randn(B, H))
+    new = inner(x, old)
+    cell.train()
+    got = cell(x, old)
+    for g, o, n in zip(got, old, new, strict=True):
+        from_old, from_new = g == o, g == n
+        assert torch.all(from_old | from_new)
+        assert from_old.any() and from_new.any()
+    cell.eval()
+    got = cell(x, old)
+    torch.testing.assert_close(got.h, 0.3 * old.h + 0.7 * new.h)
+    torch.testing.assert_close(got.c, 0.6 * old.c + 0.4 * new.c)
+
+
+def test_weight_drop_masks_weight_hh_per_pass_without_patching():
+    cell = WeightDrop(GRUCell(I, H), 0.5).train()
+    before = cell.cell.weight_hh.detach().clone()
+    torch.manual_seed(3)
+    w = cell.dropped_weight_hh()
+    zero = w == 0
+    assert 0.3 < zero.double().mean() < 0.7
+    torch.testing.assert_close(w[~zero], 2 * before[~zero])
+    layer = Recurrent(cell)
+    layer(torch.randn(B, T, I))
+    assert torch.equal(cell.cell.weight_hh, before)  # the parameter itself is untouched
+    assert isinstance(cell.cell.weight_hh, torch.nn.Parameter)
+    cell.eval()
+    assert torch.equal(cell.dropped_weight_hh(), before)
+
+
+def test_weight_drop_gradient_reaches_the_parameter():
+    model = rnnkit.LSTM(I, H, weight_drop=0.5, batch_first=True).train()
+    model(torch.randn(B, T, I))[0].sum().backward()
+    grad = model.weight_hh_l0.grad
+    assert grad is not None and grad.abs().sum() > 0
+    assert (grad == 0).any()  # dropped connections get no gradient
+
+
+def test_weight_drop_must_wrap_the_owner_of_weight_hh():
+    with pytest.raises(TypeError, match="WeightDrop must wrap a cell that owns weight_hh"):
+        WeightDrop(Zoneout(LSTMCell(I, H), 0.1), 0.5)
+
+
+def test_locked_dropout_shares_the_mask_over_time():
+    drop = LockedDropout(0.5).train()
+    x = torch.rand(B, T, H) + 0.5
+    y = drop(x)
+    zero = y == 0
+    assert torch.equal(zero, zero[:, :1].expand_as(zero))
+    assert zero.any() and (~zero).any()
+    assert torch.equal(drop.eval()(x), x)
+
+
+def test_embedding_dropout_drops_whole_words():
+    emb = EmbeddingDropout(torch.nn.Embedding(10, 4), 0.5).train()
+    tokens = torch.tensor([[1, 2, 1, 3], [2, 1, 3, 3]])
+    out = emb(tokens)
+    rows = {}
+    for tok, vec in zip(tokens.flatten().tolist(), out.view(-1, 4), strict=True):
+        rows.setdefault(tok, []).append(bool((vec == 0).all()))
+    assert all(len(set(v)) == 1 for v in rows.values())  # a word is dropped everywhere or nowhere
+    torch.manual_seed(0)
+    assert torch.equal(emb.eval()(tokens), emb.embedding(tokens))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: RecurrentDropout(GRUCell(I, H), 1.0), r"p must be a probability in \[0, 1\), got 1.0"),
+    (lambda: Zoneout(GRUCell(I, H), h=-0.1), r"h must be a probability"),
+    (lambda: LockedDropout("0.5"), r"p must be a probability in \[0, 1\), got '0.5'"),
+    (lambda: rnnkit.MinGRU(I, H, weight_drop=0.2), "MinGRU has no recurrent weights"),
+])
+def test_bad_probabilities(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

@@ -1,0 +1,105 @@
+"""Bad input at the public boundary: each error names the argument, expectation and value."""
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.cells import LSTMCell
+from rnnkit.layers import Recurrent
+
+B, T, I, H = 3, 5, 4, 6
+
+
+@pytest.fixture(params=["dropin", "layer"])
+def model(request):
+    if request.param == "dropin":
+        return lambda x, state=None, lengths=None: rnnkit.LSTM(I, H, batch_first=True)(
+            x, state, lengths=lengths)
+    layer = Recurrent(LSTMCell(I, H))
+    return lambda x, state=None, lengths=None: layer(x, state, lengths=lengths)
+
+
+@pytest.mark.parametrize("x, error, message", [
+    (lambda: torch.randn(B, T, I, 1), ValueError, r"input must be 3-D .*got shape \(3, 5, 4, 1\)"),
+    (lambda: torch.randn(B, T, I + 1), ValueError, r"input must have 4 features .*got 5"),
+    (lambda: torch.randn(B, T, I).float(), TypeError, r"input must have the parameters' dtype "
+                                                      r"torch.float64, got torch.float32"),
+    (lambda: torch.randint(0, 3, (B, T, I)), TypeError, r"input must be a floating-point tensor"),
+    (lambda: torch.randn(B, T, I, device="meta"), ValueError,
+     r"input must be on the parameters' device cpu, got meta"),
+    (lambda: torch.randn(B, 0, I), ValueError, r"at least one sequence and one time step"),
+    (lambda: [[1.0] * I] * T, TypeError, r"must be a (torch\.)?Tensor"),
+], ids=["rank", "features", "dtype", "integer", "device", "empty", "list"])
+def test_bad_inputs(model, x, error, message):
+    with pytest.raises(error, match=message):
+        model(x())
+
+
+@pytest.mark.parametrize("lengths, error, message", [
+    (torch.tensor([1, 6, 2]), ValueError, r"lengths must be in \[1, 5\] .*got min 1 and max 6"),
+    (torch.tensor([0, 5, 2]), ValueError, r"lengths must be in \[1, 5\] .*got min 0"),
+    (torch.tensor([1, 2]), ValueError, r"lengths must have shape \(3,\) .*got \(2,\)"),
+    (torch.tensor([1.0, 2.0, 3.0]), TypeError, r"lengths must be an integer tensor, got dtype"),
+], ids=["too-long", "zero", "shape", "float"])
+def test_bad_lengths(model, lengths, error, message):
+    with pytest.raises(error, match=message):
+        model(torch.randn(B, T, I), lengths=lengths)
+
+
+def test_lengths_as_a_list_are_accepted(model):
+    out, _ = model(torch.randn(B, T, I), lengths=[5, 1, 3])
+    assert torch.all(out[1, 1:] == 0)
+
+
+def test_bad_dropin_state():
+    lstm = rnnkit.LSTM(I, H, num_layers=2, batch_first=True)
+    x = torch.randn(B, T, I)
+    with pytest.raises(ValueError, match=r"hx h_0 must have shape \(2, 3, 6\) .*got \(1, 3, 6\)"):
+        lstm(x, (torch.randn(1, B, H), torch.randn(2, B, H)))
+    with pytest.raises(TypeError, match=r"hx must be a \(h_0, c_0\) pair, got 1 items"):
+        lstm(x, torch.randn(2, B, H))
+    with pytest.raises(TypeError, match=r"hx c_0 must have the parameters' dtype"):
+        lstm(x, (torch.randn(2, B, H), torch.randn(2, B, H).float()))
+    gru = rnnkit.GRU(I, H, batch_first=True)
+    with pytest.raises(ValueError, match=r"hx h_0 must have shape \(1, 3, 6\)"):
+        gru(x, torch.randn(1, B, H + 1))
+
+
+def test_bad_layer_state():
+    layer = Recurrent(LSTMCell(I, H))
+    x = torch.randn(B, T, I)
+    with pytest.raises(ValueError, match=r"state.c must have shape \(3, 6\), got \(3, 5\)"):
+        layer(x, rnnkit.LSTMState(torch.randn(B, H), torch.randn(B, H - 1)))
+    with pytest.raises(TypeError, match="state must be a LSTMState of 2 tensors, got Tensor"):
+        layer(x, torch.randn(B, H))
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: rnnkit.LSTM(I, H, backend="cudnn"), ValueError,
+     r"backend must be one of \('auto', 'reference', 'native', 'scan'\), got 'cudnn'"),
+    (lambda: rnnkit.LSTM(I, H, backend="scan"), ValueError, r"backend 'scan' cannot run"),
+    (lambda: rnnkit.LSTM(I, H, layer_norm=True, backend="native"), ValueError,
+     r"backend 'native' cannot run LayerNormLSTMCell"),
+    (lambda: rnnkit.GRU(I, H, reset_after=False, backend="native"), ValueError,
+     r"backend 'native' cannot run"),
+    (lambda: rnnkit.LSTM(I, H, num_layers=0), ValueError, r"num_layers must be an int >= 1, got 0"),
+    (lambda: rnnkit.LSTM(I, H, dropout=1.5), ValueError, r"dropout must be a probability"),
+    (lambda: rnnkit.LSTM(I, H, layer_norm=True, proj_size=2), ValueError,
+     r"layer_norm=True cannot be combined with peephole or proj_size"),
+    (lambda: rnnkit.RNN(I, H, nonlinearity="gelu"), ValueError, r"nonlinearity must be"),
+], ids=["unknown-backend", "scan-lstm", "native-layernorm", "native-reset-before",
+        "layers", "dropout", "layernorm-proj", "nonlinearity"])
+def test_bad_construction(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_packed_with_lengths_is_rejected():
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.randn(T, B, I), [5, 3, 1])
+    with pytest.raises(ValueError, match="lengths must be None when input is a PackedSequence"):
+        rnnkit.GRU(I, H)(packed, lengths=torch.tensor([5, 3, 1]))
+
+
+def test_dropout_with_one_layer_warns_like_torch():
+    with pytest.warns(UserWarning, match="dropout=0.2 acts between layers"):
+        rnnkit.GRU(I, H, dropout=0.2)

@@ -1,0 +1,129 @@
+"""Every executor against the reference loop: outputs, final states and gradients (inputs,
+initial state, parameters), in float64, with random inputs and ragged lengths including 1 and T.
+"""
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit import kernels
+from rnnkit.cells import (
+    ElmanCell,
+    GRUCell,
+    IndRNNCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+    MinGRUCell,
+    MinLSTMCell,
+)
+from rnnkit.cells.wrappers import RecurrentDropout, WeightDrop, Zoneout
+from tests.harness import assert_all_close, grads, random_loss
+
+MODELS = {
+    "rnn-tanh": lambda **kw: rnnkit.RNN(3, 5, **kw),
+    "rnn-relu": lambda **kw: rnnkit.RNN(3, 5, nonlinearity="relu", **kw),
+    "lstm": lambda **kw: rnnkit.LSTM(3, 5, **kw),
+    "lstm-proj": lambda **kw: rnnkit.LSTM(3, 5, proj_size=2, **kw),
+    "lstm-nobias": lambda **kw: rnnkit.LSTM(3, 5, bias=False, **kw),
+    "lstm-weight-drop": lambda **kw: rnnkit.LSTM(3, 5, weight_drop=0.4, **kw),
+    "gru": lambda **kw: rnnkit.GRU(3, 5, **kw),
+    "mingru": lambda **kw: rnnkit.MinGRU(3, 5, **kw),
+    "minlstm": lambda **kw: rnnkit.MinLSTM(3, 5, **kw),
+}
+FAST = {"native": ["rnn-tanh", "rnn-relu", "lstm", "lstm-proj", "lstm-nobias",
+                   "lstm-weight-drop", "gru"],
+        "scan": ["mingru", "minlstm"]}
+PAIRS = [(b, m) for b, ms in FAST.items() for m in ms] + [("auto", m) for m in MODELS]
+LAYOUTS = [  # (num_layers, bidirectional, batch_first)
+    (1, False, True), (2, False, False), (1, True, False), (2, True, True)]
+B, T = 5, 7
+
+
+def ragged_lengths():
+    lengths = torch.randint(1, T + 1, (B,))
+    lengths[0], lengths[1] = T, 1  # both ends always present
+    return lengths
+
+
+def run(model, x, h0, lengths, params):
+    for t in [x, *h0, *params]:
+        t.grad = None
+    result = model(x, h0 if len(h0) == 2 else h0[0], lengths=lengths)
+    random_loss(result).backward()
+    return result, grads([x, *h0, *params])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda t: "L{}-{}-{}".format(
+    t[0], "bi" if t[1] else "uni", "bf" if t[2] else "tf"))
+@pytest.mark.parametrize("ragged", [False, True], ids=["full", "ragged"])
+@pytest.mark.parametrize("backend, name", PAIRS, ids=[f"{b}-{m}" for b, m in PAIRS])
+def test_matches_reference(backend, name, layout, ragged):
+    num_layers, bidirectional, batch_first = layout
+    kw = dict(num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first)
+    reference = MODELS[name](backend="reference", **kw).eval()
+    fast = MODELS[name](backend=backend, **kw).eval()
+    fast.load_state_dict(reference.state_dict())
+    x = torch.randn((B, T, 3) if batch_first else (T, B, 3), requires_grad=True)
+    D = 2 if bidirectional else 1
+    out_size = 2 if name == "lstm-proj" else 5
+    h0 = [torch.randn(num_layers * D, B, out_size, requires_grad=True)]
+    if "lstm" in name and "min" not in name:
+        h0.append(torch.randn(num_layers * D, B, 5, requires_grad=True))
+    lengths = ragged_lengths() if ragged else None
+    want, want_grads = run(reference, x, h0, lengths, list(reference.parameters()))
+    got, got_grads = run(fast, x, h0, lengths, list(fast.parameters()))
+    assert_all_close(got, want)
+    assert_all_close(got_grads, want_grads)
+    assert all(g.abs().sum() > 0 for g in want_grads)  # every input really took part
+
+
+def test_weight_drop_in_training_is_the_same_on_both_executors():
+    """The fused op gets the same dropped weight_hh as the loop: nothing is patched."""
+    kw = dict(num_layers=2, bidirectional=True, batch_first=True, weight_drop=0.5)
+    reference = rnnkit.LSTM(3, 5, backend="reference", **kw).train()
+    fast = rnnkit.LSTM(3, 5, backend="native", **kw).train()
+    fast.load_state_dict(reference.state_dict())
+    x = torch.randn(B, T, 3)
+    torch.manual_seed(7)
+    want = reference(x)
+    torch.manual_seed(7)
+    got = fast(x)
+    assert_all_close(got, want)
+    torch.manual_seed(8)
+    assert not torch.allclose(fast(x)[0], want[0])  # and the mask really is random
+
+
+SUPPORT = {  # cell -> executors that must claim it
+    "elman": (lambda: ElmanCell(3, 4), {"reference", "native"}),
+    "lstm": (lambda: LSTMCell(3, 4), {"reference", "native"}),
+    "lstm-proj": (lambda: LSTMCell(3, 4, proj_size=2), {"reference", "native"}),
+    "lstm-peephole": (lambda: LSTMCell(3, 4, peephole=True), {"reference"}),
+    "gru": (lambda: GRUCell(3, 4), {"reference", "native"}),
+    "gru-reset-before": (lambda: GRUCell(3, 4, reset_after=False), {"reference"}),
+    "layernorm-lstm": (lambda: LayerNormLSTMCell(3, 4), {"reference"}),
+    "layernorm-gru": (lambda: LayerNormGRUCell(3, 4), {"reference"}),
+    "indrnn": (lambda: IndRNNCell(3, 4), {"reference"}),
+    "mingru": (lambda: MinGRUCell(3, 4), {"reference", "scan"}),
+    "minlstm": (lambda: MinLSTMCell(3, 4), {"reference", "scan"}),
+    "weight-drop-lstm": (lambda: WeightDrop(LSTMCell(3, 4), 0.3), {"reference", "native"}),
+    "zoneout-lstm": (lambda: Zoneout(LSTMCell(3, 4), 0.1, 0.1), {"reference"}),
+    "recurrent-dropout-gru": (lambda: RecurrentDropout(GRUCell(3, 4), 0.2), {"reference"}),
+    "wrapped-mingru": (lambda: Zoneout(MinGRUCell(3, 4), 0.1), {"reference"}),
+}
+
+
+@pytest.mark.parametrize("make, expected", SUPPORT.values(), ids=SUPPORT.keys())
+def test_supports_predicate(make, expected):
+    cell = make()
+    assert {name for name, k in kernels.KERNELS.items() if k.supports(cell)} == expected
+    auto = kernels.select("auto", cell)
+    assert auto is next(k for k in kernels.AUTO_ORDER if k.name in expected)
+
+
+def test_select_rejects_unknown_and_unsupported_backends():
+    with pytest.raises(ValueError, match=r"backend must be one of .*got 'cuda'"):
+        kernels.select("cuda", LSTMCell(3, 4))
+    with pytest.raises(ValueError, match=r"backend 'scan' cannot run .*backends that can: "
+                                         r"\['native', 'reference'\]"):
+        kernels.select("scan", LSTMCell(3, 4))
