@@ -87,8 +87,10 @@ def test_bad_layer_state():
     (lambda: rnnkit.LSTM(I, H, layer_norm=True, proj_size=2), ValueError,
      r"layer_norm=True cannot be combined with peephole or proj_size"),
     (lambda: rnnkit.RNN(I, H, nonlinearity="gelu"), ValueError, r"nonlinearity must be"),
+    (lambda: rnnkit.LSTM(I, H, zoneout=(0.1, 0.1, 0.1)), ValueError,
+     r"zoneout must be a probability or a \(p_h, p_c\) pair, got \(0.1, 0.1, 0.1\)"),
 ], ids=["unknown-backend", "scan-lstm", "native-layernorm", "native-reset-before",
-        "layers", "dropout", "layernorm-proj", "nonlinearity"])
+        "layers", "dropout", "layernorm-proj", "nonlinearity", "zoneout-triple"])
 def test_bad_construction(make, error, message):
     with pytest.raises(error, match=message):
         make()

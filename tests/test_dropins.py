@@ -1,5 +1,8 @@
 """The drop-ins against torch.nn with copied weights: lengths, PackedSequence, state dicts."""
 
+import copy
+import io
+
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -103,6 +106,17 @@ def test_state_dict_keys_and_attributes_are_torch_names():
     back = ours.to_torch()
     for (k, a), (k2, b) in zip(back.state_dict().items(), theirs.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(a, b)
+
+
+def test_deepcopy_and_pickle_keep_weights_and_names():
+    ours = rnnkit.LSTM(I, H, num_layers=2, bidirectional=True, zoneout=0.1).eval()
+    buf = io.BytesIO()
+    torch.save(ours, buf)
+    for other in (copy.deepcopy(ours),
+                  torch.load(io.BytesIO(buf.getvalue()), weights_only=False)):
+        assert list(other.state_dict()) == list(ours.state_dict())
+        x = torch.randn(T, B, I)
+        assert_all_close(other(x), ours(x))
 
 
 def test_nested_state_dict_prefix():

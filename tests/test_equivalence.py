@@ -127,3 +127,14 @@ def test_select_rejects_unknown_and_unsupported_backends():
     with pytest.raises(ValueError, match=r"backend 'scan' cannot run .*backends that can: "
                                          r"\['native', 'reference'\]"):
         kernels.select("scan", LSTMCell(3, 4))
+
+
+@pytest.mark.parametrize("cell_type", [MinGRUCell, MinLSTMCell], ids=["mingru", "minlstm"])
+def test_scan_float32_accuracy_on_long_sequences(cell_type):
+    """The log-space scan loses about |sum log a| * eps in float32; at T = 1024 that stays
+    below 5e-4 relative to the float64 loop (measured 1.6e-4 at T = 2048)."""
+    cell = cell_type(8, 16)
+    x = torch.randn(2, 1024, 8)
+    want, _ = rnnkit.Recurrent(cell, backend="reference")(x)
+    got, _ = rnnkit.Recurrent(cell.float(), backend="scan")(x.float())
+    torch.testing.assert_close(got.double(), want, rtol=5e-4, atol=1e-5)

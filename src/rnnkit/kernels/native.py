@@ -21,6 +21,7 @@ from rnnkit.cells.wrappers import WeightDrop
 
 name = "native"
 
+_OPS = {"gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
 HX = tuple[Tensor, ...]  # (h,) or (h, c), each (layers * directions, B, size)
 
 
@@ -40,16 +41,17 @@ def op_kind(cell: Cell) -> str:
     return "lstm" if isinstance(core, LSTMCell) else "gru"
 
 
+_FLAT_ORDER = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+
+
 def flat_weights(cell: Cell) -> list[Tensor]:
     """torch.nn's per-layer weight list: w_ih, w_hh, [b_ih, b_hh], [w_hr]."""
-    core = cell.cell if isinstance(cell, WeightDrop) else cell
-    w_hh = cell.dropped_weight_hh() if isinstance(cell, WeightDrop) else core.weight_hh
-    weights = [core.weight_ih, w_hh]
-    if core.bias_ih is not None:
-        weights += [core.bias_ih, core.bias_hh]
-    if getattr(core, "proj_size", 0):
-        weights.append(core.weight_hr)
-    return weights
+    if isinstance(cell, WeightDrop):
+        weights = flat_weights(cell.cell)
+        weights[1] = cell.dropped_weight_hh()
+        return weights
+    params = cell._parameters  # a dict lookup: Module.__getattr__ is slow on the streaming path
+    return [params[n] for n in _FLAT_ORDER if params.get(n) is not None]
 
 
 def fused(kind: str, x: Tensor, hx: HX, weights: list[Tensor], *, bias: bool, num_layers: int,
@@ -57,10 +59,9 @@ def fused(kind: str, x: Tensor, hx: HX, weights: list[Tensor], *, bias: bool, nu
     """One call of torch's fused op, exactly as torch.nn.RNN/LSTM/GRU.forward makes it."""
     args = (weights, bias, num_layers, dropout, train, bidirectional, batch_first)
     if kind == "lstm":
-        out, h, c = torch._VF.lstm(x, hx, *args)
+        out, h, c = torch.lstm(x, hx, *args)
         return out, (h, c)
-    op = {"gru": torch._VF.gru, "rnn_tanh": torch._VF.rnn_tanh, "rnn_relu": torch._VF.rnn_relu}[kind]
-    out, h = op(x, hx[0], *args)
+    out, h = _OPS[kind](x, hx[0], *args)
     return out, (h,)
 
 

@@ -30,7 +30,8 @@ class Recurrent(nn.Module):
     def __init__(self, cell: Cell, *, reverse: bool = False, backend: str = "auto"):
         super().__init__()
         self.cell, self.reverse, self.backend = cell, reverse, backend
-        self.kernel = kernels.select(backend, cell)  # raises if backend can't run the cell
+        # the executor's name, not the module, so that layers deepcopy and pickle
+        self.executor = kernels.select(backend, cell).name  # raises if backend can't run cell
         self.input_size, self.output_size = cell.input_size, cell.output_size
 
     def forward(self, x_BTI: Tensor, state: State | None = None, *,
@@ -46,10 +47,10 @@ class Recurrent(nn.Module):
             check_state(state, fresh, name="state")
         if self.reverse:
             x_BTI = flip_padded(x_BTI, lengths_B)
-        out_BTO, state = self.kernel.run(self.cell, x_BTI, state, lengths_B)
+        out_BTO, state = kernels.KERNELS[self.executor].run(self.cell, x_BTI, state, lengths_B)
         if self.reverse:
             out_BTO = flip_padded(out_BTO, lengths_B)
         return out_BTO, state
 
     def extra_repr(self) -> str:
-        return f"reverse={self.reverse}, backend={self.backend!r} -> {self.kernel.name}"
+        return f"reverse={self.reverse}, backend={self.backend!r} -> {self.executor}"

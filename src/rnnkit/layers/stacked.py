@@ -27,7 +27,7 @@ class Stacked(nn.Module):
             raise ValueError("layers must hold at least one layer, got none")
         if not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
-        for k, (below, above) in enumerate(zip(layers, layers[1:])):
+        for k, (below, above) in enumerate(zip(layers, layers[1:], strict=False)):
             if below.output_size != above.input_size:
                 raise ValueError(f"layer {k + 1} must take input_size {below.output_size} "
                                  f"(layer {k}'s output), got {above.input_size}")
@@ -38,8 +38,8 @@ class Stacked(nn.Module):
     def forward(self, x_BTI: Tensor, state: tuple | None = None, *,
                 lengths: Tensor | None = None) -> tuple[Tensor, tuple]:
         if state is not None and (not isinstance(state, tuple) or len(state) != len(self.layers)):
-            raise TypeError(f"state must be a tuple of {len(self.layers)} layer states, got "
-                            f"{type(state).__name__} of length {len(state) if isinstance(state, tuple) else '-'}")
+            raise TypeError(f"state must be a tuple of {len(self.layers)} layer states, "
+                            f"got {type(state).__name__} {_length(state)}")
         states = state if state is not None else (None,) * len(self.layers)
         finals = []
         for k, (layer, layer_state) in enumerate(zip(self.layers, states, strict=True)):
@@ -51,3 +51,7 @@ class Stacked(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dropout={self.dropout}"
+
+
+def _length(state) -> str:
+    return f"of length {len(state)}" if isinstance(state, tuple) else ""

@@ -1,4 +1,6 @@
-"""Drop-in replacements for torch.nn.RNN, LSTM and GRU, plus MinGRU and MinLSTM.
+"""The machinery shared by the drop-ins: construction, forward, state layouts, torch names.
+
+Drop-in replacements for torch.nn.RNN, LSTM and GRU, plus MinGRU and MinLSTM.
 
 Same constructor, defaults, input/state layouts and return values as torch.nn; state
 dicts use torch.nn's names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), so a torch.nn
@@ -24,25 +26,14 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnnkit import kernels
 from rnnkit._checks import check_lengths, check_like, check_sequence
-from rnnkit.cells import (
-    ElmanCell,
-    GRUCell,
-    HiddenState,
-    LayerNormGRUCell,
-    LayerNormLSTMCell,
-    LSTMCell,
-    LSTMState,
-    MinGRUCell,
-    MinLSTMCell,
-    core_cell,
-)
+from rnnkit.cells import HiddenState, MinGRUCell, MinLSTMCell, core_cell
 from rnnkit.cells.base import Cell
 from rnnkit.cells.wrappers import RecurrentDropout, WeightDrop, Zoneout, _check_p
 from rnnkit.kernels import native
 from rnnkit.layers import Bidirectional, Recurrent, Stacked
 
 
-class _DropIn(nn.Module):
+class DropIn(nn.Module):
     """Shared machinery of the drop-ins; see the module docstring."""
 
     _torch_class: type[nn.Module] | None = None
@@ -64,6 +55,8 @@ class _DropIn(nn.Module):
         self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
         self.bidirectional, self.backend = bidirectional, backend
         self.recurrent_dropout = _check_p("recurrent_dropout", recurrent_dropout)
+        if isinstance(zoneout, tuple) and len(zoneout) != 2:
+            raise ValueError(f"zoneout must be a probability or a (p_h, p_c) pair, got {zoneout!r}")
         zh, zc = zoneout if isinstance(zoneout, tuple) else (zoneout, zoneout)
         self.zoneout = (_check_p("zoneout", zh), _check_p("zoneout", zc))
         self.weight_drop = _check_p("weight_drop", weight_drop)
@@ -75,8 +68,11 @@ class _DropIn(nn.Module):
                     for d in range(D)]
             layers.append(Bidirectional(*runs) if bidirectional else runs[0])
         self.stack = Stacked(layers, dropout=dropout)
-        self._fused = backend in ("auto", "native") and all(
-            native.supports(run.cell) for run in self._runs())
+        # Looked up once: forward runs per step in streaming use, where Module.__getattr__
+        # chains would cost more than torch.nn's whole Python overhead.
+        self._cells = [run.cell for run in self._runs()]  # torch.nn's (layer, direction) order
+        self._fused_kind = native.op_kind(self._cells[0]) if backend in ("auto", "native") and all(
+            native.supports(cell) for cell in self._cells) else None
         self._torch_names = self._name_map()
         self.register_state_dict_post_hook(_rename_saved)
         self.register_load_state_dict_pre_hook(_rename_loaded)
@@ -135,7 +131,7 @@ class _DropIn(nn.Module):
 
     @property
     def all_weights(self) -> list[list[Tensor]]:
-        return [list(core_cell(run.cell).parameters()) for run in self._runs()]
+        return [list(core_cell(cell).parameters()) for cell in self._cells]
 
     def flatten_parameters(self) -> None:
         """No-op, for code written for torch.nn (our weights are never copied into a flat buffer)."""
@@ -171,7 +167,7 @@ class _DropIn(nn.Module):
             x = x.unsqueeze(0 if self.batch_first else 1)
             hx = None if hx is None else _map(hx, lambda t: t.unsqueeze(1))
         x_BTI = x if self.batch_first else x.transpose(0, 1)
-        like = core_cell(self._runs()[0].cell).weight_ih
+        like = core_cell(self._cells[0]).weight_ih
         check_sequence(x_BTI, name="input", input_size=self.input_size, like=like)
         B, T, _ = x_BTI.shape
         lengths_B = check_lengths(lengths, batch=B, time=T, device=x.device)
@@ -188,13 +184,13 @@ class _DropIn(nn.Module):
     def _run(self, x: Tensor, x_BTI: Tensor, hx, lengths_B):
         """-> (out_BTO, hx as a tuple of (L*D, B, ·) tensors)."""
         B = x_BTI.shape[0]
-        if self._fused and (lengths_B is None or not self.bidirectional):
+        kind = self._fused_kind
+        if kind is not None and (lengths_B is None or not self.bidirectional):
             if hx is None:
                 hx = self._zero_hx(B, x_BTI)
-            weights = [w for run in self._runs() for w in native.flat_weights(run.cell)]
+            weights = [w for cell in self._cells for w in native.flat_weights(cell)]
             opts = dict(bias=self.bias, num_layers=self.num_layers, dropout=self.dropout,
                         train=self.training)
-            kind = native.op_kind(self._runs()[0].cell)
             if lengths_B is None:
                 out, hx = native.fused(kind, x, hx, weights, bidirectional=self.bidirectional,
                                        batch_first=self.batch_first, **opts)
@@ -276,8 +272,7 @@ class _DropIn(nn.Module):
         if self._extras():
             raise ValueError(f"to_torch: torch.nn.{self._torch_class.__name__} has no "
                              f"equivalent of {self._extras()}")
-        p = self._runs()[0].cell
-        w = core_cell(p).weight_ih
+        w = core_cell(self._cells[0]).weight_ih
         theirs = self._torch_class(**self._torch_kwargs(), device=w.device, dtype=w.dtype)
         theirs.load_state_dict(self.state_dict())
         return theirs.train(self.training)
@@ -301,129 +296,12 @@ def _repack(out_BTO: Tensor, like: PackedSequence, lengths_B: Tensor) -> PackedS
     return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
 
 
-def _rename_saved(module: _DropIn, state_dict, prefix: str, local_metadata) -> None:
+def _rename_saved(module: DropIn, state_dict, prefix: str, local_metadata) -> None:
     for theirs, ours in module._torch_names.items():
         state_dict[prefix + theirs] = state_dict.pop(prefix + ours)
 
 
-def _rename_loaded(module: _DropIn, state_dict, prefix: str, *args) -> None:
+def _rename_loaded(module: DropIn, state_dict, prefix: str, *args) -> None:
     for theirs, ours in module._torch_names.items():
         if prefix + theirs in state_dict:
             state_dict[prefix + ours] = state_dict.pop(prefix + theirs)
-
-
-class RNN(_DropIn):
-    """Elman RNN, a drop-in for ``torch.nn.RNN`` (see the module docstring).
-
-    Extra keyword arguments: ``recurrent_dropout``, ``zoneout``, ``weight_drop``, ``backend``.
-    """
-
-    _torch_class = nn.RNN
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, **kwargs):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, **kwargs)
-
-    def _make_cell(self, input_size: int) -> Cell:
-        return ElmanCell(input_size, self.hidden_size, nonlinearity=self.nonlinearity,
-                         bias=self.bias)
-
-    def _torch_kwargs(self) -> dict:
-        return super()._torch_kwargs() | dict(nonlinearity=self.nonlinearity)
-
-    @classmethod
-    def _torch_extra_kwargs(cls, module: nn.Module) -> dict:
-        return dict(nonlinearity=module.nonlinearity)
-
-
-class LSTM(_DropIn):
-    """LSTM, a drop-in for ``torch.nn.LSTM`` (see the module docstring).
-
-    Extra keyword arguments: ``layer_norm`` (Ba et al. 2016), ``peephole`` (Gers &
-    Schmidhuber 2000), ``recurrent_dropout``, ``zoneout`` (p, or (p_h, p_c)),
-    ``weight_drop``, ``backend``.
-    """
-
-    _torch_class = nn.LSTM
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, *, layer_norm: bool = False, peephole: bool = False,
-                 **kwargs):
-        if layer_norm and (peephole or proj_size):
-            raise ValueError("layer_norm=True cannot be combined with peephole or proj_size, "
-                             f"got peephole={peephole}, proj_size={proj_size}")
-        self.proj_size, self.layer_norm, self.peephole = proj_size, layer_norm, peephole
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, **kwargs)
-
-    def _make_cell(self, input_size: int) -> Cell:
-        if self.layer_norm:
-            return LayerNormLSTMCell(input_size, self.hidden_size, bias=self.bias)
-        return LSTMCell(input_size, self.hidden_size, bias=self.bias, proj_size=self.proj_size,
-                        peephole=self.peephole)
-
-    def _output_size(self) -> int:
-        return self.proj_size or self.hidden_size
-
-    def _state_type(self):
-        return LSTMState
-
-    def _extras(self) -> dict:
-        flags = {k: True for k in ("layer_norm", "peephole") if getattr(self, k)}
-        return super()._extras() | flags
-
-    def _torch_kwargs(self) -> dict:
-        return super()._torch_kwargs() | dict(proj_size=self.proj_size)
-
-    @classmethod
-    def _torch_extra_kwargs(cls, module: nn.Module) -> dict:
-        return dict(proj_size=module.proj_size)
-
-
-class GRU(_DropIn):
-    """GRU, a drop-in for ``torch.nn.GRU`` (see the module docstring).
-
-    Extra keyword arguments: ``reset_after`` (False: reset gate before the product, as Cho
-    et al. 2014 and Keras ``reset_after=False``), ``layer_norm``, ``recurrent_dropout``,
-    ``zoneout``, ``weight_drop``, ``backend``.
-    """
-
-    _torch_class = nn.GRU
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 *, reset_after: bool = True, layer_norm: bool = False, **kwargs):
-        if layer_norm and not reset_after:
-            raise ValueError("layer_norm=True supports only reset_after=True, got reset_after=False")
-        self.reset_after, self.layer_norm = reset_after, layer_norm
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, **kwargs)
-
-    def _make_cell(self, input_size: int) -> Cell:
-        if self.layer_norm:
-            return LayerNormGRUCell(input_size, self.hidden_size, bias=self.bias)
-        return GRUCell(input_size, self.hidden_size, bias=self.bias, reset_after=self.reset_after)
-
-    def _extras(self) -> dict:
-        flags = {"layer_norm": True} if self.layer_norm else {}
-        return super()._extras() | flags | ({} if self.reset_after else {"reset_after": False})
-
-
-class MinGRU(_DropIn):
-    """minGRU (Feng et al. 2024) with torch.nn.GRU's signature; runs on the parallel scan."""
-
-    def _make_cell(self, input_size: int) -> Cell:
-        return MinGRUCell(input_size, self.hidden_size, bias=self.bias)
-
-
-class MinLSTM(_DropIn):
-    """minLSTM (Feng et al. 2024) with torch.nn.GRU's signature; runs on the parallel scan."""
-
-    def _make_cell(self, input_size: int) -> Cell:
-        return MinLSTMCell(input_size, self.hidden_size, bias=self.bias)

@@ -1,0 +1,140 @@
+"""Drop-in replacements for torch.nn.RNN, LSTM and GRU, plus MinGRU and MinLSTM.
+
+See ``rnnkit.dropins.base`` for what they share and add to torch.nn.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from rnnkit.cells import (
+    ElmanCell,
+    GRUCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+    LSTMState,
+    MinGRUCell,
+    MinLSTMCell,
+)
+from rnnkit.cells.base import Cell
+from rnnkit.dropins.base import DropIn
+
+__all__ = ["GRU", "LSTM", "RNN", "DropIn", "MinGRU", "MinLSTM"]
+
+
+class RNN(DropIn):
+    """Elman RNN, a drop-in for ``torch.nn.RNN`` (see the module docstring).
+
+    Extra keyword arguments: ``recurrent_dropout``, ``zoneout``, ``weight_drop``, ``backend``.
+    """
+
+    _torch_class = nn.RNN
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, **kwargs):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, **kwargs)
+
+    def _make_cell(self, input_size: int) -> Cell:
+        return ElmanCell(input_size, self.hidden_size, nonlinearity=self.nonlinearity,
+                         bias=self.bias)
+
+    def _torch_kwargs(self) -> dict:
+        return super()._torch_kwargs() | dict(nonlinearity=self.nonlinearity)
+
+    @classmethod
+    def _torch_extra_kwargs(cls, module: nn.Module) -> dict:
+        return dict(nonlinearity=module.nonlinearity)
+
+
+class LSTM(DropIn):
+    """LSTM, a drop-in for ``torch.nn.LSTM`` (see the module docstring).
+
+    Extra keyword arguments: ``layer_norm`` (Ba et al. 2016), ``peephole`` (Gers &
+    Schmidhuber 2000), ``recurrent_dropout``, ``zoneout`` (p, or (p_h, p_c)),
+    ``weight_drop``, ``backend``.
+    """
+
+    _torch_class = nn.LSTM
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, *, layer_norm: bool = False, peephole: bool = False,
+                 **kwargs):
+        if layer_norm and (peephole or proj_size):
+            raise ValueError("layer_norm=True cannot be combined with peephole or proj_size, "
+                             f"got peephole={peephole}, proj_size={proj_size}")
+        self.proj_size, self.layer_norm, self.peephole = proj_size, layer_norm, peephole
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, **kwargs)
+
+    def _make_cell(self, input_size: int) -> Cell:
+        if self.layer_norm:
+            return LayerNormLSTMCell(input_size, self.hidden_size, bias=self.bias)
+        return LSTMCell(input_size, self.hidden_size, bias=self.bias, proj_size=self.proj_size,
+                        peephole=self.peephole)
+
+    def _output_size(self) -> int:
+        return self.proj_size or self.hidden_size
+
+    def _state_type(self):
+        return LSTMState
+
+    def _extras(self) -> dict:
+        flags = {k: True for k in ("layer_norm", "peephole") if getattr(self, k)}
+        return super()._extras() | flags
+
+    def _torch_kwargs(self) -> dict:
+        return super()._torch_kwargs() | dict(proj_size=self.proj_size)
+
+    @classmethod
+    def _torch_extra_kwargs(cls, module: nn.Module) -> dict:
+        return dict(proj_size=module.proj_size)
+
+
+class GRU(DropIn):
+    """GRU, a drop-in for ``torch.nn.GRU`` (see the module docstring).
+
+    Extra keyword arguments: ``reset_after`` (False: reset gate before the product, as Cho
+    et al. 2014 and Keras ``reset_after=False``), ``layer_norm``, ``recurrent_dropout``,
+    ``zoneout``, ``weight_drop``, ``backend``.
+    """
+
+    _torch_class = nn.GRU
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 *, reset_after: bool = True, layer_norm: bool = False, **kwargs):
+        if layer_norm and not reset_after:
+            raise ValueError("layer_norm=True supports only reset_after=True, got reset_after=False")
+        self.reset_after, self.layer_norm = reset_after, layer_norm
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, **kwargs)
+
+    def _make_cell(self, input_size: int) -> Cell:
+        if self.layer_norm:
+            return LayerNormGRUCell(input_size, self.hidden_size, bias=self.bias)
+        return GRUCell(input_size, self.hidden_size, bias=self.bias, reset_after=self.reset_after)
+
+    def _extras(self) -> dict:
+        flags = {"layer_norm": True} if self.layer_norm else {}
+        return super()._extras() | flags | ({} if self.reset_after else {"reset_after": False})
+
+
+class MinGRU(DropIn):
+    """minGRU (Feng et al. 2024) with torch.nn.GRU's signature; runs on the parallel scan."""
+
+    def _make_cell(self, input_size: int) -> Cell:
+        return MinGRUCell(input_size, self.hidden_size, bias=self.bias)
+
+
+class MinLSTM(DropIn):
+    """minLSTM (Feng et al. 2024) with torch.nn.GRU's signature; runs on the parallel scan."""
+
+    def _make_cell(self, input_size: int) -> Cell:
+        return MinLSTMCell(input_size, self.hidden_size, bias=self.bias)
