@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 
 bench: $(STAMP)
-	$(BIN)/rnnkit bench layers --json benchmarks/results/layers.json
+	$(BIN)/rnnkit bench layers --json benchmarks/results/layers-cpu.json
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

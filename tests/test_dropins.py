@@ -129,6 +129,13 @@ def test_nested_state_dict_prefix():
     assert torch.equal(other[1].weight_hh_l0, model[1].weight_hh_l0)
 
 
+def test_from_torch_leaves_the_global_rng_alone():
+    theirs = torch.nn.LSTM(I, H, num_layers=2)
+    before = torch.get_rng_state()
+    rnnkit.LSTM.from_torch(theirs)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_from_torch_and_to_torch_errors():
     with pytest.raises(TypeError, match="module must be a torch.nn.LSTM, got GRU"):
         rnnkit.LSTM.from_torch(torch.nn.GRU(I, H))

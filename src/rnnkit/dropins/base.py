@@ -257,7 +257,8 @@ class DropIn(nn.Module):
                       bidirectional=module.bidirectional)
         kwargs.update(cls._torch_extra_kwargs(module))
         p = next(module.parameters())
-        ours = cls(**kwargs, **extras, device=p.device, dtype=p.dtype)
+        with torch.random.fork_rng(devices=[]):  # the random init is overwritten at once
+            ours = cls(**kwargs, **extras, device=p.device, dtype=p.dtype)
         ours.load_state_dict(module.state_dict())
         return ours.train(module.training)
 

@@ -1,0 +1,28 @@
+"""``rnnkit bench``: rnnkit against torch.nn, side by side (see rnnkit.bench)."""
+
+from __future__ import annotations
+
+import click
+
+from rnnkit.bench import SUITES, run_suites, write_json
+
+
+@click.command()
+@click.argument("suites", metavar="[SUITE]...", nargs=-1, type=click.Choice(SUITES))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write results here.")
+@click.option("--quick", is_flag=True, help="Fewer repeats and cases: a smoke run.")
+@click.option("--threads", type=click.IntRange(min=1), help="torch threads [default: all cores].")
+@click.option("--repeats", type=click.IntRange(min=1),
+              help="Interleaved repeats [default: 9; 3 with --quick].")
+def bench(suites, json_path, quick, threads, repeats):
+    """Time rnnkit against torch.nn on the same work, interleaved, after checking that
+    both give the same numbers. ratio = torch.nn / rnnkit: > 1 means rnnkit is faster.
+    Runs every suite when none is named (suites: layers)."""
+    report = run_suites(suites, quick=quick, repeats=repeats, threads=threads, echo=click.echo)
+    if json_path:
+        write_json(json_path, report)
+        click.echo(f"wrote {json_path}")
+    failed = [r["case"] for r in report["results"] if r["status"] != "ok"]
+    if failed:
+        raise click.ClickException(f"{len(failed)} case(s) gave different numbers from torch.nn "
+                                   f"and were not timed: {', '.join(failed)}")
