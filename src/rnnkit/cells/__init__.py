@@ -3,7 +3,7 @@
 ``CELLS`` is the closed registry of cell names used by configs and the CLI.
 """
 
-from rnnkit.cells.base import Cell, CellWrapper, HiddenState, LSTMState, State, core_cell
+from rnnkit.cells.base import Cell, CellWrapper, HiddenCell, HiddenState, LSTMState, State, core_cell
 from rnnkit.cells.elman import ElmanCell
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
@@ -27,6 +27,7 @@ __all__ = [
     "CellWrapper",
     "ElmanCell",
     "GRUCell",
+    "HiddenCell",
     "HiddenState",
     "IndRNNCell",
     "LSTMCell",

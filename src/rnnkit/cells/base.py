@@ -66,9 +66,11 @@ class Cell(nn.Module, ABC):
         output_size: size of ``state.h`` (H, or ``proj_size`` for a projected LSTM).
     """
 
-    input_size: int
-    hidden_size: int
-    output_size: int
+    def __init__(self, input_size: int, hidden_size: int, output_size: int | None = None):
+        super().__init__()
+        check_sizes(input_size=input_size, hidden_size=hidden_size)
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.output_size = hidden_size if output_size is None else output_size
 
     @abstractmethod
     def init_state(self, batch: int, *, device=None, dtype=None) -> State:
@@ -87,17 +89,21 @@ class Cell(nn.Module, ABC):
         return self
 
 
+class HiddenCell(Cell):
+    """A cell whose whole state is ``h`` (B, H)."""
+
+    def init_state(self, batch: int, *, device=None, dtype=None) -> HiddenState:
+        return HiddenState(zeros(batch, self.hidden_size, device, dtype))
+
+
 class CellWrapper(Cell):
     """A cell that adds behaviour around another cell (``self.cell``)."""
 
     def __init__(self, cell: Cell):
-        super().__init__()
         if not isinstance(cell, Cell):
             raise TypeError(f"cell must be an rnnkit Cell, got {type(cell).__name__}")
+        super().__init__(cell.input_size, cell.hidden_size, cell.output_size)
         self.cell = cell
-        self.input_size = cell.input_size
-        self.hidden_size = cell.hidden_size
-        self.output_size = cell.output_size
 
     def init_state(self, batch: int, *, device=None, dtype=None) -> State:
         return self.cell.init_state(batch, device=device, dtype=dtype)

@@ -6,12 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.cells.base import Cell, HiddenState, add_biases, check_sizes, uniform_init_, zeros
+from rnnkit.cells.base import HiddenCell, HiddenState, add_biases, uniform_init_
 
 _ACTIVATIONS = {"tanh": F.tanh, "relu": F.relu}
 
 
-class ElmanCell(Cell):
+class ElmanCell(HiddenCell):
     r"""Elman (simple) recurrent cell.
 
     .. math::
@@ -25,19 +25,14 @@ class ElmanCell(Cell):
 
     def __init__(self, input_size: int, hidden_size: int, *, nonlinearity: str = "tanh",
                  bias: bool = True):
-        super().__init__()
-        check_sizes(input_size=input_size, hidden_size=hidden_size)
         if nonlinearity not in _ACTIVATIONS:
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, hidden_size
+        super().__init__(input_size, hidden_size)
         self.nonlinearity = nonlinearity
         self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))
         self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))
         add_biases(self, hidden_size, bias)
         uniform_init_(self, hidden_size)
-
-    def init_state(self, batch: int, *, device=None, dtype=None) -> HiddenState:
-        return HiddenState(zeros(batch, self.hidden_size, device, dtype))
 
     def forward(self, x_BI: Tensor, state: HiddenState) -> HiddenState:
         phi = _ACTIVATIONS[self.nonlinearity]

@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.cells.base import Cell, HiddenState, add_biases, check_sizes, uniform_init_, zeros
+from rnnkit.cells.base import HiddenCell, HiddenState, add_biases, uniform_init_
 
 
-class GRUCell(Cell):
+class GRUCell(HiddenCell):
     r"""Gated recurrent unit. Gates r, z, n stacked in that order, as in torch.nn.GRU.
 
     .. math::
@@ -36,18 +36,13 @@ class GRUCell(Cell):
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
                  reset_after: bool = True):
-        super().__init__()
-        check_sizes(input_size=input_size, hidden_size=hidden_size)
+        super().__init__(input_size, hidden_size)
         H = hidden_size
-        self.input_size, self.hidden_size, self.output_size = input_size, H, H
         self.reset_after = reset_after
         self.weight_ih = nn.Parameter(torch.empty(3 * H, input_size))
         self.weight_hh = nn.Parameter(torch.empty(3 * H, H))
         add_biases(self, 3 * H, bias)
         uniform_init_(self, H)
-
-    def init_state(self, batch: int, *, device=None, dtype=None) -> HiddenState:
-        return HiddenState(zeros(batch, self.hidden_size, device, dtype))
 
     def forward(self, x_BI: Tensor, state: HiddenState) -> HiddenState:
         h_BH = state.h

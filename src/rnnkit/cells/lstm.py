@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.cells.base import Cell, LSTMState, add_biases, check_sizes, uniform_init_, zeros
+from rnnkit.cells.base import Cell, LSTMState, add_biases, uniform_init_, zeros
 
 
 class LSTMCell(Cell):
@@ -43,13 +43,11 @@ class LSTMCell(Cell):
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
                  proj_size: int = 0, peephole: bool = False):
-        super().__init__()
-        check_sizes(input_size=input_size, hidden_size=hidden_size)
         if not isinstance(proj_size, int) or not 0 <= proj_size < hidden_size:
             raise ValueError(f"proj_size must be an int in [0, hidden_size={hidden_size}), "
                              f"got {proj_size!r}")
-        H, out = hidden_size, proj_size or hidden_size
-        self.input_size, self.hidden_size, self.output_size = input_size, H, out
+        super().__init__(input_size, hidden_size, proj_size or hidden_size)
+        H, out = hidden_size, self.output_size
         self.proj_size, self.peephole = proj_size, peephole
         self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size))
         self.weight_hh = nn.Parameter(torch.empty(4 * H, out))

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.cells.base import Cell, HiddenState, check_sizes, uniform_init_, zeros
+from rnnkit.cells.base import HiddenCell, HiddenState, uniform_init_
 
 
 def g(x: Tensor) -> Tensor:
@@ -29,7 +29,7 @@ def log_g(x: Tensor) -> Tensor:
     return torch.where(x >= 0, (F.relu(x) + 0.5).log(), -F.softplus(-x))
 
 
-class MinGRUCell(Cell):
+class MinGRUCell(HiddenCell):
     r"""Minimal GRU. ``weight_ih`` stacks the rows of z and the candidate h̃, in that order.
 
     .. math::
@@ -44,16 +44,11 @@ class MinGRUCell(Cell):
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True):
-        super().__init__()
-        check_sizes(input_size=input_size, hidden_size=hidden_size)
+        super().__init__(input_size, hidden_size)
         H = hidden_size
-        self.input_size, self.hidden_size, self.output_size = input_size, H, H
         self.weight_ih = nn.Parameter(torch.empty(2 * H, input_size))
         self.bias_ih = nn.Parameter(torch.empty(2 * H)) if bias else None
         uniform_init_(self, H)
-
-    def init_state(self, batch: int, *, device=None, dtype=None) -> HiddenState:
-        return HiddenState(zeros(batch, self.hidden_size, device, dtype))
 
     def forward(self, x_BI: Tensor, state: HiddenState) -> HiddenState:
         k_z, k_h = F.linear(x_BI, self.weight_ih, self.bias_ih).chunk(2, dim=-1)
@@ -66,7 +61,7 @@ class MinGRUCell(Cell):
         return f"{self.input_size}, {self.hidden_size}"
 
 
-class MinLSTMCell(Cell):
+class MinLSTMCell(HiddenCell):
     r"""Minimal LSTM. ``weight_ih`` stacks the rows of f, i and the candidate h̃, in that order.
 
     .. math::
@@ -83,16 +78,11 @@ class MinLSTMCell(Cell):
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True):
-        super().__init__()
-        check_sizes(input_size=input_size, hidden_size=hidden_size)
+        super().__init__(input_size, hidden_size)
         H = hidden_size
-        self.input_size, self.hidden_size, self.output_size = input_size, H, H
         self.weight_ih = nn.Parameter(torch.empty(3 * H, input_size))
         self.bias_ih = nn.Parameter(torch.empty(3 * H)) if bias else None
         uniform_init_(self, H)
-
-    def init_state(self, batch: int, *, device=None, dtype=None) -> HiddenState:
-        return HiddenState(zeros(batch, self.hidden_size, device, dtype))
 
     def forward(self, x_BI: Tensor, state: HiddenState) -> HiddenState:
         k_f, k_i, k_h = F.linear(x_BI, self.weight_ih, self.bias_ih).chunk(3, dim=-1)

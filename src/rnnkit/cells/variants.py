@@ -15,15 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.cells.base import (
-    Cell,
-    HiddenState,
-    LSTMState,
-    add_biases,
-    check_sizes,
-    uniform_init_,
-    zeros,
-)
+from rnnkit.cells.base import Cell, HiddenCell, HiddenState, LSTMState, add_biases, uniform_init_, zeros
 
 
 class LayerNormLSTMCell(Cell):
@@ -42,10 +34,8 @@ class LayerNormLSTMCell(Cell):
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
                  eps: float = 1e-5):
-        super().__init__()
-        check_sizes(input_size=input_size, hidden_size=hidden_size)
+        super().__init__(input_size, hidden_size)
         H = hidden_size
-        self.input_size, self.hidden_size, self.output_size = input_size, H, H
         self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size))
         self.weight_hh = nn.Parameter(torch.empty(4 * H, H))
         add_biases(self, 4 * H, bias)
@@ -71,7 +61,7 @@ class LayerNormLSTMCell(Cell):
         return f"{self.input_size}, {self.hidden_size}"
 
 
-class LayerNormGRUCell(Cell):
+class LayerNormGRUCell(HiddenCell):
     r"""GRU with layer normalisation of both products; reset gate after the product.
 
     .. math::
@@ -90,19 +80,14 @@ class LayerNormGRUCell(Cell):
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
                  eps: float = 1e-5):
-        super().__init__()
-        check_sizes(input_size=input_size, hidden_size=hidden_size)
+        super().__init__(input_size, hidden_size)
         H = hidden_size
-        self.input_size, self.hidden_size, self.output_size = input_size, H, H
         self.weight_ih = nn.Parameter(torch.empty(3 * H, input_size))
         self.weight_hh = nn.Parameter(torch.empty(3 * H, H))
         add_biases(self, 3 * H, bias)
         uniform_init_(self, H)
         self.ln_ih = nn.LayerNorm(3 * H, eps=eps, bias=False)
         self.ln_hh = nn.LayerNorm(3 * H, eps=eps, bias=False)
-
-    def init_state(self, batch: int, *, device=None, dtype=None) -> HiddenState:
-        return HiddenState(zeros(batch, self.hidden_size, device, dtype))
 
     def forward(self, x_BI: Tensor, state: HiddenState) -> HiddenState:
         h_BH = state.h
@@ -118,7 +103,7 @@ class LayerNormGRUCell(Cell):
         return f"{self.input_size}, {self.hidden_size}"
 
 
-class IndRNNCell(Cell):
+class IndRNNCell(HiddenCell):
     r"""Independently recurrent cell (Li et al. 2018, eq. 2).
 
     .. math::
@@ -133,21 +118,16 @@ class IndRNNCell(Cell):
 
     def __init__(self, input_size: int, hidden_size: int, *, nonlinearity: str = "relu",
                  bias: bool = True):
-        super().__init__()
-        check_sizes(input_size=input_size, hidden_size=hidden_size)
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size)
         H = hidden_size
-        self.input_size, self.hidden_size, self.output_size = input_size, H, H
         self.nonlinearity = nonlinearity
         self.weight_ih = nn.Parameter(torch.empty(H, input_size))
         self.weight_hh = nn.Parameter(torch.empty(H))
         self.bias_ih = nn.Parameter(torch.empty(H)) if bias else None
         uniform_init_(self, H)
         nn.init.uniform_(self.weight_hh, 0.0, 1.0)
-
-    def init_state(self, batch: int, *, device=None, dtype=None) -> HiddenState:
-        return HiddenState(zeros(batch, self.hidden_size, device, dtype))
 
     def forward(self, x_BI: Tensor, state: HiddenState) -> HiddenState:
         phi = F.relu if self.nonlinearity == "relu" else F.tanh

@@ -7,7 +7,10 @@ import click
 from rnnkit import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+@click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="rnnkit")
 def cli() -> None:
     """rnnkit: recurrent neural networks for PyTorch."""
@@ -17,8 +20,10 @@ def _register() -> None:
     from rnnkit.cli.bench import bench
     from rnnkit.cli.demo import demo
 
-    cli.add_command(bench)
-    cli.add_command(demo)
+    for command in (bench, demo):
+        # on the command itself too, so that `-h` works however the command is invoked
+        command.context_settings = {**CONTEXT, **command.context_settings}
+        cli.add_command(command)
 
 
 _register()
