@@ -6,7 +6,6 @@ import click
 
 from rnnkit import __version__
 
-
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
