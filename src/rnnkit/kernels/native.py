@@ -9,6 +9,8 @@ about 2x faster than ``pack_padded_sequence`` + ``nn.LSTM``, whose packed path i
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -79,11 +81,12 @@ def segmented(kind: str, x_BTI: Tensor, hx: HX, weights: list[Tensor], lengths_B
         return fused(kind, x_BTI, hx, weights, **opts)
     x_BTI = x_BTI.index_select(0, order_B)
     hx = tuple(t.index_select(1, order_B) for t in hx)
+    ascending = lengths[::-1]
     outs, finals, start, live = [], [], 0, B
     for end in sorted(set(lengths)):
         out_nSO, hx = fused(kind, x_BTI[:live, start:end], hx, weights, **opts)
         outs.append(F.pad(out_nSO, (0, 0, 0, 0, 0, B - live)))  # finished rows emit zeros
-        still = sum(1 for n in lengths if n > end)
+        still = B - bisect_right(ascending, end)  # rows longer than `end`
         finals.append(tuple(t[:, still:] for t in hx))  # rows that end here
         hx = tuple(t[:, :still] for t in hx)
         start, live = end, still
