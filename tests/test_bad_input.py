@@ -105,3 +105,28 @@ def test_packed_with_lengths_is_rejected():
 def test_dropout_with_one_layer_warns_like_torch():
     with pytest.warns(UserWarning, match="dropout=0.2 acts between layers"):
         rnnkit.GRU(I, H, dropout=0.2)
+
+
+@pytest.mark.parametrize("shape, batch_first, message", [
+    ((5,), False, r"input must be 3-D \(time, batch, features\) or 2-D \(time, features\), got shape \(5,\)"),
+    ((5, 2, 7), False, r"input must have 4 features \(input_size\), got 7 \(shape \(5, 2, 7\)\)"),
+    ((5, 7), True, r"got 7 \(shape \(5, 7\)\)"),
+], ids=["1-D", "time-major-features", "unbatched-features"])
+def test_dropin_errors_show_the_callers_shape(shape, batch_first, message):
+    with pytest.raises(ValueError, match=message):
+        rnnkit.LSTM(I, H, batch_first=batch_first)(torch.randn(*shape))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: rnnkit.GRU(I, H)(torch.randn(T, B, I), 3), TypeError,
+     r"hx must be a Tensor or a tuple of Tensors, got int"),
+    (lambda: Recurrent(torch.nn.Linear(I, H)), TypeError, r"cell must be an rnnkit Cell, got Linear"),
+    (lambda: rnnkit.LockedDropout(0.5)(torch.randn(B, I)), ValueError,
+     r"x_BTF must be 3-D \(batch, time, features\), got shape \(3, 4\)"),
+    (lambda: rnnkit.LSTM(I, 0), ValueError, r"hidden_size must be a positive int, got 0"),
+    (lambda: rnnkit.GRU(I, H, batch_first=True)(torch.randn(B, T, I), lengths="ab"), TypeError,
+     r"lengths must be a \(B,\) integer tensor or list of ints, got str"),
+], ids=["hx-int", "not-a-cell", "locked-2d", "lstm-hidden-0", "lengths-str"])
+def test_more_bad_arguments(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

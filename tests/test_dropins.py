@@ -169,3 +169,22 @@ def test_gru_reset_before_differs_from_torch():
     ours = rnnkit.GRU.from_torch(theirs, reset_after=False)
     x = torch.randn(B, T, I)
     assert not torch.allclose(ours(x)[0], theirs(x)[0])
+
+
+def test_assigning_a_torch_name_replaces_the_parameter():
+    ours = rnnkit.LSTM(I, H)
+    new = torch.nn.Parameter(torch.randn(4 * H, H))
+    ours.weight_hh_l0 = new
+    assert ours.weight_hh_l0 is new
+    assert ours.state_dict()["weight_hh_l0"] is not None
+    assert torch.equal(ours.state_dict()["weight_hh_l0"], new.detach())
+
+
+@pytest.mark.parametrize("ragged", [False, True], ids=["full", "ragged"])
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_torch_compile_runs_and_matches(name, ragged):
+    ours, theirs = make_pair(name, "auto", num_layers=2, batch_first=True)
+    compiled = torch.compile(ours, backend="eager")  # Dynamo's tracing, without codegen time
+    x = torch.randn(B, T, I)
+    lengths = lengths_with_ends() if ragged else None
+    assert_all_close(compiled(x, lengths=lengths), ours(x, lengths=lengths))

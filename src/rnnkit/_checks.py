@@ -38,7 +38,11 @@ def check_lengths(lengths: Tensor | None, *, batch: int, time: int, device) -> T
     if lengths is None:
         return None
     if not isinstance(lengths, Tensor):
-        lengths = torch.as_tensor(lengths)
+        try:
+            lengths = torch.as_tensor(lengths)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"lengths must be a (B,) integer tensor or list of ints, "
+                            f"got {type(lengths).__name__}") from err
     if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.is_complex():
         raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
     if lengths.shape != (batch,):
@@ -51,8 +55,9 @@ def check_lengths(lengths: Tensor | None, *, batch: int, time: int, device) -> T
     return lengths.to(device=device, dtype=torch.long)
 
 
-def check_state(state, expected, *, name: str) -> None:
-    """``state`` must have the structure and shapes of ``expected`` (from ``init_state``)."""
+def check_state(state, expected, *, name: str):
+    """``state`` must have the structure and shapes of ``expected`` (from ``init_state``);
+    returns it as ``expected``'s NamedTuple type (a plain tuple is accepted)."""
     if not isinstance(state, tuple) or len(state) != len(expected):
         raise TypeError(f"{name} must be a {type(expected).__name__} of {len(expected)} tensors, "
                         f"got {type(state).__name__}")
@@ -61,3 +66,4 @@ def check_state(state, expected, *, name: str) -> None:
             shape = tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
             raise ValueError(f"{name}.{field} must have shape {tuple(want.shape)}, got {shape}")
         check_like(got, name=f"{name}.{field}", like=want)
+    return type(expected)(*state)

@@ -120,3 +120,28 @@ def test_layer_construction_errors():
         Bidirectional(Recurrent(GRUCell(I, H)), Recurrent(GRUCell(I, H)))
     with pytest.raises(ValueError, match="backend 'native' cannot run"):
         Recurrent(MinGRUCell(I, H), backend="native")
+
+
+@pytest.mark.parametrize("backend", ["reference", "native"])
+def test_plain_tuple_state_is_accepted(backend):
+    layer = Recurrent(LSTMCell(I, H), backend=backend)
+    x, h, c = torch.randn(B, T, I), torch.randn(B, H), torch.randn(B, H)
+    out, state = layer(x, (h, c))
+    want_out, want_state = layer(x, layer.cell.init_state(B)._replace(h=h, c=c))
+    torch.testing.assert_close(out, want_out)
+    assert type(state).__name__ == "LSTMState"
+    assert_all_close(state, want_state)
+
+
+@pytest.mark.parametrize("make", [lambda: LSTMCell(I, H), lambda: MinGRUCell(I, H)], ids=["lstm", "mingru"])
+@pytest.mark.parametrize("backend", ["reference", "auto"])
+def test_nan_padding_does_not_reach_gradients(make, backend):
+    layer = Recurrent(make(), backend=backend)
+    x = torch.randn(B, T, I)
+    x[1, 1:] = float("nan")  # row 1 has length 1: the rest is padding
+    x.requires_grad_(True)
+    out, state = layer(x, lengths=LENGTHS)
+    (out.sum() + state.h.sum()).backward()
+    assert torch.isfinite(out).all()
+    assert all(torch.isfinite(p.grad).all() for p in layer.parameters())
+    assert torch.isfinite(x.grad).all()

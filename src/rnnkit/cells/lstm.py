@@ -43,11 +43,12 @@ class LSTMCell(Cell):
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
                  proj_size: int = 0, peephole: bool = False):
+        super().__init__(input_size, hidden_size)
         if not isinstance(proj_size, int) or not 0 <= proj_size < hidden_size:
             raise ValueError(f"proj_size must be an int in [0, hidden_size={hidden_size}), "
                              f"got {proj_size!r}")
-        super().__init__(input_size, hidden_size, proj_size or hidden_size)
-        H, out = hidden_size, self.output_size
+        H, out = hidden_size, proj_size or hidden_size
+        self.output_size = out
         self.proj_size, self.peephole = proj_size, peephole
         self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size))
         self.weight_hh = nn.Parameter(torch.empty(4 * H, out))

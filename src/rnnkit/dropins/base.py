@@ -129,6 +129,14 @@ class DropIn(nn.Module):
             return self.get_parameter(names[name])
         return super().__getattr__(name)
 
+    def __setattr__(self, name: str, value) -> None:
+        names = self.__dict__.get("_torch_names")
+        if names is not None and name in names:  # lstm.weight_hh_l0 = nn.Parameter(...)
+            owner, _, attr = names[name].rpartition(".")
+            setattr(self.get_submodule(owner), attr, value)
+            return
+        super().__setattr__(name, value)
+
     @property
     def all_weights(self) -> list[list[Tensor]]:
         return [list(core_cell(cell).parameters()) for cell in self._cells]
@@ -160,6 +168,7 @@ class DropIn(nn.Module):
             x = input
         if not isinstance(x, Tensor):
             raise TypeError(f"input must be a Tensor or PackedSequence, got {type(x).__name__}")
+        self._check_layout(x)
         unbatched = x.dim() == 2
         if unbatched:
             if lengths is not None:
@@ -180,6 +189,16 @@ class DropIn(nn.Module):
             out = out.squeeze(0 if self.batch_first else 1)
             hx = tuple(t.squeeze(1) for t in hx)
         return out, self._unpack_hx(hx)
+
+    def _check_layout(self, x: Tensor) -> None:
+        """Rank and feature size, reported in the caller's own layout."""
+        layout = "(batch, time, features)" if self.batch_first else "(time, batch, features)"
+        if x.dim() not in (2, 3):
+            raise ValueError(f"input must be 3-D {layout} or 2-D (time, features), "
+                             f"got shape {tuple(x.shape)}")
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"input must have {self.input_size} features (input_size), "
+                             f"got {x.shape[-1]} (shape {tuple(x.shape)})")
 
     def _run(self, x: Tensor, x_BTI: Tensor, hx, lengths_B):
         """-> (out_BTO, hx as a tuple of (L*D, B, ·) tensors)."""
@@ -208,6 +227,8 @@ class DropIn(nn.Module):
 
     def _check_hx(self, hx, B: int, like: Tensor) -> tuple[Tensor, ...]:
         fields = self._state_type()._fields
+        if not isinstance(hx, Tensor | tuple | list):
+            raise TypeError(f"hx must be a Tensor or a tuple of Tensors, got {type(hx).__name__}")
         hx = (hx,) if isinstance(hx, Tensor) else tuple(hx)
         if len(hx) != len(fields):
             what = "a (h_0, c_0) pair" if len(fields) == 2 else "one tensor h_0"

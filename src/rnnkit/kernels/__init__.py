@@ -26,6 +26,8 @@ def check_backend(backend: str) -> None:
 def select(backend: str, cell: Cell) -> ModuleType:
     """The executor that runs ``cell`` for ``backend``, or a ValueError saying why none can."""
     check_backend(backend)
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be an rnnkit Cell, got {type(cell).__name__}")
     if backend == "auto":
         return next(k for k in AUTO_ORDER if k.supports(cell))
     kernel = KERNELS[backend]

@@ -56,6 +56,9 @@ def flat_weights(cell: Cell) -> list[Tensor]:
     return [params[n] for n in _FLAT_ORDER if params.get(n) is not None]
 
 
+# Dynamo cannot trace torch's fused RNN ops (aten.mkldnn_rnn_layer); torch.nn.LSTM gets a
+# graph break for the same reason (torch._dynamo.config.allow_rnn=False).
+@torch.compiler.disable
 def fused(kind: str, x: Tensor, hx: HX, weights: list[Tensor], *, bias: bool, num_layers: int,
           dropout: float, train: bool, bidirectional: bool, batch_first: bool):
     """One call of torch's fused op, exactly as torch.nn.RNN/LSTM/GRU.forward makes it."""

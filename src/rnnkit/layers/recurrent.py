@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from rnnkit import kernels
 from rnnkit._checks import check_lengths, check_sequence, check_state
 from rnnkit.cells.base import Cell, State, core_cell
-from rnnkit.layers.masking import flip_padded
+from rnnkit.layers.masking import flip_padded, lengths_to_mask
 
 
 class Recurrent(nn.Module):
@@ -44,7 +44,12 @@ class Recurrent(nn.Module):
         if state is None:
             state = fresh
         else:
-            check_state(state, fresh, name="state")
+            state = check_state(state, fresh, name="state")
+        if lengths_B is not None:
+            # the loop and the scan do compute on padded steps (and discard the result):
+            # zeros there keep NaN/inf padding out of the parameter gradients
+            live_BT1 = lengths_to_mask(lengths_B, T)[..., None]
+            x_BTI = x_BTI.masked_fill(~live_BT1, 0.0)
         if self.reverse:
             x_BTI = flip_padded(x_BTI, lengths_B)
         out_BTO, state = kernels.KERNELS[self.executor].run(self.cell, x_BTI, state, lengths_B)

@@ -22,6 +22,8 @@ class LockedDropout(nn.Module):
         self.p = _check_p("p", p)
 
     def forward(self, x_BTF: Tensor) -> Tensor:
+        if x_BTF.dim() != 3:
+            raise ValueError(f"x_BTF must be 3-D (batch, time, features), got shape {tuple(x_BTF.shape)}")
         if not self.training or self.p == 0.0:
             return x_BTF
         keep_B1F = x_BTF.new_full((x_BTF.shape[0], 1, x_BTF.shape[2]), 1.0 - self.p)
