@@ -220,10 +220,14 @@ class DropIn(nn.Module):
         return out_BTO, self._flatten(state)
 
     # -- states: torch.nn layout (L*D, B, ·) <-> one cell state per layer and direction --------
-    def _zero_hx(self, B: int, like: Tensor) -> tuple[Tensor, ...]:
+    def _hx_shapes(self, B: int) -> list[tuple[int, int, int]]:
+        """torch.nn's state layout: (L*D, B, H_out) for h, (L*D, B, H) for c."""
         LD = self.num_layers * (2 if self.bidirectional else 1)
         sizes = (self._output_size(), self.hidden_size)[: len(self._state_type()._fields)]
-        return tuple(like.new_zeros(LD, B, n) for n in sizes)
+        return [(LD, B, n) for n in sizes]
+
+    def _zero_hx(self, B: int, like: Tensor) -> tuple[Tensor, ...]:
+        return tuple(like.new_zeros(shape) for shape in self._hx_shapes(B))
 
     def _check_hx(self, hx, B: int, like: Tensor) -> tuple[Tensor, ...]:
         fields = self._state_type()._fields
@@ -233,10 +237,10 @@ class DropIn(nn.Module):
         if len(hx) != len(fields):
             what = "a (h_0, c_0) pair" if len(fields) == 2 else "one tensor h_0"
             raise TypeError(f"hx must be {what}, got {len(hx)} items")
-        for name, t, want in zip(fields, hx, self._zero_hx(B, like), strict=True):
-            if not isinstance(t, Tensor) or t.shape != want.shape:
+        for name, t, want in zip(fields, hx, self._hx_shapes(B), strict=True):
+            if not isinstance(t, Tensor) or t.shape != want:
                 shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-                raise ValueError(f"hx {name}_0 must have shape {tuple(want.shape)} "
+                raise ValueError(f"hx {name}_0 must have shape {want} "
                                  "(num_layers * num_directions, batch, size), got " + str(shape))
             check_like(t, name=f"hx {name}_0", like=like)
         return hx
