@@ -119,6 +119,16 @@ def test_deepcopy_and_pickle_keep_weights_and_names():
         assert_all_close(other(x), ours(x))
 
 
+def test_missing_keys_are_reported_by_torch_names():
+    state = torch.nn.LSTM(I, H, num_layers=2).state_dict()
+    del state["bias_hh_l1"]
+    with pytest.raises(RuntimeError, match=r'Missing key\(s\) in state_dict: "bias_hh_l1"'):
+        rnnkit.LSTM(I, H, num_layers=2).load_state_dict(state)
+    model = torch.nn.Sequential(rnnkit.GRU(I, H))
+    result = model.load_state_dict({}, strict=False)
+    assert result.missing_keys == ["0.weight_ih_l0", "0.weight_hh_l0", "0.bias_ih_l0", "0.bias_hh_l0"]
+
+
 def test_nested_state_dict_prefix():
     model = torch.nn.Sequential(torch.nn.Linear(2, I), rnnkit.GRU(I, H, batch_first=True))
     keys = list(model.state_dict())

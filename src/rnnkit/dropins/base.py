@@ -76,6 +76,7 @@ class DropIn(nn.Module):
         self._torch_names = self._name_map()
         self.register_state_dict_post_hook(_rename_saved)
         self.register_load_state_dict_pre_hook(_rename_loaded)
+        self.register_load_state_dict_post_hook(_rename_missing)
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
 
@@ -325,6 +326,16 @@ def _repack(out_BTO: Tensor, like: PackedSequence, lengths_B: Tensor) -> PackedS
 def _rename_saved(module: DropIn, state_dict, prefix: str, local_metadata) -> None:
     for theirs, ours in module._torch_names.items():
         state_dict[prefix + theirs] = state_dict.pop(prefix + ours)
+
+
+def _rename_missing(module: DropIn, incompatible) -> None:
+    """Report missing keys by their torch.nn names, the names the caller's dict uses."""
+    ours = {v: k for k, v in module._torch_names.items()}
+    for k, key in enumerate(incompatible.missing_keys):
+        for internal, theirs in ours.items():
+            if key == internal or key.endswith("." + internal):
+                incompatible.missing_keys[k] = key[: len(key) - len(internal)] + theirs
+                break
 
 
 def _rename_loaded(module: DropIn, state_dict, prefix: str, *args) -> None:
