@@ -17,7 +17,6 @@ import math
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -25,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+
+from rnnkit._io import write_atomic
 
 SUITES = ("layers",)
 DTYPE = torch.float32
@@ -204,20 +205,7 @@ def write_json(path: str | os.PathLike, report: dict) -> None:
     """Write ``report`` to ``path`` atomically: a temporary file beside it, then os.replace."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; results are for reading
-        with os.fdopen(fd, "w") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
 
 
 __all__ = ["SUITES", "Comparison", "Timing", "compare", "machine", "run_suites", "write_json"]

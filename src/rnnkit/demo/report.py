@@ -4,29 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``, so
-    that a reader never sees a half-written file."""
-    # not mkstemp: its files are 0600, and a run directory should follow the umask
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+from rnnkit._io import write_atomic
 
 
 def save_run(out: Path, *, model: nn.Module, config: dict[str, Any], vocab: list[str],

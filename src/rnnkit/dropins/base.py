@@ -1,7 +1,5 @@
 """The machinery shared by the drop-ins: construction, forward, state layouts, torch names.
 
-Drop-in replacements for torch.nn.RNN, LSTM and GRU, plus MinGRU and MinLSTM.
-
 Same constructor, defaults, input/state layouts and return values as torch.nn; state
 dicts use torch.nn's names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), so a torch.nn
 module's state dict loads unchanged and gives the same numbers. On top of torch.nn:
@@ -117,8 +115,8 @@ class DropIn(nn.Module):
         module_names = {id(m): n for n, m in self.named_modules()}
         D = 2 if self.bidirectional else 1
         names = {}
-        for k, run in enumerate(self._runs()):
-            core = core_cell(run.cell)
+        for k, cell in enumerate(self._cells):
+            core = core_cell(cell)
             suffix = f"_l{k // D}" + ("_reverse" if k % D else "")
             for pname, _ in core.named_parameters():
                 names[pname.replace(".", "_") + suffix] = f"{module_names[id(core)]}.{pname}"

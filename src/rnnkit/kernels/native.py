@@ -27,8 +27,13 @@ _OPS = {"gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu
 HX = tuple[Tensor, ...]  # (h,) or (h, c), each (layers * directions, B, size)
 
 
+def _owner(cell: Cell) -> Cell:
+    """The cell that owns the weights: weight drop is the one wrapper this executor runs."""
+    return cell.cell if isinstance(cell, WeightDrop) else cell
+
+
 def supports(cell: Cell) -> bool:
-    core = cell.cell if isinstance(cell, WeightDrop) else cell
+    core = _owner(cell)
     if type(core) is LSTMCell:
         return not core.peephole
     if type(core) is GRUCell:
@@ -37,7 +42,7 @@ def supports(cell: Cell) -> bool:
 
 
 def op_kind(cell: Cell) -> str:
-    core = cell.cell if isinstance(cell, WeightDrop) else cell
+    core = _owner(cell)
     if isinstance(core, ElmanCell):
         return f"rnn_{core.nonlinearity}"
     return "lstm" if isinstance(core, LSTMCell) else "gru"
@@ -101,8 +106,7 @@ def segmented(kind: str, x_BTI: Tensor, hx: HX, weights: list[Tensor], lengths_B
 
 
 def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
-    core = cell.cell if isinstance(cell, WeightDrop) else cell
     hx = tuple(t.unsqueeze(0) for t in state)
     out_BTO, hx = segmented(op_kind(cell), x_BTI, hx, flat_weights(cell), lengths_B,
-                            bias=core.bias_ih is not None)
+                            bias=_owner(cell).bias_ih is not None)
     return out_BTO, type(state)(*(t.squeeze(0) for t in hx))
