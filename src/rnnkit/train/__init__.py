@@ -1,0 +1,1 @@
+"""Training: one fit loop, truncated BPTT streams, schedules, checkpoints and metrics."""
