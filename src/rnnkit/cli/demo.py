@@ -2,28 +2,29 @@
 
 import click
 
+from rnnkit.cli._config import config_options, resolve_config
 from rnnkit.demo import DemoConfig, check_inputs, format_report, run_demo
 
 D = DemoConfig()
 
 
 @click.command()
-@click.option("--minutes", type=click.FloatRange(0, 1e6, min_open=True), default=D.minutes,
-              show_default=True, help="Training time budget.")
+@click.option("--minutes", type=click.FloatRange(0, 1e6, min_open=True),
+              help=f"Training time budget.  [default: {D.minutes}]")
 @click.option("--steps", type=click.IntRange(min=1), help="Also stop after this many steps.")
-@click.option("--out", type=click.Path(file_okay=False), default=D.out, show_default=True,
-              help="Directory for model.pt, config.json, vocab.json, metrics.json.")
-@click.option("--seed", type=int, default=D.seed, show_default=True)
-@click.option("--prompt", default=D.prompt, show_default=True, help="Start of the sample.")
-@click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE",
-              help="Set any DemoConfig field, e.g. --set hidden_size=128 (repeatable).")
-def demo(minutes, steps, out, seed, prompt, overrides):
+@click.option("--out", type=click.Path(file_okay=False),
+              help=f"The model directory to write.  [default: {D.out}]")
+@click.option("--seed", type=int, help=f"Seed of the weights, dropout and sample.  [default: {D.seed}]")
+@click.option("--prompt", help=f"Start of the sample.  [default: {D.prompt}]")
+@config_options
+def demo(minutes, steps, out, seed, prompt, config, sets):
     """Train a character-level LSTM on KJV Genesis+Exodus (embedded) and report held-out
     bits per character next to Kneser-Ney n-gram baselines fitted on the same training
-    text; then sample from a prompt and save the run to --out."""
+    text; then sample from a prompt and save the model directory to --out (config.json,
+    model.safetensors, tokenizer.json, metrics.csv, report.json; `rnnkit plot` draws it)."""
+    cfg = resolve_config(DemoConfig, config, sets, minutes=minutes, steps=steps, out=out,
+                         seed=seed, prompt=prompt)
     try:
-        cfg = DemoConfig.from_overrides(overrides, minutes=minutes, steps=steps, out=out,
-                                        seed=seed, prompt=prompt)
         check_inputs(cfg)
     except ValueError as err:
         raise click.UsageError(str(err)) from err

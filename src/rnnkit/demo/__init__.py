@@ -1,12 +1,14 @@
 """``rnnkit demo``: a small, real end-to-end job on the embedded KJV Genesis+Exodus text.
 
-A character-level LSTM trained with truncated BPTT for a few minutes, its held-out bits
-per character next to interpolated Kneser-Ney n-gram baselines fitted on the same
-training text, a sample from a prompt, and the run saved to a directory.
+A character-level LSTM trained with truncated BPTT by ``rnnkit.train.fit`` for a few
+minutes, its held-out bits per character next to interpolated Kneser-Ney n-gram baselines
+fitted on the same training text, a sample from a prompt, and the run saved to a model
+directory (config.json, model.safetensors, tokenizer.json, metrics, training state).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -14,33 +16,28 @@ from typing import Any
 
 import torch
 
-from rnnkit.demo.charlm import CharLM, TrainStats, bits_per_char, fit, lr_at, sample
+from rnnkit import config as _config
+from rnnkit._io import write_atomic
 from rnnkit.demo.config import DemoConfig
-from rnnkit.demo.corpus import CharTokenizer, Chunk, load_text, split_by_lines, tbptt_chunks
+from rnnkit.demo.corpus import CharTokenizer, load_text, split_by_lines
 from rnnkit.demo.ngram import KneserNey, NGramCounts, ngram_baselines
-from rnnkit.demo.report import format_report, save_run, write_atomic
+from rnnkit.demo.report import format_report, save_report
+from rnnkit.demo.sample import sample
+from rnnkit.models import LanguageModel, LMConfig, architecture_config
+from rnnkit.train import StreamLoader, TrainConfig, evaluate, fit
 
 __all__ = [
-    "CharLM",
     "CharTokenizer",
-    "Chunk",
     "DemoConfig",
     "KneserNey",
     "NGramCounts",
-    "TrainStats",
-    "bits_per_char",
     "check_inputs",
-    "fit",
     "format_report",
     "load_text",
-    "lr_at",
     "ngram_baselines",
     "run_demo",
     "sample",
-    "save_run",
     "split_by_lines",
-    "tbptt_chunks",
-    "write_atomic",
 ]
 
 
@@ -53,6 +50,14 @@ def check_inputs(cfg: DemoConfig) -> tuple[str, str, CharTokenizer]:
     return train_text, val_text, tokenizer
 
 
+def train_config(cfg: DemoConfig) -> TrainConfig:
+    """The demo's budget and optimisation as a ``TrainConfig``: Adam with cosine decay over
+    the time (or step) budget, clipping, a loss row every 50 steps."""
+    return TrainConfig(epochs=1_000_000, max_steps=cfg.steps, max_minutes=cfg.minutes, lr=cfg.lr,
+                       schedule="cosine", min_lr_ratio=cfg.lr_min_ratio, clip_norm=cfg.clip,
+                       seed=cfg.seed, log_every=50)
+
+
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Train, evaluate, sample and save; returns ``{"metrics": ..., "out": ..., "files": ...}``.
 
@@ -63,6 +68,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     # -- setup --
     torch.set_num_threads(cfg.threads or _cores())
     torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
     # -- data --
     train_text, val_text, tokenizer = check_inputs(cfg)
     train_ids_N = tokenizer.encode(train_text, name="training text")
@@ -72,17 +78,21 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                             vocab=tokenizer.chars)
     best_order = min(ngram, key=ngram.__getitem__)
     # -- model and training --
-    model_kwargs = dict(vocab_size=tokenizer.vocab_size, embed_size=cfg.embed_size,
-                        hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-                        dropout=cfg.dropout)
-    model = CharLM(**model_kwargs)
-    stats = fit(model, train_ids_N, cfg)
-    # -- evaluation and sample --
-    val_bpc = bits_per_char(model, val_ids_N)
+    model = LanguageModel(LMConfig(vocab_size=tokenizer.vocab_size, embed_size=cfg.embed_size,
+                                   hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
+                                   dropout=cfg.dropout))
+    train = StreamLoader(train_ids_N, batch_size=cfg.batch_size, bptt=cfg.bptt)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "tokenizer.json", tokenizer.to_json().encode("utf-8"))
+    result = fit(model, train, train_config(cfg), run_dir=out, overwrite=True,
+                 config={**architecture_config(model), "demo": _config.to_dict(cfg)})
+    # -- evaluation (one stream from a zero state) and sample --
+    val_bpc = evaluate(model, StreamLoader(val_ids_N, batch_size=1, bptt=2048))["loss"] / math.log(2)
     generator = torch.Generator().manual_seed(cfg.seed)
     sample_ids = sample(model, tokenizer.encode(cfg.prompt, name="prompt"),
                         length=cfg.sample_chars, temperature=cfg.temperature, generator=generator)
-    # -- save --
+    # -- report --
+    chars = result.steps * cfg.batch_size * cfg.bptt
     metrics = {
         "val_lines": val_text.count("\n"), "val_chars": len(val_text),
         "train_chars": len(train_text),
@@ -90,18 +100,15 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "unigram_bpc": ngram[1], "best_ngram_order": best_order, "best_ngram_bpc": ngram[best_order],
         "lstm": {"val_bpc": val_bpc, "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers,
                  "parameters": sum(p.numel() for p in model.parameters()),
-                 "steps": stats.steps, "epochs": stats.epochs, "train_seconds": stats.seconds,
-                 "chars_per_s": stats.chars_per_s, "train_bpc_ema": stats.final_loss_bpc},
+                 "steps": result.steps, "epochs": result.steps / len(train),
+                 "train_seconds": result.seconds, "chars_per_s": chars / max(result.seconds, 1e-9),
+                 "train_bpc": result.last_train.get("loss", math.nan) / math.log(2)},
         "sample": {"prompt": cfg.prompt, "temperature": cfg.temperature, "seed": cfg.seed,
                    "text": cfg.prompt + tokenizer.decode(sample_ids)},
         "threads": torch.get_num_threads(),
     }
     metrics["wall_seconds"] = time.perf_counter() - wall_start
-    # CharLM(**config["model"]) rebuilds the model; DemoConfig.from_dict(config["demo"]) the run
-    config = {"demo": cfg.to_dict(), "model": model_kwargs}
-    out = Path(cfg.out)
-    files = save_run(out, model=model, config=config, vocab=list(tokenizer.chars),
-                     metrics=metrics)
+    files = save_report(out, metrics)
     return {"metrics": metrics, "out": str(out), "files": {k: str(p) for k, p in files.items()}}
 
 

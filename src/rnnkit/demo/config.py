@@ -1,18 +1,13 @@
 """The demo's one configuration: a frozen, keyword-only dataclass, checked once on creation.
 
-``DemoConfig.from_overrides(["hidden_size=64", ...])`` applies nanoGPT-style ``--set``
-overrides, each value parsed and type-checked against the field's annotation.
+``rnnkit.config.load(DemoConfig, "demo.toml", ["hidden_size=64"])`` reads it from TOML with
+``--set`` overrides, each value type-checked against the field's annotation.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import types
-import typing
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,29 +61,6 @@ class DemoConfig:
         if not self.out:
             raise ValueError("out must be a non-empty path, got ''")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> DemoConfig:
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown DemoConfig field(s) {unknown}; "
-                             f"expected some of {[f.name for f in dataclasses.fields(cls)]}")
-        return cls(**values)
-
-    @classmethod
-    def from_overrides(cls, overrides: Iterable[str], **values: Any) -> DemoConfig:
-        """Build from keyword ``values``, then ``FIELD=VALUE`` strings on top of them."""
-        hints = typing.get_type_hints(cls)
-        for item in overrides:
-            name, sep, raw = item.partition("=")
-            if not sep or name not in hints:
-                raise ValueError(f"override must be FIELD=VALUE with FIELD one of "
-                                 f"{sorted(hints)}, got {item!r}")
-            values[name] = _parse(name, raw, hints[name])
-        return cls.from_dict(values)
-
 
 def _positive(cfg: DemoConfig, *names: str) -> None:
     for name in names:
@@ -102,15 +74,3 @@ def _positive_or_none(cfg: DemoConfig, *names: str) -> None:
         value = getattr(cfg, name)
         if value is not None and (isinstance(value, bool) or not value > 0):
             raise ValueError(f"{name} must be > 0 or None, got {value!r}")
-
-
-def _parse(name: str, raw: str, hint: Any) -> Any:
-    """Parse ``raw`` as ``hint`` (str, int, float, or one of those | None)."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    if type(None) in options and raw.lower() in ("none", "null", ""):
-        return None
-    kind = next(t for t in options if t is not type(None))
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be {kind.__name__}, got {raw!r}") from None

@@ -1,18 +1,13 @@
-"""Text in, batches out: the embedded corpus, a positional split, a character tokenizer and
-the stream batching of truncated BPTT (as in Karpathy's char-rnn).
+"""Text in, ids out: the embedded corpus, a positional split and a character tokenizer.
 
-Stream batching. The N ids are cut into B contiguous rows of L = (N - 1) // B characters;
-row b reads ``ids[b*L : (b+1)*L]`` and predicts ``ids[b*L+1 : (b+1)*L+1]``. Chunk k is
-the columns ``[k*T, (k+1)*T)`` of every row, so row b of chunk k+1 continues row b of
-chunk k exactly where it stopped, and the LSTM state can be carried from one to the next.
+The stream batching of truncated BPTT is ``rnnkit.train.StreamLoader``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
 from dataclasses import dataclass
 from importlib import resources
-from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -71,25 +66,13 @@ class CharTokenizer:
     def decode(self, ids: Tensor | list[int]) -> str:
         return "".join(self.chars[i] for i in torch.as_tensor(ids).tolist())
 
+    def to_json(self) -> str:
+        return json.dumps({"type": "char", "chars": list(self.chars)}, ensure_ascii=False)
 
-class Chunk(NamedTuple):
-    """One TBPTT step: ``targets_BT`` is ``inputs_BT`` shifted left by one within each stream."""
-
-    inputs_BT: Tensor
-    targets_BT: Tensor
-
-
-def tbptt_chunks(ids_N: Tensor, *, batch: int, bptt: int) -> Iterator[Chunk]:
-    """One epoch of chunks over ``batch`` contiguous streams (see the module docstring).
-
-    The last chunk is shorter when ``bptt`` does not divide the row length L; the
-    ``N - 1 - B * L`` characters at the end are not used in this epoch.
-    """
-    N = ids_N.numel()
-    L = (N - 1) // batch
-    if L < 1:
-        raise ValueError(f"batch={batch} streams need at least {batch + 1} ids, got {N}")
-    inputs_BL = ids_N[: batch * L].view(batch, L)
-    targets_BL = ids_N[1 : batch * L + 1].view(batch, L)
-    for start in range(0, L, bptt):
-        yield Chunk(inputs_BL[:, start : start + bptt], targets_BL[:, start : start + bptt])
+    @classmethod
+    def from_json(cls, text: str) -> CharTokenizer:
+        data = json.loads(text)
+        ok = isinstance(data, dict) and data.get("type") == "char"
+        if not ok or not isinstance(data.get("chars"), list):
+            raise ValueError('a char tokenizer file must hold {"type": "char", "chars": [...]}')
+        return cls(tuple(data["chars"]))

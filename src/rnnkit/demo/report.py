@@ -1,30 +1,20 @@
-"""Saving a demo run (atomically) and printing its result table."""
+"""The demo's report: saved (atomically) as JSON, and printed as a table."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
 from rnnkit._io import write_atomic
 
 
-def save_run(out: Path, *, model: nn.Module, config: dict[str, Any], vocab: list[str],
-             metrics: dict[str, Any]) -> dict[str, Path]:
-    """``model.pt`` (state dict), ``config.json``, ``vocab.json``, ``metrics.json`` in ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    files = {"model": out / "model.pt", "config": out / "config.json",
-             "vocab": out / "vocab.json", "metrics": out / "metrics.json"}
-    write_atomic(files["model"], buffer.getvalue())
-    for name, payload in (("config", config), ("vocab", {"chars": vocab}), ("metrics", metrics)):
-        write_atomic(files[name], (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
-    return files
+def save_report(out: Path, metrics: dict[str, Any]) -> dict[str, Path]:
+    """``report.json`` (the figures below) in ``out``, next to the model directory's files."""
+    write_atomic(out / "report.json", (json.dumps(metrics, indent=2) + "\n").encode("utf-8"))
+    names = ("config.json", "model.safetensors", "tokenizer.json", "metrics.csv", "training_state.pt",
+             "report.json")
+    return {name.split(".")[0]: out / name for name in names}
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -43,7 +33,7 @@ def format_report(result: dict[str, Any]) -> str:
              f"  LSTM - best n-gram: {lstm['val_bpc'] - m['best_ngram_bpc']:+.3f} bpc",
              f"training: {lstm['steps']} steps, {lstm['epochs']:.1f} epochs in "
              f"{lstm['train_seconds']:.0f} s, {lstm['chars_per_s']:,.0f} chars/s, "
-             f"final train loss {lstm['train_bpc_ema']:.3f} bpc",
+             f"final train loss {lstm['train_bpc']:.3f} bpc (mean of the last 50 steps)",
              f"saved to {result['out']}",
              "",
              f"sample (temperature {m['sample']['temperature']}, seed {m['sample']['seed']}):",

@@ -1,0 +1,75 @@
+"""``--config``, ``--set`` and ``--print-config``: the same three options on every command
+that builds a config, resolved by ``rnnkit.config.load``.
+
+    @click.command()
+    @click.option("--steps", type=int)
+    @config_options
+    def train(config, sets, steps):
+        cfg = resolve_config(TrainConfig, config, sets, max_steps=steps)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from rnnkit.config import load, to_toml
+
+C = TypeVar("C")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_PRINT = "rnnkit.print_config"
+
+
+def config_options(command: F) -> F:
+    """Add ``--config PATH``, repeatable ``--set KEY=VALUE`` and ``--print-config`` to a Click
+    command. The command receives ``config`` and ``sets`` and hands them to ``resolve_config``,
+    which also does the printing (only it knows the config class)."""
+    options = [
+        click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
+                     help="TOML config file; its [sections] set nested fields."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Set one field, e.g. --set model.hidden_size=512 (repeatable; "
+                          "wins over --config)."),
+        click.option("--print-config", is_flag=True, expose_value=False, callback=_remember,
+                     help="Print the resolved config as TOML and exit."),
+    ]
+    for option in reversed(options):  # so that --help lists them in this order
+        command = option(command)
+    return command
+
+
+def resolve_config(cls: type[C], config: Path | None, sets: Sequence[str], **options: Any) -> C:
+    """``rnnkit.config.load(cls, config, sets)`` on top of the command's own options.
+
+    Args:
+        cls: the config dataclass.
+        config: the ``--config`` TOML file, or None.
+        sets: the ``--set`` strings.
+        **options: values of the command's own options, by field name (dotted names
+            reach into sections). Options given on the command line win over the TOML file
+            and lose to ``--set``; give the options a default of None ("not given") so that
+            the file is not overridden by a default the user never typed.
+
+    Raises:
+        click.ClickException: for any error in the file, the overrides or the values.
+    """
+    given = {key: value for key, value in options.items() if value is not None}
+    try:
+        cfg = load(cls, config, sets, values=given)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    ctx = click.get_current_context()
+    if ctx.meta.get(_PRINT):
+        click.echo(to_toml(cfg), nl=False)
+        ctx.exit(0)
+    return cfg
+
+
+def _remember(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[_PRINT] = True
+    return value

@@ -1,0 +1,124 @@
+"""``plot_run``: a run's training curves, from its metrics file, as one PNG.
+
+One panel per metric, ``loss`` first, each split (train, val, ...) a line on the same panel
+against the step. The gradient norm gets its own panel on a log axis, because it spans orders
+of magnitude early in training; a logged ``grad_norm_clipped`` or ``clip_norm`` (the clip
+threshold) is drawn dashed on it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rnnkit._io import write_atomic
+from rnnkit.train.metrics import read_metrics
+
+GRAD_NAMES = ("grad_norm", "grad_norm_clipped", "clip_norm")
+_NOT_METRICS = ("step", "split", "time")
+_MARKERS_UP_TO = 50  # points per line; sparse lines (val) get markers so single points show
+
+# name -> split -> (steps, values), both in step order
+Series = dict[str, dict[str, tuple[list[int], list[float]]]]
+
+
+def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Draw the curves logged in ``run_dir`` (see ``rnnkit.train.metrics``) to a PNG.
+
+    Args:
+        run_dir: a run directory holding ``metrics.jsonl`` or ``metrics.csv``.
+        out: the PNG to write; default ``run_dir/curves.png``. Written atomically.
+
+    Returns:
+        The path written.
+
+    Raises:
+        FileNotFoundError: if ``run_dir`` or ``out``'s directory does not exist, or
+            ``run_dir`` has no metrics file.
+        ValueError: if the metrics file is corrupt or holds no values.
+    """
+    run_dir = Path(run_dir)
+    out = run_dir / "curves.png" if out is None else Path(out)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run_dir must be an existing directory, got {str(run_dir)!r}")
+    series = _series(read_metrics(run_dir))
+    if not series:
+        raise ValueError(f"run_dir must hold logged metrics, got {str(run_dir)!r} whose metrics "
+                         "file has no values yet")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"out's directory must exist, got {str(out.parent)!r}")
+    write_atomic(out, _draw(series, title=run_dir.resolve().name))
+    return out
+
+
+def _series(rows: Sequence[dict[str, Any]]) -> Series:
+    """Rows of ``read_metrics`` to per-metric, per-split lines, metrics in the order first
+    logged but ``loss`` first."""
+    series: Series = {}
+    for row in rows:
+        for name, value in row.items():
+            if name not in _NOT_METRICS:
+                steps, values = series.setdefault(name, {}).setdefault(row["split"], ([], []))
+                steps.append(row["step"])
+                values.append(value)
+    for by_split in series.values():
+        for split, (steps, values) in by_split.items():
+            # a run resumed without truncation can log a step twice; keep the line monotonic
+            order = sorted(range(len(steps)), key=steps.__getitem__)
+            by_split[split] = ([steps[k] for k in order], [values[k] for k in order])
+    return dict(sorted(series.items(), key=lambda item: item[0] != "loss"))
+
+
+def _draw(series: Series, title: str) -> bytes:
+    # imported here so that `rnnkit --help` and the training loop do not pay for matplotlib;
+    # a bare Figure on the Agg canvas never touches pyplot's global state or a display
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = [name for name in series if name not in GRAD_NAMES]
+    panels = names + (["grad_norm"] if any(name in series for name in GRAD_NAMES) else [])
+    splits = list(dict.fromkeys(["train", "val", *(s for by in series.values() for s in by)]))
+    colors = {split: f"C{k}" for k, split in enumerate(splits)}  # a split keeps its colour
+
+    cols = 2 if len(panels) == 4 else min(3, len(panels))  # 2x2 rather than 3+1
+    rows = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(5.0 * cols, 3.6 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, name in zip(axes, panels, strict=False):
+        if name == "grad_norm":
+            _grad_panel(ax, series, colors)
+        else:
+            for split, (steps, values) in series[name].items():
+                _line(ax, steps, values, label=split, color=colors[split])
+            ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _grad_panel(ax, series: Series, colors: dict[str, str]) -> None:
+    several = len({split for name in GRAD_NAMES for split in series.get(name, {})}) > 1
+    for name in GRAD_NAMES:
+        for split, (steps, values) in series.get(name, {}).items():
+            label = f"{split} {name}" if several else name
+            # the clipped norm equals grad_norm below the threshold: a different colour on top
+            color = {"grad_norm": colors[split], "grad_norm_clipped": "tab:red"}.get(name, "black")
+            style = "-" if name == "grad_norm" else "--"
+            _line(ax, steps, values, label=label, color=color, linestyle=style)
+    ax.set_yscale("log")
+    ax.set_title("gradient norm (log scale)")
+
+
+def _line(ax, steps: list[int], values: list[float], **style: Any) -> None:
+    marker = "o" if len(steps) <= _MARKERS_UP_TO else None
+    ax.plot(steps, values, marker=marker, markersize=3, linewidth=1.2, **style)

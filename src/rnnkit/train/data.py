@@ -1,0 +1,147 @@
+"""Batches for the training loop: ``Batch``, the ``Loader`` contract and ``TensorLoader``.
+
+A loader is a pure function of the epoch: ``batches(epoch, start)`` yields the same batches
+every time it is asked, so the loop's data position is two integers (epoch, batch index)
+and resuming needs no loader state. ``shard(rank, world_size)`` gives one process of a
+data-parallel run its part of every global batch.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+IGNORE = -100  # target id that the loss skips: torch's cross_entropy ignore_index
+
+
+class Batch(NamedTuple):
+    """One batch. ``reset_B`` marks rows whose carried state must restart (streams only).
+
+    Shapes:
+        inputs: (B, T, ...) or (B, ...); targets: (B, ...); lengths_B: (B,) int64.
+    """
+
+    inputs: Tensor
+    targets: Tensor
+    lengths_B: Tensor | None = None
+    reset_B: Tensor | None = None
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(*(None if t is None else t.to(device, non_blocking=True) for t in self))
+
+    @property
+    def items(self) -> int:
+        """What a loss is averaged over: target tokens that count, or samples."""
+        if self.targets.dtype == torch.long and self.targets.dim() >= 2:
+            return int(self.targets.ne(IGNORE).sum())
+        return self.targets.shape[0]
+
+
+class Loader(ABC):
+    """Batches for one epoch at a time. ``carries_state``: the loop carries the recurrent
+    state from batch to batch (TBPTT streams) instead of starting each batch afresh."""
+
+    carries_state: bool = False
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Batches per epoch."""
+
+    @abstractmethod
+    def batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        """The batches of ``epoch`` from index ``start`` on; the same on every call."""
+
+    @abstractmethod
+    def shard(self, rank: int, world_size: int) -> Loader:
+        """This process's part of every global batch."""
+
+    def steps_per_epoch(self, bptt: int | None) -> int:
+        return len(self)
+
+
+class TensorLoader(Loader):
+    """Mini-batches of samples held in tensors, reshuffled every epoch from ``seed``.
+
+    With ``lengths`` (variable-length sequences padded at the end), each batch is cut to its
+    longest sequence. Targets of shape (N, T, ...) are cut with it.
+
+    Arguments:
+        inputs: (N, T, ...) or (N, ...) samples.
+        targets: (N, ...) targets; integer targets equal to -100 are ignored by the loss.
+        batch_size: samples per global batch.
+        lengths: (N,) valid steps of each sequence, or None when all are full.
+    """
+
+    def __init__(self, inputs: Tensor, targets: Tensor, *, batch_size: int, shuffle: bool = True,
+                 seed: int = 0, drop_last: bool = False, lengths: Tensor | None = None,
+                 rank: int = 0, world_size: int = 1):
+        if not isinstance(inputs, Tensor) or not isinstance(targets, Tensor):
+            raise TypeError(f"inputs and targets must be tensors, got {type(inputs).__name__} "
+                            f"and {type(targets).__name__}")
+        n = inputs.shape[0] if inputs.dim() else 0
+        if n == 0:
+            raise ValueError(f"inputs must hold at least one sample, got shape {tuple(inputs.shape)}")
+        if targets.dim() == 0 or targets.shape[0] != n:
+            raise ValueError(f"targets must have one row per input sample ({n}), got shape "
+                             f"{tuple(targets.shape)}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if batch_size > n:
+            raise ValueError(f"batch_size ({batch_size}) is larger than the data ({n} samples)")
+        if lengths is not None:
+            if lengths.shape != (n,) or inputs.dim() < 2:
+                raise ValueError(f"lengths must have shape ({n},) for inputs of shape (N, T, ...), "
+                                 f"got {tuple(lengths.shape)} for {tuple(inputs.shape)}")
+            if int(lengths.min()) < 1 or int(lengths.max()) > inputs.shape[1]:
+                raise ValueError(f"lengths must be in [1, {inputs.shape[1]}], got "
+                                 f"[{int(lengths.min())}, {int(lengths.max())}]")
+        if batch_size % world_size:
+            raise ValueError(f"batch_size ({batch_size}) must divide evenly over "
+                             f"world_size={world_size} processes")
+        self.inputs, self.targets, self.lengths = inputs, targets, lengths
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        # every process must get the same number of equal parts: keep full batches only
+        self.drop_last = drop_last or world_size > 1
+        self.rank, self.world_size = rank, world_size
+
+    def __len__(self) -> int:
+        n = self.inputs.shape[0]
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def steps_per_epoch(self, bptt: int | None) -> int:
+        if bptt is None or self.inputs.dim() < 2:
+            return len(self)
+        return len(self) * math.ceil(self.inputs.shape[1] / bptt)
+
+    def shard(self, rank: int, world_size: int) -> TensorLoader:
+        return TensorLoader(self.inputs, self.targets, batch_size=self.batch_size,
+                            shuffle=self.shuffle, seed=self.seed, drop_last=self.drop_last,
+                            lengths=self.lengths, rank=rank, world_size=world_size)
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        n = self.inputs.shape[0]
+        if self.shuffle:
+            # a generator of its own: the global RNG (dropout, init) is left alone
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order_N = torch.randperm(n, generator=generator)
+        else:
+            order_N = torch.arange(n)
+        for index in range(start, len(self)):
+            rows = order_N[index * self.batch_size:(index + 1) * self.batch_size]
+            rows = rows.tensor_split(self.world_size)[self.rank]
+            yield self._take(rows)
+
+    def _take(self, rows: Tensor) -> Batch:
+        inputs, targets = self.inputs[rows], self.targets[rows]
+        if self.lengths is None:
+            return Batch(inputs, targets)
+        lengths_B = self.lengths[rows]
+        T = int(lengths_B.max())
+        if targets.dim() >= 2 and targets.shape[1] == inputs.shape[1]:
+            targets = targets[:, :T]  # per-step targets are padded like the inputs
+        return Batch(inputs[:, :T], targets, lengths_B)

@@ -1,0 +1,277 @@
+"""``fit``: the one training loop, for rnnkit's models and any module with the same contract.
+
+    batch -> TBPTT chunk -> forward -> loss -> backward -> clip -> step -> log/evaluate/save
+
+The model is called as ``model(inputs[, state][, lengths=...])`` and returns
+``(outputs, state)`` or ``outputs``; the loss is ``loss_fn(outputs, targets)``. The loop
+carries the state between the chunks of a batch, and between batches when the loader is a
+stream (``StreamLoader``), detaching it at every chunk boundary (truncated BPTT).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from rnnkit import config as _config
+from rnnkit.train import checkpoint, distributed
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.data import Loader
+from rnnkit.train.metrics import MetricsLog
+from rnnkit.train.run import Position, StopOnSignal, chunks, restore, snapshot
+from rnnkit.train.schedules import lr_at, teacher_forcing_at
+from rnnkit.train.setup import (
+    LossFn,
+    autocast,
+    call_model,
+    clip_gradients,
+    default_loss,
+    make_optimizer,
+    seed_everything,
+)
+from rnnkit.train.tbptt import detach_state, reset_state
+
+MetricFn = Callable[[Any, Tensor], Tensor]
+
+
+@dataclass
+class FitResult:
+    """What a run did. ``epochs`` holds one row per finished epoch (mean train loss and
+    metrics, and the last evaluation's ``val_*``); ``stopped`` says why it ended."""
+
+    steps: int
+    seconds: float
+    stopped: str  # "epochs", "max_steps", "max_minutes", "early_stopping", "SIGINT", "SIGTERM"
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    last_eval: dict[str, float] = field(default_factory=dict)
+    last_train: dict[str, float] = field(default_factory=dict)  # the last logged train row
+    best: float | None = None
+    state: Any = None  # the carried recurrent state at the end (streams)
+
+
+def fit(model: nn.Module, train: Loader, cfg: TrainConfig | None = None, *,
+        loss_fn: LossFn | None = None, val: Loader | None = None,
+        metrics: Mapping[str, MetricFn] | None = None, optimizer: torch.optim.Optimizer | None = None,
+        run_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False,
+        config: Mapping[str, Any] | None = None,
+        on_step: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
+    """Train ``model`` on ``train`` as ``cfg`` says; see the module docstring for the contract.
+
+    Arguments:
+        loss_fn: ``(outputs, targets) -> scalar``; default: cross-entropy for integer targets
+            (-100 ignored), MSE over finite targets for float ones.
+        val: evaluated every ``cfg.eval_every`` steps, or at each epoch's end.
+        metrics: name -> ``(outputs, targets) -> scalar mean``, reported for train and val.
+        run_dir: where checkpoints and metrics go (rank 0 only); None writes nothing.
+        resume: continue from ``run_dir``'s training state, bit-identically on CPU.
+        overwrite: start afresh in a ``run_dir`` that holds a checkpoint (refused otherwise).
+        config: written to ``run_dir/config.json`` with ``cfg`` as "train" (not on resume),
+            e.g. ``rnnkit.models.architecture_config(model)``.
+        on_step: called after every step with the step number and its values.
+    """
+    # -- setup --
+    cfg = cfg or TrainConfig()
+    loss_fn, metrics = loss_fn or default_loss, dict(metrics or {})
+    run_dir = None if run_dir is None else Path(run_dir)
+    if resume and run_dir is None:
+        raise ValueError("resume=True needs the run_dir to resume from, got run_dir=None")
+    if run_dir is not None and not resume and not overwrite and (run_dir / checkpoint.STATE).exists():
+        raise FileExistsError(f"run_dir {run_dir} already holds a checkpoint; pass resume=True to "
+                              f"continue it, overwrite=True to replace it, or another run_dir")
+    seed_everything(cfg.seed)
+    device = torch.device(cfg.device)
+    model.to(device)
+    ctx = distributed.context()
+    net, train = ctx.wrap(model), ctx.shard(train)
+    optimizer = optimizer or make_optimizer(model, cfg)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for group in optimizer.param_groups:  # the schedule scales each group's own rate
+        group.setdefault("base_lr", group["lr"])
+    plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode=cfg.monitor_mode, factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+        if cfg.schedule == "plateau" else None)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+    pos, state = Position(), None
+    if resume:
+        pos, state = restore(run_dir, model, optimizer, plateau, scaler, device)
+    writes = run_dir is not None and ctx.is_main
+    if writes and not resume:
+        checkpoint.save_config(run_dir, {**(config or {}), "train": _config.to_dict(cfg)})
+    log = MetricsLog(run_dir, tensorboard=cfg.tensorboard, resume_step=pos.step if resume else 0,
+                     enabled=writes) if run_dir is not None else MetricsLog(Path("."), enabled=False)
+    total = min(cfg.max_steps or math.inf, cfg.epochs * train.steps_per_epoch(cfg.bptt))
+    bar = tqdm(total=None if math.isinf(total) else total, initial=pos.step, desc="train",
+               disable=not (ctx.is_main and (cfg.progress or (cfg.progress is None and sys.stderr.isatty()))))
+    result = FitResult(steps=pos.step, seconds=pos.seconds, stopped="epochs", best=pos.best)
+    started = time.perf_counter() - pos.seconds
+    model.train()
+    with StopOnSignal() as signals, log:
+        for chunk, (epoch, index, part) in chunks(train, cfg.bptt, cfg.epochs, pos):
+            # -- batch: restart finished rows, cut the graph at the chunk boundary --
+            chunk = chunk.to(device)
+            state = detach_state(reset_state(state, chunk.reset_B))
+            minutes = (time.perf_counter() - started) / 60
+            progress = max(pos.step / total, minutes / (cfg.max_minutes or math.inf))
+            if plateau is None:  # the plateau schedule scales the rate on evaluations instead
+                for group in optimizer.param_groups:
+                    group["lr"] = group["base_lr"] * lr_at(pos.step, progress, cfg) / cfg.lr
+            # -- forward --
+            extra = _teacher_forcing(pos.step, cfg)
+            with autocast(cfg):
+                out, state = call_model(net, chunk, state, extra)
+                loss = loss_fn(out, chunk.targets)
+            where = (pos.step + 1, epoch + 1, index if part == 0 else index + 1)  # 1-based, for errors
+            _check_finite("loss", loss, where)
+            # -- backward, clip, step --
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss * ctx.loss_scale(chunk.items)).backward()
+            scaler.unscale_(optimizer)
+            grad_norm = clip_gradients(params, cfg)
+            if not scaler.is_enabled():  # with float16 the scaler skips the inf steps itself
+                _check_finite("gradient norm", grad_norm, where)
+            scaler.step(optimizer)
+            scaler.update()
+            # -- bookkeeping --
+            pos.step, pos.epoch, pos.batch, pos.chunk = pos.step + 1, epoch, index, part
+            values = _step_values(out, chunk, loss, metrics)
+            values["seconds"] = time.perf_counter() - started - pos.seconds
+            pos.seconds += values["seconds"]
+            pos.add(pos.window, values)
+            pos.add(pos.epoch_sums, values)
+            bar.update(1)
+            # -- log --
+            if pos.step % cfg.log_every == 0:
+                row = _means(pos.window)
+                row.update(lr=optimizer.param_groups[0]["lr"], grad_norm=float(grad_norm),
+                           items_per_s=pos.window["items"] / max(pos.window["seconds"], 1e-9), **extra)
+                log.log(pos.step, "train", row)
+                result.last_train = row
+                bar.set_postfix(loss=f"{row['loss']:.4f}", items_per_s=f"{row['items_per_s']:,.0f}",
+                                refresh=False)
+                pos.window = {}
+            epoch_end = index == len(train) and part == 0
+            # -- evaluate --
+            if val is not None and (epoch_end if cfg.eval_every is None else pos.step % cfg.eval_every == 0):
+                result.last_eval = evaluate(net, val, loss_fn=loss_fn, metrics=metrics, cfg=cfg)
+                log.log(pos.step, "val", result.last_eval)
+                _monitor(result.last_eval, pos, plateau, cfg)
+            if epoch_end:
+                result.epochs.append({"epoch": epoch + 1, **_means(pos.epoch_sums),
+                                      **{f"val_{k}": v for k, v in result.last_eval.items()}})
+                pos.epoch, pos.batch, pos.epoch_sums = epoch + 1, 0, {}
+            if on_step is not None:
+                on_step(pos.step, values)
+            # -- stop? save --
+            result.stopped = _stop_reason(pos, cfg, signals, ctx) or result.stopped
+            periodic = cfg.checkpoint_every is not None and pos.step % cfg.checkpoint_every == 0
+            if writes and (result.stopped != "epochs" or periodic):
+                save(run_dir, model, optimizer, plateau, scaler, pos, state)
+            if result.stopped != "epochs":
+                break
+        if writes and result.stopped == "epochs":
+            save(run_dir, model, optimizer, plateau, scaler, pos, state)
+    bar.close()
+    result.steps, result.seconds, result.best, result.state = pos.step, pos.seconds, pos.best, state
+    return result
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Loader, *, loss_fn: LossFn | None = None,
+             metrics: Mapping[str, MetricFn] | None = None,
+             cfg: TrainConfig | None = None) -> dict[str, float]:
+    """Mean loss and metrics over ``loader`` (epoch 0), weighted by the items in each batch;
+    a stream's state is carried across its batches. Leaves the model's mode as it was."""
+    cfg, loss_fn, metrics = cfg or TrainConfig(), loss_fn or default_loss, dict(metrics or {})
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    state = None
+    for batch in loader.batches(0):
+        batch = batch.to(cfg.device)
+        state = reset_state(state, batch.reset_B) if loader.carries_state else None
+        with autocast(cfg):
+            out, state = call_model(model, batch, state, {})
+            values = {"loss": loss_fn(out, batch.targets),
+                      **{name: fn(out, batch.targets) for name, fn in metrics.items()}}
+        n = batch.items
+        for name, value in values.items():
+            sums[name] = sums.get(name, 0.0) + float(value) * n
+        sums["items"] = sums.get("items", 0.0) + n
+    model.train(was_training)
+    if not sums:
+        raise ValueError("the validation loader yielded no batches")
+    return _means(sums)
+
+
+def save(run_dir: Path, model, optimizer, plateau, scaler, pos: Position, state) -> None:
+    """The training state first (it alone is a consistent checkpoint), then the weights."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.save_training_state(run_dir / checkpoint.STATE,
+                                   snapshot(model, optimizer, plateau, scaler, pos, state))
+    checkpoint.save_weights(run_dir / checkpoint.WEIGHTS, model)
+
+
+def _teacher_forcing(step: int, cfg: TrainConfig) -> dict[str, float]:
+    """``teacher_forcing=ratio`` for the model, only when scheduled sampling is configured."""
+    if cfg.teacher_forcing == "constant" and cfg.teacher_forcing_start == 1.0:
+        return {}
+    return {"teacher_forcing": teacher_forcing_at(step, cfg)}
+
+
+def _step_values(out, chunk, loss, metrics) -> dict[str, float]:
+    """This step's sums, weighted by its items, for the log window and the epoch means."""
+    n = chunk.items
+    values = {"loss": float(loss.detach()) * n, "items": float(n), "steps": 1.0}
+    with torch.no_grad():
+        for name, fn in metrics.items():
+            values[name] = float(fn(out, chunk.targets)) * n
+    return values
+
+
+def _means(sums: Mapping[str, float]) -> dict[str, float]:
+    n = sums.get("items", 0.0) or 1.0
+    return {k: v / n for k, v in sums.items() if k not in ("items", "steps", "seconds")}
+
+
+def _check_finite(what: str, value: Tensor, where: tuple[int, int, int]) -> None:
+    if not torch.isfinite(value).all():
+        step, epoch, batch = where
+        raise FloatingPointError(
+            f"{what} is {float(value.detach())} at step {step} (epoch {epoch}, batch {batch}); "
+            f"training stopped instead of going on with non-finite weights. Lower the learning "
+            f"rate, set clip_norm, or check the data for NaN/inf")
+
+
+def _monitor(evaluation: dict[str, float], pos: Position, plateau, cfg: TrainConfig) -> None:
+    """Track the best value of ``cfg.monitor`` for early stopping and the plateau schedule."""
+    name = cfg.monitor.removeprefix("val_")
+    if name not in evaluation:
+        raise ValueError(f"monitor {cfg.monitor!r} is not among the validation values "
+                         f"{sorted('val_' + k for k in evaluation)}")
+    value = evaluation[name]
+    better = pos.best is None or (value < pos.best if cfg.monitor_mode == "min" else value > pos.best)
+    pos.best, pos.bad_evals = (value, 0) if better else (pos.best, pos.bad_evals + 1)
+    if plateau is not None:
+        plateau.step(value)
+
+
+def _stop_reason(pos: Position, cfg: TrainConfig, signals: StopOnSignal, ctx) -> str | None:
+    reason = None
+    if cfg.patience is not None and pos.bad_evals >= cfg.patience:
+        reason = "early_stopping"
+    elif cfg.max_steps is not None and pos.step >= cfg.max_steps:
+        reason = "max_steps"
+    elif cfg.max_minutes is not None and pos.seconds >= cfg.max_minutes * 60:
+        reason = "max_minutes"
+    elif signals.received is not None:
+        reason = signals.received
+    return ctx.agree(reason)  # every process stops at the same step

@@ -1,0 +1,136 @@
+"""The loop's bookkeeping: where it is, how that is saved and restored, and how a signal
+stops it at a step boundary."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from rnnkit.train import checkpoint
+from rnnkit.train.data import Batch, Loader
+from rnnkit.train.tbptt import map_state, tbptt_chunks
+
+
+@dataclass
+class Position:
+    """Where training is: the next step, epoch, batch and chunk, and running sums.
+
+    Everything here is saved with a checkpoint, so a resumed run repeats the original.
+    """
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0
+    chunk: int = 0
+    seconds: float = 0.0  # training time spent before this process started
+    best: float | None = None  # best value of the monitored metric so far
+    bad_evals: int = 0  # evaluations since `best` improved
+    window: dict[str, float] = field(default_factory=dict)  # sums since the last log row
+    epoch_sums: dict[str, float] = field(default_factory=dict)  # sums over this epoch
+
+    def add(self, sums: dict[str, float], values: dict[str, float]) -> None:
+        for name, value in values.items():
+            sums[name] = sums.get(name, 0.0) + value
+
+
+def chunks(train: Loader, bptt: int | None, epochs: int,
+           pos: Position) -> Iterator[tuple[Batch, tuple[int, int, int]]]:
+    """Every chunk from ``pos`` on, with the (epoch, batch, chunk) after it; after an epoch's
+    last chunk that is (epoch, len(train), 0). The first chunk of a batch from a loader that
+    carries no state resets every row."""
+    epoch, start, skip = pos.epoch, pos.batch, pos.chunk
+    while epoch < epochs:
+        for index, batch in enumerate(train.batches(epoch, start), start=start):
+            if not train.carries_state:
+                batch = batch._replace(reset_B=torch.ones(batch.inputs.shape[0], dtype=torch.bool))
+            parts = list(tbptt_chunks(batch, bptt))
+            for k in range(skip, len(parts)):
+                last = k == len(parts) - 1
+                yield parts[k], (epoch, index + last, 0 if last else k + 1)
+            skip = 0
+        epoch, start = epoch + 1, 0
+
+
+def snapshot(model, optimizer, plateau, scaler, pos: Position, state: Any) -> dict[str, Any]:
+    """Everything a resumed run needs, as tensors and plain containers (weights_only-safe)."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "plateau": None if plateau is None else plateau.state_dict(),
+        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+        "step": pos.step,
+        "position": dataclasses.asdict(pos),
+        # NamedTuple states are saved as plain tuples: the layers accept those back
+        "state": map_state(lambda t: t.detach().cpu(), _plain(state)),
+        "rng": {"torch": torch.get_rng_state(), "python": _python_rng(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+    }
+
+
+def restore(run_dir: Path, model, optimizer, plateau, scaler, device) -> tuple[Position, Any]:
+    saved = checkpoint.load_training_state(run_dir / checkpoint.STATE)
+    checkpoint._load_state_dict(model, saved["model"], source=str(run_dir / checkpoint.STATE))
+    optimizer.load_state_dict(saved["optimizer"])
+    if plateau is not None and saved["plateau"] is not None:
+        plateau.load_state_dict(saved["plateau"])
+    if scaler.is_enabled() and saved["scaler"] is not None:
+        scaler.load_state_dict(saved["scaler"])
+    torch.set_rng_state(saved["rng"]["torch"])
+    version, internal, gauss = saved["rng"]["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if saved["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
+    pos = Position(**saved["position"])
+    return pos, map_state(lambda t: t.to(device), saved["state"])
+
+
+def _plain(state: Any) -> Any:
+    if isinstance(state, tuple):
+        return tuple(_plain(s) for s in state)
+    if isinstance(state, list):
+        return [_plain(s) for s in state]
+    if isinstance(state, dict):
+        return {k: _plain(v) for k, v in state.items()}
+    return state
+
+
+def _python_rng() -> tuple:
+    version, internal, gauss = random.getstate()
+    return version, list(internal), gauss
+
+
+class StopOnSignal:
+    """SIGINT/SIGTERM set a flag that the loop reads at the next step boundary, so it can
+    save and return instead of dying mid-write. A second SIGINT interrupts at once."""
+
+    def __init__(self):
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():  # signals go to the main thread
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def to_float(value: Tensor | float) -> float:
+    return float(value.detach()) if isinstance(value, Tensor) else float(value)

@@ -1,0 +1,267 @@
+"""The fit loop: truncated BPTT, clipping, non-finite errors, schedules, early stopping,
+teacher forcing, mixed precision, seeding, and any module with the forward contract."""
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import rnnkit
+from rnnkit.train import Batch, StreamLoader, TensorLoader, TrainConfig, detach_state, fit, read_metrics
+
+
+class Tagger(nn.Module):
+    """(B, T, I) -> (B, T, C) with rnnkit.LSTM; carries state."""
+
+    def __init__(self, inputs=3, hidden=6, classes=4):
+        super().__init__()
+        self.rnn = rnnkit.LSTM(inputs, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, x_BTI, state=None, *, lengths=None):
+        out_BTH, state = self.rnn(x_BTI, state, lengths=lengths)
+        return self.head(out_BTH), state
+
+
+class CharModel(nn.Module):
+    def __init__(self, vocab=11, hidden=8):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, hidden)
+        self.rnn = rnnkit.GRU(hidden, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, ids_BT, state=None):
+        out_BTH, state = self.rnn(self.embed(ids_BT), state)
+        return self.head(out_BTH), state
+
+
+def _sgd(**kw):
+    return TrainConfig(optimizer="sgd", lr=0.5, progress=False, **kw)
+
+
+def _data(n=8, T=12):
+    return torch.randn(n, T, 3), torch.randint(0, 4, (n, T))
+
+
+def test_tbptt_with_k_equal_T_is_full_bptt():
+    x, y = _data()
+    full, truncated = Tagger(), None
+    truncated = copy.deepcopy(full)
+    fit(full, TensorLoader(x, y, batch_size=8, shuffle=False), _sgd(max_steps=1))
+    fit(truncated, TensorLoader(x, y, batch_size=8, shuffle=False), _sgd(max_steps=1, bptt=12))
+    for a, b in zip(full.parameters(), truncated.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_tbptt_steps_once_per_chunk_with_the_state_carried_and_detached():
+    x, y = _data(T=12)
+    model = Tagger()
+    by_hand = copy.deepcopy(model)
+    result = fit(model, TensorLoader(x, y, batch_size=8, shuffle=False), _sgd(bptt=5))
+    assert result.steps == 3  # chunks of 5, 5, 2
+    optimizer, state = torch.optim.SGD(by_hand.parameters(), lr=0.5), None
+    for start in (0, 5, 10):  # min-char-rnn: carry hprev, cut the graph, step per chunk
+        state = detach_state(state)
+        logits, state = by_hand(x[:, start:start + 5], state)
+        loss = F.cross_entropy(logits.flatten(0, 1), y[:, start:start + 5].flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for a, b in zip(model.parameters(), by_hand.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_streams_carry_state_between_batches():
+    ids = torch.randint(0, 11, (200,))
+    model = CharModel()
+    stateless = copy.deepcopy(model)
+    fit(model, StreamLoader(ids, batch_size=3, bptt=6), _sgd(max_steps=4))
+    by_hand, state = copy.deepcopy(stateless), None
+    optimizer = torch.optim.SGD(by_hand.parameters(), lr=0.5)
+    for batch in list(StreamLoader(ids, batch_size=3, bptt=6).batches(0))[:4]:
+        logits, state = by_hand(batch.inputs, detach_state(state))
+        loss = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for a, b in zip(model.parameters(), by_hand.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_grad_norm_is_logged_before_clipping(tmp_path):
+    x, y = _data()
+    model = Tagger()
+    by_hand = copy.deepcopy(model)
+    fit(model, TensorLoader(x, y, batch_size=8, shuffle=False),
+        _sgd(max_steps=1, clip_norm=1e-3, log_every=1), run_dir=tmp_path)
+    logits, _ = by_hand(x)
+    F.cross_entropy(logits.flatten(0, 1), y.flatten()).backward()
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in by_hand.parameters()]))
+    logged = read_metrics(tmp_path)[0]
+    assert logged["grad_norm"] == pytest.approx(float(norm), rel=1e-9)
+    assert norm > 1e-2  # so the clip to 1e-3 did act: each weight moved by lr * 1e-3 / norm
+    with torch.no_grad():
+        for p in by_hand.parameters():
+            p -= 0.5 * p.grad * (1e-3 / (float(norm) + 1e-6))
+    for a, b in zip(model.parameters(), by_hand.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_clip_value_bounds_every_gradient():
+    x, y = _data()
+    model = Tagger()
+    before = copy.deepcopy(model)
+    fit(model, TensorLoader(x, y, batch_size=8), _sgd(max_steps=1, clip_value=1e-4))
+    for a, b in zip(model.parameters(), before.parameters(), strict=True):
+        assert (a - b).abs().max() <= 0.5 * 1e-4 + 1e-12
+
+
+def test_non_finite_loss_stops_with_the_step_number(tmp_path):
+    x, y = torch.randn(8, 5, 3), torch.randn(8, 5, 4)
+    x[5, 2, 0] = float("nan")  # in the second batch of 4
+    with pytest.raises(FloatingPointError, match=r"loss is nan at step 2 \(epoch 1, batch 2\)"):
+        fit(Tagger(), TensorLoader(x, y, batch_size=4, shuffle=False), _sgd(checkpoint_every=1),
+            run_dir=tmp_path)
+    # the checkpoint of step 1 is intact and can be resumed
+    assert torch.load(tmp_path / "training_state.pt", weights_only=True)["step"] == 1
+
+
+def test_exploding_gradients_are_reported():
+    x, y = _data()
+    model = Tagger()
+    with torch.no_grad():
+        model.head.weight.fill_(1e308)
+    with pytest.raises(FloatingPointError, match="at step 1"):
+        fit(model, TensorLoader(x, y, batch_size=8), _sgd(max_steps=1))
+
+
+def test_early_stopping_and_plateau():
+    x, y = _data(n=16)
+    val = TensorLoader(x[:8], torch.randint(0, 4, (8, 12)), batch_size=8)
+    cfg = TrainConfig(optimizer="sgd", lr=5.0, epochs=50, patience=2, schedule="plateau",
+                      plateau_patience=0, progress=False)
+    result = fit(Tagger(), TensorLoader(x, y, batch_size=8), cfg, val=val)
+    assert result.stopped == "early_stopping" and result.steps < 100
+    assert len(result.epochs) == result.steps // 2
+    assert result.best == min(e["val_loss"] for e in result.epochs)
+
+
+def test_metrics_and_epoch_means():
+    x, y = _data(n=16)
+    accuracy = lambda out, t: (out.argmax(-1) == t).double().mean()
+    result = fit(Tagger(), TensorLoader(x, y, batch_size=8), _sgd(epochs=2),
+                 val=TensorLoader(x, y, batch_size=16), metrics={"acc": accuracy})
+    assert [sorted(e) for e in result.epochs] == [["acc", "epoch", "loss", "val_acc", "val_loss"]] * 2
+    assert 0 <= result.epochs[1]["val_acc"] <= 1
+
+
+def test_teacher_forcing_ratio_reaches_the_model():
+    seen = []
+
+    class Decoder(Tagger):
+        def forward(self, x, state=None, *, teacher_forcing):
+            seen.append(teacher_forcing)
+            return super().forward(x, state)
+
+    x, y = _data()
+    fit(Decoder(), TensorLoader(x, y, batch_size=2), _sgd(teacher_forcing="linear",
+                                                        teacher_forcing_end=0.5, teacher_forcing_steps=2))
+    assert seen == [1.0, 0.75, 0.5, 0.5]
+
+
+def test_same_seed_same_run_and_torch_modules_fit():
+    x, y = torch.randn(12, 7, 3), torch.randn(12, 7, 5)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        model = nn.LSTM(3, 5, batch_first=True, dropout=0.3, num_layers=2)  # torch's own module
+        fit(model, TensorLoader(x, y, batch_size=4), TrainConfig(epochs=2, seed=5, progress=False))
+        runs.append(model.state_dict())
+    for name in runs[0]:
+        assert torch.equal(runs[0][name], runs[1][name])
+
+
+def test_bf16_autocast_on_cpu_trains():
+    ids = torch.arange(600) % 11
+    torch.set_default_dtype(torch.float32)
+    model = CharModel()
+    result = fit(model, StreamLoader(ids, batch_size=4, bptt=10), TrainConfig(epochs=3, lr=1e-2, amp="bf16",
+                                                                              progress=False))
+    assert result.epochs[-1]["loss"] < 0.5 * result.epochs[0]["loss"]
+
+
+def test_lr_schedule_reaches_the_optimizer(tmp_path):
+    x, y = _data(n=16)
+    cfg = TrainConfig(epochs=4, lr=0.1, schedule="cosine", warmup_steps=2, min_lr_ratio=0.1,
+                      log_every=1, progress=False)
+    fit(Tagger(), TensorLoader(x, y, batch_size=4), cfg, run_dir=tmp_path)
+    lrs = [row["lr"] for row in read_metrics(tmp_path) if row["split"] == "train"]
+    assert lrs[:2] == pytest.approx([0.05, 0.1])
+    # step s (0-based) after warm-up decays with progress s / 16
+    assert lrs[8] == pytest.approx(0.01 + 0.09 * 0.5 * (1 + math.cos(math.pi * 8 / 16)))
+
+
+def test_fit_refuses_to_overwrite_a_checkpoint(tmp_path):
+    x, y = _data()
+    fit(Tagger(), TensorLoader(x, y, batch_size=8), _sgd(), run_dir=tmp_path)
+    saved = (tmp_path / "training_state.pt").read_bytes()
+    with pytest.raises(FileExistsError, match="already holds a checkpoint; pass resume=True"):
+        fit(Tagger(), TensorLoader(x, y, batch_size=8), _sgd(), run_dir=tmp_path)
+    assert (tmp_path / "training_state.pt").read_bytes() == saved
+
+
+def test_resume_from_another_architecture_changes_nothing(tmp_path):
+    x, y = _data()
+    fit(Tagger(hidden=6), TensorLoader(x, y, batch_size=8), _sgd(), run_dir=tmp_path)
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(ValueError, match="different architecture"):
+        fit(Tagger(hidden=7), TensorLoader(x, y, batch_size=8), _sgd(epochs=2), run_dir=tmp_path,
+            resume=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path, damage):
+    x, y = _data()
+    fit(Tagger(), TensorLoader(x, y, batch_size=8), _sgd(), run_dir=tmp_path)
+    path = tmp_path / "training_state.pt"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a checkpoint")
+    with pytest.raises(ValueError, match="training_state.pt could not be read .* truncated or corrupt"):
+        fit(Tagger(), TensorLoader(x, y, batch_size=8), _sgd(epochs=2), run_dir=tmp_path, resume=True)
+
+
+def test_loader_bad_input():
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"targets must have one row per input sample \(8\), got shape \(7, 12\)"):
+        TensorLoader(x, y[:7], batch_size=2)
+    with pytest.raises(ValueError, match=r"inputs must hold at least one sample, got shape \(0, 12, 3\)"):
+        TensorLoader(x[:0], y[:0], batch_size=2)
+    with pytest.raises(ValueError, match=r"batch_size \(9\) is larger than the data \(8 samples\)"):
+        TensorLoader(x, y, batch_size=9)
+    with pytest.raises(ValueError, match=r"lengths must be in \[1, 12\], got \[0, 5\]"):
+        TensorLoader(x, y, batch_size=2, lengths=torch.tensor([0, 5, 5, 5, 5, 5, 5, 5]))
+    with pytest.raises(ValueError, match="resume=True needs the run_dir"):
+        fit(Tagger(), TensorLoader(x, y, batch_size=2), _sgd(), resume=True)
+
+
+def test_tensor_loader_shuffles_per_epoch_and_trims_to_lengths():
+    x, y = torch.randn(6, 9, 2), torch.randint(0, 3, (6, 9))
+    lengths = torch.tensor([9, 3, 4, 2, 5, 6])
+    loader = TensorLoader(x, y, batch_size=3, lengths=lengths, seed=1)
+    a, b = list(loader.batches(0)), list(loader.batches(1))
+    assert [t.lengths_B.tolist() for t in a] == [t.lengths_B.tolist() for t in loader.batches(0)]
+    assert sorted(sum((t.lengths_B.tolist() for t in a), [])) == sorted(lengths.tolist())
+    assert [t.lengths_B.tolist() for t in a] != [t.lengths_B.tolist() for t in b]
+    for t in a:
+        assert t.inputs.shape[1] == int(t.lengths_B.max()) == t.targets.shape[1]
+    halves = [list(loader.shard(r, 3).batches(0)) for r in range(3)]
+    torch.testing.assert_close(torch.cat([h[0].lengths_B for h in halves]), a[0].lengths_B)
+
+
+def test_batch_items_count_tokens_or_samples():
+    assert Batch(torch.zeros(2, 3), torch.tensor([[1, -100, 2], [3, 4, -100]])).items == 4
+    assert Batch(torch.zeros(5, 3), torch.randn(5, 1)).items == 5

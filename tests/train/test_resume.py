@@ -1,0 +1,93 @@
+"""Exact resume: N steps straight equal N/2 steps, a kill, a resume and the rest, bit for bit.
+
+The job trains a character LM with dropout (global RNG), truncated BPTT over carried
+streams (recurrent state in the checkpoint), a cosine schedule with warm-up, clipping and
+an evaluation each epoch, so every piece of the training state must come back exactly.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+JOB = textwrap.dedent("""
+    import os, signal, sys
+    import torch
+    from rnnkit.models import LanguageModel, LMConfig, architecture_config
+    from rnnkit.train import StreamLoader, TrainConfig, fit
+
+    run_dir, mode, at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    torch.set_num_threads(1)
+    torch.manual_seed(1)
+    text = bytes(range(256)) * 3 + b"In the beginning God created the heaven and the earth. " * 40
+    ids = torch.tensor(list(text)) % 64
+    model = LanguageModel(LMConfig(vocab_size=64, embed_size=24, hidden_size=24, num_layers=2,
+                                   dropout=0.2, tie_weights=True))
+    cfg = TrainConfig(epochs=3, max_steps=24, lr=3e-3, schedule="cosine", warmup_steps=3,
+                      clip_norm=0.5, log_every=2, checkpoint_every=4, seed=7, progress=False)
+
+    def on_step(step, values):
+        if step == at and mode == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)  # saved at this step boundary, then fit returns
+        if step == at and mode == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)  # dies at once: the step-4k checkpoint stays
+
+    result = fit(model, StreamLoader(ids, batch_size=4, bptt=16), cfg,
+                 val=StreamLoader(ids[:300], batch_size=2, bptt=50), run_dir=run_dir,
+                 resume=mode == "resume", config=architecture_config(model), on_step=on_step)
+    print(result.stopped, result.steps)
+""")
+
+
+def _run(work, run_dir, mode, at=0):
+    script = work / "job.py"
+    script.write_text(JOB)
+    return subprocess.run([sys.executable, str(script), str(run_dir), mode, str(at)],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    work = tmp_path_factory.mktemp("straight")
+    result = _run(work, work / "run", "straight")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["max_steps", "24"]
+    return work / "run"
+
+
+@pytest.mark.parametrize("kill", ["sigterm", "sigkill"])
+def test_killed_and_resumed_run_equals_the_straight_run(tmp_path, straight, kill):
+    first = _run(tmp_path, tmp_path / "b", kill, at=10)
+    if kill == "sigterm":
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.split() == ["SIGTERM", "10"]
+    else:
+        assert first.returncode == -signal.SIGKILL
+    resumed = _run(tmp_path, tmp_path / "b", "resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.split() == ["max_steps", "24"]
+
+    a, b = load_file(straight / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name  # bit-identical, not merely close
+    # the resumed run's rows replace what the killed run logged after its checkpoint;
+    # every logged value but the throughput is equal
+    assert _values(tmp_path / "b") == _values(straight)
+
+
+def _values(run_dir):
+    lines = (run_dir / "metrics.csv").read_text().splitlines()[1:]
+    return [line for line in lines if ",items_per_s," not in line]
+
+
+def test_resume_without_a_checkpoint_is_an_error(tmp_path):
+    result = _run(tmp_path, tmp_path / "empty", "resume")
+    assert result.returncode != 0
+    assert "training_state.pt does not exist: nothing to resume from" in result.stderr
+    assert not os.path.exists(tmp_path / "empty" / "model.safetensors")

@@ -1,0 +1,101 @@
+"""Stream batching, chunking and the carried state of truncated BPTT."""
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.cells import HiddenState, LSTMState
+from rnnkit.train import IGNORE, Batch, StreamLoader, reset_state, tbptt_chunks
+
+
+def test_single_stream_rows_are_contiguous_and_shifted():
+    ids_N = torch.randint(0, 50, (1 + 4 * 23,))
+    loader = StreamLoader(ids_N, batch_size=4, bptt=5)
+    assert len(loader) == 5  # ceil(23 / 5)
+    batches = list(loader.batches(0))
+    inputs_BT = torch.cat([b.inputs for b in batches], dim=1)
+    targets_BT = torch.cat([b.targets for b in batches], dim=1)
+    # row b reads ids[b*23 : (b+1)*23] and predicts the next id, across chunk boundaries
+    for b in range(4):
+        torch.testing.assert_close(inputs_BT[b], ids_N[b * 23:(b + 1) * 23])
+        torch.testing.assert_close(targets_BT[b], ids_N[b * 23 + 1:(b + 1) * 23 + 1])
+    assert batches[0].reset_B.all() and not any(b.reset_B.any() for b in batches[1:])
+    assert batches[-1].inputs.shape == (4, 3) and batches[-1].lengths_B is None
+
+
+def test_documents_restart_their_slot_and_pad_the_end():
+    docs = [torch.arange(100, 100 + n) for n in (8, 4, 7, 6)]  # 7, 3, 6, 5 predictions
+    loader = StreamLoader(docs, batch_size=2, bptt=4)
+    batches = list(loader.batches(0))
+    # dealt in order to the emptier slot: slot 0 gets docs 0 then 3, slot 1 docs 1 then 2
+    assert [b.reset_B.tolist() for b in batches] == [[True, True], [False, True], [True, False]]
+    first, second, third = batches
+    assert first.lengths_B.tolist() == [4, 3]
+    assert first.targets[1].tolist() == [101, 102, 103, IGNORE]  # doc 1 is 100..103
+    torch.testing.assert_close(first.inputs[1, :3], docs[1][:3])
+    assert first.targets[1, 3] == IGNORE
+    torch.testing.assert_close(second.inputs[1, :4], docs[2][:4])  # doc 2 starts in slot 1
+    torch.testing.assert_close(third.inputs[0, :4], docs[3][:4])   # doc 3 starts in slot 0
+    assert second.lengths_B.tolist() == [3, 4]
+
+
+def test_shards_put_together_make_the_global_batch():
+    ids_N = torch.randint(0, 9, (400,))
+    whole = list(StreamLoader(ids_N, batch_size=4, bptt=7).batches(1))
+    parts = [list(StreamLoader(ids_N, batch_size=4, bptt=7).shard(r, 2).batches(1)) for r in (0, 1)]
+    for k, batch in enumerate(whole):
+        torch.testing.assert_close(torch.cat([parts[0][k].inputs, parts[1][k].inputs]), batch.inputs)
+
+
+def test_tbptt_chunks_cut_time_and_per_step_targets():
+    x_BTI, y_BT = torch.randn(3, 10, 2), torch.randn(3, 10)
+    lengths_B = torch.tensor([10, 4, 7])
+    parts = list(tbptt_chunks(Batch(x_BTI, y_BT, lengths_B), 4))
+    assert [p.inputs.shape[1] for p in parts] == [4, 4, 2]
+    assert [p.lengths_B.tolist() for p in parts] == [[4, 4, 4], [4, 1, 3], [2, 1, 1]]
+    # rows that ended before a chunk run one padded step whose target is ignored (NaN)
+    assert parts[1].targets[1].isnan().all() and parts[2].targets[1:].isnan().all()
+    torch.testing.assert_close(parts[0].targets, y_BT[:, :4])
+    assert list(tbptt_chunks(Batch(x_BTI, y_BT), None))[0].inputs is x_BTI
+
+
+def test_tbptt_with_lengths_needs_per_step_targets():
+    with pytest.raises(ValueError, match=r"per-step targets of shape \(B, T=10"):
+        list(tbptt_chunks(Batch(torch.randn(3, 10, 2), torch.randn(3), torch.tensor([3, 4, 10])), 4))
+
+
+@pytest.mark.parametrize("layout", ["rnnkit", "torch"])
+def test_reset_state_zeroes_only_the_marked_rows(layout):
+    h, c = torch.randn(4, 3), torch.randn(4, 3)
+    state = LSTMState(h, c) if layout == "rnnkit" else (torch.randn(2, 4, 3), torch.randn(2, 4, 3))
+    reset_B = torch.tensor([False, True, False, True])
+    out = reset_state(state, reset_B)
+    assert type(out) is type(state)
+    for before, after in zip(state, out, strict=True):
+        assert (after[..., [1, 3], :] == 0).all()
+        torch.testing.assert_close(after[..., [0, 2], :], before[..., [0, 2], :])
+    assert reset_state(state, torch.ones(4, dtype=torch.bool)) is None
+    assert reset_state(HiddenState(h), torch.zeros(4, dtype=torch.bool)).h is h
+
+
+def test_reset_rows_match_a_fresh_start():
+    """A row reset mid-stream gives exactly what a zero initial state gives."""
+    lstm = rnnkit.LSTM(3, 5, batch_first=True)
+    x1, x2 = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
+    _, state = lstm(x1)
+    out, _ = lstm(x2, reset_state(state, torch.tensor([True, False])))
+    fresh, _ = lstm(x2[:1])
+    carried, _ = lstm(torch.cat([x1, x2], 1)[1:])
+    torch.testing.assert_close(out[:1], fresh)
+    torch.testing.assert_close(out[1:], carried[:, 4:])
+
+
+def test_bad_stream_input():
+    with pytest.raises(ValueError, match="batch_size \\(8\\) is larger than the data"):
+        StreamLoader(torch.arange(5), batch_size=8, bptt=2)
+    with pytest.raises(ValueError, match="bptt must be an int >= 1, got 0"):
+        StreamLoader(torch.arange(50), batch_size=2, bptt=0)
+    with pytest.raises(ValueError, match=r"documents\[1\] must be a 1-D int64 tensor"):
+        StreamLoader([torch.arange(5), torch.randn(5)], batch_size=1, bptt=2)
+    with pytest.raises(ValueError, match="batch_size \\(2\\) is larger than the data: 1 document"):
+        StreamLoader([torch.arange(5), torch.arange(1)], batch_size=2, bptt=2)
