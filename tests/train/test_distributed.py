@@ -70,7 +70,8 @@ def test_two_processes_equal_one(tmp_path, kind):
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     steps = single.stdout.split()[-1]
     assert sorted(ddp.stdout.split("\n")[:2]) == [f"0 2 {steps}", f"1 2 {steps}"]
-    one, two = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
+    one = load_file(tmp_path / "one" / "model.safetensors")
+    two = load_file(tmp_path / "two" / "model.safetensors")
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-9, atol=1e-11)
     # rank 0 alone wrote: one metrics row per step, not two

@@ -236,7 +236,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path, damage):
 
 def test_loader_bad_input():
     x, y = _data()
-    with pytest.raises(ValueError, match=r"targets must have one row per input sample \(8\), got shape \(7, 12\)"):
+    with pytest.raises(ValueError, match=r"one row per input sample \(8\), got shape \(7, 12\)"):
         TensorLoader(x, y[:7], batch_size=2)
     with pytest.raises(ValueError, match=r"inputs must hold at least one sample, got shape \(0, 12, 3\)"):
         TensorLoader(x[:0], y[:0], batch_size=2)

@@ -78,108 +78,68 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | None = None, *,
             e.g. ``rnnkit.models.architecture_config(model)``.
         on_step: called after every step with the step number and its values.
     """
-    # -- setup --
-    cfg = cfg or TrainConfig()
-    loss_fn, metrics = loss_fn or default_loss, dict(metrics or {})
-    run_dir = None if run_dir is None else Path(run_dir)
-    if resume and run_dir is None:
-        raise ValueError("resume=True needs the run_dir to resume from, got run_dir=None")
-    if run_dir is not None and not resume and not overwrite and (run_dir / checkpoint.STATE).exists():
-        raise FileExistsError(f"run_dir {run_dir} already holds a checkpoint; pass resume=True to "
-                              f"continue it, overwrite=True to replace it, or another run_dir")
-    seed_everything(cfg.seed)
-    device = torch.device(cfg.device)
-    model.to(device)
-    ctx = distributed.context()
-    net, train = ctx.wrap(model), ctx.shard(train)
-    optimizer = optimizer or make_optimizer(model, cfg)
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    for group in optimizer.param_groups:  # the schedule scales each group's own rate
-        group.setdefault("base_lr", group["lr"])
-    plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode=cfg.monitor_mode, factor=cfg.plateau_factor, patience=cfg.plateau_patience)
-        if cfg.schedule == "plateau" else None)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
-    pos, state = Position(), None
-    if resume:
-        pos, state = restore(run_dir, model, optimizer, plateau, scaler, device)
-    writes = run_dir is not None and ctx.is_main
-    if writes and not resume:
-        checkpoint.save_config(run_dir, {**(config or {}), "train": _config.to_dict(cfg)})
-    log = MetricsLog(run_dir, tensorboard=cfg.tensorboard, resume_step=pos.step if resume else 0,
-                     enabled=writes) if run_dir is not None else MetricsLog(Path("."), enabled=False)
-    total = min(cfg.max_steps or math.inf, cfg.epochs * train.steps_per_epoch(cfg.bptt))
-    bar = tqdm(total=None if math.isinf(total) else total, initial=pos.step, desc="train",
-               disable=not (ctx.is_main and (cfg.progress or (cfg.progress is None and sys.stderr.isatty()))))
+    cfg, loss_fn, metrics = cfg or TrainConfig(), loss_fn or default_loss, dict(metrics or {})
+    run = _prepare(model, train, cfg, optimizer, run_dir, resume=resume, overwrite=overwrite, config=config)
+    pos, state, optimizer = run.pos, run.state, run.optimizer
     result = FitResult(steps=pos.step, seconds=pos.seconds, stopped="epochs", best=pos.best)
     started = time.perf_counter() - pos.seconds
     model.train()
-    with StopOnSignal() as signals, log:
-        for chunk, (epoch, index, part) in chunks(train, cfg.bptt, cfg.epochs, pos):
+    with StopOnSignal() as signals, run.log:
+        for chunk, (epoch, index, part) in chunks(run.train, cfg.bptt, cfg.epochs, pos):
             # -- batch: restart finished rows, cut the graph at the chunk boundary --
-            chunk = chunk.to(device)
+            chunk = chunk.to(run.device)
             state = detach_state(reset_state(state, chunk.reset_B))
-            minutes = (time.perf_counter() - started) / 60
-            progress = max(pos.step / total, minutes / (cfg.max_minutes or math.inf))
-            if plateau is None:  # the plateau schedule scales the rate on evaluations instead
+            progress = max(pos.step / run.total_steps,
+                           (time.perf_counter() - started) / 60 / (cfg.max_minutes or math.inf))
+            if run.plateau is None:  # the plateau schedule scales the rate on evaluations instead
                 for group in optimizer.param_groups:
-                    group["lr"] = group["base_lr"] * lr_at(pos.step, progress, cfg) / cfg.lr
+                    group["lr"] = group["base_lr"] * (lr_at(pos.step, progress, cfg) / cfg.lr)
             # -- forward --
             extra = _teacher_forcing(pos.step, cfg)
             with autocast(cfg):
-                out, state = call_model(net, chunk, state, extra)
+                out, state = call_model(run.net, chunk, state, extra)
                 loss = loss_fn(out, chunk.targets)
             where = (pos.step + 1, epoch + 1, index if part == 0 else index + 1)  # 1-based, for errors
             _check_finite("loss", loss, where)
             # -- backward, clip, step --
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss * ctx.loss_scale(chunk.items)).backward()
-            scaler.unscale_(optimizer)
-            grad_norm = clip_gradients(params, cfg)
-            if not scaler.is_enabled():  # with float16 the scaler skips the inf steps itself
+            run.scaler.scale(loss * run.ctx.loss_scale(chunk.items)).backward()
+            run.scaler.unscale_(optimizer)
+            grad_norm = clip_gradients(run.params, cfg)
+            if not run.scaler.is_enabled():  # with float16 the scaler skips the inf steps itself
                 _check_finite("gradient norm", grad_norm, where)
-            scaler.step(optimizer)
-            scaler.update()
-            # -- bookkeeping --
+            run.scaler.step(optimizer)
+            run.scaler.update()
+            # -- log --
             pos.step, pos.epoch, pos.batch, pos.chunk = pos.step + 1, epoch, index, part
-            values = _step_values(out, chunk, loss, metrics)
-            values["seconds"] = time.perf_counter() - started - pos.seconds
-            pos.seconds += values["seconds"]
+            seconds = time.perf_counter() - started - pos.seconds  # this step's
+            values = _step_values(out, chunk, loss, metrics, seconds=seconds)
+            pos.seconds += seconds
             pos.add(pos.window, values)
             pos.add(pos.epoch_sums, values)
-            bar.update(1)
-            # -- log --
             if pos.step % cfg.log_every == 0:
-                row = _means(pos.window)
-                row.update(lr=optimizer.param_groups[0]["lr"], grad_norm=float(grad_norm),
-                           items_per_s=pos.window["items"] / max(pos.window["seconds"], 1e-9), **extra)
-                log.log(pos.step, "train", row)
-                result.last_train = row
-                bar.set_postfix(loss=f"{row['loss']:.4f}", items_per_s=f"{row['items_per_s']:,.0f}",
-                                refresh=False)
-                pos.window = {}
-            epoch_end = index == len(train) and part == 0
+                result.last_train = _log_train(run, pos, grad_norm, extra)
             # -- evaluate --
+            epoch_end = index == len(run.train) and part == 0
             if val is not None and (epoch_end if cfg.eval_every is None else pos.step % cfg.eval_every == 0):
-                result.last_eval = evaluate(net, val, loss_fn=loss_fn, metrics=metrics, cfg=cfg)
-                log.log(pos.step, "val", result.last_eval)
-                _monitor(result.last_eval, pos, plateau, cfg)
+                result.last_eval = evaluate(run.net, val, loss_fn=loss_fn, metrics=metrics, cfg=cfg)
+                run.log.log(pos.step, "val", result.last_eval)
+                _monitor(result.last_eval, pos, run.plateau, cfg)
             if epoch_end:
                 result.epochs.append({"epoch": epoch + 1, **_means(pos.epoch_sums),
                                       **{f"val_{k}": v for k, v in result.last_eval.items()}})
                 pos.epoch, pos.batch, pos.epoch_sums = epoch + 1, 0, {}
             if on_step is not None:
-                on_step(pos.step, values)
+                on_step(pos.step, {**_means(values), "grad_norm": float(grad_norm)})
             # -- stop? save --
-            result.stopped = _stop_reason(pos, cfg, signals, ctx) or result.stopped
-            periodic = cfg.checkpoint_every is not None and pos.step % cfg.checkpoint_every == 0
-            if writes and (result.stopped != "epochs" or periodic):
-                save(run_dir, model, optimizer, plateau, scaler, pos, state)
+            result.stopped = _stop_reason(pos, cfg, signals, run.ctx) or result.stopped
+            if result.stopped != "epochs" or (cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0):
+                run.save(pos, state)
             if result.stopped != "epochs":
                 break
-        if writes and result.stopped == "epochs":
-            save(run_dir, model, optimizer, plateau, scaler, pos, state)
-    bar.close()
+        else:
+            run.save(pos, state)
+    run.bar.close()
     result.steps, result.seconds, result.best, result.state = pos.step, pos.seconds, pos.best, state
     return result
 
@@ -212,12 +172,84 @@ def evaluate(model: nn.Module, loader: Loader, *, loss_fn: LossFn | None = None,
     return _means(sums)
 
 
-def save(run_dir: Path, model, optimizer, plateau, scaler, pos: Position, state) -> None:
-    """The training state first (it alone is a consistent checkpoint), then the weights."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint.save_training_state(run_dir / checkpoint.STATE,
-                                   snapshot(model, optimizer, plateau, scaler, pos, state))
-    checkpoint.save_weights(run_dir / checkpoint.WEIGHTS, model)
+@dataclass
+class _Run:
+    """What the loop is built from, made once by ``_prepare``."""
+
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    model: nn.Module
+    train: Loader  # this process's shard
+    optimizer: torch.optim.Optimizer
+    params: list[nn.Parameter]
+    plateau: Any
+    scaler: torch.amp.GradScaler
+    ctx: distributed.Context
+    device: torch.device
+    log: MetricsLog
+    bar: Any
+    total_steps: float
+    run_dir: Path | None
+    pos: Position
+    state: Any
+
+    def save(self, pos: Position, state: Any) -> None:
+        """The training state first (it alone is a consistent checkpoint), then the weights."""
+        if self.run_dir is None or not self.ctx.is_main:
+            return
+        checkpoint.save_training_state(self.run_dir / checkpoint.STATE, snapshot(
+            self.model, self.optimizer, self.plateau, self.scaler, pos, state))
+        checkpoint.save_weights(self.run_dir / checkpoint.WEIGHTS, self.model)
+
+
+def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config) -> _Run:
+    """Seed, place, wrap and shard; build the optimizer, schedules and writers; restore a
+    checkpoint when resuming."""
+    run_dir = None if run_dir is None else Path(run_dir)
+    if resume and run_dir is None:
+        raise ValueError("resume=True needs the run_dir to resume from, got run_dir=None")
+    if run_dir is not None and not resume and not overwrite and (run_dir / checkpoint.STATE).exists():
+        raise FileExistsError(f"run_dir {run_dir} already holds a checkpoint; pass resume=True to "
+                              f"continue it, overwrite=True to replace it, or another run_dir")
+    seed_everything(cfg.seed)
+    device = torch.device(cfg.device)
+    model.to(device)
+    ctx = distributed.context()
+    optimizer = optimizer or make_optimizer(model, cfg)
+    for group in optimizer.param_groups:  # the schedule scales each group's own rate
+        group["base_lr"] = group["lr"]  # (a resumed optimizer brings back its own)
+    plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode=cfg.monitor_mode, factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+        if cfg.schedule == "plateau" else None)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+    pos, state = Position(), None
+    if resume:
+        pos, state = restore(run_dir, model, optimizer, plateau, scaler, device)
+    writes = run_dir is not None and ctx.is_main
+    if writes and not resume:
+        checkpoint.save_config(run_dir, {**(config or {}), "train": _config.to_dict(cfg)})
+    log = MetricsLog(run_dir or Path("."), tensorboard=cfg.tensorboard,
+                     resume_step=pos.step if resume else 0, enabled=writes)
+    train = ctx.shard(train)
+    total = min(cfg.max_steps or math.inf, cfg.epochs * train.steps_per_epoch(cfg.bptt))
+    show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+    bar = tqdm(total=None if math.isinf(total) else total, initial=pos.step, desc="train",
+               disable=not (show and ctx.is_main))
+    return _Run(net=ctx.wrap(model), model=model, train=train, optimizer=optimizer,
+                params=[p for group in optimizer.param_groups for p in group["params"]],
+                plateau=plateau, scaler=scaler, ctx=ctx, device=device, log=log, bar=bar,
+                total_steps=total, run_dir=run_dir, pos=pos, state=state)
+
+
+def _log_train(run: _Run, pos: Position, grad_norm: Tensor, extra: dict[str, float]) -> dict[str, float]:
+    """A train row: means over the steps since the last row, the rate, the pre-clip norm."""
+    row = _means(pos.window)
+    row.update(lr=run.optimizer.param_groups[0]["lr"], grad_norm=float(grad_norm),
+               items_per_s=pos.window["items"] / max(pos.window["seconds"], 1e-9), **extra)
+    run.log.log(pos.step, "train", row)
+    run.bar.set_postfix(loss=f"{row['loss']:.4f}", items_per_s=f"{row['items_per_s']:,.0f}", refresh=False)
+    run.bar.update(pos.step - run.bar.n)
+    pos.window = {}
+    return row
 
 
 def _teacher_forcing(step: int, cfg: TrainConfig) -> dict[str, float]:
@@ -227,10 +259,10 @@ def _teacher_forcing(step: int, cfg: TrainConfig) -> dict[str, float]:
     return {"teacher_forcing": teacher_forcing_at(step, cfg)}
 
 
-def _step_values(out, chunk, loss, metrics) -> dict[str, float]:
+def _step_values(out, chunk, loss, metrics, *, seconds: float) -> dict[str, float]:
     """This step's sums, weighted by its items, for the log window and the epoch means."""
     n = chunk.items
-    values = {"loss": float(loss.detach()) * n, "items": float(n), "steps": 1.0}
+    values = {"loss": float(loss.detach()) * n, "items": float(n), "steps": 1.0, "seconds": seconds}
     with torch.no_grad():
         for name, fn in metrics.items():
             values[name] = float(fn(out, chunk.targets)) * n

@@ -1,0 +1,32 @@
+"""``rnnkit.keras``: a Keras-style API as thin front ends over rnnkit's layers.
+
+    from rnnkit.keras import Sequential, SimpleRNN, Dense
+    model = Sequential([SimpleRNN(50, input_shape=(10, 1)), Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x_train, y_train, epochs=100, batch_size=16)
+
+Keras's conventions: batch-first (B, T, I) inputs, shapes inferred on build, numpy in and
+out. The recurrent layers run on ``rnnkit.Recurrent`` and rnnkit's cells, so every rnnkit
+executor applies; ``fit`` is ``rnnkit.train.fit``. Where this front end keeps state that
+rnnkit's layers don't (``stateful=True``), it says so; see ``rnnkit.keras._recurrent``.
+"""
+
+from rnnkit.keras import datasets, losses, optimizers
+from rnnkit.keras.layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Layer, SimpleRNN
+from rnnkit.keras.model import History, Sequential
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "Bidirectional",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "History",
+    "Layer",
+    "Sequential",
+    "SimpleRNN",
+    "datasets",
+    "losses",
+    "optimizers",
+]

@@ -1,0 +1,158 @@
+"""The Keras layer contract on an ``nn.Module``: built lazily, from ``input_shape`` or the
+first call, and data conversion at the boundary (numpy in, the layer's dtype and device).
+
+Shapes here are Keras shapes: tuples with the batch dimension first, ``None`` where a size is
+not fixed, e.g. ``(None, 10, 1)`` for batches of 10 steps of one feature.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+Shape = tuple[int | None, ...]
+
+
+class Layer(nn.Module):
+    """A Keras-style layer: its parameters are created by ``build(input_shape)``, which runs
+    at construction of a ``Sequential`` when the first layer has ``input_shape``, or on the
+    first call.
+
+    Arguments:
+        input_shape: the shape of one sample, without the batch dimension, e.g. ``(10, 1)``.
+        batch_input_shape: the same with a fixed batch size first, e.g. ``(32, 10, 1)``
+            (stateful recurrent layers need the batch size).
+        name: the name in ``summary()``; by default the snake-cased class name, made unique
+            within a ``Sequential``.
+    """
+
+    def __init__(self, *, input_shape: Shape | None = None, batch_input_shape: Shape | None = None,
+                 name: str | None = None):
+        super().__init__()
+        if input_shape is not None and batch_input_shape is not None:
+            raise ValueError("pass input_shape or batch_input_shape, not both; got "
+                             f"input_shape={input_shape} and batch_input_shape={batch_input_shape}")
+        if input_shape is not None:
+            batch_input_shape = (None, *_shape("input_shape", input_shape))
+        elif batch_input_shape is not None:
+            batch_input_shape = _shape("batch_input_shape", batch_input_shape)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {type(name).__name__}")
+        self.batch_input_shape: Shape | None = batch_input_shape
+        self.name = name or _snake(type(self).__name__)
+        self.built = False
+        self.input_shape: Shape | None = None
+        self.output_shape: Shape | list[Shape] | None = None
+
+    # -- to be provided by each layer ------------------------------------------------------
+    def _build(self, input_shape: Shape) -> None:
+        """Create the parameters (torch's default dtype, on the CPU)."""
+
+    def _check_shape(self, shape: Shape, built: Shape | None) -> None:
+        """Raise a ValueError if inputs of ``shape`` don't suit the layer (built for ``built``)."""
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape | list[Shape]:
+        return input_shape
+
+    def output_lengths(self, inputs: Tensor, lengths: Tensor | None) -> Tensor | None:
+        """The per-row lengths of this layer's output (Keras's mask, as rnnkit lengths)."""
+        return lengths
+
+    # -- shared ----------------------------------------------------------------------------
+    def build(self, input_shape: Shape) -> None:
+        """Create the parameters for inputs of ``input_shape`` (batch dimension first)."""
+        input_shape = _shape("input_shape", input_shape)
+        self._check_shape(input_shape, None)
+        self._build(input_shape)
+        self.input_shape = input_shape
+        self.output_shape = self.compute_output_shape(input_shape)
+        self.built = True
+
+    def _input(self, inputs, *, kind: str = "float") -> Tensor:
+        """``inputs`` as a tensor on the layer's device and dtype (see ``as_tensor``),
+        building the layer first if needed."""
+        x = as_tensor(inputs, name="inputs", like=_first_parameter(self), kind=kind)
+        if not self.built:
+            self._check_shape(tuple(x.shape), None)  # errors quote the shape as given
+            given = self.batch_input_shape
+            self.build(given if given is not None and given[-1] is not None else (None, *x.shape[1:]))
+            self.to(device=x.device)
+        self._check_shape(tuple(x.shape), self.input_shape)
+        return x
+
+    def count_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def describe(self) -> str:
+        return f"{self.name} ({type(self).__name__})"
+
+
+def as_tensor(data, *, name: str, like: Tensor | None = None, kind: str = "any") -> Tensor:
+    """numpy arrays, lists and tensors as tensors on ``like``'s device.
+
+    ``kind="float"``: cast to ``like``'s floating dtype (torch's default dtype without one),
+    as Keras casts float64 arrays to its float type; ``"int"``: cast to int64 (token ids, as
+    Keras casts an Embedding's input); ``"any"``: floating data as for ``"float"``, integer
+    data kept as int64 (class labels), booleans as floats.
+    """
+    assert kind in ("float", "int", "any")
+    if isinstance(data, Tensor):
+        x = data
+    elif isinstance(data, np.ndarray | list | tuple | int | float | np.number):
+        try:
+            x = torch.as_tensor(np.asarray(data))
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"{name} must be numbers in a numpy array or tensor, got "
+                            f"{type(data).__name__}: {err}") from err
+    else:
+        raise TypeError(f"{name} must be a numpy array or a torch.Tensor, got {type(data).__name__}")
+    if x.is_complex():
+        raise TypeError(f"{name} must be real numbers, got dtype {x.dtype}")
+    floating = like.dtype if like is not None and like.is_floating_point() else torch.get_default_dtype()
+    if kind == "int":
+        x = x.long()
+    elif kind == "float" or x.is_floating_point() or x.dtype == torch.bool:
+        x = x.to(floating)
+    else:
+        x = x.long()
+    return x if like is None else x.to(like.device)
+
+
+def _first_parameter(module: nn.Module) -> Tensor | None:
+    return next(module.parameters(), None)
+
+
+def _shape(name: str, shape) -> Shape:
+    if not isinstance(shape, tuple | list) or not all(
+            s is None or (isinstance(s, int) and not isinstance(s, bool) and s > 0) for s in shape):
+        raise ValueError(f"{name} must be a tuple of positive ints or None, got {shape!r}")
+    return tuple(shape)
+
+
+def _snake(name: str) -> str:
+    """``SimpleRNN`` -> ``simple_rnn``, ``GRU`` -> ``gru``, as Keras names layers."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def check_rate(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be a fraction in [0, 1), got {value!r}")
+    return float(value)
+
+
+def check_features(layer: Layer, shape: Shape, built: Shape | None, *, rank: str, ndim: int | None) -> None:
+    """Rank ``ndim`` (or >= 2 when None) and, once built, the built feature size."""
+    if (ndim is not None and len(shape) != ndim) or (ndim is None and len(shape) < 2):
+        raise ValueError(f"inputs of {layer.describe()} must be {rank}, got shape {shape}")
+    if built is not None and shape[-1] != built[-1]:
+        raise ValueError(f"inputs of {layer.describe()} must have {built[-1]} features (the size "
+                         f"it was built for, input_shape={built[1:]}), got {shape[-1]} (shape {shape})")

@@ -1,0 +1,131 @@
+"""Keras's core layers: ``Dense``, ``Dropout`` and ``Embedding``, with Keras's initialisers
+(Glorot-uniform kernels and zero biases; embeddings uniform in [-0.05, 0.05])."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.keras._base import Layer, Shape, check_features, check_positive_int, check_rate
+from rnnkit.layers import lengths_to_mask
+
+ACTIVATIONS: dict[str | None, Callable[[Tensor], Tensor]] = {
+    None: lambda x: x,
+    "linear": lambda x: x,
+    "relu": F.relu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "softmax": lambda x: F.softmax(x, dim=-1),
+}
+
+
+def get_activation(activation) -> Callable[[Tensor], Tensor]:
+    """A Keras activation name (or a callable) as a function."""
+    if callable(activation):
+        return activation
+    if not isinstance(activation, str | None) or activation not in ACTIVATIONS:
+        names = [k for k in ACTIVATIONS if k is not None]
+        raise ValueError(f"activation must be None, a callable or one of {names}, got {activation!r}")
+    return ACTIVATIONS[activation]
+
+
+class Dense(Layer):
+    """``y = activation(x W + b)`` on the last axis; on a 3-D input, at every time step.
+
+    Shapes:
+        (B, ..., I) -> (B, ..., units).
+    """
+
+    def __init__(self, units: int, activation: str | Callable | None = None, *, use_bias: bool = True,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.units = check_positive_int("units", units)
+        get_activation(activation)  # checked here, looked up per call: a name pickles
+        self.activation, self.use_bias = activation, use_bias
+
+    def _check_shape(self, shape: Shape, built: Shape | None) -> None:
+        check_features(self, shape, built, rank="at least 2-D (batch, ..., features)", ndim=None)
+
+    def _build(self, input_shape: Shape) -> None:
+        self.linear = nn.Linear(input_shape[-1], self.units, bias=self.use_bias)
+        nn.init.xavier_uniform_(self.linear.weight)
+        if self.use_bias:
+            nn.init.zeros_(self.linear.bias)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return (*input_shape[:-1], self.units)
+
+    def forward(self, inputs, *, lengths: Tensor | None = None) -> Tensor:
+        x = self._input(inputs)  # builds self.linear on the first call
+        return get_activation(self.activation)(self.linear(x))
+
+
+class Dropout(Layer):
+    """Zeroes a fraction ``rate`` of the inputs in training and scales the rest by
+    1 / (1 - rate); the identity at inference."""
+
+    def __init__(self, rate: float, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = check_rate("rate", rate)
+
+    def forward(self, inputs, *, lengths: Tensor | None = None) -> Tensor:
+        return F.dropout(self._input(inputs), self.rate, self.training)
+
+
+class Embedding(Layer):
+    """Token ids to vectors.
+
+    Arguments:
+        input_dim: vocabulary size V; ids must be in [0, V).
+        output_dim: embedding size E.
+        mask_zero: id 0 is padding. rnnkit reads the mask as lengths (padding at the end of
+            each row), so the recurrent layers after it skip the padded steps and return each
+            row's last real output; a 0 before a non-zero id in a row is an error.
+
+    Shapes:
+        tokens (B, T) -> (B, T, E).
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, *, mask_zero: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = check_positive_int("input_dim", input_dim)
+        self.output_dim = check_positive_int("output_dim", output_dim)
+        self.mask_zero = mask_zero
+
+    def _check_shape(self, shape: Shape, built: Shape | None) -> None:
+        if len(shape) < 1 or (self.mask_zero and len(shape) != 2):
+            want = "2-D (batch, timesteps)" if self.mask_zero else "at least 1-D (batch, ...)"
+            raise ValueError(f"inputs of {self.describe()} must be {want}, got shape {shape}")
+
+    def _build(self, input_shape: Shape) -> None:
+        self.embedding = nn.Embedding(self.input_dim, self.output_dim)
+        nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return (*input_shape, self.output_dim)
+
+    def forward(self, inputs, *, lengths: Tensor | None = None) -> Tensor:
+        tokens = self._input(inputs, kind="int")
+        lo, hi = int(tokens.min()), int(tokens.max())
+        if lo < 0 or hi >= self.input_dim:
+            raise ValueError(f"token ids of {self.describe()} must be in [0, {self.input_dim}) "
+                             f"(input_dim), got min {lo} and max {hi}")
+        return self.embedding(tokens)
+
+    def output_lengths(self, inputs: Tensor, lengths: Tensor | None) -> Tensor | None:
+        if not self.mask_zero:
+            return lengths
+        tokens_BT = inputs.long()
+        live_BT = tokens_BT != 0
+        lengths_B = live_BT.sum(dim=1)
+        if int(lengths_B.min()) < 1:
+            raise ValueError(f"with mask_zero=True every row of inputs to {self.describe()} needs "
+                             f"at least one non-zero id, got a row of only padding")
+        if not torch.equal(live_BT, lengths_to_mask(lengths_B, tokens_BT.shape[1])):
+            raise ValueError(f"with mask_zero=True, {self.describe()} takes padding (id 0) only at "
+                             "the end of each row (rnnkit runs on lengths), got a 0 before a "
+                             "non-zero id")
+        return lengths_B

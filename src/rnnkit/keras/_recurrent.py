@@ -1,0 +1,287 @@
+"""Keras's recurrent layers as front ends over ``rnnkit.Recurrent`` and rnnkit's cells, so
+every rnnkit executor (the fused torch ops, the reference loop) runs them.
+
+Keras's conventions, and how they map:
+
+- Parameters: Keras's ``SimpleRNN`` and ``LSTM`` have one bias, torch and rnnkit cells two
+  (``bias_ih``, ``bias_hh``). The cell is built without biases on the input plus a constant
+  1 feature: the last column of ``weight_ih`` is Keras's bias, so the function and the
+  parameter count are Keras's, e.g. ``SimpleRNN(50)`` on 1 feature: 50 * (1 + 50 + 1) = 2600.
+  ``GRU`` (Keras's default ``reset_after=True``) has two biases in Keras too, laid out as
+  torch's ``bias_ih``/``bias_hh``; ``GRU(reset_after=False)`` has one, added as above.
+- Initialisation: Glorot-uniform input kernel, orthogonal recurrent kernel, zero bias, and
+  ``LSTM``'s forget-gate bias 1 (Keras's ``unit_forget_bias``).
+- ``dropout``: one mask per sequence on the inputs (``LockedDropout``); ``recurrent_dropout``:
+  one mask per sequence on h (``RecurrentDropout``). Keras draws one mask per gate; rnnkit
+  draws one for all gates.
+- ``go_backwards``: ``Recurrent(reverse=True)``; with ``return_sequences`` the outputs come
+  in processing order (last step first), as in Keras.
+- ``stateful``: Keras keeps the final state in the layer. This front end does too (rnnkit's
+  layers keep none): each call starts from the previous call's final state (detached), for
+  a batch size fixed by ``batch_input_shape`` or the first call; ``reset_states()`` zeroes it.
+- ``return_state``: ``[output, h]`` (``[output, h, c]`` for LSTM; Bidirectional adds the
+  backward layer's states after the forward ones), as Keras returns.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit._checks import check_lengths
+from rnnkit.cells import ElmanCell, GRUCell, HiddenState, LSTMCell, LSTMState
+from rnnkit.cells.base import Cell
+from rnnkit.cells.wrappers import RecurrentDropout
+from rnnkit.keras._base import Layer, Shape, as_tensor, check_features, check_positive_int, check_rate
+from rnnkit.layers import Bidirectional as _Bidirectional
+from rnnkit.layers import LockedDropout, Recurrent, flip_padded
+from rnnkit.layers.bidirectional import MERGES
+
+
+class RNNLayer(Layer):
+    """The shared machinery of ``SimpleRNN``, ``LSTM`` and ``GRU``; see the module docstring.
+
+    Shapes:
+        inputs (B, T, I); output (B, T, O) with ``return_sequences`` else (B, O), where O is
+        ``units`` (2 * units for a concatenating ``Bidirectional``); states (B, units) each.
+    """
+
+    _gates = 1  # weight rows per unit: 1, 4 (LSTM) or 3 (GRU)
+
+    def __init__(self, units: int, *, use_bias: bool = True, return_sequences: bool = False,
+                 return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0, backend: str = "auto",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.units = check_positive_int("units", units)
+        self.use_bias, self.return_sequences, self.return_state = use_bias, return_sequences, return_state
+        self.go_backwards, self.stateful, self.backend = go_backwards, stateful, backend
+        self.dropout = check_rate("dropout", dropout)
+        self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        self.merge_mode: str | None = None  # set by Bidirectional
+        self._states = None  # stateful only: the last call's final state, detached
+        self._batch_size = self.batch_input_shape[0] if self.batch_input_shape else None
+
+    # -- the cell: one per layer and direction -----------------------------------------------
+    def _make_cell(self, input_size: int) -> Cell:
+        raise NotImplementedError
+
+    def _one_bias(self) -> bool:
+        """Keras has one bias here: it becomes the weight of a constant-1 input feature."""
+        return self.use_bias
+
+    def _state_type(self):
+        return HiddenState
+
+    def _recurrent(self, features: int, *, reverse: bool) -> Recurrent:
+        ones = int(self._one_bias())
+        cell = self._make_cell(features + ones)
+        with torch.no_grad():
+            nn.init.xavier_uniform_(cell.weight_ih[:, :features])
+            cell.weight_ih[:, features:].zero_()
+            nn.init.orthogonal_(cell.weight_hh)
+            for bias in (cell.bias_ih, cell.bias_hh):
+                if bias is not None:
+                    bias.zero_()
+            if ones and self._gates == 4:  # LSTM gates i, f, g, o: forget-gate bias 1
+                cell.weight_ih[self.units:2 * self.units, features:] = 1.0
+        if self.recurrent_dropout:
+            cell = RecurrentDropout(cell, self.recurrent_dropout)
+        return Recurrent(cell, reverse=reverse, backend=self.backend)
+
+    # -- build -----------------------------------------------------------------------------
+    def _check_shape(self, shape: Shape, built: Shape | None) -> None:
+        check_features(self, shape, built, rank="3-D (batch, timesteps, features)", ndim=3)
+
+    def _build(self, input_shape: Shape) -> None:
+        features = input_shape[-1]
+        if self.merge_mode is None:
+            self.rnn = self._recurrent(features, reverse=self.go_backwards)
+        else:
+            self.rnn = _Bidirectional(self._recurrent(features, reverse=False),
+                                      self._recurrent(features, reverse=True), merge=self.merge_mode)
+        self.input_dropout = LockedDropout(self.dropout)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape | list[Shape]:
+        B, T = input_shape[0], input_shape[1]
+        out = self.units * (2 if self.merge_mode == "concat" else 1)
+        shape = (B, T, out) if self.return_sequences else (B, out)
+        if not self.return_state:
+            return shape
+        directions = 1 if self.merge_mode is None else 2
+        return [shape] + [(B, self.units)] * (len(self._state_type()._fields) * directions)
+
+    def output_lengths(self, inputs: Tensor, lengths: Tensor | None) -> Tensor | None:
+        return lengths if self.return_sequences else None
+
+    # -- call ------------------------------------------------------------------------------
+    def forward(self, inputs, *, initial_state=None, lengths: Tensor | None = None):
+        """Run over ``inputs`` (B, T, I); ``initial_state`` is a list of (B, units) tensors
+        (``[h]``, ``[h, c]`` for LSTM, the forward's then the backward's for Bidirectional);
+        ``lengths`` (B,) are the real lengths of rows padded at the end."""
+        x_BTI = self._input(inputs)
+        B, T, _ = x_BTI.shape
+        lengths_B = check_lengths(lengths, batch=B, time=T, device=x_BTI.device)
+        state = self._start_state(B, initial_state, like=x_BTI)
+        x_BTI = self.input_dropout(x_BTI)
+        if self._one_bias():
+            x_BTI = torch.cat([x_BTI, x_BTI.new_ones(B, T, 1)], dim=-1)
+        out_BTO, state = self.rnn(x_BTI, state, lengths=lengths_B)
+        if self.stateful:
+            self._states = _detach(state)
+        if self.return_sequences:
+            output = flip_padded(out_BTO, lengths_B) if self.go_backwards else out_BTO
+        else:
+            output = self._last_output(state)
+        return [output, *self._state_list(state)] if self.return_state else output
+
+    def reset_states(self) -> None:
+        """Forget the carried state (stateful layers): the next call starts from zeros."""
+        self._states = None
+
+    def _start_state(self, B: int, initial_state, *, like: Tensor):
+        if self.stateful:
+            if self._batch_size is None:
+                self._batch_size = B
+            if B != self._batch_size:
+                raise ValueError(
+                    f"{self.describe()} is stateful with batch_size {self._batch_size} (from "
+                    f"batch_input_shape or its first call), got a batch of {B}; the number of "
+                    f"samples must be a multiple of batch_size, or call with batch_size="
+                    f"{self._batch_size}")
+        if initial_state is not None:
+            return self._state_from_list(initial_state, like)
+        return self._states if self.stateful else None
+
+    def _state_from_list(self, states, like: Tensor):
+        kind = self._state_type()
+        n = len(kind._fields) * (1 if self.merge_mode is None else 2)
+        if not isinstance(states, list | tuple) or len(states) != n:
+            got = f"{len(states)} items" if isinstance(states, list | tuple) else type(states).__name__
+            raise ValueError(f"initial_state of {self.describe()} must be a list of {n} (batch, "
+                             f"{self.units}) tensors, got {got}")
+        tensors = [as_tensor(s, name="initial_state", like=like, kind="float") for s in states]
+        per = len(kind._fields)
+        parts = [kind(*tensors[k:k + per]) for k in range(0, n, per)]
+        return parts[0] if self.merge_mode is None else tuple(parts)
+
+    def _last_output(self, state) -> Tensor:
+        if self.merge_mode is None:
+            return state.h
+        return _merge(self.merge_mode, state[0].h, state[1].h)
+
+    def _state_list(self, state) -> list[Tensor]:
+        return list(state) if self.merge_mode is None else [*state[0], *state[1]]
+
+    def extra_repr(self) -> str:
+        flags = [k for k in ("return_sequences", "return_state", "go_backwards", "stateful")
+                 if getattr(self, k)]
+        return ", ".join([f"units={self.units}", *(f"{k}=True" for k in flags)])
+
+
+class SimpleRNN(RNNLayer):
+    """Keras ``SimpleRNN``: ``h' = activation(x W + h U + b)`` (rnnkit's ``ElmanCell``).
+
+    Arguments: ``units``, ``activation`` (``"tanh"`` or ``"relu"``), and those of
+    ``RNNLayer``: ``use_bias``, ``return_sequences``, ``return_state``, ``go_backwards``,
+    ``stateful``, ``dropout``, ``recurrent_dropout``, ``backend``, ``input_shape``,
+    ``batch_input_shape``, ``name``.
+    """
+
+    def __init__(self, units: int, activation: str = "tanh", **kwargs):
+        if activation not in ("tanh", "relu"):
+            raise ValueError(f"activation of SimpleRNN must be 'tanh' or 'relu', got {activation!r}")
+        super().__init__(units, **kwargs)
+        self.activation = activation
+
+    def _make_cell(self, input_size: int) -> Cell:
+        return ElmanCell(input_size, self.units, nonlinearity=self.activation, bias=False)
+
+
+class LSTM(RNNLayer):
+    """Keras ``LSTM`` (rnnkit's ``LSTMCell``; gates i, f, g, o in both). Arguments as ``RNNLayer``."""
+
+    _gates = 4
+
+    def _make_cell(self, input_size: int) -> Cell:
+        return LSTMCell(input_size, self.units, bias=False)
+
+    def _state_type(self):
+        return LSTMState
+
+
+class GRU(RNNLayer):
+    """Keras ``GRU`` (rnnkit's ``GRUCell``). ``reset_after=True`` (Keras's default) has two
+    biases, as torch; ``reset_after=False`` applies the reset gate before the product (Cho et
+    al. 2014) and has one. Other arguments as ``RNNLayer``."""
+
+    _gates = 3
+
+    def __init__(self, units: int, *, reset_after: bool = True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.reset_after = reset_after
+
+    def _one_bias(self) -> bool:
+        return self.use_bias and not self.reset_after
+
+    def _make_cell(self, input_size: int) -> Cell:
+        two_biases = self.use_bias and self.reset_after
+        return GRUCell(input_size, self.units, bias=two_biases, reset_after=self.reset_after)
+
+
+class Bidirectional(Layer):
+    """Keras ``Bidirectional(layer, merge_mode)``: the layer's recurrence run forward and
+    backward over the same inputs (``rnnkit.Bidirectional``), outputs merged per step.
+
+    Arguments:
+        layer: a ``SimpleRNN``, ``LSTM`` or ``GRU``, not yet built; it holds the parameters.
+        merge_mode: ``"concat"`` (forward first), ``"sum"``, ``"mul"`` or ``"ave"``.
+    """
+
+    def __init__(self, layer: RNNLayer, merge_mode: str = "concat", **kwargs):
+        if not isinstance(layer, RNNLayer):
+            raise TypeError(f"layer must be a SimpleRNN, LSTM or GRU, got {type(layer).__name__}")
+        if merge_mode not in MERGES:
+            raise ValueError(f"merge_mode must be one of {MERGES}, got {merge_mode!r}")
+        if layer.built or layer.merge_mode is not None or layer.go_backwards:
+            raise ValueError(f"layer must be a new, unbuilt layer with go_backwards=False, got "
+                             f"{layer.describe()} (built={layer.built}, go_backwards={layer.go_backwards})")
+        if not kwargs.get("input_shape") and not kwargs.get("batch_input_shape"):
+            kwargs["batch_input_shape"] = layer.batch_input_shape
+        super().__init__(**kwargs)
+        layer.merge_mode = merge_mode
+        self.layer, self.merge_mode = layer, merge_mode
+
+    def _check_shape(self, shape: Shape, built: Shape | None) -> None:
+        self.layer._check_shape(shape, built)
+
+    def _build(self, input_shape: Shape) -> None:
+        self.layer.build(input_shape)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape | list[Shape]:
+        return self.layer.compute_output_shape(input_shape)
+
+    def output_lengths(self, inputs: Tensor, lengths: Tensor | None) -> Tensor | None:
+        return self.layer.output_lengths(inputs, lengths)
+
+    def forward(self, inputs, *, initial_state=None, lengths: Tensor | None = None):
+        self._input(inputs)  # builds on the first call
+        return self.layer(inputs, initial_state=initial_state, lengths=lengths)
+
+    def reset_states(self) -> None:
+        self.layer.reset_states()
+
+
+def _merge(mode: str, a: Tensor, b: Tensor) -> Tensor:
+    """Keras's merge modes, as ``rnnkit.Bidirectional`` applies them to the outputs."""
+    if mode == "concat":
+        return torch.cat([a, b], dim=-1)
+    if mode == "sum":
+        return a + b
+    if mode == "mul":
+        return a * b
+    return (a + b) / 2
+
+
+def _detach(state):
+    return state.detach() if isinstance(state, HiddenState | LSTMState) else tuple(map(_detach, state))

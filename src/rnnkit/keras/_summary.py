@@ -1,0 +1,33 @@
+"""``Sequential.summary()``: Keras's table of layers, output shapes and parameter counts."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from rnnkit.keras._base import Layer, Shape
+
+WIDTHS = (29, 26, 10)  # Keras's column widths: layer (type), output shape, param #
+RULE = 65
+
+
+def _shape(shape: Shape | list[Shape]) -> str:
+    if isinstance(shape, list):
+        return "[" + ", ".join(_shape(s) for s in shape) + "]"
+    return str(tuple(shape))  # "(None, 50)", as Keras prints it
+
+
+def _row(cells: tuple[str, str, str]) -> str:
+    return " " + "".join((c + " ").ljust(w) for c, w in zip(cells, WIDTHS, strict=True)).rstrip()
+
+
+def render_summary(name: str, layers: list[Layer], params: list[nn.Parameter]) -> str:
+    """The table; each layer's count is the numel of its parameters."""
+    total = sum(p.numel() for p in params)
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    lines = [f'Model: "{name}"', "_" * RULE, _row(("Layer (type)", "Output Shape", "Param #")),
+             "=" * RULE]
+    for layer in layers:
+        lines.append(_row((layer.describe(), _shape(layer.output_shape), f"{layer.count_params():,}")))
+    lines += ["=" * RULE, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+              f"Non-trainable params: {total - trainable:,}", "_" * RULE]
+    return "\n".join(lines)

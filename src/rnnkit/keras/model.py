@@ -1,0 +1,282 @@
+"""``Sequential``: Keras's model of a stack of layers, trained by rnnkit's one loop.
+
+``fit`` hands the model to ``rnnkit.train.fit`` with a ``TensorLoader``; ``evaluate`` uses
+``rnnkit.train.evaluate``. Keras's semantics kept here: numpy in and out, float64 arrays
+cast to the model's dtype, ``validation_split`` taken from the end of the data before
+shuffling, a ``History`` of per-epoch means, optimizer state kept across ``fit`` calls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit import train
+from rnnkit.keras._base import Layer, Shape, as_tensor
+from rnnkit.keras._recurrent import Bidirectional, RNNLayer
+from rnnkit.keras._summary import render_summary
+from rnnkit.keras.losses import get_loss, get_metrics
+from rnnkit.keras.optimizers import check_optimizer, make_optimizer
+
+
+class History:
+    """What ``fit`` returns. ``history``: name -> one value per epoch (``loss``, the metrics,
+    and ``val_loss``, ``val_<metric>`` with validation data); ``epoch``: 0-based indices."""
+
+    def __init__(self, history: dict[str, list[float]], epoch: list[int], params: dict):
+        self.history, self.epoch, self.params = history, epoch, params
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+
+class Sequential(nn.Module):
+    """Layers applied one after the other.
+
+    Arguments:
+        layers: ``rnnkit.keras`` layers; if the first has ``input_shape`` (or
+            ``batch_input_shape``) the model is built at once, else on first use.
+        name: the model's name in ``summary()``.
+    """
+
+    def __init__(self, layers: list[Layer] | None = None, *, name: str = "sequential"):
+        super().__init__()
+        self.name = name
+        self.layers = nn.ModuleList()
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.history: History | None = None
+        self._compiled: dict | None = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- structure -------------------------------------------------------------------------
+    @property
+    def built(self) -> bool:
+        return bool(self.layers) and all(layer.built for layer in self.layers)
+
+    def add(self, layer: Layer) -> None:
+        """Append ``layer``; it is built at once if the model is."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"layer must be an rnnkit.keras layer, got {type(layer).__name__}")
+        if self.layers and _returns_state(self.layers[-1]):
+            raise ValueError(f"only the last layer may return states (return_state=True); "
+                             f"{self.layers[-1].describe()} does and cannot be followed by "
+                             f"{layer.describe()}")
+        names = {other.name for other in self.layers}
+        base, k = layer.name, 0
+        while layer.name in names:
+            k += 1
+            layer.name = f"{base}_{k}"
+        self.layers.append(layer)
+        if len(self.layers) == 1 and layer.batch_input_shape is not None:
+            self.build(layer.batch_input_shape)
+        elif len(self.layers) > 1 and self.layers[-2].built and not layer.built:
+            like = next(self.layers[0].parameters(), None)
+            layer.build(self.layers[-2].output_shape)
+            if like is not None:  # where the model already is
+                layer.to(device=like.device, dtype=like.dtype)
+
+    def build(self, input_shape: Shape | None = None) -> None:
+        """Build every layer for inputs of ``input_shape`` (batch dimension first, e.g.
+        ``(None, 10, 1)``); by default the first layer's ``batch_input_shape``."""
+        if not self.layers:
+            raise ValueError("the model has no layers: add some before build()")
+        shape = input_shape if input_shape is not None else self.layers[0].batch_input_shape
+        if shape is None:
+            raise ValueError("build() needs input_shape (with the batch dimension, e.g. "
+                             "(None, 10, 1)) when the first layer has no input_shape, got None")
+        for layer in self.layers:
+            if not layer.built:
+                layer.build(shape)
+            shape = layer.output_shape
+
+    def reset_states(self) -> None:
+        """Zero the carried state of every stateful recurrent layer."""
+        for module in self.modules():
+            if isinstance(module, RNNLayer):
+                module.reset_states()
+
+    def summary(self, print_fn: Callable[[str], None] | None = print) -> str:
+        """Keras's table: each layer's name (type), output shape and parameter count, then the
+        totals. Printed with ``print_fn`` (None: not printed) and returned."""
+        if not self.built:
+            raise ValueError("the model is not built yet: give the first layer input_shape, call "
+                             "build((None, timesteps, features)), or call it on data first")
+        text = render_summary(self.name, self.layers, list(self.parameters()))
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    # -- forward ---------------------------------------------------------------------------
+    def forward(self, inputs, *, lengths: Tensor | None = None):
+        """The layers in turn. ``lengths`` (B,): real lengths of rows padded at the end, for
+        the recurrent layers (an ``Embedding(mask_zero=True)`` computes them itself)."""
+        if not self.layers:
+            raise ValueError("the model has no layers: add some before calling it")
+        x = as_tensor(inputs, name="inputs", like=self._like())
+        for layer in self.layers:
+            out = layer(x, lengths=lengths)
+            lengths = layer.output_lengths(x, lengths)
+            x = out
+        return x
+
+    def _like(self) -> Tensor | None:
+        return next(self.parameters(), None)
+
+    def _ensure_built(self, x: Tensor) -> None:
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+
+    # -- training --------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
+        """Choose the optimizer (``"adam"``, ``"sgd"``, ``"rmsprop"``, ``"adamw"``, a torch
+        optimizer class or instance), the loss (a name or ``(y_true, y_pred) -> tensor``)
+        and the metrics (names or callables) for ``fit`` and ``evaluate``."""
+        check_optimizer(optimizer)
+        self._compiled = dict(optimizer=optimizer, loss=None if loss is None else get_loss(loss),
+                              metrics=get_metrics(metrics))
+        self.optimizer = None  # made from the spec at the next fit
+
+    def fit(self, x, y, batch_size: int | None = None, epochs: int = 1, *, verbose: int | str = 1,
+            validation_split: float = 0.0, validation_data: tuple | None = None,
+            shuffle: bool = True, seed: int | None = None) -> History:
+        """Train for ``epochs`` passes over ``(x, y)`` with ``rnnkit.train.fit``.
+
+        Arguments:
+            batch_size: samples per step; default 32, or a stateful layer's batch size.
+            verbose: 0 is silent; otherwise a progress bar on stderr.
+            validation_split: the fraction of the data, taken from its end before shuffling,
+                held out and evaluated after every epoch.
+            validation_data: ``(x_val, y_val)``, evaluated after every epoch.
+            shuffle: reshuffle the training samples every epoch.
+            seed: seeds the shuffling and the loop's RNG; by default drawn from torch's
+                global RNG, so ``torch.manual_seed`` makes ``fit`` repeatable.
+
+        Returns:
+            A ``History``; also kept as ``model.history``.
+        """
+        compiled = self._require_compiled("fit")
+        x_N, y_N = self._data(x, y, "x", "y")
+        if not (isinstance(validation_split, int | float) and 0.0 <= validation_split < 1.0):
+            raise ValueError(f"validation_split must be a fraction in [0, 1), got {validation_split!r}")
+        if validation_data is not None and validation_split:
+            raise ValueError("pass validation_split or validation_data, not both; got "
+                             f"validation_split={validation_split}")
+        val = None
+        if validation_split:
+            split = math.floor(x_N.shape[0] * (1.0 - validation_split))
+            if split == 0 or split == x_N.shape[0]:
+                raise ValueError(f"validation_split={validation_split} of {x_N.shape[0]} samples "
+                                 f"leaves {split} for training and {x_N.shape[0] - split} to validate")
+            x_N, y_N, val = x_N[:split], y_N[:split], (x_N[split:], y_N[split:])
+        elif validation_data is not None:
+            if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (x_val, y_val), got "
+                                 f"{type(validation_data).__name__}")
+            val = self._data(*validation_data, "validation_data x", "validation_data y")
+        self._ensure_built(x_N)
+        if self.optimizer is None:
+            self.optimizer = make_optimizer(compiled["optimizer"], self)
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, ()))
+        # the loop runs each parameter group at its own rate (a constant schedule)
+        cfg = train.TrainConfig(epochs=epochs, seed=seed, progress=bool(verbose),
+                                device=str(self._like().device))
+        batch_size = self._batch_size(batch_size)
+        loader = self._loader(x_N, y_N, batch_size, shuffle=shuffle, seed=seed)
+        val_loader = None if val is None else self._loader(*val, batch_size, shuffle=False)
+        result = train.fit(self, loader, cfg, loss_fn=_swap(compiled["loss"]), val=val_loader,
+                           metrics={k: _swap(f) for k, f in compiled["metrics"].items()},
+                           optimizer=self.optimizer)
+        keys = ["loss", *compiled["metrics"]]
+        keys += [f"val_{k}" for k in keys] if val is not None else []
+        self.history = History({k: [row[k] for row in result.epochs] for k in keys},
+                               list(range(len(result.epochs))),
+                               dict(epochs=epochs, steps=len(loader), verbose=verbose))
+        return self.history
+
+    def evaluate(self, x, y, batch_size: int | None = None, *, verbose: int = 0) -> float | list[float]:
+        """The loss on ``(x, y)`` (a float), or ``[loss, *metrics]`` when compiled with metrics;
+        means over the samples, in evaluation mode."""
+        compiled = self._require_compiled("evaluate")
+        x_N, y_N = self._data(x, y, "x", "y")
+        self._ensure_built(x_N)
+        loader = self._loader(x_N, y_N, self._batch_size(batch_size), shuffle=False)
+        values = train.evaluate(self, loader, loss_fn=_swap(compiled["loss"]),
+                                metrics={k: _swap(f) for k, f in compiled["metrics"].items()},
+                                cfg=train.TrainConfig(device=str(self._like().device)))
+        if not compiled["metrics"]:
+            return values["loss"]
+        return [values["loss"], *(values[k] for k in compiled["metrics"])]
+
+    @torch.no_grad()
+    def predict(self, x, batch_size: int | None = None, *, verbose: int = 0):
+        """The outputs for ``x`` in evaluation mode, as a numpy array (a list of arrays for a
+        last layer with ``return_state=True``)."""
+        x_N = as_tensor(x, name="x", like=self._like())
+        if x_N.dim() == 0 or x_N.shape[0] == 0:
+            raise ValueError(f"x must hold at least one sample, got shape {tuple(x_N.shape)}")
+        self._ensure_built(x_N)
+        x_N = x_N.to(self._like().device)
+        batch_size = self._batch_size(batch_size)
+        was_training = self.training
+        self.eval()
+        try:
+            outs = [self(x_N[k:k + batch_size]) for k in range(0, x_N.shape[0], batch_size)]
+        finally:
+            self.train(was_training)
+        if isinstance(outs[0], list):
+            return [torch.cat(parts).cpu().numpy() for parts in zip(*outs, strict=True)]
+        return torch.cat(outs).cpu().numpy()
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _require_compiled(self, what: str) -> dict:
+        if self._compiled is None or self._compiled["loss"] is None:
+            raise RuntimeError(f"{what}() needs a compiled model with a loss: call "
+                               "model.compile(optimizer=..., loss=...) first")
+        return self._compiled
+
+    def _data(self, x, y, x_name: str, y_name: str) -> tuple[Tensor, Tensor]:
+        x_N = as_tensor(x, name=x_name, like=self._like())
+        y_N = as_tensor(y, name=y_name, like=self._like())
+        if x_N.dim() == 0 or y_N.dim() == 0 or x_N.shape[0] != y_N.shape[0]:
+            raise ValueError(f"{x_name} and {y_name} must have the same number of samples (first "
+                             f"dimension), got shapes {tuple(x_N.shape)} and {tuple(y_N.shape)}")
+        if x_N.shape[0] == 0:
+            raise ValueError(f"{x_name} must hold at least one sample, got shape {tuple(x_N.shape)}")
+        return x_N, y_N
+
+    def _stateful_batch(self) -> int | None:
+        sizes = {m._batch_size for m in self.modules() if isinstance(m, RNNLayer) and m.stateful}
+        sizes.discard(None)
+        return sizes.pop() if len(sizes) == 1 else None
+
+    def _batch_size(self, batch_size: int | None) -> int:
+        if batch_size is None:
+            return self._stateful_batch() or 32
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+        return batch_size
+
+    def _loader(self, x_N: Tensor, y_N: Tensor, batch_size: int, *, shuffle: bool,
+                seed: int = 0) -> train.TensorLoader:
+        stateful = self._stateful_batch()
+        if stateful is None:
+            batch_size = min(batch_size, x_N.shape[0])  # Keras takes one short batch
+        elif x_N.shape[0] % stateful:
+            raise ValueError(f"stateful layers keep state for batch_size={stateful} sequences: "
+                             f"the number of samples must be a multiple of it, got {x_N.shape[0]}")
+        return train.TensorLoader(x_N, y_N, batch_size=batch_size, shuffle=shuffle, seed=seed)
+
+
+def _swap(fn):
+    """Keras's ``(y_true, y_pred)`` as the loop's ``(outputs, targets)``."""
+    return lambda outputs, targets: fn(targets, outputs)
+
+
+def _returns_state(layer: Layer) -> bool:
+    inner = layer.layer if isinstance(layer, Bidirectional) else layer
+    return isinstance(inner, RNNLayer) and inner.return_state

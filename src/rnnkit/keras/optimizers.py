@@ -1,0 +1,46 @@
+"""Keras's optimizer names as torch optimizers, with Keras's default hyperparameters
+(``epsilon=1e-7``; RMSprop's ``rho=0.9``; AdamW's ``weight_decay=0.004``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+KERAS_DEFAULTS: dict[str, tuple[type[torch.optim.Optimizer], dict]] = {
+    "adam": (torch.optim.Adam, dict(lr=1e-3, eps=1e-7)),
+    "adamw": (torch.optim.AdamW, dict(lr=1e-3, eps=1e-7, weight_decay=0.004)),
+    "rmsprop": (torch.optim.RMSprop, dict(lr=1e-3, alpha=0.9, eps=1e-7)),
+    "sgd": (torch.optim.SGD, dict(lr=0.01)),
+}
+
+
+def check_optimizer(optimizer) -> None:
+    """A name, a ``torch.optim.Optimizer`` subclass or an instance; raises otherwise."""
+    if isinstance(optimizer, str):
+        if optimizer not in KERAS_DEFAULTS:
+            raise ValueError(f"optimizer must be one of {sorted(KERAS_DEFAULTS)}, a torch.optim."
+                             f"Optimizer class or an instance, got {optimizer!r}")
+    elif not (isinstance(optimizer, torch.optim.Optimizer)
+              or (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer))):
+        raise TypeError(f"optimizer must be a name, a torch.optim.Optimizer class or an instance, "
+                        f"got {optimizer!r}")
+
+
+def make_optimizer(optimizer, model: nn.Module) -> torch.optim.Optimizer:
+    """The torch optimizer over ``model``'s trainable parameters (an instance is checked to
+    hold only ``model``'s parameters and returned as is)."""
+    check_optimizer(optimizer)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if isinstance(optimizer, torch.optim.Optimizer):
+        ours = {id(p) for p in model.parameters()}
+        if any(id(p) not in ours for group in optimizer.param_groups for p in group["params"]):
+            raise ValueError("optimizer must hold the model's parameters: build the model (give "
+                             "the first layer input_shape) before making the optimizer from "
+                             "model.parameters(), got one with other parameters")
+        return optimizer
+    if not params:
+        raise ValueError("the model has no trainable parameters")
+    if isinstance(optimizer, str):
+        cls, kwargs = KERAS_DEFAULTS[optimizer]
+        return cls(params, **kwargs)
+    return optimizer(params)

@@ -1,0 +1,225 @@
+"""rnnkit.keras layers: Keras's equations and parameter counts, outputs and states, merge
+modes, go_backwards, stateful carry, Dense on sequences, Embedding masks, executors."""
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.keras import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, SimpleRNN
+
+B, T, I, H = 3, 6, 4, 5
+LAYERS = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
+
+
+def keras_simple_rnn(x_BTI, W_IH, U_HH, b_H):
+    """Keras's SimpleRNN by hand: h_t = tanh(x_t W + h_{t-1} U + b), h_0 = 0."""
+    h = torch.zeros(x_BTI.shape[0], U_HH.shape[0])
+    outs = []
+    for t in range(x_BTI.shape[1]):
+        h = torch.tanh(x_BTI[:, t] @ W_IH + h @ U_HH + b_H)
+        outs.append(h)
+    return torch.stack(outs, dim=1)
+
+
+def test_simple_rnn_is_keras_equation_with_one_bias():
+    layer = SimpleRNN(H, return_sequences=True, input_shape=(T, I))
+    layer.build((None, T, I))
+    cell = layer.rnn.cell
+    with torch.no_grad():  # non-zero bias, so that the bias column is exercised
+        cell.weight_ih[:, I] = torch.randn(H)
+    W_IH, b_H = cell.weight_ih[:, :I].T, cell.weight_ih[:, I]
+    x = torch.randn(B, T, I)
+    torch.testing.assert_close(layer(x), keras_simple_rnn(x, W_IH, cell.weight_hh.T, b_H))
+    assert layer.count_params() == H * (I + H + 1)  # Keras's formula: one bias
+
+
+@pytest.mark.parametrize("make, count", [
+    (lambda: SimpleRNN(50), 50 * (1 + 50 + 1)),
+    (lambda: LSTM(50), 4 * 50 * (1 + 50 + 1)),
+    (lambda: GRU(50), 3 * 50 * (1 + 50 + 2)),  # reset_after=True: two biases in Keras too
+    (lambda: GRU(50, reset_after=False), 3 * 50 * (1 + 50 + 1)),
+    (lambda: SimpleRNN(50, use_bias=False), 50 * (1 + 50)),
+    (lambda: Dense(7), 1 * 7 + 7),
+    (lambda: Bidirectional(LSTM(50)), 2 * 4 * 50 * (1 + 50 + 1)),
+], ids=["simple_rnn", "lstm", "gru", "gru-reset-before", "no-bias", "dense", "bidirectional"])
+def test_parameter_counts_follow_keras(make, count):
+    layer = make()
+    layer.build((None, 10, 1))
+    assert layer.count_params() == count == sum(p.numel() for p in layer.parameters())
+
+
+def test_keras_initialisers():
+    lstm = LSTM(H)
+    lstm.build((None, T, I))
+    w = lstm.rnn.cell.weight_ih  # (4H, I + 1): kernel, then the bias column
+    assert torch.all(w[:, I][H:2 * H] == 1) and torch.all(w[:, I][:H] == 0)  # unit_forget_bias
+    u = lstm.rnn.cell.weight_hh  # (4H, H), orthogonal columns
+    torch.testing.assert_close(u.T @ u, torch.eye(H))
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_outputs_and_states(name):
+    layer = LAYERS[name](H, return_sequences=True, return_state=True)
+    x = torch.randn(B, T, I)
+    out, *states = layer(x)
+    assert out.shape == (B, T, H)
+    assert len(states) == (2 if name == "lstm" else 1)
+    assert all(s.shape == (B, H) for s in states)
+    torch.testing.assert_close(states[0], out[:, -1])  # h is the last output
+    last = _built(LAYERS[name](H))
+    last.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(last(x), out[:, -1])
+    assert layer.output_shape == [(None, T, H)] + [(None, H)] * len(states)
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_initial_state_continues_a_sequence(name):
+    layer = LAYERS[name](H, return_sequences=True, return_state=True)
+    x = torch.randn(B, T, I)
+    whole, *_ = layer(x)
+    first, *states = layer(x[:, :2])
+    rest, *_ = layer(x[:, 2:], initial_state=states)
+    torch.testing.assert_close(torch.cat([first, rest], dim=1), whole)
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_go_backwards_reads_time_reversed_in_processing_order(name):
+    fwd = LAYERS[name](H, return_sequences=True)
+    bwd = LAYERS[name](H, return_sequences=True, go_backwards=True)
+    x = torch.randn(B, T, I)
+    fwd(x), bwd(x)  # build both, then share the weights
+    bwd.load_state_dict(fwd.state_dict())
+    # Keras: go_backwards outputs come last step first, i.e. fwd run on x flipped in time
+    torch.testing.assert_close(bwd(x), fwd(x.flip(1)))
+
+
+MERGE = {"concat": lambda a, b: torch.cat([a, b], -1), "sum": torch.add, "mul": torch.mul,
+         "ave": lambda a, b: (a + b) / 2}
+
+
+@pytest.mark.parametrize("mode", MERGE)
+@pytest.mark.parametrize("sequences", [True, False], ids=["sequences", "last"])
+def test_bidirectional_merge_modes(mode, sequences):
+    bi = Bidirectional(GRU(H, return_sequences=sequences, return_state=True), merge_mode=mode)
+    one = GRU(H, return_sequences=True)
+    x = torch.randn(B, T, I)
+    out, h_fwd, h_bwd = bi(x)
+    one(x)
+    state = bi.state_dict()
+    one.load_state_dict({k.replace("layer.rnn.fwd.", "rnn."): v for k, v in state.items() if ".fwd." in k})
+    f = one(x)
+    one.load_state_dict({k.replace("layer.rnn.bwd.", "rnn."): v for k, v in state.items() if ".bwd." in k})
+    b = one(x.flip(1)).flip(1)  # the backward pass, aligned to the input's time order
+    want = MERGE[mode](f, b) if sequences else MERGE[mode](f[:, -1], b[:, 0])
+    torch.testing.assert_close(out, want)
+    torch.testing.assert_close(h_fwd, f[:, -1])
+    torch.testing.assert_close(h_bwd, b[:, 0])
+    assert out.shape[-1] == (2 * H if mode == "concat" else H)
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_stateful_carries_state_between_calls_and_reset_clears_it(name):
+    layer = LAYERS[name](H, return_sequences=True, stateful=True)
+    x = torch.randn(B, 3 * T, I)
+    whole = LAYERS[name](H, return_sequences=True)
+    chunks = [layer(x[:, k * T:(k + 1) * T]) for k in range(3)]
+    whole.build((None, 3 * T, I))
+    whole.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(torch.cat(chunks, dim=1), whole(x))  # float64: exact carry
+    assert not torch.allclose(chunks[1], whole(x[:, T:2 * T]))  # the carry matters
+    layer.reset_states()
+    torch.testing.assert_close(layer(x[:, T:2 * T]), whole(x[:, T:2 * T]))
+    with pytest.raises(ValueError, match=r"stateful with batch_size 3 .*got a batch of 2"):
+        layer(x[:2, :T])
+
+
+def test_stateful_batch_size_from_batch_input_shape():
+    layer = SimpleRNN(H, stateful=True, batch_input_shape=(2, None, I))
+    with pytest.raises(ValueError, match=r"batch_size 2 .*got a batch of 3"):
+        layer(torch.randn(3, T, I))
+
+
+def test_dense_on_sequences_applies_per_step():
+    dense = Dense(3, activation="softmax")
+    x = torch.randn(B, T, I)
+    y = dense(x)
+    assert y.shape == (B, T, 3) and dense.output_shape == (None, T, 3)
+    for t in range(T):
+        torch.testing.assert_close(y[:, t], dense(x[:, t]))
+    torch.testing.assert_close(y.sum(-1), torch.ones(B, T))
+
+
+def test_dropout_only_in_training():
+    drop = Dropout(0.5)
+    x = torch.randn(200, 10) + 3
+    torch.testing.assert_close(drop.eval()(x), x)
+    y = drop.train()(x)
+    zeroed = (y == 0).double().mean()
+    assert 0.4 < zeroed < 0.6 and torch.allclose(y[y != 0], 2 * x[y != 0])
+
+
+def test_embedding_mask_zero_runs_each_row_at_its_length():
+    embed, lstm = Embedding(10, 4, mask_zero=True), LSTM(H)
+    tokens = torch.tensor([[3, 1, 4, 1, 5], [9, 2, 6, 0, 0], [5, 0, 0, 0, 0]])
+    lengths = embed.output_lengths(tokens, None)
+    assert lengths.tolist() == [5, 3, 1]
+    out = lstm(embed(tokens), lengths=lengths)
+    for b, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(out[b:b + 1], lstm(embed(tokens[b:b + 1, :n])))
+
+
+def test_executors_agree():
+    """The same Keras LSTM on the fused native executor and on the reference loop."""
+    fast, slow = LSTM(H, return_sequences=True), LSTM(H, return_sequences=True, backend="reference")
+    x = torch.randn(B, T, I)
+    fast(x), slow(x)
+    slow.load_state_dict(fast.state_dict())
+    assert fast.rnn.executor == "native" and slow.rnn.executor == "reference"
+    torch.testing.assert_close(fast(x), slow(x))
+
+
+def test_numpy_inputs_take_the_layer_dtype():
+    layer = SimpleRNN(H)
+    out = layer(np.random.default_rng(0).normal(size=(B, T, I)))  # float64 numpy
+    assert out.dtype == torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)  # conftest restores float64
+    layer32 = SimpleRNN(H)
+    assert layer32(np.ones((B, T, I))).dtype == torch.float32  # as Keras: float64 -> float32
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: SimpleRNN(H)(torch.randn(B, I)), ValueError,
+     r"inputs of simple_rnn \(SimpleRNN\) must be 3-D \(batch, timesteps, features\), got shape \(3, 4\)"),
+    (lambda: _built(LSTM(H))(torch.randn(B, T, I + 1)), ValueError,
+     r"must have 4 features .*got 5 \(shape \(3, 6, 5\)\)"),
+    (lambda: SimpleRNN(H, activation="sigmoid"), ValueError,
+     r"activation of SimpleRNN must be 'tanh' or 'relu', got 'sigmoid'"),
+    (lambda: Dense(3, activation="swishy"), ValueError, r"activation must be .* got 'swishy'"),
+    (lambda: SimpleRNN(0), ValueError, r"units must be a positive int, got 0"),
+    (lambda: LSTM(H, dropout=1.0), ValueError, r"dropout must be a fraction in \[0, 1\), got 1.0"),
+    (lambda: Bidirectional(Dense(3)), TypeError, r"layer must be a SimpleRNN, LSTM or GRU, got Dense"),
+    (lambda: Bidirectional(LSTM(H), merge_mode="max"), ValueError, r"merge_mode must be one of"),
+    (lambda: Embedding(5, 2)(torch.tensor([[1, 5]])), ValueError,
+     r"token ids of embedding \(Embedding\) must be in \[0, 5\) \(input_dim\), got min 1 and max 5"),
+    (lambda: Embedding(5, 2, mask_zero=True).output_lengths(torch.tensor([[1, 0, 2]]), None),
+     ValueError, r"padding \(id 0\) only at the end of each row"),
+    (lambda: LSTM(H)(torch.randn(B, T, I), initial_state=[torch.zeros(B, H)]), ValueError,
+     r"initial_state of lstm \(LSTM\) must be a list of 2 \(batch, 5\) tensors, got 1 items"),
+    (lambda: SimpleRNN(H, input_shape=(T, I), batch_input_shape=(2, T, I)), ValueError,
+     r"pass input_shape or batch_input_shape, not both"),
+], ids=["rank", "features", "rnn-activation", "dense-activation", "units", "dropout",
+        "bidirectional-layer", "merge-mode", "token-range", "mask-prepadding", "initial-state",
+        "two-shapes"])
+def test_bad_input(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def _built(layer):
+    layer.build((None, T, I))
+    return layer
+
+
+def test_input_shape_is_checked_on_the_first_call():
+    with pytest.raises(ValueError, match=r"must have 4 features .*input_shape=\(6, 4\)\), got 3"):
+        GRU(H, input_shape=(T, I))(torch.randn(B, T, 3))
