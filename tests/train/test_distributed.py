@@ -32,7 +32,7 @@ JOB = textwrap.dedent("""
     torch.set_default_dtype(torch.float64)
     torch.set_num_threads(1)
     ctx = init_from_env()
-    kind, run_dir = sys.argv[1], sys.argv[2]
+    kind, run_dir, epochs, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "resume"
     torch.manual_seed(0)
     model = Tagger()  # the same initial weights on every process
     gen = torch.Generator().manual_seed(1)
@@ -43,8 +43,8 @@ JOB = textwrap.dedent("""
         lengths = torch.randint(1, 10, (32,), generator=gen)
         targets = ids.roll(-1, 1).masked_fill(torch.arange(9) >= lengths[:, None], -100)
         train = TensorLoader(ids, targets, batch_size=8, lengths=lengths, seed=3)
-    cfg = TrainConfig(epochs=2, lr=1e-2, clip_norm=0.5, progress=False, log_every=1)
-    result = fit(model, train, cfg, run_dir=run_dir)
+    cfg = TrainConfig(epochs=epochs, lr=1e-2, clip_norm=0.5, progress=False, log_every=1)
+    result = fit(model, train, cfg, run_dir=run_dir, resume=resume)
     print(ctx.rank, ctx.world_size, result.steps)
 """)
 
@@ -55,21 +55,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+ENV = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}  # loopback only
+
+
+def _single(script, *args):
+    result = subprocess.run([sys.executable, str(script), *map(str, args)],
+                            capture_output=True, text=True, timeout=120, env=ENV)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()[-1]  # steps
+
+
+def _torchrun(script, *args):
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes=1",
+                             "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
+                             str(script), *map(str, args)],
+                            capture_output=True, text=True, timeout=180, env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sorted(result.stdout.strip().split("\n"))
+
+
 @pytest.mark.parametrize("kind", ["stream", "tensors"])
 def test_two_processes_equal_one(tmp_path, kind):
     script = tmp_path / "job.py"
     script.write_text(JOB)
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, str(script), kind, str(tmp_path / "one")],
-                            capture_output=True, text=True, timeout=120, env=env)
-    assert single.returncode == 0, single.stderr
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-                          "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
-                          str(script), kind, str(tmp_path / "two")],
-                         capture_output=True, text=True, timeout=180, env=env)
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
-    steps = single.stdout.split()[-1]
-    assert sorted(ddp.stdout.split("\n")[:2]) == [f"0 2 {steps}", f"1 2 {steps}"]
+    steps = _single(script, kind, tmp_path / "one", 2, "new")
+    assert _torchrun(script, kind, tmp_path / "two", 2, "new") == [f"0 2 {steps}", f"1 2 {steps}"]
     one = load_file(tmp_path / "one" / "model.safetensors")
     two = load_file(tmp_path / "two" / "model.safetensors")
     for name in one:
@@ -77,3 +87,19 @@ def test_two_processes_equal_one(tmp_path, kind):
     # rank 0 alone wrote: one metrics row per step, not two
     rows = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == int(steps)
+
+
+@pytest.mark.slow
+def test_two_processes_resume_their_own_streams(tmp_path):
+    """Each process saves its streams' state and RNG (training_state.rank1.pt) and takes
+    them back on resume: 2 epochs, a resume to 3, equals 3 epochs in one process."""
+    script = tmp_path / "job.py"
+    script.write_text(JOB)
+    steps = _single(script, "stream", tmp_path / "one", 3, "new")
+    _torchrun(script, "stream", tmp_path / "two", 2, "new")
+    assert (tmp_path / "two" / "training_state.rank1.pt").exists()
+    assert _torchrun(script, "stream", tmp_path / "two", 3, "resume") == [f"0 2 {steps}", f"1 2 {steps}"]
+    one = load_file(tmp_path / "one" / "model.safetensors")
+    two = load_file(tmp_path / "two" / "model.safetensors")
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-9, atol=1e-11)

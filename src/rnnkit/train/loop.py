@@ -27,7 +27,7 @@ from rnnkit.train import checkpoint, distributed
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.data import Loader
 from rnnkit.train.metrics import MetricsLog
-from rnnkit.train.run import Position, StopOnSignal, chunks, restore, snapshot
+from rnnkit.train.run import Position, StopOnSignal, chunks, rank_path, rank_snapshot, restore, snapshot
 from rnnkit.train.schedules import lr_at, teacher_forcing_at
 from rnnkit.train.setup import (
     LossFn,
@@ -194,7 +194,10 @@ class _Run:
 
     def save(self, pos: Position, state: Any) -> None:
         """The training state first (it alone is a consistent checkpoint), then the weights."""
-        if self.run_dir is None or not self.ctx.is_main:
+        if self.run_dir is None:
+            return
+        if not self.ctx.is_main:
+            checkpoint.save_training_state(rank_path(self.run_dir, self.ctx.rank), rank_snapshot(pos, state))
             return
         checkpoint.save_training_state(self.run_dir / checkpoint.STATE, snapshot(
             self.model, self.optimizer, self.plateau, self.scaler, pos, state))
@@ -210,10 +213,10 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
     if run_dir is not None and not resume and not overwrite and (run_dir / checkpoint.STATE).exists():
         raise FileExistsError(f"run_dir {run_dir} already holds a checkpoint; pass resume=True to "
                               f"continue it, overwrite=True to replace it, or another run_dir")
-    seed_everything(cfg.seed)
+    ctx = distributed.context()
+    seed_everything(cfg.seed + ctx.rank)  # each process its own dropout masks
     device = torch.device(cfg.device)
     model.to(device)
-    ctx = distributed.context()
     optimizer = optimizer or make_optimizer(model, cfg)
     for group in optimizer.param_groups:  # the schedule scales each group's own rate
         group["base_lr"] = group["lr"]  # (a resumed optimizer brings back its own)
@@ -223,7 +226,7 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     pos, state = Position(), None
     if resume:
-        pos, state = restore(run_dir, model, optimizer, plateau, scaler, device)
+        pos, state = restore(run_dir, model, optimizer, plateau, scaler, device, rank=ctx.rank)
     writes = run_dir is not None and ctx.is_main
     if writes and not resume:
         checkpoint.save_config(run_dir, {**(config or {}), "train": _config.to_dict(cfg)})

@@ -76,14 +76,26 @@ def snapshot(model, optimizer, plateau, scaler, pos: Position, state: Any) -> di
     }
 
 
-def restore(run_dir: Path, model, optimizer, plateau, scaler, device) -> tuple[Position, Any]:
-    saved = checkpoint.load_training_state(run_dir / checkpoint.STATE)
-    checkpoint._load_state_dict(model, saved["model"], source=str(run_dir / checkpoint.STATE))
+def restore(run_dir: Path, model, optimizer, plateau, scaler, device, rank: int = 0) -> tuple[Position, Any]:
+    """Load a checkpoint into the model, optimizer and schedules; returns the position and
+    the carried state. Process ``rank`` > 0 of a data-parallel run takes its RNG and its
+    streams' state from its own file (see ``rank_snapshot``)."""
+    path = run_dir / checkpoint.STATE
+    saved = checkpoint.load_training_state(path)
+    checkpoint._load_state_dict(model, saved["model"], source=str(path))
     optimizer.load_state_dict(saved["optimizer"])
     if plateau is not None and saved["plateau"] is not None:
         plateau.load_state_dict(saved["plateau"])
     if scaler.is_enabled() and saved["scaler"] is not None:
         scaler.load_state_dict(saved["scaler"])
+    if rank > 0:
+        own = checkpoint.load_training_state(rank_path(run_dir, rank))
+        if own["step"] != saved["step"]:
+            raise checkpoint.CheckpointError(
+                f"{rank_path(run_dir, rank)} is from step {own['step']}, {path} from step "
+                f"{saved['step']}: the run was stopped between the two writes; resume from a "
+                f"consistent checkpoint")
+        saved = {**saved, "rng": own["rng"], "state": own["state"]}
     torch.set_rng_state(saved["rng"]["torch"])
     version, internal, gauss = saved["rng"]["python"]
     random.setstate((version, tuple(internal), gauss))
@@ -91,6 +103,19 @@ def restore(run_dir: Path, model, optimizer, plateau, scaler, device) -> tuple[P
         torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
     pos = Position(**saved["position"])
     return pos, map_state(lambda t: t.to(device), saved["state"])
+
+
+def rank_snapshot(pos: Position, state: Any) -> dict[str, Any]:
+    """What differs between the processes of a data-parallel run: the RNG and the state of
+    this process's streams. The weights, optimizer and position are rank 0's."""
+    return {"model": {}, "step": pos.step,  # "model" is empty: the weights are in rank 0's file
+            "state": map_state(lambda t: t.detach().cpu(), _plain(state)),
+            "rng": {"torch": torch.get_rng_state(), "python": _python_rng(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
+
+
+def rank_path(run_dir: Path, rank: int) -> Path:
+    return run_dir / f"training_state.rank{rank}.pt"
 
 
 def _plain(state: Any) -> Any:
