@@ -18,9 +18,10 @@ def cli() -> None:
 def _register() -> None:
     from rnnkit.cli.bench import bench
     from rnnkit.cli.demo import demo
+    from rnnkit.cli.diagnose import diagnose
     from rnnkit.cli.plot import plot
 
-    for command in (bench, demo, plot):
+    for command in (bench, demo, diagnose, plot):
         # on the command itself too, so that `-h` works however the command is invoked
         command.context_settings = {**CONTEXT, **command.context_settings}
         cli.add_command(command)
