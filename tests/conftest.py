@@ -4,6 +4,12 @@ import pytest
 import torch
 
 
+def pytest_configure(config):
+    # The suite's tensors are tiny: a second intra-op thread only adds synchronisation, and
+    # when another process holds the other core, OpenMP's spinning makes small ops ~100x slower.
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _float64_deterministic():
     dtype = torch.get_default_dtype()

@@ -265,3 +265,13 @@ def test_tensor_loader_shuffles_per_epoch_and_trims_to_lengths():
 def test_batch_items_count_tokens_or_samples():
     assert Batch(torch.zeros(2, 3), torch.tensor([[1, -100, 2], [3, 4, -100]])).items == 4
     assert Batch(torch.zeros(5, 3), torch.randn(5, 1)).items == 5
+
+
+@pytest.mark.parametrize("budget", [{"epochs": 2}, {"epochs": 50, "max_minutes": 0.002}])
+def test_progress_bar_counts_steps_or_budget_seconds(budget, capsys):
+    ids = torch.arange(300) % 11
+    result = fit(CharModel(), StreamLoader(ids, batch_size=2, bptt=10),
+                 TrainConfig(progress=True, log_every=1, **budget))
+    err = capsys.readouterr().err
+    assert "train:" in err and "tokens/s=" in err and "loss=" in err
+    assert result.stopped == ("epochs" if "max_minutes" not in budget else "max_minutes")

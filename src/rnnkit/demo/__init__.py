@@ -55,7 +55,7 @@ def train_config(cfg: DemoConfig) -> TrainConfig:
     the time (or step) budget, clipping, a loss row every 50 steps."""
     return TrainConfig(epochs=1_000_000, max_steps=cfg.steps, max_minutes=cfg.minutes, lr=cfg.lr,
                        schedule="cosine", min_lr_ratio=cfg.lr_min_ratio, clip_norm=cfg.clip,
-                       seed=cfg.seed, log_every=50)
+                       seed=cfg.seed, log_every=50, eval_every=cfg.eval_every)
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
@@ -84,10 +84,11 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     train = StreamLoader(train_ids_N, batch_size=cfg.batch_size, bptt=cfg.bptt)
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "tokenizer.json", tokenizer.to_json().encode("utf-8"))
-    result = fit(model, train, train_config(cfg), run_dir=out, overwrite=True,
+    val = StreamLoader(val_ids_N, batch_size=1, bptt=2048)  # one stream from a zero state
+    result = fit(model, train, train_config(cfg), val=val, run_dir=out, overwrite=True,
                  config={**architecture_config(model), "demo": _config.to_dict(cfg)})
-    # -- evaluation (one stream from a zero state) and sample --
-    val_bpc = evaluate(model, StreamLoader(val_ids_N, batch_size=1, bptt=2048))["loss"] / math.log(2)
+    # -- evaluation of the final weights, and a sample --
+    val_bpc = evaluate(model, val)["loss"] / math.log(2)
     generator = torch.Generator().manual_seed(cfg.seed)
     sample_ids = sample(model, tokenizer.encode(cfg.prompt, name="prompt"),
                         length=cfg.sample_chars, temperature=cfg.temperature, generator=generator)

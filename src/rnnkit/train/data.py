@@ -35,11 +35,14 @@ class Batch(NamedTuple):
         return Batch(*(None if t is None else t.to(device, non_blocking=True) for t in self))
 
     @property
+    def per_token(self) -> bool:
+        """Integer targets per step (language models, taggers): losses are per token."""
+        return self.targets.dtype == torch.long and self.targets.dim() >= 2
+
+    @property
     def items(self) -> int:
         """What a loss is averaged over: target tokens that count, or samples."""
-        if self.targets.dtype == torch.long and self.targets.dim() >= 2:
-            return int(self.targets.ne(IGNORE).sum())
-        return self.targets.shape[0]
+        return int(self.targets.ne(IGNORE).sum()) if self.per_token else self.targets.shape[0]
 
 
 class Loader(ABC):

@@ -118,7 +118,7 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | None = None, *,
             pos.add(pos.window, values)
             pos.add(pos.epoch_sums, values)
             if pos.step % cfg.log_every == 0:
-                result.last_train = _log_train(run, pos, grad_norm, extra)
+                result.last_train = _log_train(run, pos, grad_norm, extra, chunk.per_token)
             # -- evaluate --
             epoch_end = index == len(run.train) and part == 0
             if val is not None and (epoch_end if cfg.eval_every is None else pos.step % cfg.eval_every == 0):
@@ -188,6 +188,7 @@ class _Run:
     log: MetricsLog
     bar: Any
     total_steps: float
+    timed: bool  # the bar counts seconds of a time budget, not steps
     run_dir: Path | None
     pos: Position
     state: Any
@@ -235,22 +236,29 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
     train = ctx.shard(train)
     total = min(cfg.max_steps or math.inf, cfg.epochs * train.steps_per_epoch(cfg.bptt))
     show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
-    bar = tqdm(total=None if math.isinf(total) else total, initial=pos.step, desc="train",
-               disable=not (show and ctx.is_main))
+    # under a time budget the bar counts seconds, so that its ETA means something
+    bar = (tqdm(total=round(cfg.max_minutes * 60), initial=round(pos.seconds), unit="s", desc="train",
+                disable=not (show and ctx.is_main), bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}")
+           if cfg.max_minutes is not None else
+           tqdm(total=None if math.isinf(total) else total, initial=pos.step, unit="step", desc="train",
+                disable=not (show and ctx.is_main)))
     return _Run(net=ctx.wrap(model), model=model, train=train, optimizer=optimizer,
                 params=[p for group in optimizer.param_groups for p in group["params"]],
                 plateau=plateau, scaler=scaler, ctx=ctx, device=device, log=log, bar=bar,
-                total_steps=total, run_dir=run_dir, pos=pos, state=state)
+                total_steps=total, timed=cfg.max_minutes is not None, run_dir=run_dir, pos=pos, state=state)
 
 
-def _log_train(run: _Run, pos: Position, grad_norm: Tensor, extra: dict[str, float]) -> dict[str, float]:
+def _log_train(run: _Run, pos: Position, grad_norm: Tensor, extra: dict[str, float],
+               per_token: bool) -> dict[str, float]:
     """A train row: means over the steps since the last row, the rate, the pre-clip norm."""
     row = _means(pos.window)
     row.update(lr=run.optimizer.param_groups[0]["lr"], grad_norm=float(grad_norm),
                items_per_s=pos.window["items"] / max(pos.window["seconds"], 1e-9), **extra)
     run.log.log(pos.step, "train", row)
-    run.bar.set_postfix(loss=f"{row['loss']:.4f}", items_per_s=f"{row['items_per_s']:,.0f}", refresh=False)
-    run.bar.update(pos.step - run.bar.n)
+    rate = {("tokens/s" if per_token else "samples/s"): f"{row['items_per_s']:,.0f}"}
+    run.bar.set_postfix(loss=f"{row['loss']:.4f}", **rate, refresh=False)
+    if not run.bar.disable:
+        run.bar.update((round(pos.seconds) if run.timed else pos.step) - run.bar.n)
     pos.window = {}
     return row
 
