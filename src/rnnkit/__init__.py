@@ -5,6 +5,11 @@ Dimension key used in every shape suffix (``x_BTI``, ``lengths_B``, ``out_BTH``)
     B batch   T time       S source time   I input features   H hidden size
     G gates (k * H)        O output features                  L layers
     D directions           V vocabulary    K beam             E embedding
+
+Here: cells, layers, drop-ins. Beside them, imported on their own:
+``rnnkit.train`` (the fit loop, TBPTT streams, checkpoints), ``rnnkit.models`` (task
+models and their registry), ``rnnkit.keras`` (a Keras-style ``Sequential``),
+``rnnkit.config`` (TOML configs with ``--set``) and ``rnnkit.diagnostics`` (dLoss/dh_t).
 """
 
 from importlib.metadata import PackageNotFoundError, version

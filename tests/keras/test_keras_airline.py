@@ -6,21 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from rnnkit.keras import Dense, Sequential, SimpleRNN, datasets
 
 ROOT = Path(__file__).resolve().parents[2]
 WINDOW, HELD_OUT = 10, 24
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only cost time on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_airline_series():

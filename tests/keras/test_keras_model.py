@@ -11,15 +11,6 @@ from rnnkit.keras import LSTM, Dense, Dropout, Embedding, Sequential, SimpleRNN,
 B, T, I, H = 3, 6, 4, 5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only cost time on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def regression_data(n=40, seed=0):
     """y = the mean of each sequence's first feature: learnable, never constant."""
     rng = np.random.default_rng(seed)
