@@ -1,18 +1,24 @@
 """Data-parallel training: 2 processes launched by torchrun on 127.0.0.1 (gloo) end with the
-weights of single-process training on the same global batches, within float tolerance."""
+weights of single-process training on the same global batches, within float tolerance.
+
+torchrun's rendezvous store listens on every interface, so it runs in a network namespace of
+its own whose only interface is the loopback (``unshare --net``). Where namespaces are not
+allowed, the two processes are started directly and meet through a file (``file://``), and
+gloo's own sockets stay on ``lo``: nothing listens beyond 127.0.0.1 either way."""
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
+import uuid
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 JOB = textwrap.dedent("""
-    import sys
+    import os, sys
     import torch
     from torch import nn
     import rnnkit
@@ -31,6 +37,10 @@ JOB = textwrap.dedent("""
 
     torch.set_default_dtype(torch.float64)
     torch.set_num_threads(1)
+    if "RNNKIT_TEST_INIT_FILE" in os.environ:  # started without torchrun (see the module docstring)
+        init = "file://" + os.environ["RNNKIT_TEST_INIT_FILE"]
+        torch.distributed.init_process_group("gloo", init_method=init, rank=int(os.environ["RANK"]),
+                                             world_size=2)
     ctx = init_from_env()
     kind, run_dir, epochs, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "resume"
     torch.manual_seed(0)
@@ -49,12 +59,6 @@ JOB = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 ENV = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}  # loopback only
 
 
@@ -65,13 +69,34 @@ def _single(script, *args):
     return result.stdout.split()[-1]  # steps
 
 
+def _namespaces() -> bool:
+    try:
+        return subprocess.run(["unshare", "--net", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+NETNS = "RNNKIT_TEST_NO_NETNS" not in os.environ and _namespaces()
+
+
 def _torchrun(script, *args):
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes=1",
-                             "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
-                             str(script), *map(str, args)],
-                            capture_output=True, text=True, timeout=180, env=ENV)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return sorted(result.stdout.strip().split("\n"))
+    """Two processes; their sorted stdout lines."""
+    args = [str(script), *map(str, args)]
+    if NETNS:
+        launch = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+                  sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+                  "--master_addr=127.0.0.1", "--master_port=29500", *args]
+        result = subprocess.run(launch, capture_output=True, text=True, timeout=180, env=ENV)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return sorted(result.stdout.strip().split("\n"))
+    init = Path(args[0]).parent / f"init-{uuid.uuid4().hex}"  # beside the script: absolute
+    procs = [subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env={**ENV, "RNNKIT_TEST_INIT_FILE": str(init), "RANK": str(rank),
+                                              "WORLD_SIZE": "2"}) for rank in (0, 1)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    return sorted(out.strip() for out, _ in outs)
 
 
 @pytest.mark.parametrize("kind", ["stream", "tensors"])
