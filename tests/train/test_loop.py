@@ -275,3 +275,13 @@ def test_progress_bar_counts_steps_or_budget_seconds(budget, capsys):
     err = capsys.readouterr().err
     assert "train:" in err and "tokens/s=" in err and "loss=" in err
     assert result.stopped == ("epochs" if "max_minutes" not in budget else "max_minutes")
+
+
+def test_each_steps_pre_clip_norm_reaches_the_log_row(tmp_path):
+    x, y = _data(n=12)
+    norms = []
+    fit(Tagger(), TensorLoader(x, y, batch_size=4), _sgd(log_every=3, clip_norm=1e-3), run_dir=tmp_path,
+        on_step=lambda step, values: norms.append(values["grad_norm"]))
+    row = read_metrics(tmp_path)[0]
+    assert len(norms) == 3 and min(norms) > 1e-3  # every step was clipped
+    assert row["grad_norm"] == pytest.approx(sum(norms) / 3) and row["grad_norm_max"] == max(norms)

@@ -117,8 +117,11 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | None = None, *,
             pos.seconds += seconds
             pos.add(pos.window, values)
             pos.add(pos.epoch_sums, values)
+            norm = float(grad_norm)  # every step's pre-clip norm reaches the row: mean and max
+            pos.add(pos.window, {"grad_norm_sum": norm})
+            pos.window["grad_norm_max"] = max(pos.window.get("grad_norm_max", 0.0), norm)
             if pos.step % cfg.log_every == 0:
-                result.last_train = _log_train(run, pos, grad_norm, extra, chunk.per_token)
+                result.last_train = _log_train(run, pos, extra, chunk.per_token)
             # -- evaluate --
             epoch_end = index == len(run.train) and part == 0
             if val is not None and (epoch_end if cfg.eval_every is None else pos.step % cfg.eval_every == 0):
@@ -130,7 +133,7 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | None = None, *,
                                       **{f"val_{k}": v for k, v in result.last_eval.items()}})
                 pos.epoch, pos.batch, pos.epoch_sums = epoch + 1, 0, {}
             if on_step is not None:
-                on_step(pos.step, {**_means(values), "grad_norm": float(grad_norm)})
+                on_step(pos.step, {**_means(values), "grad_norm": norm})
             # -- stop? save --
             result.stopped = _stop_reason(pos, cfg, signals, run.ctx) or result.stopped
             if result.stopped != "epochs" or (cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0):
@@ -248,12 +251,14 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
                 total_steps=total, timed=cfg.max_minutes is not None, run_dir=run_dir, pos=pos, state=state)
 
 
-def _log_train(run: _Run, pos: Position, grad_norm: Tensor, extra: dict[str, float],
-               per_token: bool) -> dict[str, float]:
-    """A train row: means over the steps since the last row, the rate, the pre-clip norm."""
-    row = _means(pos.window)
-    row.update(lr=run.optimizer.param_groups[0]["lr"], grad_norm=float(grad_norm),
-               items_per_s=pos.window["items"] / max(pos.window["seconds"], 1e-9), **extra)
+def _log_train(run: _Run, pos: Position, extra: dict[str, float], per_token: bool) -> dict[str, float]:
+    """A train row: means over the steps since the last row, the rate, and the mean and
+    largest pre-clip gradient norm of those steps."""
+    window = pos.window
+    row = _means(window)
+    row.update(lr=run.optimizer.param_groups[0]["lr"], grad_norm=window["grad_norm_sum"] / window["steps"],
+               grad_norm_max=window["grad_norm_max"],
+               items_per_s=window["items"] / max(window["seconds"], 1e-9), **extra)
     run.log.log(pos.step, "train", row)
     rate = {("tokens/s" if per_token else "samples/s"): f"{row['items_per_s']:,.0f}"}
     run.bar.set_postfix(loss=f"{row['loss']:.4f}", **rate, refresh=False)
@@ -282,7 +287,8 @@ def _step_values(out, chunk, loss, metrics, *, seconds: float) -> dict[str, floa
 
 def _means(sums: Mapping[str, float]) -> dict[str, float]:
     n = sums.get("items", 0.0) or 1.0
-    return {k: v / n for k, v in sums.items() if k not in ("items", "steps", "seconds")}
+    return {k: v / n for k, v in sums.items()
+            if k not in ("items", "steps", "seconds", "grad_norm_sum", "grad_norm_max")}
 
 
 def _check_finite(what: str, value: Tensor, where: tuple[int, int, int]) -> None:
