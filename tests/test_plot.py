@@ -108,3 +108,20 @@ def test_errors(tmp_path, setup, error, message):
     with pytest.raises(error, match=message):
         plot_run(run, out)
     assert not list(tmp_path.rglob("*.png"))
+
+
+def test_clip_threshold_from_the_run_config(tmp_path, monkeypatch):
+    """The loop logs grad_norm and grad_norm_max; the threshold comes from config.json."""
+    figures = []
+    savefig = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (figures.append(fig), savefig(fig, *a, **k)))
+    with MetricsLog(tmp_path) as log:
+        for step in (10, 20, 30):
+            log.log(step, "train", {"loss": 1.0 / step, "grad_norm": 0.5 * step, "grad_norm_max": step})
+    (tmp_path / "config.json").write_text('{"train": {"clip_norm": 2.5}}')
+    plot_run(tmp_path)
+    grad = [ax for ax in figures[0].axes if ax.get_title().startswith("gradient")][0]
+    lines = {line.get_label(): line for line in grad.get_lines()}
+    assert sorted(lines) == ["clip_norm", "grad_norm", "grad_norm_max"]
+    assert list(lines["clip_norm"].get_ydata()) == [2.5, 2.5]
+    assert list(lines["clip_norm"].get_xdata()) == [10, 30]

@@ -2,13 +2,15 @@
 
 One panel per metric, ``loss`` first, each split (train, val, ...) a line on the same panel
 against the step. The gradient norm gets its own panel on a log axis, because it spans orders
-of magnitude early in training; a logged ``grad_norm_clipped`` or ``clip_norm`` (the clip
-threshold) is drawn dashed on it.
+of magnitude early in training: the mean pre-clip norm of the steps of each row, the largest
+one (``grad_norm_max``, dashed), and the clip threshold (``clip_norm``, logged or read from
+the run's ``config.json``) as a black dashed line.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 from rnnkit._io import write_atomic
 from rnnkit.train.metrics import read_metrics
 
-GRAD_NAMES = ("grad_norm", "grad_norm_clipped", "clip_norm")
+GRAD_NAMES = ("grad_norm", "grad_norm_max", "grad_norm_clipped", "clip_norm")
 _NOT_METRICS = ("step", "split", "time")
 _MARKERS_UP_TO = 50  # points per line; sparse lines (val) get markers so single points show
 
@@ -45,6 +47,10 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run_dir must be an existing directory, got {str(run_dir)!r}")
     series = _series(read_metrics(run_dir))
+    clip = _clip_norm(run_dir)
+    if series and clip is not None and "clip_norm" not in series and "grad_norm" in series:
+        steps = sorted({step for steps, _ in series["grad_norm"].values() for step in steps})
+        series["clip_norm"] = {"train": ([steps[0], steps[-1]], [clip, clip])}
     if not series:
         raise ValueError(f"run_dir must hold logged metrics, got {str(run_dir)!r} whose metrics "
                          "file has no values yet")
@@ -52,6 +58,15 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         raise FileNotFoundError(f"out's directory must exist, got {str(out.parent)!r}")
     write_atomic(out, _draw(series, title=run_dir.resolve().name))
     return out
+
+
+def _clip_norm(run_dir: Path) -> float | None:
+    """``train.clip_norm`` from the run's config.json, if it has one."""
+    try:
+        clip = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["train"]["clip_norm"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return float(clip) if isinstance(clip, int | float) and not isinstance(clip, bool) else None
 
 
 def _series(rows: Sequence[dict[str, Any]]) -> Series:
@@ -112,7 +127,8 @@ def _grad_panel(ax, series: Series, colors: dict[str, str]) -> None:
         for split, (steps, values) in series.get(name, {}).items():
             label = f"{split} {name}" if several else name
             # the clipped norm equals grad_norm below the threshold: a different colour on top
-            color = {"grad_norm": colors[split], "grad_norm_clipped": "tab:red"}.get(name, "black")
+            color = {"grad_norm": colors[split], "grad_norm_max": colors[split],
+                     "grad_norm_clipped": "tab:red"}.get(name, "black")
             style = "-" if name == "grad_norm" else "--"
             _line(ax, steps, values, label=label, color=color, linestyle=style)
     ax.set_yscale("log")
