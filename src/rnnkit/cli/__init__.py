@@ -20,8 +20,9 @@ def _register() -> None:
     from rnnkit.cli.demo import demo
     from rnnkit.cli.diagnose import diagnose
     from rnnkit.cli.plot import plot
+    from rnnkit.cli.train import train
 
-    for command in (bench, demo, diagnose, plot):
+    for command in (bench, demo, diagnose, plot, train):
         # on the command itself too, so that `-h` works however the command is invoked
         command.context_settings = {**CONTEXT, **command.context_settings}
         cli.add_command(command)
