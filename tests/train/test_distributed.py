@@ -53,7 +53,9 @@ JOB = textwrap.dedent("""
         lengths = torch.randint(1, 10, (32,), generator=gen)
         targets = ids.roll(-1, 1).masked_fill(torch.arange(9) >= lengths[:, None], -100)
         train = TensorLoader(ids, targets, batch_size=8, lengths=lengths, seed=3)
-    cfg = TrainConfig(epochs=epochs, lr=1e-2, clip_norm=0.5, progress=False, log_every=1)
+    # ragged sequences in chunks of 4: every process must cut the same number of chunks
+    bptt = None if kind == "stream" else 4
+    cfg = TrainConfig(epochs=epochs, lr=1e-2, clip_norm=0.5, progress=False, log_every=1, bptt=bptt)
     result = fit(model, train, cfg, run_dir=run_dir, resume=resume)
     print(ctx.rank, ctx.world_size, result.steps)
 """)
@@ -116,15 +118,19 @@ def test_two_processes_equal_one(tmp_path, kind):
 
 @pytest.mark.slow
 def test_two_processes_resume_their_own_streams(tmp_path):
-    """Each process saves its streams' state and RNG (training_state.rank1.pt) and takes
-    them back on resume: 2 epochs, a resume to 3, equals 3 epochs in one process."""
+    """Rank 0 saves every process's streams' state and RNG in one file, and each takes its
+    own back on resume: 2 epochs, a resume to 3, equals 3 epochs in one process."""
     script = tmp_path / "job.py"
     script.write_text(JOB)
     steps = _single(script, "stream", tmp_path / "one", 3, "new")
     _torchrun(script, "stream", tmp_path / "two", 2, "new")
-    assert (tmp_path / "two" / "training_state.rank1.pt").exists()
+    saved = torch.load(tmp_path / "two" / "training_state.pt", weights_only=True)
+    assert saved["world_size"] == 2 and len(saved["ranks"]) == 2
     assert _torchrun(script, "stream", tmp_path / "two", 3, "resume") == [f"0 2 {steps}", f"1 2 {steps}"]
     one = load_file(tmp_path / "one" / "model.safetensors")
     two = load_file(tmp_path / "two" / "model.safetensors")
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-9, atol=1e-11)
+    wrong = subprocess.run([sys.executable, str(script), "stream", str(tmp_path / "two"), "4", "resume"],
+                           capture_output=True, text=True, timeout=120, env=ENV)
+    assert "was saved by 2 process(es); resume it with the same number, got world_size=1" in wrong.stderr

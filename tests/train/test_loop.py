@@ -200,17 +200,26 @@ def test_lr_schedule_reaches_the_optimizer(tmp_path):
     fit(Tagger(), TensorLoader(x, y, batch_size=4), cfg, run_dir=tmp_path)
     lrs = [row["lr"] for row in read_metrics(tmp_path) if row["split"] == "train"]
     assert lrs[:2] == pytest.approx([0.05, 0.1])
-    # step s (0-based) after warm-up decays with progress s / 16
-    assert lrs[8] == pytest.approx(0.01 + 0.09 * 0.5 * (1 + math.cos(math.pi * 8 / 16)))
+    # step s (0-based) of 16 decays with progress s / 15: the last step is at the floor
+    assert lrs[8] == pytest.approx(0.01 + 0.09 * 0.5 * (1 + math.cos(math.pi * 8 / 15)))
+    assert lrs[-1] == pytest.approx(0.01)
 
 
 def test_fit_refuses_to_overwrite_a_checkpoint(tmp_path):
     x, y = _data()
     fit(Tagger(), TensorLoader(x, y, batch_size=8), _sgd(), run_dir=tmp_path)
     saved = (tmp_path / "training_state.pt").read_bytes()
-    with pytest.raises(FileExistsError, match="already holds a checkpoint; pass resume=True"):
+    with pytest.raises(FileExistsError, match=r"already holds a run \(config.json, model.safetensors, "
+                                              r"training_state.pt\); pass resume=True"):
         fit(Tagger(), TensorLoader(x, y, batch_size=8), _sgd(), run_dir=tmp_path)
     assert (tmp_path / "training_state.pt").read_bytes() == saved
+    (tmp_path / "training_state.pt").unlink()  # a shipped model keeps only its weights
+    with pytest.raises(FileExistsError, match=r"already holds a run \(config.json, model.safetensors\)"):
+        fit(Tagger(), TensorLoader(x, y, batch_size=8), _sgd(), run_dir=tmp_path)
+    # overwrite=True clears the old run before the new one writes anything
+    fit(Tagger(hidden=7), TensorLoader(x, y, batch_size=8), _sgd(max_steps=1, log_every=1), run_dir=tmp_path,
+        overwrite=True)
+    assert len(read_metrics(tmp_path)) == 1
 
 
 def test_resume_from_another_architecture_changes_nothing(tmp_path):
@@ -285,3 +294,77 @@ def test_each_steps_pre_clip_norm_reaches_the_log_row(tmp_path):
     row = read_metrics(tmp_path)[0]
     assert len(norms) == 3 and min(norms) > 1e-3  # every step was clipped
     assert row["grad_norm"] == pytest.approx(sum(norms) / 3) and row["grad_norm_max"] == max(norms)
+
+
+def test_bf16_carries_an_lstm_state_across_chunks():
+    torch.set_default_dtype(torch.float32)
+    from rnnkit.models import LanguageModel, LMConfig
+    model = LanguageModel(LMConfig(vocab_size=11, embed_size=8, hidden_size=8, num_layers=2))
+    result = fit(model, StreamLoader(torch.arange(400) % 11, batch_size=4, bptt=8),
+                 TrainConfig(epochs=2, amp="bf16", progress=False), val=StreamLoader(torch.arange(100) % 11,
+                                                                                     batch_size=2, bptt=8))
+    assert result.state[0].dtype == torch.float32 and math.isfinite(result.last_eval["loss"])
+
+
+def test_a_chunk_with_every_target_ignored_is_skipped():
+    x, y = _data(n=4, T=8)
+    y[:, :4] = -100  # loss on the second half only: the first chunk has nothing to learn from
+    model = Tagger()
+    before = copy.deepcopy(model)
+    steps = []
+    result = fit(model, TensorLoader(x, y, batch_size=4), _sgd(bptt=4, max_steps=1),
+                 on_step=lambda step, values: steps.append(values))
+    assert result.steps == 1 and steps[0]["loss"] == 0.0
+    for a, b in zip(model.parameters(), before.parameters(), strict=True):
+        assert torch.equal(a, b)  # no update from a chunk without targets
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path):
+    x, y = _data()
+    for cfg, stopped in ((_sgd(epochs=5, max_steps=3), ("max_steps", 3)), (_sgd(epochs=2), ("epochs", 4))):
+        fit(Tagger(), TensorLoader(x, y, batch_size=4), cfg, run_dir=tmp_path, overwrite=True)
+        files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+        result = fit(Tagger(), TensorLoader(x, y, batch_size=4), cfg, run_dir=tmp_path, resume=True)
+        assert (result.stopped, result.steps) == stopped
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+
+
+def test_checks_before_training():
+    x, y = _data()
+    train = TensorLoader(x, y, batch_size=4)
+    with pytest.raises(ValueError, match="patience=2 and schedule='constant' watch a validation value"):
+        fit(Tagger(), train, _sgd(patience=2))
+    with pytest.raises(ValueError, match=r"monitor must be one of the validation values \['val_loss'\], "
+                                         r"got 'val_acc'"):
+        fit(Tagger(), train, _sgd(patience=2, monitor="val_acc"), val=train)
+    with pytest.raises(ValueError, match=r"regression output and targets must have the same shape"):
+        fit(Tagger(), TensorLoader(x, torch.randn(8, 12), batch_size=4), _sgd())
+    with pytest.raises(ValueError, match=r"outputs \(4, 12, 4\) and targets \(4, 10\) do not match"):
+        fit(Tagger(), TensorLoader(x, y[:, :10], batch_size=4), _sgd())
+    with pytest.raises(ValueError, match="bptt=4 needs per-step targets"):
+        fit(Tagger(), TensorLoader(x, y[:, 0], batch_size=4), _sgd(bptt=4))
+
+
+def test_plateau_schedule_warms_up_first(tmp_path):
+    x, y = _data()
+    cfg = TrainConfig(lr=0.1, schedule="plateau", warmup_steps=4, log_every=1, progress=False, epochs=2)
+    val = TensorLoader(x, y, batch_size=8)
+    fit(Tagger(), TensorLoader(x, y, batch_size=2), cfg, val=val, run_dir=tmp_path)
+    lrs = [row["lr"] for row in read_metrics(tmp_path) if row["split"] == "train"]
+    assert lrs[:5] == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1])
+
+
+def test_ctrl_c_without_a_run_dir_interrupts():
+    import os
+    import signal
+    x, y = _data()
+    with pytest.raises(KeyboardInterrupt):
+        fit(Tagger(), TensorLoader(x, y, batch_size=2), _sgd(epochs=3),
+            on_step=lambda step, values: os.kill(os.getpid(), signal.SIGINT))
+
+
+def test_teacher_forcing_needs_a_model_that_takes_it():
+    x, y = _data()
+    with pytest.raises(TypeError, match="takes no teacher_forcing"):
+        fit(Tagger(), TensorLoader(x, y, batch_size=4),
+            _sgd(teacher_forcing="linear", teacher_forcing_end=0.5))

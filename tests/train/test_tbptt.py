@@ -23,20 +23,30 @@ def test_single_stream_rows_are_contiguous_and_shifted():
     assert batches[-1].inputs.shape == (4, 3) and batches[-1].lengths_B is None
 
 
-def test_documents_restart_their_slot_and_pad_the_end():
-    docs = [torch.arange(100, 100 + n) for n in (8, 4, 7, 6)]  # 7, 3, 6, 5 predictions
+def test_documents_fill_the_slots_in_order_and_restart_their_rows():
+    docs = [torch.arange(100 * k, 100 * k + n) for k, n in enumerate((8, 4, 7, 6))]
+    # 7 + 3 + 6 + 5 = 21 predictions, 2 slots of 21 // 2 = 10: slot 0 holds doc 0 (7) and
+    # doc 1 (3); slot 1 holds doc 2 (6) and the first 4 of doc 3; doc 3's last one is left out
     loader = StreamLoader(docs, batch_size=2, bptt=4)
     batches = list(loader.batches(0))
-    # dealt in order to the emptier slot: slot 0 gets docs 0 then 3, slot 1 docs 1 then 2
-    assert [b.reset_B.tolist() for b in batches] == [[True, True], [False, True], [True, False]]
-    first, second, third = batches
-    assert first.lengths_B.tolist() == [4, 3]
-    assert first.targets[1].tolist() == [101, 102, 103, IGNORE]  # doc 1 is 100..103
-    torch.testing.assert_close(first.inputs[1, :3], docs[1][:3])
-    assert first.targets[1, 3] == IGNORE
-    torch.testing.assert_close(second.inputs[1, :4], docs[2][:4])  # doc 2 starts in slot 1
-    torch.testing.assert_close(third.inputs[0, :4], docs[3][:4])   # doc 3 starts in slot 0
-    assert second.lengths_B.tolist() == [3, 4]
+    assert len(batches) == 3
+    assert [b.reset_B.tolist() for b in batches] == [[True, True], [False, False], [True, True]]
+    assert [None if b.lengths_B is None else b.lengths_B.tolist() for b in batches] == [None, [3, 2], [3, 4]]
+    torch.testing.assert_close(batches[1].inputs[0, :3], docs[0][4:7])
+    assert batches[1].targets[1].tolist() == [205, 206, IGNORE]  # doc 2 ends after 2 steps
+    assert batches[2].targets[0].tolist() == [101, 102, 103, IGNORE]  # doc 1: 100..103
+    torch.testing.assert_close(batches[2].inputs[1], docs[3][:4])
+
+
+def test_many_documents_are_nearly_all_used():
+    gen = torch.Generator().manual_seed(0)
+    lengths = (torch.randn(40, generator=gen).exp() * 200).long() + 2
+    docs = [torch.randint(0, 50, (int(n),), generator=gen) for n in lengths]
+    total = int(sum(n - 1 for n in lengths))
+    for batch_size in (4, 16, 32):
+        loader = StreamLoader(docs, batch_size=batch_size, bptt=16)
+        used = sum(b.items for b in loader.batches(0))
+        assert used >= 0.95 * total, (batch_size, used, total)
 
 
 def test_shards_put_together_make_the_global_batch():
@@ -60,7 +70,7 @@ def test_tbptt_chunks_cut_time_and_per_step_targets():
 
 
 def test_tbptt_with_lengths_needs_per_step_targets():
-    with pytest.raises(ValueError, match=r"per-step targets of shape \(B, T=10"):
+    with pytest.raises(ValueError, match=r"bptt=4 needs per-step targets of shape \(B, T=10"):
         list(tbptt_chunks(Batch(torch.randn(3, 10, 2), torch.randn(3), torch.tensor([3, 4, 10])), 4))
 
 
@@ -97,5 +107,5 @@ def test_bad_stream_input():
         StreamLoader(torch.arange(50), batch_size=2, bptt=0)
     with pytest.raises(ValueError, match=r"documents\[1\] must be a 1-D int64 tensor"):
         StreamLoader([torch.arange(5), torch.randn(5)], batch_size=1, bptt=2)
-    with pytest.raises(ValueError, match="batch_size \\(2\\) is larger than the data: 1 document"):
-        StreamLoader([torch.arange(5), torch.arange(1)], batch_size=2, bptt=2)
+    with pytest.raises(ValueError, match="batch_size \\(2\\) is larger than the data: 2 document"):
+        StreamLoader([torch.arange(2), torch.arange(1)], batch_size=2, bptt=2)

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from rnnkit._io import write_atomic
 
 CONFIG, WEIGHTS, STATE = "config.json", "model.safetensors", "training_state.pt"
+RUN_FILES = (CONFIG, WEIGHTS, STATE)  # what makes a directory a run that fit would replace
 
 
 class CheckpointError(ValueError):

@@ -136,15 +136,15 @@ class TensorLoader(Loader):
             order_N = torch.arange(n)
         for index in range(start, len(self)):
             rows = order_N[index * self.batch_size:(index + 1) * self.batch_size]
-            rows = rows.tensor_split(self.world_size)[self.rank]
-            yield self._take(rows)
+            # cut to the global batch's longest row, so that every process has as many chunks
+            T = None if self.lengths is None else int(self.lengths[rows].max())
+            yield self._take(rows.tensor_split(self.world_size)[self.rank], T)
 
-    def _take(self, rows: Tensor) -> Batch:
+    def _take(self, rows: Tensor, T: int | None) -> Batch:
         inputs, targets = self.inputs[rows], self.targets[rows]
         if self.lengths is None:
             return Batch(inputs, targets)
         lengths_B = self.lengths[rows]
-        T = int(lengths_B.max())
         if targets.dim() >= 2 and targets.shape[1] == inputs.shape[1]:
             targets = targets[:, :T]  # per-step targets are padded like the inputs
         return Batch(inputs[:, :T], targets, lengths_B)

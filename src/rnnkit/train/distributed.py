@@ -40,17 +40,36 @@ class Context:
     def shard(self, loader: Loader) -> Loader:
         return loader if self.world_size == 1 else loader.shard(self.rank, self.world_size)
 
-    def loss_scale(self, items: int) -> float:
-        """DDP averages gradients over processes; when the processes' batches hold different
-        numbers of items (ignored tokens, padding), scaling each loss by
-        world_size * local / global items makes that average the global per-item mean."""
+    def loss_scale(self, items: int) -> tuple[float, int]:
+        """(scale, items over all processes). DDP averages gradients over processes; when
+        their batches hold different numbers of items (ignored tokens, padding), scaling each
+        loss by world_size * local / global items makes that average the global mean."""
         if self.world_size == 1:
-            return 1.0
-        total = torch.tensor([float(items)], dtype=torch.float64)
+            return 1.0, items
+        total = int(self.sum([float(items)])[0])
+        return (self.world_size * items / total if total else 0.0), total
+
+    def sum(self, values: list[float]) -> list[float]:
+        """Element-wise sums over the processes."""
+        if self.world_size == 1:
+            return values
+        t = torch.tensor(values, dtype=torch.float64)
         if dist.get_backend() == "nccl":
-            total = total.cuda()
-        dist.all_reduce(total)
-        return self.world_size * items / float(total)
+            t = t.cuda()
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            dist.barrier()
+
+    def gather(self, obj):
+        """Every process's ``obj``, in rank order, on rank 0 (None elsewhere)."""
+        if self.world_size == 1:
+            return [obj]
+        out = [None] * self.world_size if self.is_main else None
+        dist.gather_object(obj, out, dst=0)
+        return out
 
     def agree(self, reason: str | None) -> str | None:
         """The first stop reason any process has (a signal may reach one process only)."""

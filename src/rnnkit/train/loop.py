@@ -27,7 +27,7 @@ from rnnkit.train import checkpoint, distributed
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.data import Loader
 from rnnkit.train.metrics import MetricsLog
-from rnnkit.train.run import Position, StopOnSignal, chunks, rank_path, rank_snapshot, restore, snapshot
+from rnnkit.train.run import Position, StopOnSignal, chunks, rank_snapshot, restore, snapshot
 from rnnkit.train.schedules import lr_at, teacher_forcing_at
 from rnnkit.train.setup import (
     LossFn,
@@ -38,7 +38,7 @@ from rnnkit.train.setup import (
     make_optimizer,
     seed_everything,
 )
-from rnnkit.train.tbptt import detach_state, reset_state
+from rnnkit.train.tbptt import detach_state, map_state, reset_state
 
 MetricFn = Callable[[Any, Tensor], Tensor]
 
@@ -79,19 +79,26 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | None = None, *,
         on_step: called after every step with the step number and its values.
     """
     cfg, loss_fn, metrics = cfg or TrainConfig(), loss_fn or default_loss, dict(metrics or {})
+    _check_monitor(cfg, val, metrics)
     run = _prepare(model, train, cfg, optimizer, run_dir, resume=resume, overwrite=overwrite, config=config)
     pos, state, optimizer = run.pos, run.state, run.optimizer
-    result = FitResult(steps=pos.step, seconds=pos.seconds, stopped="epochs", best=pos.best)
+    result = FitResult(steps=pos.step, seconds=pos.seconds, stopped="epochs", best=pos.best, state=state)
+    if resume and (done := _stop_reason(pos, cfg, StopOnSignal(enabled=False), run.ctx)):
+        run.bar.close()  # a finished run: resuming it changes nothing
+        result.stopped = done
+        return result
     started = time.perf_counter() - pos.seconds
     model.train()
-    with StopOnSignal() as signals, run.log:
+    # signals are caught only where there is somewhere to save to
+    with StopOnSignal(enabled=run.run_dir is not None) as signals, run.log, run.bar:
         for chunk, (epoch, index, part) in chunks(run.train, cfg.bptt, cfg.epochs, pos):
             # -- batch: restart finished rows, cut the graph at the chunk boundary --
             chunk = chunk.to(run.device)
             state = detach_state(reset_state(state, chunk.reset_B))
-            progress = max(pos.step / run.total_steps,
+            progress = max(pos.step / max(run.total_steps - 1, 1),  # the last step reaches 1
                            (time.perf_counter() - started) / 60 / (cfg.max_minutes or math.inf))
-            if run.plateau is None:  # the plateau schedule scales the rate on evaluations instead
+            # after its warm-up, the plateau schedule scales the rate on evaluations instead
+            if run.plateau is None or pos.step < cfg.warmup_steps:
                 for group in optimizer.param_groups:
                     group["lr"] = group["base_lr"] * (lr_at(pos.step, progress, cfg) / cfg.lr)
             # -- forward --
@@ -99,17 +106,24 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | None = None, *,
             with autocast(cfg):
                 out, state = call_model(run.net, chunk, state, extra)
                 loss = loss_fn(out, chunk.targets)
+            state = run.full_precision(state)
             where = (pos.step + 1, epoch + 1, index if part == 0 else index + 1)  # 1-based, for errors
-            _check_finite("loss", loss, where)
-            # -- backward, clip, step --
+            if chunk.items:
+                _check_finite("loss", loss, where)
+            # -- backward, clip, step: skipped when no process has a target in this chunk --
             optimizer.zero_grad(set_to_none=True)
-            run.scaler.scale(loss * run.ctx.loss_scale(chunk.items)).backward()
-            run.scaler.unscale_(optimizer)
-            grad_norm = clip_gradients(run.params, cfg)
-            if not run.scaler.is_enabled():  # with float16 the scaler skips the inf steps itself
-                _check_finite("gradient norm", grad_norm, where)
-            run.scaler.step(optimizer)
-            run.scaler.update()
+            scale, items = run.ctx.loss_scale(chunk.items)
+            grad_norm = torch.zeros(())
+            if items:
+                if not chunk.items:  # none here: a zero that keeps the processes' hooks in step
+                    loss = sum(p.sum() for p in run.params) * 0.0
+                run.scaler.scale(loss * scale).backward()
+                run.scaler.unscale_(optimizer)
+                grad_norm = clip_gradients(run.params, cfg)
+                if not run.scaler.is_enabled():  # with float16 the scaler skips the inf steps itself
+                    _check_finite("gradient norm", grad_norm, where)
+                run.scaler.step(optimizer)
+                run.scaler.update()
             # -- log --
             pos.step, pos.epoch, pos.batch, pos.chunk = pos.step + 1, epoch, index, part
             seconds = time.perf_counter() - started - pos.seconds  # this step's
@@ -129,7 +143,7 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | None = None, *,
                 run.log.log(pos.step, "val", result.last_eval)
                 _monitor(result.last_eval, pos, run.plateau, cfg)
             if epoch_end:
-                result.epochs.append({"epoch": epoch + 1, **_means(pos.epoch_sums),
+                result.epochs.append({"epoch": epoch + 1, **_means(_global(run.ctx, pos.epoch_sums)),
                                       **{f"val_{k}": v for k, v in result.last_eval.items()}})
                 pos.epoch, pos.batch, pos.epoch_sums = epoch + 1, 0, {}
             if on_step is not None:
@@ -141,8 +155,8 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | None = None, *,
             if result.stopped != "epochs":
                 break
         else:
-            run.save(pos, state)
-    run.bar.close()
+            if pos.step > result.steps:  # not for a resumed run that was already finished
+                run.save(pos, state)
     result.steps, result.seconds, result.best, result.state = pos.step, pos.seconds, pos.best, state
     return result
 
@@ -155,6 +169,7 @@ def evaluate(model: nn.Module, loader: Loader, *, loss_fn: LossFn | None = None,
     a stream's state is carried across its batches. Leaves the model's mode as it was."""
     cfg, loss_fn, metrics = cfg or TrainConfig(), loss_fn or default_loss, dict(metrics or {})
     was_training = model.training
+    dtype = next(model.parameters()).dtype
     model.eval()
     sums: dict[str, float] = {}
     state = None
@@ -163,15 +178,19 @@ def evaluate(model: nn.Module, loader: Loader, *, loss_fn: LossFn | None = None,
         state = reset_state(state, batch.reset_B) if loader.carries_state else None
         with autocast(cfg):
             out, state = call_model(model, batch, state, {})
+        state = _full_precision(state, dtype)
+        n = batch.items
+        if not n:  # nothing to score (every target ignored)
+            continue
+        with autocast(cfg):
             values = {"loss": loss_fn(out, batch.targets),
                       **{name: fn(out, batch.targets) for name, fn in metrics.items()}}
-        n = batch.items
         for name, value in values.items():
             sums[name] = sums.get(name, 0.0) + float(value) * n
         sums["items"] = sums.get("items", 0.0) + n
     model.train(was_training)
     if not sums:
-        raise ValueError("the validation loader yielded no batches")
+        raise ValueError("the validation loader yielded no batch with a target to score")
     return _means(sums)
 
 
@@ -192,19 +211,23 @@ class _Run:
     bar: Any
     total_steps: float
     timed: bool  # the bar counts seconds of a time budget, not steps
+    dtype: torch.dtype  # the parameters' dtype, which a carried state goes back to
     run_dir: Path | None
     pos: Position
     state: Any
+
+    def full_precision(self, state: Any) -> Any:
+        return _full_precision(state, self.dtype)
 
     def save(self, pos: Position, state: Any) -> None:
         """The training state first (it alone is a consistent checkpoint), then the weights."""
         if self.run_dir is None:
             return
+        ranks = self.ctx.gather(rank_snapshot(state)) if self.ctx.world_size > 1 else None
         if not self.ctx.is_main:
-            checkpoint.save_training_state(rank_path(self.run_dir, self.ctx.rank), rank_snapshot(pos, state))
             return
         checkpoint.save_training_state(self.run_dir / checkpoint.STATE, snapshot(
-            self.model, self.optimizer, self.plateau, self.scaler, pos, state))
+            self.model, self.optimizer, self.plateau, self.scaler, pos, state, ranks))
         checkpoint.save_weights(self.run_dir / checkpoint.WEIGHTS, self.model)
 
 
@@ -214,9 +237,10 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
     run_dir = None if run_dir is None else Path(run_dir)
     if resume and run_dir is None:
         raise ValueError("resume=True needs the run_dir to resume from, got run_dir=None")
-    if run_dir is not None and not resume and not overwrite and (run_dir / checkpoint.STATE).exists():
-        raise FileExistsError(f"run_dir {run_dir} already holds a checkpoint; pass resume=True to "
-                              f"continue it, overwrite=True to replace it, or another run_dir")
+    saved = [name for name in checkpoint.RUN_FILES if run_dir is not None and (run_dir / name).exists()]
+    if saved and not resume and not overwrite:
+        raise FileExistsError(f"run_dir {run_dir} already holds a run ({', '.join(saved)}); pass "
+                              f"resume=True to continue it, overwrite=True to replace it, or another run_dir")
     ctx = distributed.context()
     seed_everything(cfg.seed + ctx.rank)  # each process its own dropout masks
     device = torch.device(cfg.device)
@@ -230,9 +254,13 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     pos, state = Position(), None
     if resume:
-        pos, state = restore(run_dir, model, optimizer, plateau, scaler, device, rank=ctx.rank)
+        pos, state = restore(run_dir, model, optimizer, plateau, scaler, device, rank=ctx.rank,
+                             world_size=ctx.world_size)
     writes = run_dir is not None and ctx.is_main
+    ctx.barrier()  # every process has looked at run_dir before rank 0 writes to it
     if writes and not resume:
+        for name in checkpoint.RUN_FILES:  # overwrite: the old run goes before the new one starts
+            (run_dir / name).unlink(missing_ok=True)
         checkpoint.save_config(run_dir, {**(config or {}), "train": _config.to_dict(cfg)})
     log = MetricsLog(run_dir or Path("."), tensorboard=cfg.tensorboard,
                      resume_step=pos.step if resume else 0, enabled=writes)
@@ -248,13 +276,14 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
     return _Run(net=ctx.wrap(model), model=model, train=train, optimizer=optimizer,
                 params=[p for group in optimizer.param_groups for p in group["params"]],
                 plateau=plateau, scaler=scaler, ctx=ctx, device=device, log=log, bar=bar,
-                total_steps=total, timed=cfg.max_minutes is not None, run_dir=run_dir, pos=pos, state=state)
+                total_steps=total, timed=cfg.max_minutes is not None,
+                dtype=next(model.parameters()).dtype, run_dir=run_dir, pos=pos, state=state)
 
 
 def _log_train(run: _Run, pos: Position, extra: dict[str, float], per_token: bool) -> dict[str, float]:
     """A train row: means over the steps since the last row, the rate, and the mean and
     largest pre-clip gradient norm of those steps."""
-    window = pos.window
+    window = _global(run.ctx, pos.window)
     row = _means(window)
     row.update(lr=run.optimizer.param_groups[0]["lr"], grad_norm=window["grad_norm_sum"] / window["steps"],
                grad_norm_max=window["grad_norm_max"],
@@ -268,6 +297,12 @@ def _log_train(run: _Run, pos: Position, extra: dict[str, float], per_token: boo
     return row
 
 
+def _full_precision(state: Any, dtype: torch.dtype) -> Any:
+    """Under autocast a layer may hand back a bfloat16/float16 state; the next chunk's layers
+    check the state against their parameters' dtype."""
+    return map_state(lambda t: t.to(dtype) if t.is_floating_point() and t.dtype != dtype else t, state)
+
+
 def _teacher_forcing(step: int, cfg: TrainConfig) -> dict[str, float]:
     """``teacher_forcing=ratio`` for the model, only when scheduled sampling is configured."""
     if cfg.teacher_forcing == "constant" and cfg.teacher_forcing_start == 1.0:
@@ -278,11 +313,18 @@ def _teacher_forcing(step: int, cfg: TrainConfig) -> dict[str, float]:
 def _step_values(out, chunk, loss, metrics, *, seconds: float) -> dict[str, float]:
     """This step's sums, weighted by its items, for the log window and the epoch means."""
     n = chunk.items
-    values = {"loss": float(loss.detach()) * n, "items": float(n), "steps": 1.0, "seconds": seconds}
+    values = {"loss": float(loss.detach()) * n if n else 0.0, "items": float(n), "steps": 1.0,
+              "seconds": seconds}
     with torch.no_grad():
         for name, fn in metrics.items():
-            values[name] = float(fn(out, chunk.targets)) * n
+            values[name] = float(fn(out, chunk.targets)) * n if n else 0.0
     return values
+
+
+def _global(ctx: distributed.Context, sums: dict[str, float]) -> dict[str, float]:
+    """The loss and metric sums over every process (each holds its own shard's)."""
+    names = sorted(k for k in sums if k not in ("steps", "seconds", "grad_norm_sum", "grad_norm_max"))
+    return {**sums, **dict(zip(names, ctx.sum([sums[k] for k in names]), strict=True))}
 
 
 def _means(sums: Mapping[str, float]) -> dict[str, float]:
@@ -298,6 +340,19 @@ def _check_finite(what: str, value: Tensor, where: tuple[int, int, int]) -> None
             f"{what} is {float(value.detach())} at step {step} (epoch {epoch}, batch {batch}); "
             f"training stopped instead of going on with non-finite weights. Lower the learning "
             f"rate, set clip_norm, or check the data for NaN/inf")
+
+
+def _check_monitor(cfg: TrainConfig, val: Loader | None, metrics: Mapping[str, Any]) -> None:
+    """Early stopping and the plateau schedule watch a validation value: check it exists
+    before training rather than at the first evaluation."""
+    if cfg.patience is None and cfg.schedule != "plateau":
+        return
+    if val is None:
+        raise ValueError(f"patience={cfg.patience} and schedule={cfg.schedule!r} watch a validation "
+                         f"value; pass val=, or leave patience None and the schedule not 'plateau'")
+    names = ["val_loss", *(f"val_{name}" for name in metrics)]
+    if cfg.monitor not in names:
+        raise ValueError(f"monitor must be one of the validation values {names}, got {cfg.monitor!r}")
 
 
 def _monitor(evaluation: dict[str, float], pos: Position, plateau, cfg: TrainConfig) -> None:

@@ -60,8 +60,11 @@ def chunks(train: Loader, bptt: int | None, epochs: int,
         epoch, start = epoch + 1, 0
 
 
-def snapshot(model, optimizer, plateau, scaler, pos: Position, state: Any) -> dict[str, Any]:
-    """Everything a resumed run needs, as tensors and plain containers (weights_only-safe)."""
+def snapshot(model, optimizer, plateau, scaler, pos: Position, state: Any,
+             ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Everything a resumed run needs, as tensors and plain containers (weights_only-safe).
+    ``ranks``: every process's ``rank_snapshot`` in a data-parallel run, so that one file
+    holds them all and a kill can never leave the processes' parts from different steps."""
     return {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -69,53 +72,43 @@ def snapshot(model, optimizer, plateau, scaler, pos: Position, state: Any) -> di
         "scaler": scaler.state_dict() if scaler.is_enabled() else None,
         "step": pos.step,
         "position": dataclasses.asdict(pos),
-        # NamedTuple states are saved as plain tuples: the layers accept those back
-        "state": map_state(lambda t: t.detach().cpu(), _plain(state)),
-        "rng": {"torch": torch.get_rng_state(), "python": _python_rng(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        "world_size": len(ranks) if ranks else 1,
+        "ranks": ranks or [],
+        **rank_snapshot(state),
     }
 
 
-def restore(run_dir: Path, model, optimizer, plateau, scaler, device, rank: int = 0) -> tuple[Position, Any]:
+def rank_snapshot(state: Any) -> dict[str, Any]:
+    """What differs between the processes of a data-parallel run: the RNG and the state of
+    this process's streams (NamedTuple states saved as plain tuples: the layers take those)."""
+    return {"state": map_state(lambda t: t.detach().cpu(), _plain(state)),
+            "rng": {"torch": torch.get_rng_state(), "python": _python_rng(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
+
+
+def restore(run_dir: Path, model, optimizer, plateau, scaler, device, *, rank: int = 0,
+            world_size: int = 1) -> tuple[Position, Any]:
     """Load a checkpoint into the model, optimizer and schedules; returns the position and
-    the carried state. Process ``rank`` > 0 of a data-parallel run takes its RNG and its
-    streams' state from its own file (see ``rank_snapshot``)."""
+    the carried state (this process's, in a data-parallel run)."""
     path = run_dir / checkpoint.STATE
     saved = checkpoint.load_training_state(path)
+    if saved.get("world_size", 1) != world_size:
+        raise checkpoint.CheckpointError(
+            f"{path} was saved by {saved.get('world_size', 1)} process(es); resume it with the "
+            f"same number, got world_size={world_size}")
     checkpoint._load_state_dict(model, saved["model"], source=str(path))
     optimizer.load_state_dict(saved["optimizer"])
     if plateau is not None and saved["plateau"] is not None:
         plateau.load_state_dict(saved["plateau"])
     if scaler.is_enabled() and saved["scaler"] is not None:
         scaler.load_state_dict(saved["scaler"])
-    if rank > 0:
-        own = checkpoint.load_training_state(rank_path(run_dir, rank))
-        if own["step"] != saved["step"]:
-            raise checkpoint.CheckpointError(
-                f"{rank_path(run_dir, rank)} is from step {own['step']}, {path} from step "
-                f"{saved['step']}: the run was stopped between the two writes; resume from a "
-                f"consistent checkpoint")
-        saved = {**saved, "rng": own["rng"], "state": own["state"]}
-    torch.set_rng_state(saved["rng"]["torch"])
-    version, internal, gauss = saved["rng"]["python"]
+    own = saved["ranks"][rank] if world_size > 1 else saved
+    torch.set_rng_state(own["rng"]["torch"])
+    version, internal, gauss = own["rng"]["python"]
     random.setstate((version, tuple(internal), gauss))
-    if saved["rng"]["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
-    pos = Position(**saved["position"])
-    return pos, map_state(lambda t: t.to(device), saved["state"])
-
-
-def rank_snapshot(pos: Position, state: Any) -> dict[str, Any]:
-    """What differs between the processes of a data-parallel run: the RNG and the state of
-    this process's streams. The weights, optimizer and position are rank 0's."""
-    return {"model": {}, "step": pos.step,  # "model" is empty: the weights are in rank 0's file
-            "state": map_state(lambda t: t.detach().cpu(), _plain(state)),
-            "rng": {"torch": torch.get_rng_state(), "python": _python_rng(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
-
-
-def rank_path(run_dir: Path, rank: int) -> Path:
-    return run_dir / f"training_state.rank{rank}.pt"
+    if own["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(own["rng"]["cuda"])
+    return Position(**saved["position"]), map_state(lambda t: t.to(device), own["state"])
 
 
 def _plain(state: Any) -> Any:
@@ -137,12 +130,14 @@ class StopOnSignal:
     """SIGINT/SIGTERM set a flag that the loop reads at the next step boundary, so it can
     save and return instead of dying mid-write. A second SIGINT interrupts at once."""
 
-    def __init__(self):
+    def __init__(self, *, enabled: bool = True):
         self.received: str | None = None
+        self.enabled = enabled
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopOnSignal:
-        if threading.current_thread() is threading.main_thread():  # signals go to the main thread
+        # signals go to the main thread; disabled, Ctrl-C interrupts as usual
+        if self.enabled and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self

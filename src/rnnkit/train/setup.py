@@ -41,6 +41,9 @@ def default_loss(out: Tensor, targets: Tensor) -> Tensor:
     """Cross-entropy for integer targets (logits on the last dim; -100 is ignored), mean
     squared error over the finite targets for float ones (NaN marks padding)."""
     if not targets.is_floating_point():
+        if out.shape[:-1] != targets.shape:
+            raise ValueError(f"outputs {tuple(out.shape)} and targets {tuple(targets.shape)} do not match: "
+                             f"cross-entropy needs targets of shape {tuple(out.shape[:-1])}")
         return F.cross_entropy(_full(out).flatten(0, -2), targets.flatten(), ignore_index=IGNORE)
     if out.shape != targets.shape:
         raise ValueError(f"regression output and targets must have the same shape, got "
@@ -65,7 +68,14 @@ def call_model(model: nn.Module, batch: Batch, state: Any, extra: dict[str, Any]
     kwargs = dict(extra)
     if batch.lengths_B is not None:
         kwargs["lengths"] = batch.lengths_B
-    result = model(*args, **kwargs)
+    try:
+        result = model(*args, **kwargs)
+    except TypeError as err:
+        if "teacher_forcing" in extra and "teacher_forcing" in str(err):
+            raise TypeError(f"{type(model).__name__}.forward takes no teacher_forcing= argument; "
+                            f"scheduled sampling (TrainConfig.teacher_forcing) needs a model that "
+                            f"does") from err
+        raise
     if isinstance(result, tuple) and len(result) == 2:
         return result
     return result, None

@@ -1,13 +1,13 @@
 """Truncated BPTT: contiguous per-slot streams, chunking, and the carried state.
 
-Stream batching (as in Karpathy's char-rnn and Zaremba et al. 2014). The documents are
-dealt to B slots; row b of every batch continues slot b exactly where the previous batch
-stopped, so the loop can carry the recurrent state from batch to batch and detach it at
-each boundary. When a slot's document ends inside a chunk, the row is padded
-(``lengths_B``, targets -100) and its next chunk starts the next document with
-``reset_B[b] = True``: the loop zeroes that row's state and no other.
-
-One long text is the special case of B documents, the text cut into B contiguous rows.
+Stream batching (as in Karpathy's char-rnn and Zaremba et al. 2014). The documents, in
+order, fill B slots of equal size (S // B predictions each, S the total); row b of every
+batch continues slot b exactly where the previous batch stopped, so the loop can carry the
+recurrent state from batch to batch and detach it at each boundary. When a document ends
+inside a chunk, the row is padded (``lengths_B``, targets -100) and its next chunk starts
+the next document with ``reset_B[b] = True``: the loop zeroes that row's state and no
+other. A document that crosses a slot boundary goes on in the next slot, from a fresh
+state. One long text is the classic case: B contiguous rows of (N - 1) // B predictions.
 
 State trees: a state is None, a tensor, or a (named) tuple/list/dict of them, with the
 batch on the second-to-last dimension. rnnkit's HiddenState/LSTMState ((B, H) tensors)
@@ -16,7 +16,6 @@ and torch.nn's hx ((L*D, B, H)) both follow that rule.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -45,20 +44,22 @@ class StreamLoader(Loader):
         if batch_size % world_size:
             raise ValueError(f"batch_size ({batch_size}) must divide evenly over "
                              f"world_size={world_size} processes")
-        docs = _split_stream(documents, batch_size) if isinstance(documents, Tensor) else list(documents)
+        docs = [documents] if isinstance(documents, Tensor) else list(documents)
         for i, doc in enumerate(docs):
-            if doc.dim() != 1 or doc.dtype != torch.long:
-                raise ValueError(f"documents[{i}] must be a 1-D int64 tensor, got {doc.dim()}-D "
-                                 f"{doc.dtype}")
-        docs = [doc for doc in docs if doc.numel() >= 2]  # one token predicts nothing
-        if len(docs) < batch_size:
-            raise ValueError(f"batch_size ({batch_size}) is larger than the data: "
-                             f"{len(docs)} document(s) with at least 2 tokens")
+            if not isinstance(doc, Tensor) or doc.dim() != 1 or doc.dtype != torch.long:
+                kind = f"{doc.dim()}-D {doc.dtype}" if isinstance(doc, Tensor) else type(doc).__name__
+                raise ValueError(f"documents[{i}] must be a 1-D int64 tensor of token ids, got {kind}")
+        steps = sum(max(doc.numel() - 1, 0) for doc in docs)  # a document of n ids predicts n - 1
+        if steps < batch_size:
+            raise ValueError(f"batch_size ({batch_size}) is larger than the data: {len(docs)} "
+                             f"document(s) give {steps} predictions, fewer than 1 per stream")
         self.documents, self.batch_size, self.bptt = docs, batch_size, bptt
         self.rank, self.world_size = rank, world_size
-        self.slots = _deal(docs, batch_size, bptt)
+        self.slots = _fill(docs, batch_size, bptt)
 
     def __len__(self) -> int:
+        # slots hold equal numbers of steps, but a slot cut into more pieces has more
+        # (padded) chunks: its last few are left out, so that every row of a batch has data
         return min(len(chunks) for chunks in self.slots)
 
     def shard(self, rank: int, world_size: int) -> StreamLoader:
@@ -71,40 +72,37 @@ class StreamLoader(Loader):
         for index in range(start, len(self)):
             yield self._batch([slot[index] for slot in slots], first=index == 0)
 
-    def _batch(self, pieces: list[tuple[int, int, int]], *, first: bool) -> Batch:
-        T = max(n for _, _, n in pieces)
-        inputs_BT = torch.zeros(len(pieces), T, dtype=torch.long)
-        targets_BT = torch.full((len(pieces), T), IGNORE, dtype=torch.long)
-        for b, (doc, offset, n) in enumerate(pieces):
+    def _batch(self, chunks: list[tuple[int, int, int, bool]], *, first: bool) -> Batch:
+        T = max(n for _, _, n, _ in chunks)
+        inputs_BT = torch.zeros(len(chunks), T, dtype=torch.long)
+        targets_BT = torch.full((len(chunks), T), IGNORE, dtype=torch.long)
+        for b, (doc, offset, n, _) in enumerate(chunks):
             ids = self.documents[doc][offset:offset + n + 1]
             inputs_BT[b, :n], targets_BT[b, :n] = ids[:-1], ids[1:]
-        lengths_B = torch.tensor([n for _, _, n in pieces])
-        reset_B = torch.tensor([first or offset == 0 for _, offset, _ in pieces])
+        lengths_B = torch.tensor([n for _, _, n, _ in chunks])
+        reset_B = torch.tensor([first or reset for _, _, _, reset in chunks])
         # equal rows need no lengths: the dense fused path stays available
         return Batch(inputs_BT, targets_BT, None if bool((lengths_B == T).all()) else lengths_B,
                      reset_B)
 
 
-def _split_stream(ids_N: Tensor, batch_size: int) -> list[Tensor]:
-    """B contiguous rows of L + 1 ids: row b predicts ids[b*L+1 : (b+1)*L+1]."""
-    if ids_N.dim() != 1:
-        raise ValueError(f"documents must be 1-D token ids, got shape {tuple(ids_N.shape)}")
-    L = (ids_N.numel() - 1) // batch_size
-    if L < 1:
-        raise ValueError(f"batch_size ({batch_size}) is larger than the data: {ids_N.numel()} "
-                         f"tokens give fewer than 1 prediction per stream")
-    return [ids_N[b * L:(b + 1) * L + 1] for b in range(batch_size)]
-
-
-def _deal(docs: list[Tensor], batch_size: int, bptt: int) -> list[list[tuple[int, int, int]]]:
-    """Each slot's chunks as (document, offset, steps). Documents go, in order, to the slot
-    with the fewest chunks so far, so that the slots run out at about the same time."""
-    slots: list[list[tuple[int, int, int]]] = [[] for _ in range(batch_size)]
+def _fill(docs: list[Tensor], batch_size: int, bptt: int) -> list[list[tuple[int, int, int, bool]]]:
+    """Each slot's chunks as (document, offset, steps, starts a piece). The documents fill
+    the slots in order, S // B steps each; the remainder (< B steps) is left out."""
+    quota = sum(max(doc.numel() - 1, 0) for doc in docs) // batch_size
+    slots: list[list[tuple[int, int, int, bool]]] = [[]]
+    room = quota
     for i, doc in enumerate(docs):
-        slot = min(slots, key=len)
-        steps = doc.numel() - 1
-        slot.extend((i, k * bptt, min(bptt, steps - k * bptt)) for k in range(math.ceil(steps / bptt)))
-    return slots
+        start, end = 0, doc.numel() - 1
+        while start < end and len(slots) <= batch_size:
+            take = min(room, end - start)
+            slots[-1].extend((i, offset, min(bptt, start + take - offset), offset == start)
+                             for offset in range(start, start + take, bptt))
+            start, room = start + take, room - take
+            if room == 0:
+                slots.append([])
+                room = quota
+    return slots[:batch_size]
 
 
 def tbptt_chunks(batch: Batch, bptt: int | None) -> Iterator[Batch]:
@@ -118,9 +116,9 @@ def tbptt_chunks(batch: Batch, bptt: int | None) -> Iterator[Batch]:
         yield batch
         return
     per_step = batch.targets.dim() >= 2 and batch.targets.shape[1] == T
-    if batch.lengths_B is not None and not per_step:
-        raise ValueError(f"bptt={bptt} with lengths needs per-step targets of shape (B, T={T}, ...), "
-                         f"got targets of shape {tuple(batch.targets.shape)}")
+    if not per_step:  # one label per sequence would be trained against every chunk
+        raise ValueError(f"bptt={bptt} needs per-step targets of shape (B, T={T}, ...), got targets "
+                         f"of shape {tuple(batch.targets.shape)}; leave bptt None for one label per sequence")
     for start in range(0, T, bptt):
         stop = min(start + bptt, T)
         lengths_B = None
