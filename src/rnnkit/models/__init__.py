@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from rnnkit import config as _config
+from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
 from rnnkit.models.language_model import LanguageModel, LMConfig
 from rnnkit.train import checkpoint
 
@@ -19,6 +20,7 @@ __all__ = ["MODELS", "LMConfig", "LanguageModel", "architecture_config", "load_m
 
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "language_model": (LanguageModel, LMConfig),
+    "sequence_classifier": (SequenceClassifier, ClassifierConfig),
 }
 
 

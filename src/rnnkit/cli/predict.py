@@ -1,0 +1,33 @@
+"""``rnnkit predict``: class probabilities from a trained classifier (rnnkit.tasks.classify)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import click
+
+from rnnkit._io import write_atomic
+from rnnkit.tasks.classify import predict as predict_rows
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="File to classify, in the training file's format.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV to write: id, label, then one probability column per class.")
+def predict(run_dir, data, out):
+    """Classify every sequence in --data with the model in RUN_DIR (from rnnkit train classify)."""
+    try:
+        rows = predict_rows(run_dir, data)
+    except (OSError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+    classes = list(rows[0]["probabilities"])
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["id", "label", *(f"p_{c}" for c in classes)])
+    writer.writerows([r["id"], r["label"], *(f"{r['probabilities'][c]:.6f}" for c in classes)] for r in rows)
+    write_atomic(out, text.getvalue().encode("utf-8"))
+    click.echo(f"wrote {len(rows)} predictions to {out}")

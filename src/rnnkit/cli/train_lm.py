@@ -1,0 +1,31 @@
+"""``rnnkit train lm``: a recurrent language model on any UTF-8 text file."""
+
+import click
+
+from rnnkit.cli._config import config_options, resolve_config
+from rnnkit.data.text import read_text
+from rnnkit.tasks.lm import LMTaskConfig, format_results, train_lm
+
+
+@click.command("lm")
+@click.option("--data", help="UTF-8 text file (data.path); its last data.val_fraction of lines are held out.")
+@click.option("--out", type=click.Path(file_okay=False), help="The run directory to write (required).")
+@click.option("--tokenizer", type=click.Choice(["char", "bpe"]),
+              help="Characters, or byte-level BPE of data.bpe_vocab_size tokens (data.tokenizer).  "
+                   "[default: char]")
+@click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
+@config_options
+def lm(data, out, tokenizer, overwrite, config, sets):
+    """Train a language model on a text file and report held-out bits per character (with
+    --set ngram_max_order=6, next to Kneser-Ney n-grams of orders 1-6 on the same split).
+    --out gets config.json, model.safetensors, tokenizer.json, metrics.csv and results.json;
+    `rnnkit generate RUN_DIR` samples from it."""
+    cfg = resolve_config(LMTaskConfig, config, sets, **{"data.path": data, "data.tokenizer": tokenizer})
+    if out is None or cfg.data.path is None:
+        raise click.ClickException(f"--out and --data (or data.path) are required, got --out={out!r}, "
+                                   f"--data={cfg.data.path!r}")
+    try:
+        text = read_text(cfg.data.path, name="--data" if data else "data.path")
+        click.echo(format_results(train_lm(cfg, out, text=text, overwrite=overwrite)))
+    except (ValueError, FileExistsError) as err:
+        raise click.ClickException(str(err)) from err

@@ -1,0 +1,174 @@
+"""CSV readers for classification: numeric series (``label,v1,v2,...``) and text (``label,text``).
+
+A first row whose value fields are not numbers (series) or that reads ``label,text`` (text)
+is a header and skipped. Every error is a ``DataError`` naming file, line, expectation and
+value. Text is split by ``tokenize`` (lower case; words, numbers and single punctuation
+marks) and mapped to ids by a ``Vocab`` built on the training file only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rnnkit.data.series import DataError, Labelled, decode_lines, encode_labels, pad_series, sorted_labels
+
+PAD, UNK = 0, 1
+_TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
+
+
+def read_csv_series(path: str | Path, *, classes: Sequence[str] | None = None,
+                    ragged: bool = False) -> Labelled:
+    """Univariate series, one per row: ``label,v1,v2,...``.
+
+    Arguments:
+        classes: the training set's label names (for a test file); None: the sorted labels.
+        ragged: allow rows of different lengths (trailing empty fields are dropped);
+            otherwise every row must have the first row's number of columns.
+
+    Returns:
+        ``Labelled`` with inputs (N, T_max, 1) float32.
+    """
+    path = Path(path)
+    rows = _csv_rows(path)
+    if _is_header(rows[0][1][1:]):
+        rows = rows[1:]
+    if not rows:
+        raise DataError(path, None, "expected data rows after the header, got none")
+    width = len(rows[0][1])
+    values, labels, numbers = [], [], []
+    for number, fields in rows:
+        if ragged:
+            while fields and not fields[-1].strip():
+                fields = fields[:-1]
+        elif len(fields) != width:
+            raise DataError(path, number, f"expected {width} columns like the first row (label and "
+                                          f"{width - 1} values; pass ragged=True for varying lengths), "
+                                          f"got {len(fields)}")
+        if len(fields) < 2:
+            raise DataError(path, number, f"expected a label and at least one value, got {fields!r}")
+        values.append([[_number(path, number, word) for word in fields[1:]]])
+        labels.append(fields[0].strip())
+        numbers.append(number)
+    names = tuple(classes) if classes is not None else sorted_labels(labels)
+    inputs, lengths_N = pad_series(values)
+    return Labelled(inputs, lengths_N, encode_labels(path, labels, numbers, names), names, path)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased words (with inner apostrophes), numbers and single punctuation marks."""
+    return _TOKEN.findall(text.lower())
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Token <-> id; id 0 is padding and 1 the unknown token."""
+
+    tokens: tuple[str, ...]
+
+    @classmethod
+    def build(cls, texts: Iterable[list[str]], *, max_size: int = 20000, min_freq: int = 1) -> Vocab:
+        counts = Counter(token for tokens in texts for token in tokens)
+        kept = [t for t, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_freq]
+        return cls(("<pad>", "<unk>", *kept[: max(0, max_size - 2)]))
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, tokens: list[str]) -> list[int]:
+        index = self._index
+        return [index.get(t, UNK) for t in tokens]
+
+    @property
+    def _index(self) -> dict[str, int]:
+        cached = self.__dict__.get("_cache")
+        if cached is None:
+            cached = {t: i for i, t in enumerate(self.tokens)}
+            object.__setattr__(self, "_cache", cached)
+        return cached
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": "word", "tokens": list(self.tokens)}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Vocab:
+        return cls(tuple(json.loads(text)["tokens"]))
+
+
+def read_text_csv(path: str | Path, *, classes: Sequence[str] | None = None, vocab: Vocab | None = None,
+                  max_vocab: int = 20000, min_freq: int = 1,
+                  max_tokens: int | None = None) -> tuple[Labelled, Vocab]:
+    """Texts with labels, ``label,text`` (quote texts that hold commas).
+
+    Arguments:
+        classes, vocab: the training set's (for a test file); None: built from this file.
+        max_tokens: keep the first ``max_tokens`` tokens of a longer text.
+
+    Returns:
+        ``(Labelled, vocab)``; inputs are (N, T_max) int64 ids padded with 0.
+    """
+    path = Path(path)
+    rows = _csv_rows(path)
+    if [f.strip().lower() for f in rows[0][1]] == ["label", "text"]:
+        rows = rows[1:]
+    if not rows:
+        raise DataError(path, None, "expected data rows after the header, got none")
+    texts, labels, numbers = [], [], []
+    for number, fields in rows:
+        if len(fields) != 2:
+            raise DataError(path, number, f"expected 2 columns (label,text; quote a text holding "
+                                          f"commas), got {len(fields)}: {fields[:3]!r}")
+        tokens = tokenize(fields[1])[:max_tokens]
+        if not tokens:
+            raise DataError(path, number, f"expected a text with at least one token, got {fields[1]!r}")
+        texts.append(tokens)
+        labels.append(fields[0].strip())
+        numbers.append(number)
+    vocab = vocab or Vocab.build(texts, max_size=max_vocab, min_freq=min_freq)
+    ids = [vocab.encode(tokens) for tokens in texts]
+    lengths_N = torch.tensor([len(i) for i in ids], dtype=torch.long)
+    ids_NT = torch.zeros(len(ids), int(lengths_N.max()), dtype=torch.long)
+    for n, row in enumerate(ids):
+        ids_NT[n, : len(row)] = torch.tensor(row, dtype=torch.long)
+    names = tuple(classes) if classes is not None else sorted_labels(labels)
+    return Labelled(ids_NT, lengths_N, encode_labels(path, labels, numbers, names), names, path), vocab
+
+
+def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of the non-blank rows; decoding errors name their line."""
+    lines = decode_lines(path)  # strict UTF-8, blank lines dropped, empty file refused
+    text = "\n".join(line for _, line in lines)
+    try:
+        parsed = list(csv.reader(io.StringIO(text)))
+    except csv.Error as err:
+        raise DataError(path, None, f"expected CSV, got a parse error: {err}") from None
+    if len(parsed) != len(lines):  # a quoted field spanning lines: numbers are approximate
+        return [(i + 1, fields) for i, fields in enumerate(parsed)]
+    return [(number, fields) for (number, _), fields in zip(lines, parsed, strict=True)]
+
+
+def _is_header(fields: list[str]) -> bool:
+    try:
+        [float(f) for f in fields if f.strip()]
+    except ValueError:
+        return True
+    return False
+
+
+def _number(path: Path, number: int, word: str) -> float:
+    try:
+        value = float(word)
+    except ValueError:
+        raise DataError(path, number, f"expected a number, got {word!r}") from None
+    if not math.isfinite(value):
+        raise DataError(path, number, f"expected a finite number, got {word!r}")
+    return value

@@ -1,0 +1,227 @@
+"""Sequence classification on your data: UCR/UEA ``.ts`` files, CSV series or CSV texts.
+
+    cfg = load(ClassifyConfig, None, ["data.path=GunPoint_TRAIN.ts", "train.epochs=100"])
+    results = train_classifier(cfg, "runs/gunpoint")   # fit, validate, test
+    rows = predict("runs/gunpoint", "GunPoint_TEST.ts")  # id, label, class probabilities
+
+A run directory holds what ``rnnkit.train.fit`` writes (config.json with the "data" section,
+model.safetensors, metrics.csv, training_state.pt), plus ``labels.json`` (the class names,
+so that predictions map back), ``tokenizer.json`` for text, and ``results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from rnnkit import config as _config
+from rnnkit._io import write_atomic
+from rnnkit.data.series import DataError, Labelled, fill_missing, find_test_file, read_ts
+from rnnkit.data.tables import Vocab, read_csv_series, read_text_csv
+from rnnkit.models import architecture_config, load_model
+from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
+from rnnkit.train import TensorLoader, TrainConfig, evaluate, fit, read_config, seed_everything
+
+Format = Literal["auto", "ts", "csv", "text"]
+LABELS, TOKENIZER, RESULTS = "labels.json", "tokenizer.json", "results.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataSection:
+    path: str = ""  # the training file: X_TRAIN.ts, label,v1,... CSV, or label,text CSV
+    test_path: str | None = None  # None: X_TEST.ts beside X_TRAIN.ts, if there is one
+    format: Format = "auto"  # auto: .ts -> ts, other files -> csv (series)
+    ragged: bool = False  # csv: rows of varying length
+    val_fraction: float = 0.1  # stratified split of the training file; 0: no validation
+    batch_size: int = 16
+    max_vocab: int = 20000  # text
+    min_freq: int = 1  # text
+    max_tokens: int = 400  # text: longer texts are cut
+
+    def __post_init__(self):
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        for name in ("batch_size", "max_vocab", "min_freq", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSection:
+    """``ClassifierConfig`` less what the data decides (classes, features, vocabulary)."""
+
+    cell: Literal["lstm", "gru", "rnn"] = "lstm"
+    hidden_size: int = 64
+    num_layers: int = 1
+    bidirectional: bool = False
+    pooling: Literal["last", "mean", "attention"] = "last"
+    attention_size: int = 64
+    embed_size: int = 64  # text
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        ClassifierConfig(num_classes=2, **_config.to_dict(self))  # its checks, before any data is read
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassifyConfig:
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30, lr=3e-3, clip_norm=1.0))
+
+
+def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
+    """Train on ``cfg.data.path``, validate on a held-out split, test on the test file.
+
+    Returns:
+        the results written to ``out/results.json``: accuracies (train, val, test; None
+        where there is no such split), sizes, classes, steps and seconds.
+
+    Raises:
+        DataError: a data file that cannot be read (names file, line, value).
+        FileExistsError: ``out`` holds a checkpoint and ``overwrite`` is False.
+    """
+    if not cfg.data.path:
+        raise ValueError("data.path must name the training file, got ''")
+    out = Path(out)
+    kind = _format(cfg.data)
+    full, vocab = _read(kind, Path(cfg.data.path), cfg.data)
+    train_set, val_set = _split(full, cfg.data.val_fraction, cfg.train.seed)
+    seed_everything(cfg.train.seed)  # the initial weights too, as fit seeds dropout
+    model = SequenceClassifier(_model_config(cfg.model, full, vocab))
+    if vocab is None:
+        model.fit_standardization(train_set.inputs, train_set.lengths_N)  # training split only
+    result = fit(model, _loader(train_set, cfg.data.batch_size, cfg.train.seed), cfg.train,
+                 val=None if val_set is None else _loader(val_set, cfg.data.batch_size, shuffle=False),
+                 metrics={"accuracy": accuracy}, run_dir=out, overwrite=overwrite,
+                 config={**architecture_config(model), "task": "classify", "data": _config.to_dict(cfg.data)})
+    write_atomic(out / LABELS, (json.dumps({"classes": list(full.classes), "format": kind}) + "\n").encode())
+    if vocab is not None:
+        write_atomic(out / TOKENIZER, vocab.to_json().encode("utf-8"))
+    test_path = Path(cfg.data.test_path) if cfg.data.test_path else find_test_file(cfg.data.path)
+    test_set = None if test_path is None else _read(kind, test_path, cfg.data, full.classes, vocab)[0]
+    test = None if test_set is None else _score(model, test_set, cfg.train)
+    results = {
+        "train_accuracy": _score(model, train_set, cfg.train)["accuracy"],
+        "val_accuracy": None if val_set is None else _score(model, val_set, cfg.train)["accuracy"],
+        "test_accuracy": None if test is None else test["accuracy"],
+        "test_loss": None if test is None else test["loss"],
+        "n_train": len(train_set), "n_val": 0 if val_set is None else len(val_set),
+        "n_test": 0 if test_set is None else len(test_set),
+        "classes": list(full.classes), "train_path": str(cfg.data.path),
+        "test_path": None if test_path is None else str(test_path),
+        "steps": result.steps, "seconds": round(result.seconds, 3), "stopped": result.stopped,
+    }
+    write_atomic(out / RESULTS, (json.dumps(results, indent=2) + "\n").encode())
+    return results
+
+
+def predict(run_dir: str | Path, data_path: str | Path) -> list[dict[str, Any]]:
+    """Class probabilities for every sequence in ``data_path`` (same format as training).
+
+    Returns:
+        one row per sequence: ``{"id": n, "label": predicted class name,
+        "probabilities": {class name: p}}``; ids count from 0 in file order.
+    """
+    run_dir = Path(run_dir)
+    model = load_model(run_dir)
+    saved = read_config(run_dir)
+    labels = _read_json(run_dir / LABELS)
+    data = _config.from_dict(DataSection, saved.get("data") or {})
+    vocab = Vocab.from_json((run_dir / TOKENIZER).read_text("utf-8")) if labels["format"] == "text" else None
+    dataset = _read(labels["format"], Path(data_path), data, tuple(labels["classes"]), vocab)[0]
+    probs_NC = _probabilities(model, dataset)
+    classes = labels["classes"]
+    return [{"id": n, "label": classes[int(p_C.argmax())],
+             "probabilities": {c: float(p) for c, p in zip(classes, p_C, strict=True)}}
+            for n, p_C in enumerate(probs_NC)]
+
+
+def accuracy(logits_BC: Tensor, labels_B: Tensor) -> Tensor:
+    """The fraction of rows whose largest logit is the label."""
+    return (logits_BC.argmax(dim=-1) == labels_B).to(torch.float64).mean()
+
+
+# -- pieces ------------------------------------------------------------------------------------
+
+
+def _format(data: DataSection) -> str:
+    if data.format != "auto":
+        return data.format
+    return "ts" if Path(data.path).suffix.lower() == ".ts" else "csv"
+
+
+def _read(kind: str, path: Path, data: DataSection, classes: tuple[str, ...] | None = None,
+          vocab: Vocab | None = None) -> tuple[Labelled, Vocab | None]:
+    """The file as a ``Labelled``; series get their missing values filled."""
+    if kind == "text":
+        return read_text_csv(path, classes=classes, vocab=vocab, max_vocab=data.max_vocab,
+                             min_freq=data.min_freq, max_tokens=data.max_tokens)
+    dataset = read_ts(path, classes=classes) if kind == "ts" else read_csv_series(
+        path, classes=classes, ragged=data.ragged)
+    if dataset.labels_N is None:
+        raise DataError(path, None, "expected labelled series (@classLabel true), got @classLabel false")
+    if len(dataset.classes) < 2:
+        raise DataError(path, None, f"expected at least 2 classes, got {list(dataset.classes)}")
+    filled = fill_missing(dataset.inputs, dataset.lengths_N).to(torch.get_default_dtype())
+    return Labelled(filled, dataset.lengths_N, dataset.labels_N, dataset.classes, path), None
+
+
+def _split(data: Labelled, fraction: float, seed: int) -> tuple[Labelled, Labelled | None]:
+    """A stratified split: about ``fraction`` of each class held out, at least one kept."""
+    if fraction == 0.0:
+        return data, None
+    generator = torch.Generator().manual_seed(seed)
+    held: list[Tensor] = []
+    for c in range(len(data.classes)):
+        rows = (data.labels_N == c).nonzero().squeeze(1)
+        rows = rows[torch.randperm(len(rows), generator=generator)]
+        held.append(rows[: min(round(fraction * len(rows)), len(rows) - 1)])
+    val_rows = torch.cat(held).sort().values
+    if len(val_rows) == 0:
+        return data, None
+    keep = torch.ones(len(data), dtype=torch.bool)
+    keep[val_rows] = False
+    return data.subset(keep.nonzero().squeeze(1)), data.subset(val_rows)
+
+
+def _model_config(section: ModelSection, data: Labelled, vocab: Vocab | None) -> ClassifierConfig:
+    features = 1 if vocab is not None else data.inputs.shape[-1]
+    return ClassifierConfig(num_classes=len(data.classes), input_size=features,
+                            vocab_size=None if vocab is None else len(vocab), **_config.to_dict(section))
+
+
+def _loader(data: Labelled, batch_size: int, seed: int = 0, *, shuffle: bool = True) -> TensorLoader:
+    assert data.labels_N is not None
+    return TensorLoader(data.inputs, data.labels_N, batch_size=min(batch_size, len(data)),
+                        shuffle=shuffle, seed=seed, lengths=data.lengths_N)
+
+
+def _score(model: SequenceClassifier, data: Labelled, cfg: TrainConfig) -> dict[str, float]:
+    return evaluate(model, _loader(data, 256, shuffle=False), metrics={"accuracy": accuracy}, cfg=cfg)
+
+
+@torch.no_grad()
+def _probabilities(model: SequenceClassifier, data: Labelled, batch_size: int = 256) -> Tensor:
+    model.eval()
+    dtype = next(model.parameters()).dtype
+    inputs = data.inputs if data.inputs.dtype == torch.long else data.inputs.to(dtype)
+    parts = []
+    for start in range(0, len(data), batch_size):
+        lengths_B = data.lengths_N[start:start + batch_size]
+        x = inputs[start:start + batch_size, : int(lengths_B.max())]
+        parts.append(torch.softmax(model(x, lengths_B), dim=-1))
+    return torch.cat(parts)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise DataError(path, None, "expected the labels file that train_classifier writes; "
+                                    "is this a classification run directory?") from None

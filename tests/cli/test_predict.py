@@ -1,0 +1,54 @@
+"""``rnnkit predict`` through CliRunner."""
+
+import csv
+
+import pytest
+from click.testing import CliRunner
+
+from rnnkit.cli import cli
+
+CSV = "".join(f"neg,{i},{i + 1},{i + 2}\npos,{9 - i},{8 - i},{7 - i}\n" for i in range(5))
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    (tmp_path / "s_train.csv").write_text(CSV)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "classify", "--data", str(tmp_path / "s_train.csv"),
+                                      "--out", str(out),
+                                      "--set", "train.epochs=2", "--set", "model.hidden_size=4",
+                                      "--set", "data.val_fraction=0", "--set", "train.progress=false"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_writes_one_row_per_sequence(tmp_path, run_dir):
+    (tmp_path / "new.csv").write_text("pos,1,2,3\nneg,3,2,1\nneg,0,0,0\n")
+    out = tmp_path / "predictions.csv"
+    result = CliRunner().invoke(cli, ["predict", str(run_dir), "--data", str(tmp_path / "new.csv"),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "wrote 3 predictions" in result.output
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["id", "label", "p_neg", "p_pos"]
+    assert [r["id"] for r in rows] == ["0", "1", "2"]
+    for r in rows:
+        p = {"neg": float(r["p_neg"]), "pos": float(r["p_pos"])}
+        assert sum(p.values()) == pytest.approx(1.0, abs=1e-5)
+        assert r["label"] == max(p, key=p.get)
+
+
+def test_bad_input(tmp_path, run_dir):
+    runner = CliRunner()
+    (tmp_path / "ragged.csv").write_text("pos,1,2,3\nneg,3,2\n")
+    result = runner.invoke(cli, ["predict", str(run_dir), "--data", str(tmp_path / "ragged.csv"),
+                                 "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 1 and "ragged.csv:2: expected 4 columns" in result.output
+    (tmp_path / "other.csv").write_text("maybe,1,2,3\n")
+    result = runner.invoke(cli, ["predict", str(run_dir), "--data", str(tmp_path / "other.csv"),
+                                 "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 1 and "expected a label in ['neg', 'pos'], got 'maybe'" in result.output
+    result = runner.invoke(cli, ["predict", str(tmp_path), "--data", str(tmp_path / "other.csv"),
+                                 "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 1 and "not a run directory" in result.output
+    assert not (tmp_path / "p.csv").exists()

@@ -1,0 +1,56 @@
+"""``rnnkit train classify`` through CliRunner."""
+
+import json
+
+from click.testing import CliRunner
+
+from rnnkit.cli import cli
+
+TS = ("@problemName T\n@univariate true\n@equalLength false\n@classLabel true lo hi\n@data\n"
+      + "".join(f"{0.1 * i},{0.2 * i},{0.3 * i}:lo\n{9 - 0.1 * i},{8 + 0.2 * i}:hi\n" for i in range(6)))
+FAST = ["--set", "train.epochs=2", "--set", "model.hidden_size=4", "--set", "train.progress=false"]
+
+
+def test_trains_and_writes_results(tmp_path):
+    (tmp_path / "T_TRAIN.ts").write_text(TS)
+    (tmp_path / "T_TEST.ts").write_text(TS)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "classify", "--data", str(tmp_path / "T_TRAIN.ts"),
+                                      "--out", str(out), *FAST])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert json.loads(result.output) == results
+    assert results["n_test"] == 12 and results["classes"] == ["lo", "hi"]
+    again = CliRunner().invoke(cli, ["train", "classify", "--data", str(tmp_path / "T_TRAIN.ts"),
+                                     "--out", str(out), *FAST])
+    assert again.exit_code == 1 and "already holds" in again.output
+    assert CliRunner().invoke(cli, ["train", "classify", "--data", str(tmp_path / "T_TRAIN.ts"),
+                                    "--out", str(out), "--overwrite", *FAST]).exit_code == 0
+
+
+def test_print_config_merges_toml_and_set(tmp_path):
+    (tmp_path / "run.toml").write_text('[model]\ncell = "gru"\n[data]\nbatch_size = 4\n')
+    result = CliRunner().invoke(cli, ["train", "classify", "--data", "x.ts", "--out", str(tmp_path / "r"),
+                                      "--config", str(tmp_path / "run.toml"), "--set", "data.batch_size=8",
+                                      "--print-config"])
+    assert result.exit_code == 0, result.output
+    assert 'path = "x.ts"' in result.output and 'cell = "gru"' in result.output
+    assert "batch_size = 8" in result.output
+
+
+def test_bad_input_is_a_click_error(tmp_path):
+    (tmp_path / "bad.ts").write_text("@univariate true\n@classLabel true a b\n@data\n1,2:a\n3,oops:b\n")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["train", "classify", "--data", str(tmp_path / "bad.ts"),
+                                 "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    expected = f"Error: {tmp_path / 'bad.ts'}:5: expected a number or '?' in dimension 0, got 'oops'"
+    assert expected in result.output
+    result = runner.invoke(cli, ["train", "classify", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "data.path must name the training file" in result.output
+    result = runner.invoke(cli, ["train", "classify", "--data", "x.ts", "--out", str(tmp_path / "r"),
+                                 "--set", "model.pooling=max"])
+    assert result.exit_code == 1 and "pooling must be one of" in result.output
+    result = runner.invoke(cli, ["train", "classify", "--data", str(tmp_path / "none.ts"),
+                                 "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "file not found" in result.output

@@ -1,0 +1,96 @@
+"""``rnnkit train lm``: a tiny run, --print-config, and clear errors on bad input."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from rnnkit.cli import cli
+from rnnkit.demo.corpus import load_text
+
+TINY = ["--set", "train.max_steps=6", "--set", "train.bptt=16", "--set", "data.batch_size=4",
+        "--set", "model.hidden_size=16", "--set", "model.embed_size=8", "--set", "data.val_fraction=0.1",
+        "--set", "train.eval_every=3"]
+
+
+@pytest.fixture
+def data(tmp_path):
+    path = tmp_path / "genesis.txt"
+    path.write_text("".join(load_text().splitlines(keepends=True)[:40]), encoding="utf-8")
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, ["train", "lm", *map(str, args)])
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "bpe"])
+def test_trains_and_writes_the_run(data, tmp_path, tokenizer):
+    out = tmp_path / "run"
+    result = invoke("--data", data, "--out", out, "--tokenizer", tokenizer, "--set", "ngram_max_order=2",
+                    "--set", "data.bpe_vocab_size=300", *TINY)
+    assert result.exit_code == 0, result.output
+    assert "bits/char" in result.output and "best Kneser-Ney n-gram" in result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["data"]["tokenizer"] == tokenizer and results["lm"]["steps"] == 6
+    assert json.loads((out / "tokenizer.json").read_text())["type"] == tokenizer
+    assert json.loads((out / "config.json").read_text())["data"]["path"] == str(data)
+
+
+def test_print_config_needs_no_data(tmp_path):
+    result = invoke("--tokenizer", "bpe", "--set", "model.cell=gru", "--print-config")
+    assert result.exit_code == 0, result.output
+    assert 'tokenizer = "bpe"' in result.output and 'cell = "gru"' in result.output
+    assert "[train]" in result.output and "bptt = 64" in result.output
+
+
+def test_missing_file(tmp_path):
+    result = invoke("--data", tmp_path / "nope.txt", "--out", tmp_path / "run")
+    assert result.exit_code == 1
+    assert f"--data must be an existing UTF-8 text file, got '{tmp_path / 'nope.txt'}': not found" \
+        in result.output
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.txt").write_bytes(b"")
+    result = invoke("--data", tmp_path / "empty.txt", "--out", tmp_path / "run")
+    assert result.exit_code == 1
+    assert "--data must be a non-empty UTF-8 text file, got" in result.output
+    assert "empty.txt': 0 bytes" in result.output
+
+
+def test_undecodable_bytes(tmp_path):
+    (tmp_path / "bad.txt").write_bytes(b"In the beginning\n\xff\xfe")
+    result = invoke("--data", tmp_path / "bad.txt", "--out", tmp_path / "run")
+    assert result.exit_code == 1
+    assert "--data must be UTF-8 text, got" in result.output
+    assert "the undecodable byte 0xff at byte offset 17 (line 2)" in result.output
+
+
+def test_unknown_set_key(data, tmp_path):
+    result = invoke("--data", data, "--out", tmp_path / "run", "--set", "model.hiden_size=8")
+    assert result.exit_code == 1
+    assert "unknown key 'model.hiden_size': LMModelConfig has no field 'hiden_size'" in result.output
+    assert "hidden_size" in result.output
+
+
+def test_too_few_lines(tmp_path):
+    (tmp_path / "one.txt").write_text("a single line\n")
+    result = invoke("--data", tmp_path / "one.txt", "--out", tmp_path / "run")
+    assert result.exit_code == 1
+    assert "the text must have more lines than the 1 held out by val_fraction=0.05, got 1 line(s)" \
+        in result.output
+
+
+def test_out_and_data_are_required(data):
+    result = invoke("--data", data)
+    assert result.exit_code == 1
+    assert "--out and --data (or data.path) are required, got --out=None" in result.output
+
+
+def test_existing_run_needs_overwrite(data, tmp_path):
+    out = tmp_path / "run"
+    assert invoke("--data", data, "--out", out, *TINY).exit_code == 0
+    result = invoke("--data", data, "--out", out, *TINY)
+    assert result.exit_code == 1 and "out must be a new run directory" in result.output
+    assert invoke("--data", data, "--out", out, "--overwrite", *TINY).exit_code == 0

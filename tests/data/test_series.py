@@ -1,0 +1,188 @@
+"""The .ts reader and the CSV readers, on small files written in tmp_path."""
+
+import math
+
+import pytest
+import torch
+
+from rnnkit.data.series import DataError, fill_missing, find_test_file, read_ts
+from rnnkit.data.tables import UNK, Vocab, read_csv_series, read_text_csv, tokenize
+
+HEADER = "# a comment\n@problemName Toy\n@timeStamps false\n"
+
+
+def write(tmp_path, name, text, mode="w"):
+    path = tmp_path / name
+    if mode == "wb":
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_univariate_equal_length(tmp_path):
+    path = write(tmp_path, "U_TRAIN.ts", HEADER + "@univariate true\n@equalLength true\n@seriesLength 3\n"
+                 "@classLabel true b a\n@data\n1.5,-2,3e-1:a\n\n4,5,6:b\n")
+    data = read_ts(path)
+    assert data.inputs.shape == (2, 3, 1)
+    torch.testing.assert_close(data.inputs[:, :, 0], torch.tensor([[1.5, -2.0, 0.3], [4.0, 5.0, 6.0]]),
+                               check_dtype=False)
+    assert data.lengths_N.tolist() == [3, 3]
+    assert data.classes == ("b", "a")  # declared order, not sorted
+    assert data.labels_N.tolist() == [1, 0]
+
+
+def test_multivariate_varying_length(tmp_path):
+    path = write(tmp_path, "M.ts", HEADER + "@univariate false\n@dimensions 2\n@equalLength false\n"
+                 "@classLabel true x y\n@data\n1,2,3:4,5,6:y\n7:8:x\n9,10:11,12:x\n")
+    data = read_ts(path)
+    assert data.inputs.shape == (3, 3, 2)
+    assert data.lengths_N.tolist() == [3, 1, 2]
+    torch.testing.assert_close(data.inputs[0], torch.tensor([[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]]),
+                               check_dtype=False)
+    torch.testing.assert_close(data.inputs[2, :2], torch.tensor([[9.0, 11.0], [10.0, 12.0]]),
+                               check_dtype=False)
+    assert data.inputs[1, 1:].abs().sum() == 0  # padding is 0
+    assert data.labels_N.tolist() == [1, 0, 0]
+
+
+def test_missing_values_become_nan_and_trailing_ones_shorten(tmp_path):
+    path = write(tmp_path, "N.ts", HEADER + "@univariate true\n@equalLength false\n@classLabel true 1 2\n"
+                 "@data\n1,?,3:1\n?,2,?,?:2\n")
+    data = read_ts(path)
+    assert data.lengths_N.tolist() == [3, 2]
+    assert math.isnan(data.inputs[0, 1, 0]) and math.isnan(data.inputs[1, 0, 0])
+    filled = fill_missing(data.inputs, data.lengths_N)
+    # forward fill in row 0; row 1 starts missing: the first value after it
+    torch.testing.assert_close(filled[:, :, 0], torch.tensor([[1.0, 1.0, 3.0], [2.0, 2.0, 0.0]]),
+                               check_dtype=False)
+
+
+def test_labels_sort_numerically_and_test_file_uses_training_classes(tmp_path):
+    tags = "@univariate true\n@equalLength true\n@classLabel true\n@data\n"
+    train = write(tmp_path, "A_TRAIN.ts", tags + "1:10\n2:2\n3:1\n")
+    test = write(tmp_path, "A_TEST.ts", tags + "4:2\n5:10\n")
+    data = read_ts(train)
+    assert data.classes == ("1", "2", "10")
+    assert find_test_file(train) == test
+    assert read_ts(test, classes=data.classes).labels_N.tolist() == [1, 2]
+    assert find_test_file(test) is None
+
+
+def test_unlabelled_file(tmp_path):
+    path = write(tmp_path, "P.ts", "@univariate true\n@classLabel false\n@data\n1,2\n3\n")
+    data = read_ts(path)
+    assert data.labels_N is None and data.lengths_N.tolist() == [2, 1]
+
+
+@pytest.mark.parametrize("body, line, expected", [
+    ("@univariate true\n@classLabel true a b\n@data\n1,2:a\n1,x:b\n", 5,
+     "expected a number or '?' in dimension 0, got 'x'"),
+    ("@univariate true\n@classLabel true a b\n@data\n1,2:c\n", 4, "expected a label in ['a', 'b'], got 'c'"),
+    ("@dimensions 2\n@classLabel true a b\n@data\n1,2:a\n", 4, "expected 2 dimension(s) and a label"),
+    ("@univariate true\n@classLabel true a b\n@data\n1,nan:a\n", 4, "expected a finite number"),
+    ("@dimensions 2\n@equalLength true\n@classLabel true a\n@data\n1,2:3:a\n", 5, "expected equal lengths"),
+    ("@equalLength true\n@seriesLength 3\n@classLabel true a\n@data\n1,2:a\n", 5,
+     "expected 3 values per dimension (@seriesLength), got 2"),
+    ("@univariate true\n@classLabel true a\n@data\n1,2:\n", 4, "expected a class label"),
+    ("@univariate true\n@classLabel true a\n@data\n:a\n", 4, "expected at least one value"),
+    ("@univariate maybe\n@data\n", 1, "expected @univariate true|false, got 'maybe'"),
+    ("@dimensions two\n@data\n", 1, "expected @dimensions <int >= 1>"),
+    ("1,2:a\n", 1, "expected a @tag line or @data"),
+    ("@targetLabel true\n@data\n", 1, "expected a classification file"),
+])
+def test_ts_errors_name_file_line_and_value(tmp_path, body, line, expected):
+    path = write(tmp_path, "bad.ts", body)
+    with pytest.raises(DataError) as err:
+        read_ts(path)
+    assert str(err.value).startswith(f"{path}:{line}: ")
+    assert expected in str(err.value)
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("", "expected data, got an empty file"),
+    ("\n  \n", "expected data, got an empty file"),
+    ("@univariate true\n", "expected an @data line"),
+    ("@univariate true\n@data\n", "expected at least one series after @data"),
+])
+def test_ts_file_level_errors(tmp_path, content, expected):
+    path = write(tmp_path, "bad.ts", content)
+    with pytest.raises(DataError, match=expected):
+        read_ts(path)
+
+
+def test_undecodable_bytes_name_their_line(tmp_path):
+    path = write(tmp_path, "bad.ts", b"@univariate true\n@data\n1,2:\xff\xfe\n", mode="wb")
+    with pytest.raises(DataError, match=r"bad.ts:3: expected UTF-8 text, got undecodable byte\(s\) b'\\xff'"):
+        read_ts(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        read_ts(tmp_path / "nope.ts")
+
+
+def test_csv_series_with_header_and_ragged_rows(tmp_path):
+    path = write(tmp_path, "s.csv", "label,v1,v2,v3\nup,1,2,3\ndown,3,2,\nup,0.5,1,\n")
+    with pytest.raises(DataError, match=r"s.csv:3: expected a number, got ''"):
+        read_csv_series(path)
+    data = read_csv_series(path, ragged=True)
+    assert data.inputs.shape == (3, 3, 1) and data.lengths_N.tolist() == [3, 2, 2]
+    assert data.classes == ("down", "up") and data.labels_N.tolist() == [1, 0, 1]
+    torch.testing.assert_close(data.inputs[1, :, 0], torch.tensor([3.0, 2.0, 0.0]),
+                               check_dtype=False)
+
+
+@pytest.mark.parametrize("content, line, expected", [
+    ("a,1,2\nb,1,2,3\n", 2, "expected 3 columns like the first row"),
+    ("a,1,2\nb,1,inf\n", 2, "expected a finite number, got 'inf'"),
+    ("a,1,2\nb,NaN,2\n", 2, "expected a finite number, got 'NaN'"),
+    ("a,1,2\nb,1,two\n", 2, "expected a number, got 'two'"),
+    ("a,1\nb\n", 2, "expected 2 columns"),
+])
+def test_csv_series_errors(tmp_path, content, line, expected):
+    path = write(tmp_path, "s.csv", content)
+    with pytest.raises(DataError) as err:
+        read_csv_series(path)
+    assert str(err.value).startswith(f"{path}:{line}: ") and expected in str(err.value)
+
+
+def test_csv_series_unknown_label_at_test_time(tmp_path):
+    path = write(tmp_path, "t.csv", "a,1,2\nc,3,4\n")
+    with pytest.raises(DataError, match=r"t.csv:2: expected a label in \['a', 'b'\], got 'c'"):
+        read_csv_series(path, classes=("a", "b"))
+
+
+def test_text_csv_vocab_from_training_file_only(tmp_path):
+    train = write(tmp_path, "train.csv", 'label,text\npos,"Good, very good!"\nneg,bad movie\n')
+    test = write(tmp_path, "test.csv", "neg,a bad plot\n")
+    data, vocab = read_text_csv(train)
+    assert tokenize("Good, very good!") == ["good", ",", "very", "good", "!"]
+    assert vocab.tokens[:3] == ("<pad>", "<unk>", "good")  # most frequent first
+    assert data.lengths_N.tolist() == [5, 2] and data.classes == ("neg", "pos")
+    assert data.inputs[1, 2:].tolist() == [0, 0, 0]
+    test_data, same = read_text_csv(test, classes=data.classes, vocab=vocab)
+    assert same is vocab
+    assert test_data.inputs[0].tolist() == [UNK, vocab.encode(["bad"])[0], UNK]
+    assert Vocab.from_json(vocab.to_json()) == vocab
+
+
+@pytest.mark.parametrize("content, line, expected", [
+    ("pos,fine\nneg,too,many\n", 2, "expected 2 columns (label,text"),
+    ("pos,fine\nneg, ...\n", None, None),
+    ("pos,fine\nneg,  \n", 2, "expected a text with at least one token"),
+])
+def test_text_csv_errors(tmp_path, content, line, expected):
+    path = write(tmp_path, "t.csv", content)
+    if expected is None:  # punctuation is a token
+        assert read_text_csv(path)[0].lengths_N.tolist() == [1, 3]
+        return
+    with pytest.raises(DataError) as err:
+        read_text_csv(path)
+    assert str(err.value).startswith(f"{path}:{line}: ") and expected in str(err.value)
+
+
+def test_text_csv_undecodable(tmp_path):
+    path = write(tmp_path, "t.csv", b"pos,ok\nneg,caf\xe9\n", mode="wb")
+    with pytest.raises(DataError, match="t.csv:2: expected UTF-8 text"):
+        read_text_csv(path)

@@ -1,0 +1,115 @@
+"""SequenceClassifier: pooling over valid steps only, attention weights, standardisation, saving."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from rnnkit import config
+from rnnkit.models import MODELS, architecture_config, load_model
+from rnnkit.models.classifier import AttentionPooling, ClassifierConfig, SequenceClassifier
+from rnnkit.train import save_weights
+from rnnkit.train.checkpoint import save_config
+
+LENGTHS = torch.tensor([5, 1, 3])  # includes 1 and T
+
+
+def make(**kw):
+    return SequenceClassifier(ClassifierConfig(num_classes=3, input_size=2, hidden_size=6, **kw)).eval()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "attention"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+def test_padding_content_does_not_change_logits(cell, pooling, bidirectional):
+    model = make(cell=cell, pooling=pooling, bidirectional=bidirectional, num_layers=2)
+    x = torch.randn(3, 5, 2)
+    pad = torch.arange(5)[None, :] >= LENGTHS[:, None]
+    other = torch.where(pad[..., None], 100 * torch.randn(3, 5, 2), x)
+    torch.testing.assert_close(model(x, LENGTHS), model(other, LENGTHS))
+    # each row alone, unpadded, gives the same logits: padding is invisible
+    for b, n in enumerate(LENGTHS.tolist()):
+        torch.testing.assert_close(model(x[b:b + 1, :n])[0], model(x, LENGTHS)[b])
+
+
+def test_bidirectional_last_reads_backward_state_at_step_0():
+    model = make(bidirectional=True, pooling="last")
+    x = torch.randn(3, 5, 2)
+    out, (h_n, _) = model.encoder((x - model.feature_mean_I) / model.feature_std_I, lengths=LENGTHS)
+    pooled = model.pool(out, LENGTHS)
+    # torch.nn's h_n layout: [forward, backward] of the last layer = the final states
+    torch.testing.assert_close(pooled, torch.cat([h_n[0], h_n[1]], dim=-1))
+
+
+def test_attention_weights_sum_to_one_over_valid_steps():
+    pool = AttentionPooling(4, 3)
+    out = torch.randn(3, 5, 4)
+    alpha = pool.weights(out, LENGTHS)
+    torch.testing.assert_close(alpha.sum(dim=1), torch.ones(3))
+    pad = torch.arange(5)[None, :] >= LENGTHS[:, None]
+    assert alpha[pad].abs().max() == 0 and (alpha[~pad] > 0).all()
+    assert alpha[1, 0] == 1.0  # a length-1 row attends to its only step
+    torch.testing.assert_close(pool(out, LENGTHS), (alpha[..., None] * out).sum(1))
+
+
+def test_mean_pooling_is_the_mean_over_valid_steps():
+    model = make(pooling="mean")
+    out = torch.randn(3, 5, 6)
+    expected = torch.stack([out[b, :n].mean(0) for b, n in enumerate(LENGTHS.tolist())])
+    torch.testing.assert_close(model.pool(out, LENGTHS), expected)
+
+
+def test_standardisation_uses_valid_steps_and_is_applied():
+    model = make()
+    x = torch.randn(3, 5, 2) * torch.tensor([3.0, 0.5]) + torch.tensor([10.0, -2.0])
+    x[1, 1:] = 1e6  # padding must not count
+    model.fit_standardization(x, LENGTHS)
+    valid = torch.cat([x[b, :n] for b, n in enumerate(LENGTHS.tolist())])
+    torch.testing.assert_close(model.feature_mean_I, valid.mean(0))
+    torch.testing.assert_close(model.feature_std_I, valid.std(0, correction=0))
+    raw = make()
+    raw.load_state_dict({**model.state_dict(), "feature_mean_I": torch.zeros(2),
+                         "feature_std_I": torch.ones(2)})
+    scaled = (x - valid.mean(0)) / valid.std(0, correction=0)
+    torch.testing.assert_close(model(x, LENGTHS), raw(scaled, LENGTHS))
+
+
+def test_token_input_through_embedding():
+    model = SequenceClassifier(ClassifierConfig(num_classes=2, vocab_size=10, embed_size=4, hidden_size=5,
+                                                pooling="attention")).eval()
+    ids = torch.randint(2, 10, (3, 5))
+    assert model(ids, LENGTHS).shape == (3, 2)
+    assert "feature_mean_I" not in model.state_dict()
+    with pytest.raises(ValueError, match="x must be \\(B, T\\) int64 token ids"):
+        model(ids.double(), LENGTHS)
+
+
+def test_save_load_round_trip(tmp_path):
+    model = make(bidirectional=True, pooling="attention", cell="gru")
+    model.fit_standardization(torch.randn(4, 5, 2) + 3, None)
+    save_config(tmp_path, architecture_config(model))
+    save_weights(tmp_path / "model.safetensors", model)
+    loaded = load_model(tmp_path)
+    assert isinstance(loaded, SequenceClassifier) and loaded.config == model.config
+    x = torch.randn(3, 5, 2)
+    torch.testing.assert_close(loaded(x, LENGTHS), model(x, LENGTHS))
+    assert MODELS["sequence_classifier"] == (SequenceClassifier, ClassifierConfig)
+
+
+def test_config_round_trips_and_checks():
+    cfg = ClassifierConfig(num_classes=4, vocab_size=50, cell="gru", pooling="mean", bidirectional=True)
+    assert config.from_dict(ClassifierConfig, config.to_dict(cfg)) == cfg
+    for bad, message in (({"num_classes": 1}, "num_classes must be >= 2"),
+                         ({"pooling": "max"}, "pooling must be one of"),
+                         ({"cell": "mingru"}, "cell must be one of"),
+                         ({"dropout": 1.0}, "dropout must be in")):
+        with pytest.raises(ValueError, match=message):
+            dataclasses.replace(ClassifierConfig(num_classes=2), **bad)
+
+
+def test_bad_input_is_reported():
+    model = make()
+    with pytest.raises(ValueError, match=r"x must be \(B, T, 2\) float, got shape \(3, 5, 4\)"):
+        model(torch.randn(3, 5, 4))
+    with pytest.raises(ValueError, match=r"lengths must be in \[1, 5\], got \[0, 5\]"):
+        model(torch.randn(3, 5, 2), torch.tensor([5, 0, 2]))

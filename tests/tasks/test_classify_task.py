@@ -1,0 +1,112 @@
+"""train_classifier and predict end to end, on tiny files that follow an easy rule."""
+
+import json
+
+import pytest
+import torch
+
+from rnnkit import config
+from rnnkit.data.series import DataError
+from rnnkit.tasks.classify import ClassifyConfig, predict, train_classifier
+
+
+def write_trend_ts(path, n, seed):
+    """Class "up" rises, "down" falls; lengths 4-9, noise 0.2, values offset by 5 (the
+    model's standardisation must remove it), some values missing ('?')."""
+    g = torch.Generator().manual_seed(seed)
+    lines = ["@problemName Trend", "@univariate true", "@equalLength false",
+             "@classLabel true up down", "@data"]
+    for i in range(n):
+        label = ("up", "down")[i % 2]
+        T = int(torch.randint(4, 10, (1,), generator=g))
+        slope = 1.0 if label == "up" else -1.0
+        values = [f"{5 + slope * t / T + 0.2 * float(torch.randn(1, generator=g)):.4f}" for t in range(T)]
+        if i % 7 == 3:
+            values[1] = "?"
+        lines.append(",".join(values) + ":" + label)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def cfg_for(path, *sets):
+    return config.load(ClassifyConfig, None, [f"data.path={path}", "model.hidden_size=8", "train.epochs=12",
+                                              "train.lr=0.01", "train.progress=false", *sets])
+
+
+@pytest.fixture
+def trend(tmp_path):
+    train = write_trend_ts(tmp_path / "Trend_TRAIN.ts", 48, seed=1)
+    test = write_trend_ts(tmp_path / "Trend_TEST.ts", 24, seed=2)
+    return train, test
+
+
+def test_learns_the_trend_rule_and_predicts_the_test_file(tmp_path, trend):
+    train, test = trend
+    out = tmp_path / "run"
+    results = train_classifier(cfg_for(train, "model.pooling=attention", "model.bidirectional=true"), out)
+    assert results["n_train"] + results["n_val"] == 48 and results["n_val"] == 4  # 10% of each class
+    assert results["test_path"] == str(test) and results["n_test"] == 24
+    assert results["test_accuracy"] >= 0.9 and results["val_accuracy"] is not None
+    assert json.loads((out / "results.json").read_text()) == results
+    assert json.loads((out / "labels.json").read_text()) == {"classes": ["up", "down"], "format": "ts"}
+    rows = predict(out, test)
+    assert [r["id"] for r in rows] == list(range(24))
+    for r in rows:
+        assert set(r["probabilities"]) == {"up", "down"}
+        assert sum(r["probabilities"].values()) == pytest.approx(1.0)
+        assert r["label"] == max(r["probabilities"], key=r["probabilities"].get)
+    hits = sum(r["label"] == ("up", "down")[r["id"] % 2] for r in rows)
+    assert hits / 24 == pytest.approx(results["test_accuracy"])
+
+
+def test_no_validation_split_and_no_test_file(tmp_path):
+    train = write_trend_ts(tmp_path / "alone.ts", 16, seed=3)
+    results = train_classifier(cfg_for(train, "data.val_fraction=0", "train.epochs=1"), tmp_path / "run")
+    assert results["val_accuracy"] is None and results["test_accuracy"] is None
+    assert results["n_train"] == 16 and results["n_val"] == 0
+
+
+def test_same_seed_same_run_whatever_ran_before(tmp_path, trend):
+    train, _ = trend
+    first = train_classifier(cfg_for(train, "train.epochs=2"), tmp_path / "a")
+    torch.randn(7)  # disturb the global RNG between the runs
+    second = train_classifier(cfg_for(train, "train.epochs=2"), tmp_path / "b")
+    assert first["test_loss"] == second["test_loss"]
+
+
+def test_text_classification(tmp_path):
+    good, bad = ["great", "fine", "lovely"], ["awful", "poor", "dull"]
+    g = torch.Generator().manual_seed(0)
+    rows = ["label,text"]
+    for i in range(40):
+        label, words = ("pos", good) if i % 2 else ("neg", bad)
+        filler = ["the", "film", "was", "a", "plot"]
+        text = [filler[int(j)] for j in torch.randint(0, 5, (3,), generator=g)] + [words[i % 3]]
+        rows.append(f"{label},{' '.join(text)}")
+    (tmp_path / "reviews_train.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "reviews_test.csv").write_text("pos,the plot was lovely\nneg,a dull film\n")
+    out = tmp_path / "run"
+    results = train_classifier(cfg_for(tmp_path / "reviews_train.csv", "data.format=text",
+                                       "data.val_fraction=0", "model.pooling=mean", "train.epochs=15"), out)
+    assert results["test_accuracy"] == 1.0
+    assert (out / "tokenizer.json").is_file()
+    assert [r["label"] for r in predict(out, tmp_path / "reviews_test.csv")] == ["pos", "neg"]
+
+
+def test_unknown_test_label_names_the_line(tmp_path, trend):
+    train, test = trend
+    test.write_text(test.read_text().replace(":down\n", ":sideways\n", 1))
+    expected = r"Trend_TEST.ts:7: expected a label in \['up', 'down'\], got 'sideways'"
+    with pytest.raises(DataError, match=expected):
+        train_classifier(cfg_for(train, "train.epochs=1"), tmp_path / "run")
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="data.val_fraction must be in"):
+        config.load(ClassifyConfig, None, ["data.val_fraction=1.5"])
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        config.load(ClassifyConfig, None, ["model.pooling=max"])
+    with pytest.raises(ValueError, match="data.path must name the training file"):
+        train_classifier(ClassifyConfig(), "unused")
+    cfg = config.load(ClassifyConfig, None, ["data.path=x.ts", "model.cell=gru", "train.epochs=3"])
+    assert config.from_dict(ClassifyConfig, config.to_dict(cfg)) == cfg
