@@ -17,17 +17,17 @@ from typing import Any
 import torch
 
 from rnnkit import config as _config
-from rnnkit._io import write_atomic
+from rnnkit.data.text import split_lines
+from rnnkit.data.tokenizers import CharTokenizer, save_tokenizer
+from rnnkit.decode.sampling import sample
 from rnnkit.demo.config import DemoConfig
-from rnnkit.demo.corpus import CharTokenizer, load_text, split_by_lines
+from rnnkit.demo.corpus import load_text
 from rnnkit.demo.ngram import KneserNey, NGramCounts, ngram_baselines
 from rnnkit.demo.report import format_report, save_report
-from rnnkit.demo.sample import sample
 from rnnkit.models import LanguageModel, LMConfig, architecture_config
 from rnnkit.train import StreamLoader, TrainConfig, evaluate, fit
 
 __all__ = [
-    "CharTokenizer",
     "DemoConfig",
     "KneserNey",
     "NGramCounts",
@@ -36,16 +36,14 @@ __all__ = [
     "load_text",
     "ngram_baselines",
     "run_demo",
-    "sample",
-    "split_by_lines",
 ]
 
 
 def check_inputs(cfg: DemoConfig) -> tuple[str, str, CharTokenizer]:
     """(train text, val text, tokenizer); raises ValueError if the prompt has a character
     the training text lacks. Cheap, so a caller can check before the long run."""
-    train_text, val_text = split_by_lines(load_text(), cfg.val_fraction)
-    tokenizer = CharTokenizer.from_text(train_text)
+    train_text, val_text = split_lines(load_text(), cfg.val_fraction)
+    tokenizer = CharTokenizer.train(train_text)
     tokenizer.encode(cfg.prompt, name="prompt")
     return train_text, val_text, tokenizer
 
@@ -83,15 +81,15 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                                    dropout=cfg.dropout))
     train = StreamLoader(train_ids_N, batch_size=cfg.batch_size, bptt=cfg.bptt)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "tokenizer.json", tokenizer.to_json().encode("utf-8"))
+    save_tokenizer(tokenizer, out)
     val = StreamLoader(val_ids_N, batch_size=1, bptt=2048)  # one stream from a zero state
     result = fit(model, train, train_config(cfg), val=val, run_dir=out, overwrite=True,
                  config={**architecture_config(model), "demo": _config.to_dict(cfg)})
     # -- evaluation of the final weights, and a sample --
     val_bpc = evaluate(model, val)["loss"] / math.log(2)
     generator = torch.Generator().manual_seed(cfg.seed)
-    sample_ids = sample(model, tokenizer.encode(cfg.prompt, name="prompt"),
-                        length=cfg.sample_chars, temperature=cfg.temperature, generator=generator)
+    sample_ids = sample(model.eval(), tokenizer.encode(cfg.prompt, name="prompt"),
+                        max_new_tokens=cfg.sample_chars, temperature=cfg.temperature, generator=generator)
     # -- report --
     chars = result.steps * cfg.batch_size * cfg.bptt
     metrics = {
