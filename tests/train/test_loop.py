@@ -358,9 +358,14 @@ def test_ctrl_c_without_a_run_dir_interrupts():
     import os
     import signal
     x, y = _data()
-    with pytest.raises(KeyboardInterrupt):
-        fit(Tagger(), TensorLoader(x, y, batch_size=2), _sgd(epochs=3),
-            on_step=lambda step, values: os.kill(os.getpid(), signal.SIGINT))
+    # a background job (nohup ... &, as CI may run) starts with SIGINT ignored: restore Python's
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fit(Tagger(), TensorLoader(x, y, batch_size=2), _sgd(epochs=3),
+                on_step=lambda step, values: os.kill(os.getpid(), signal.SIGINT))
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_teacher_forcing_needs_a_model_that_takes_it():
