@@ -115,7 +115,8 @@ def train_lm(cfg: LMTaskConfig, out: str | Path, *, text: str | None = None,
         figures and the n-gram baselines.
     """
     out = Path(out)
-    if not overwrite and (out / checkpoint.STATE).exists():
+    # checked before tokenizer.json is written: fit refuses the same directories, but later
+    if not overwrite and any((out / name).exists() for name in checkpoint.RUN_FILES):
         raise FileExistsError(f"out must be a new run directory, got {str(out)!r}, which already "
                               f"holds a run; choose another or overwrite it")
     # -- data: split by position, tokenizer from the training text only --
