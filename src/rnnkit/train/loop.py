@@ -107,15 +107,16 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | None = None, *,
                 out, state = call_model(run.net, chunk, state, extra)
                 loss = loss_fn(out, chunk.targets)
             state = run.full_precision(state)
+            n_items = chunk.items  # a reduction over the targets (a device sync): counted once
             where = (pos.step + 1, epoch + 1, index if part == 0 else index + 1)  # 1-based, for errors
-            if chunk.items:
+            if n_items:
                 _check_finite("loss", loss, where)
             # -- backward, clip, step: skipped when no process has a target in this chunk --
             optimizer.zero_grad(set_to_none=True)
-            scale, items = run.ctx.loss_scale(chunk.items)
+            scale, items = run.ctx.loss_scale(n_items)
             grad_norm = torch.zeros(())
             if items:
-                if not chunk.items:  # none here: a zero that keeps the processes' hooks in step
+                if not n_items:  # none here: a zero that keeps the processes' hooks in step
                     loss = sum(p.sum() for p in run.params) * 0.0
                 run.scaler.scale(loss * scale).backward()
                 run.scaler.unscale_(optimizer)
@@ -127,7 +128,7 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | None = None, *,
             # -- log --
             pos.step, pos.epoch, pos.batch, pos.chunk = pos.step + 1, epoch, index, part
             seconds = time.perf_counter() - started - pos.seconds  # this step's
-            values = _step_values(out, chunk, loss, metrics, seconds=seconds)
+            values = _step_values(out, chunk.targets, n_items, loss, metrics, seconds=seconds)
             pos.seconds += seconds
             pos.add(pos.window, values)
             pos.add(pos.epoch_sums, values)
@@ -310,14 +311,13 @@ def _teacher_forcing(step: int, cfg: TrainConfig) -> dict[str, float]:
     return {"teacher_forcing": teacher_forcing_at(step, cfg)}
 
 
-def _step_values(out, chunk, loss, metrics, *, seconds: float) -> dict[str, float]:
-    """This step's sums, weighted by its items, for the log window and the epoch means."""
-    n = chunk.items
+def _step_values(out, targets, n: int, loss, metrics, *, seconds: float) -> dict[str, float]:
+    """This step's sums, weighted by its ``n`` items, for the log window and the epoch means."""
     values = {"loss": float(loss.detach()) * n if n else 0.0, "items": float(n), "steps": 1.0,
               "seconds": seconds}
     with torch.no_grad():
         for name, fn in metrics.items():
-            values[name] = float(fn(out, chunk.targets)) * n if n else 0.0
+            values[name] = float(fn(out, targets)) * n if n else 0.0
     return values
 
 
