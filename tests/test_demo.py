@@ -94,7 +94,7 @@ def test_config_round_trips_and_names_bad_fields():
 # -- CLI ---------------------------------------------------------------------------------------
 TINY = ["--set", "hidden_size=16", "--set", "embed_size=8", "--set", "batch_size=4",
         "--set", "bptt=16", "--set", "ngram_max_order=2", "--set", "sample_chars=20",
-        "--set", "threads=1"]
+        "--set", "threads=1", "--set", "forecast_epochs=2"]
 
 
 @pytest.fixture
@@ -111,9 +111,16 @@ def test_cli_demo_runs_end_to_end(tmp_path, keep_threads):
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "tokenizer.json",
                                                "metrics.csv", "metrics.jsonl", "training_state.pt",
-                                               "report.json"}
+                                               "report.json", "forecast"}
     metrics = json.loads((out / "report.json").read_text())
     assert metrics["lstm"]["steps"] == 3
+    forecast = metrics["forecast"]
+    assert forecast["first_month"] == "1960-01" and forecast["months"] == 12
+    # seasonal naive on 1960 of the airline series: MAE 47.83 / in-sample scale 30.45 (1949-59)
+    assert math.isfinite(forecast["mase"])
+    assert forecast["seasonal_naive"]["mase"] == pytest.approx(1.5709, abs=1e-4)
+    assert (out / "forecast" / "forecast.png").read_bytes()[:4] == b"\x89PNG"
+    assert "seasonal naive" in result.output and "forecast.png" in result.output
     for bpc in (metrics["lstm"]["val_bpc"], metrics["best_ngram_bpc"], metrics["unigram_bpc"]):
         assert math.isfinite(bpc) and bpc > 0
     assert metrics["sample"]["text"].startswith("And Moses") and len(metrics["sample"]["text"]) == 29

@@ -138,3 +138,45 @@ def _grad_panel(ax, series: Series, colors: dict[str, str]) -> None:
 def _line(ax, steps: list[int], values: list[float], **style: Any) -> None:
     marker = "o" if len(steps) <= _MARKERS_UP_TO else None
     ax.plot(steps, values, marker=marker, markersize=3, linewidth=1.2, **style)
+
+
+def plot_forecast(history_times: Any, history: Sequence[float], times: Any, forecast_HQ: Any,
+                  quantiles: Sequence[float], out: str | Path, *, title: str = "",
+                  actual: Sequence[float] | None = None, show_last: int | None = None) -> Path:
+    """History, the median forecast and its central interval (the outer quantiles) in one
+    PNG, written atomically.
+
+    Arguments:
+        history_times, times: x values (datetime64 or numbers) of the history and forecast.
+        forecast_HQ: (H, Q) values at ``quantiles`` (must include 0.5).
+        actual: the true values at ``times``, when known (a held-out test).
+        show_last: draw only this many history steps (None: all).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"out's directory must exist, got {str(out.parent)!r}")
+    start = 0 if show_last is None else max(len(history) - show_last, 0)
+    levels = list(quantiles)
+    fig = Figure(figsize=(9, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot(history_times[start:], history[start:], color="black", lw=1.2, label="history")
+    if len(levels) > 1:
+        low, high = levels[0], levels[-1]
+        ax.fill_between(times, forecast_HQ[:, 0], forecast_HQ[:, -1], color="tab:blue", alpha=0.25,
+                        label=f"{round(100 * (high - low))}% interval")
+    ax.plot(times, forecast_HQ[:, levels.index(0.5)], color="tab:blue", lw=1.6, label="forecast (median)")
+    if actual is not None:
+        ax.plot(times, actual, color="tab:red", lw=1.0, ls="--", label="actual")
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    write_atomic(out, buffer.getvalue())
+    return out

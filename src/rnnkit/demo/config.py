@@ -40,13 +40,14 @@ class DemoConfig:
     prompt: str = "And God said"
     sample_chars: int = 300
     temperature: float = 0.8
+    forecast_epochs: int = 200  # the airline forecaster after the LM: ~600 steps, seconds
     seed: int = 0
     threads: int | None = None  # None: every core this process may run on
     out: str = "runs/demo"
 
     def __post_init__(self):
         _positive(self, "minutes", "hidden_size", "embed_size", "num_layers", "batch_size",
-                  "bptt", "lr", "clip", "temperature", "ngram_max_order", "eval_every")
+                  "bptt", "lr", "clip", "temperature", "ngram_max_order", "eval_every", "forecast_epochs")
         _positive_or_none(self, "steps", "threads")
         if not math.isfinite(self.minutes):
             raise ValueError(f"minutes must be finite, got {self.minutes}")

@@ -14,7 +14,10 @@ def save_report(out: Path, metrics: dict[str, Any]) -> dict[str, Path]:
     write_atomic(out / "report.json", (json.dumps(metrics, indent=2) + "\n").encode("utf-8"))
     names = ("config.json", "model.safetensors", "tokenizer.json", "metrics.csv", "training_state.pt",
              "report.json")
-    return {name.split(".")[0]: out / name for name in names}
+    files = {name.split(".")[0]: out / name for name in names}
+    if "forecast" in metrics:
+        files["forecast_plot"] = Path(metrics["forecast"]["plot"])
+    return files
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -38,4 +41,14 @@ def format_report(result: dict[str, Any]) -> str:
              "",
              f"sample (temperature {m['sample']['temperature']}, seed {m['sample']['seed']}):",
              m["sample"]["text"]]
+    if "forecast" in m:
+        f = m["forecast"]
+        lines += ["", f"forecast of airline passengers, the held-out {f['months']} months from "
+                      f"{f['first_month']} (MASE: lower is better; below 1 beats the in-sample "
+                      f"seasonal naive)",
+                  f"  seasonal naive (same month last year)  MASE {f['seasonal_naive']['mase']:.3f}  "
+                  f"sMAPE {f['seasonal_naive']['smape']:.1f}%",
+                  f"  LSTM forecaster (Gaussian, log scale)  MASE {f['mase']:.3f}  sMAPE {f['smape']:.1f}%  "
+                  f"80% interval covers {f['coverage_80']:.0%} of the months",
+                  f"plot: {f['plot']}"]
     return "\n".join(lines)

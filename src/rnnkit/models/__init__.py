@@ -13,6 +13,7 @@ from torch import nn
 
 from rnnkit import config as _config
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
+from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.models.language_model import LanguageModel, LMConfig
 from rnnkit.train import checkpoint
 
@@ -21,6 +22,7 @@ __all__ = ["MODELS", "LMConfig", "LanguageModel", "architecture_config", "load_m
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "language_model": (LanguageModel, LMConfig),
     "sequence_classifier": (SequenceClassifier, ClassifierConfig),
+    "forecaster": (Forecaster, ForecasterConfig),
 }
 
 

@@ -1,0 +1,53 @@
+"""``rnnkit forecast``: the next steps of a series from a trained forecaster, as CSV and a plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import click
+
+from rnnkit._io import write_atomic
+from rnnkit.plot import plot_forecast
+from rnnkit.tasks.forecast import forecast as forecast_series
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+              help="History to forecast from, with the training file's columns (default: the training file).")
+@click.option("--horizon", type=click.IntRange(min=1), help="Steps ahead (default: the trained horizon).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV to write: time, median and the 80% interval (default: print to stdout).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="PNG of the history, forecast and interval.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample paths "
+                                                                     "(autoregressive decoder).")
+def forecast(run_dir, data, horizon, out, plot_path, seed):
+    """Forecast the steps after the end of the series with the model in RUN_DIR (from
+    rnnkit train forecast)."""
+    try:
+        result = forecast_series(run_dir, data, horizon=horizon, seed=seed)
+    except (OSError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+    levels, values_HQ, times = result["quantiles"], result["forecast_HQ"], result["times"]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["time", *(f"q{round(100 * q)}" for q in levels)])
+    writer.writerows([str(t), *(f"{v:.6g}" for v in row)] for t, row in zip(times, values_HQ, strict=True))
+    if out is None:
+        click.echo(text.getvalue(), nl=False)
+    else:
+        write_atomic(out, text.getvalue().encode("utf-8"))
+        click.echo(f"wrote {len(times)} steps to {out}")
+    if plot_path is not None:
+        history = result["history"]
+        x = history.times if history.times is not None else range(1, len(history) + 1)
+        try:
+            plot_forecast(x, history.target_N, times, values_HQ, levels, plot_path,
+                          title=f"{history.names[0]}: {len(times)}-step forecast",
+                          show_last=max(8 * len(times), 100))
+        except (OSError, ValueError) as err:
+            raise click.ClickException(str(err)) from err
+        click.echo(f"wrote {plot_path}")

@@ -1,0 +1,41 @@
+"""``rnnkit train forecast``: a probabilistic forecaster on one CSV series (rnnkit.tasks.forecast)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from rnnkit.cli._config import config_options, resolve_config
+from rnnkit.tasks.forecast import ForecastConfig, train_forecaster
+
+_SHOWN = ("mase", "smape", "mae", "coverage_80", "seasonal_naive", "val", "season", "horizon", "n",
+          "val_start", "test_start", "origins", "steps", "seconds", "stopped")
+
+
+@click.command("forecast")
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV with a header row (default: the bundled airline series). [data.path]")
+@click.option("--time-col", help="Column of increasing times (ISO dates or numbers). [data.time_col]")
+@click.option("--target", help="Column to forecast (default: the only other column). [data.target]")
+@click.option("--covariates", help="Comma-separated input columns observed up to each origin. "
+                                   "[data.covariates]")
+@click.option("--horizon", type=int, help="Steps to forecast from each origin. [data.horizon]")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+@click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
+@config_options
+def forecast(data, time_col, target, covariates, horizon, out, overwrite, config, sets):
+    """Train a forecaster on the series minus its last horizon (the test part), stopping on
+    a validation part before it; writes the run and results.json (MASE, sMAPE and 80%
+    interval coverage on the test part, next to seasonal naive) to --out."""
+    cfg = resolve_config(ForecastConfig, config, sets, **{
+        "data.path": None if data is None else str(data), "data.time_col": time_col,
+        "data.target": target, "data.horizon": horizon,
+        "data.covariates": None if covariates is None else [c.strip() for c in covariates.split(",")
+                                                            if c.strip()]})
+    try:
+        results = train_forecaster(cfg, out, overwrite=overwrite)
+    except (OSError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(json.dumps({k: results[k] for k in _SHOWN if k in results}, indent=2))

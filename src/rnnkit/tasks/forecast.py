@@ -1,0 +1,260 @@
+"""Forecasting one series from a CSV file, scored against seasonal naive on held-out data.
+
+    cfg = load(ForecastConfig, None, ["data.path=airline.csv", "data.horizon=12"])
+    results = train_forecaster(cfg, "runs/airline")      # MASE, sMAPE, 80% coverage vs naive
+    rows = forecast("runs/airline")                      # the next H steps after the data
+
+The series is cut in time order into a fitting part, a validation part (``val_size``
+steps, for early stopping) and a test part (the last ``test_size`` steps, default one
+horizon). Scaling is fitted on the fitting part only. The test part is forecast from
+origins H apart, each from the ``context`` steps before it (observed data, never earlier
+forecasts), and scored by:
+
+- MASE (Hyndman & Koehler 2006): mean |y - ŷ| over the mean in-sample seasonal-naive error
+  |y_t - y_{t-m}| of everything before the test part;
+- sMAPE: mean 200 |y - ŷ| / (|y| + |ŷ|), in percent;
+- coverage: the fraction of test values inside the central 80% interval.
+
+The seasonal-naive forecast ŷ_{o+h} = y_{o+h-m⌈h/m⌉} is scored on the same origins.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rnnkit import config as _config
+from rnnkit._io import write_atomic
+from rnnkit.data.series import DataError
+from rnnkit.data.timeseries import TimeSeries, bundled_airline, read_series_csv
+from rnnkit.models import architecture_config, load_model
+from rnnkit.models.forecaster import Forecaster, ForecasterConfig
+from rnnkit.train import TensorLoader, TrainConfig, fit, read_config, seed_everything
+
+RESULTS = "results.json"
+INTERVAL = (0.1, 0.5, 0.9)  # the central 80% interval and the median
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataSection:
+    path: str = ""  # a CSV with a header row; "": the bundled airline series
+    time_col: str | None = None  # "" path: "month"
+    target: str | None = None  # None: the only column that is not time or a covariate ("" path: "passengers")
+    covariates: tuple[str, ...] = ()
+    horizon: int = 12  # H, steps forecast from one origin
+    context: int = 24  # L, steps the model reads before each origin
+    season: int | None = None  # m for seasonal naive and MASE; None: from the time step, else 1
+    test_size: int | None = None  # held-out steps at the end; None: one horizon
+    val_size: int | None = None  # steps before the test part for validation; None: one horizon; 0: none
+    stride: int = 1  # steps between training windows
+    batch_size: int = 32
+
+    def __post_init__(self):
+        for name in ("horizon", "context", "stride", "batch_size"):
+            _check_int(name, getattr(self, name), 1)
+        for name, low in (("season", 1), ("test_size", 1), ("val_size", 0)):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), low)
+        if self.test_size is not None and self.test_size < self.horizon:
+            raise ValueError(f"data.test_size must be >= data.horizon ({self.horizon}), got {self.test_size}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSection:
+    """``ForecasterConfig`` less what the data section decides (horizon, context, inputs)."""
+
+    cell: Literal["lstm", "gru", "rnn"] = "lstm"
+    hidden_size: int = 64
+    num_layers: int = 1
+    dropout: float = 0.0
+    decoder: Literal["direct", "autoregressive"] = "direct"
+    output: Literal["gaussian", "quantile", "point"] = "gaussian"
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    log_transform: bool = False
+    # k > 0: model y_t - y_(t-k); with k the season it learns corrections to seasonal naive
+    difference: int = 0
+    window_norm: Literal["none", "last", "mean"] = "mean"
+
+    def __post_init__(self):
+        ForecasterConfig(horizon=1, **_config.to_dict(self))  # its checks, before any data is read
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForecastConfig:
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=200, lr=3e-3, clip_norm=1.0))
+
+
+@dataclass(frozen=True)
+class Split:
+    """Where the parts begin: ``[0, val_start)`` fits, ``[val_start, test_start)`` validates."""
+
+    val_start: int
+    test_start: int
+
+    @staticmethod
+    def of(n: int, data: DataSection, difference: int = 0) -> Split:
+        test = data.test_size or data.horizon
+        val = data.horizon if data.val_size is None else data.val_size
+        split = Split(n - test - val, n - test)
+        if split.val_start - data.context - data.horizon - difference < 0:
+            raise ValueError(f"the series has {n} steps: too short for context {data.context} + horizon "
+                             f"{data.horizon} before validation ({val}) and test ({test}) steps")
+        return split
+
+
+def read_data(data: DataSection, path: str | Path | None = None) -> TimeSeries:
+    """The series ``data`` names (or the file at ``path`` with the same columns)."""
+    if path is None and not data.path:
+        return read_series_csv(bundled_airline(), target=data.target or "passengers",
+                               time_col=data.time_col or "month", covariates=data.covariates)
+    return read_series_csv(path or data.path, target=data.target, time_col=data.time_col,
+                           covariates=data.covariates)
+
+
+def train_forecaster(cfg: ForecastConfig, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
+    """Fit on the series' fitting part, stop early on the validation part, score the test part.
+
+    Returns:
+        the results written to ``out/results.json``: the model's and seasonal naive's MASE,
+        sMAPE and MAE on the test origins, the model's 80% interval coverage, the split.
+    """
+    out = Path(out)
+    series = read_data(cfg.data)
+    split = Split.of(len(series), cfg.data, cfg.model.difference)
+    season = cfg.data.season or series.season
+    seed_everything(cfg.train.seed)
+    model = Forecaster(ForecasterConfig(horizon=cfg.data.horizon, context=cfg.data.context,
+                                        input_size=series.values_NF.shape[1], **_config.to_dict(cfg.model)))
+    values_NF = torch.as_tensor(series.values_NF, dtype=torch.get_default_dtype())
+    model.fit_scaling(values_NF[: split.val_start])
+    train_origins = range(model.config.window, split.val_start - cfg.data.horizon + 1, cfg.data.stride)
+    train = _loader(model, values_NF, train_origins, cfg.data.batch_size, cfg.train.seed)
+    val_origins = range(split.val_start, split.test_start - cfg.data.horizon + 1)
+    val = _loader(model, values_NF, val_origins, 256, shuffle=False) if len(val_origins) else None
+    result = fit(model, train, cfg.train, loss_fn=model.loss, val=val, run_dir=out, overwrite=overwrite,
+                 config={**architecture_config(model), "task": "forecast", "data": _config.to_dict(cfg.data)})
+    scores = score(model, series, split.test_start, season)
+    val_scores = None if split.val_start == split.test_start else score(
+        model, series, split.val_start, season, end=split.test_start)
+    results = {**scores, "val": None if val_scores is None else {
+                   k: val_scores[k] for k in ("mase", "smape", "coverage_80", "seasonal_naive")
+                   if k in val_scores},
+               "season": season, "horizon": cfg.data.horizon, "n": len(series),
+               "val_start": split.val_start, "test_start": split.test_start, "n_windows": len(train_origins),
+               "path": str(series.path), "steps": result.steps, "seconds": round(result.seconds, 3),
+               "stopped": result.stopped}
+    write_atomic(out / RESULTS, (json.dumps(results, indent=2) + "\n").encode())
+    return results
+
+
+def score(model: Forecaster, series: TimeSeries, start: int, season: int,
+          end: int | None = None) -> dict[str, Any]:
+    """The model against seasonal naive on the origins ``test_origins(end, start, H)`` (see
+    the module docstring), MASE scaled by the data before ``start``; ``forecast_BHQ`` and
+    ``naive_BH`` hold the forecasts, ``actual_BH`` the truth."""
+    H = model.config.horizon
+    origins = test_origins(len(series) if end is None else end, start, H)
+    values_NF = torch.as_tensor(series.values_NF, dtype=next(model.parameters()).dtype)
+    levels = (0.5,) if model.config.output == "point" else INTERVAL
+    windows_BLF = torch.stack([values_NF[o - model.config.window: o] for o in origins])
+    generator = torch.Generator().manual_seed(0)
+    q_BHQ = model.forecast(windows_BLF, quantiles=levels, generator=generator).to(torch.float64).numpy()
+    y_N = series.target_N
+    actual_BH = np.stack([y_N[o: o + H] for o in origins])
+    naive_BH = np.stack([seasonal_naive(y_N[:o], H, season) for o in origins])
+    scale = mase_scale(y_N[:start], season)
+    median_BH = q_BHQ[..., levels.index(0.5)]
+    ours = point_metrics(actual_BH, median_BH, scale)
+    if len(levels) == 3:
+        ours["coverage_80"] = float(np.mean((q_BHQ[..., 0] <= actual_BH) & (actual_BH <= q_BHQ[..., 2])))
+    return {**ours, "seasonal_naive": point_metrics(actual_BH, naive_BH, scale), "origins": origins,
+            "forecast_BHQ": q_BHQ.tolist(), "naive_BH": naive_BH.tolist(), "actual_BH": actual_BH.tolist()}
+
+
+def forecast(run_dir: str | Path, data_path: str | Path | None = None, *,
+             horizon: int | None = None, samples: int = 200, seed: int = 0) -> dict[str, Any]:
+    """The next ``horizon`` steps after the end of the series (the training file, or
+    ``data_path`` with the same columns), with the 80% interval.
+
+    Returns:
+        ``{"history": TimeSeries, "times": future times, "quantiles": (0.1, 0.5, 0.9) or
+        (0.5,), "forecast_HQ": values}``.
+    """
+    run_dir = Path(run_dir)
+    model = load_model(run_dir)
+    if not isinstance(model, Forecaster):
+        raise ValueError(f"RUN_DIR must hold a forecasting run (rnnkit train forecast), got a "
+                         f"{type(model).__name__} in {run_dir}")
+    data = _config.from_dict(DataSection, read_config(run_dir).get("data") or {})
+    series = read_data(data, data_path)
+    if len(series) < model.config.window:
+        raise DataError(series.path or "", None, f"expected at least {model.config.window} rows to "
+                                                 f"forecast from (context + difference), got {len(series)}")
+    levels = (0.5,) if model.config.output == "point" else INTERVAL
+    x_1LF = torch.as_tensor(series.values_NF[-model.config.window:], dtype=model.mean_F.dtype)[None]
+    q_HQ = model.forecast(x_1LF, quantiles=levels, horizon=horizon, samples=samples,
+                          generator=torch.Generator().manual_seed(seed))[0]
+    H = q_HQ.shape[0]
+    return {"history": series, "times": series.future_times(H), "quantiles": levels,
+            "forecast_HQ": q_HQ.to(torch.float64).numpy()}
+
+
+# -- baselines and metrics ---------------------------------------------------------------------
+
+
+def test_origins(n: int, test_start: int, horizon: int) -> list[int]:
+    """Forecast origins in the test part, one horizon apart, each with a full horizon left."""
+    return list(range(test_start, n - horizon + 1, horizon))
+
+
+def seasonal_naive(history_N: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """ŷ_{T+h} = y_{T+h-m⌈h/m⌉}: the last observed season repeated."""
+    h = np.arange(1, horizon + 1)
+    return history_N[len(history_N) - season + (h - 1) % season]
+
+
+def mase_scale(history_N: np.ndarray, season: int) -> float:
+    """The in-sample mean absolute seasonal-naive error, MASE's denominator."""
+    if len(history_N) <= season:
+        raise ValueError(f"MASE needs more than season={season} in-sample steps, got {len(history_N)}")
+    return float(np.mean(np.abs(history_N[season:] - history_N[:-season])))
+
+
+def point_metrics(actual: np.ndarray, predicted: np.ndarray, scale: float) -> dict[str, float]:
+    error = np.abs(actual - predicted)
+    denominator = np.abs(actual) + np.abs(predicted)
+    smape = np.where(denominator > 0, 200 * error / np.where(denominator > 0, denominator, 1), 0.0)
+    return {"mase": float(error.mean() / scale), "smape": float(smape.mean()), "mae": float(error.mean())}
+
+
+# -- pieces ------------------------------------------------------------------------------------
+
+
+def _loader(model: Forecaster, values_NF: Tensor, origins: range, batch_size: int, seed: int = 0, *,
+            shuffle: bool = True) -> TensorLoader:
+    """Windows ending at each origin, with their targets in the model's scaled space. The
+    autoregressive decoder reads L + H - 1 steps and predicts each next one."""
+    L, H, W = model.config.context, model.config.horizon, model.config.window
+    if len(origins) == 0:
+        raise ValueError(f"no training windows: the fitting part is shorter than context ({L}) + "
+                         f"horizon ({H})")
+    if model.config.decoder == "direct":
+        x = torch.stack([values_NF[o - W: o] for o in origins])
+        y = model.scale_target(torch.stack([values_NF[o: o + H, 0] for o in origins]), x)
+    else:
+        x = torch.stack([values_NF[o - L: o + H - 1] for o in origins])
+        y = model.scale_target(torch.stack([values_NF[o - L + 1: o + H, 0] for o in origins]), x)
+    return TensorLoader(x, y, batch_size=min(batch_size, len(origins)), shuffle=shuffle, seed=seed)
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"data.{name} must be an int >= {low}, got {value!r}")

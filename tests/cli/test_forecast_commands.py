@@ -1,0 +1,53 @@
+"""``rnnkit train forecast`` and ``rnnkit forecast`` through CliRunner."""
+
+import csv
+import json
+
+from click.testing import CliRunner
+
+from rnnkit.cli import cli
+
+FAST = ["--set", "train.epochs=2", "--set", "model.hidden_size=4", "--set", "train.progress=false"]
+
+
+def test_train_then_forecast_with_plot(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "forecast", "--out", str(out), "--horizon", "6",
+                                      "--set", "model.log_transform=true", *FAST])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["horizon"] == 6 and shown["origins"] == [138]
+    assert json.loads((out / "config.json").read_text())["data"]["horizon"] == 6
+    csv_path, png = tmp_path / "f.csv", tmp_path / "f.png"
+    result = CliRunner().invoke(cli, ["forecast", str(out), "--out", str(csv_path), "--plot", str(png),
+                                      "--horizon", "4"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(csv_path.open()))
+    assert rows[0] == ["time", "q10", "q50", "q90"] and [r[0] for r in rows[1:]] == [
+        "1961-01", "1961-02", "1961-03", "1961-04"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = CliRunner().invoke(cli, ["forecast", str(out)])
+    assert printed.exit_code == 0 and printed.output.count("\n") == 7  # header and 6 steps
+
+
+def test_user_csv_with_options(tmp_path):
+    data = tmp_path / "load.csv"
+    data.write_text("t,load,temp\n" + "".join(f"{i},{100 + (i % 7) * 3 + i * 0.1:.2f},{i % 5}\n"
+                                               for i in range(90)))
+    result = CliRunner().invoke(cli, ["train", "forecast", "--data", str(data), "--time-col", "t",
+                                      "--target", "load", "--covariates", "temp", "--horizon", "7",
+                                      "--set", "data.context=14", "--out", str(tmp_path / "run"), *FAST])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["season"] == 1
+
+
+def test_bad_input_is_a_clear_error(tmp_path):
+    data = tmp_path / "bad.csv"
+    data.write_text("t,load\n1,5\n2,\n3,7\n")
+    result = CliRunner().invoke(cli, ["train", "forecast", "--data", str(data), "--time-col", "t",
+                                      "--out", str(tmp_path / "run"), *FAST])
+    assert result.exit_code == 1 and "bad.csv:3" in result.output and "column 'load'" in result.output
+    result = CliRunner().invoke(cli, ["train", "forecast", "--target", "nope", "--out", str(tmp_path / "r2"),
+                                      *FAST])
+    assert result.exit_code == 1 and "column named 'nope'" in result.output
+    assert CliRunner().invoke(cli, ["forecast", str(tmp_path)]).exit_code == 1

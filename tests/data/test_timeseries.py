@@ -1,0 +1,61 @@
+"""read_series_csv: columns, times, seasons and every kind of bad file."""
+
+import numpy as np
+import pytest
+
+from rnnkit.data.series import DataError
+from rnnkit.data.timeseries import bundled_airline, read_series_csv
+
+
+def write(tmp_path, text, name="s.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_bundled_airline_is_monthly_with_season_12():
+    series = read_series_csv(bundled_airline(), target="passengers", time_col="month")
+    assert len(series) == 144 and series.names == ("passengers",)
+    assert series.target_N[:3].tolist() == [112, 118, 132] and series.season == 12
+    assert [str(t) for t in series.future_times(3)] == ["1961-01", "1961-02", "1961-03"]
+
+
+def test_target_and_covariates_in_order(tmp_path):
+    path = write(tmp_path, "t,a,b,c\n1,10,0.5,7\n2,11,0.25,8\n3,12,0.125,9\n")
+    series = read_series_csv(path, target="c", time_col="t", covariates=("a",))
+    np.testing.assert_array_equal(series.values_NF, [[7, 10], [8, 11], [9, 12]])
+    assert series.season == 1 and series.future_times(2).tolist() == [4.0, 5.0]
+
+
+def test_half_hourly_dates_give_48_and_calendar_months_keep_the_day(tmp_path):
+    rows = "".join(f"2000-06-05 {h:02d}:{m:02d},{h}\n" for h in range(3) for m in (0, 30))
+    series = read_series_csv(write(tmp_path, "time,load\n" + rows), time_col="time")
+    assert series.season == 48 and str(series.future_times(1)[0]) == "2000-06-05T03:00"
+    months = read_series_csv(write(tmp_path, "d,v\n2000-01-31,1\n2000-02-29,2\n2000-03-31,3\n", "m.csv"),
+                             time_col="d")
+    assert str(months.future_times(2)[1]) == "2000-05-31"  # month ends stay month ends
+
+
+def test_target_is_the_only_other_column_or_must_be_named(tmp_path):
+    assert read_series_csv(write(tmp_path, "t,v\n1,5\n2,6\n"), time_col="t").names == ("v",)
+    with pytest.raises(DataError, match="target="):
+        read_series_csv(write(tmp_path, "t,v,w\n1,5,1\n2,6,1\n", "two.csv"), time_col="t")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("t,v\n1,5\n2,nan\n3,4\n", "finite"),
+    ("t,v\n1,5\n2,x\n3,4\n", "expected a number in column 'v'"),
+    ("t,v\n1,5\n2,6,7\n3,4\n", "expected 2 columns"),
+    ("t,v\n1,5\n1,6\n3,4\n", "increase"),
+    ("t,v\n2000-01,5\nJanuary,6\n", "expected a time"),
+    ("t,v\n1,5\n", "at least 2 rows"),
+    ("", "empty file"),
+])
+def test_bad_files_name_the_problem(tmp_path, text, message):
+    with pytest.raises(DataError, match=message):
+        read_series_csv(write(tmp_path, text), target="v", time_col="t")
+
+
+def test_unknown_column_lists_the_header(tmp_path):
+    with pytest.raises(DataError, match=r"column named 'load'.*\['t', 'v'\]"):
+        read_series_csv(write(tmp_path, "t,v\n1,5\n2,6\n"), target="load")

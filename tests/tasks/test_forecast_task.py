@@ -1,0 +1,165 @@
+"""train_forecaster, score and forecast end to end, and the metrics against hand-computed values."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit import config
+from rnnkit.tasks.forecast import (
+    ForecastConfig,
+    Split,
+    forecast,
+    mase_scale,
+    point_metrics,
+    seasonal_naive,
+    train_forecaster,
+)
+from rnnkit.tasks.forecast import (
+    test_origins as origins_of,
+)
+
+
+def write_seasonal_csv(path, n=120, seed=0):
+    """A noisy 12-step season on a trend, with one covariate; monthly dates from 2000-01."""
+    g = np.random.default_rng(seed)
+    t = np.arange(n)
+    y = 50 + 0.3 * t + 10 * np.sin(2 * np.pi * t / 12) + g.normal(0, 1, n)
+    months = np.arange(np.datetime64("2000-01"), np.datetime64("2000-01") + n)
+    rows = "".join(f"{m},{v:.4f},{c:.4f}\n" for m, v, c in zip(months, y, g.normal(0, 1, n), strict=True))
+    path.write_text("month,sales,promo\n" + rows)
+    return path
+
+
+def cfg_for(path, *sets):
+    return config.load(ForecastConfig, None, [f"data.path={path}", "data.time_col=month", "data.target=sales",
+                                              "data.context=24", "model.hidden_size=8", "train.epochs=3",
+                                              "train.progress=false", *sets])
+
+
+def test_seasonal_naive_repeats_the_last_season():
+    history = np.arange(10.0)  # last season of 4: 6, 7, 8, 9
+    np.testing.assert_array_equal(seasonal_naive(history, 6, 4), [6, 7, 8, 9, 6, 7])
+    np.testing.assert_array_equal(seasonal_naive(history, 2, 1), [9, 9])
+
+
+def test_mase_and_smape_golden_values():
+    # in-sample |y_t - y_(t-2)| of [1, 2, 4, 8]: |4-1|, |8-2| -> mean 4.5
+    assert mase_scale(np.array([1.0, 2.0, 4.0, 8.0]), 2) == 4.5
+    metrics = point_metrics(np.array([[10.0, 20.0]]), np.array([[12.0, 20.0]]), scale=4.0)
+    # errors 2, 0 -> MAE 1, MASE 0.25; sMAPE mean(200*2/22, 0) = 9.0909...
+    assert metrics["mae"] == 1.0 and metrics["mase"] == 0.25
+    assert math.isclose(metrics["smape"], 100 * 2 / 22)
+    with pytest.raises(ValueError, match="more than season=4"):
+        mase_scale(np.arange(4.0), 4)
+
+
+def test_split_and_origins():
+    data = ForecastConfig().data  # horizon 12, context 24
+    assert Split.of(144, data) == Split(120, 132)
+    assert origins_of(144, 120, 12) == [120, 132]
+    assert origins_of(140, 120, 12) == [120]
+    with pytest.raises(ValueError, match="too short"):
+        Split.of(50, data)
+
+
+def test_trains_scores_and_forecasts_with_covariates(tmp_path):
+    path = write_seasonal_csv(tmp_path / "sales.csv")
+    cfg = cfg_for(path, "data.covariates=promo", "data.test_size=24")
+    results = train_forecaster(cfg, tmp_path / "run")
+    assert results["origins"] == [96, 108] and results["season"] == 12
+    assert results["val_start"] == 84 and results["n_windows"] == 84 - 12 - 24 + 1
+    for key in ("mase", "smape", "coverage_80"):
+        assert math.isfinite(results[key])
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["mase"] == results["mase"]
+    # the naive figures are the formula's, on the same origins
+    y = np.loadtxt(path, delimiter=",", skiprows=1, usecols=1)
+    naive = np.stack([seasonal_naive(y[:o], 12, 12) for o in (96, 108)])
+    actual = np.stack([y[o:o + 12] for o in (96, 108)])
+    assert results["seasonal_naive"]["mae"] == pytest.approx(np.abs(naive - actual).mean())
+    out = forecast(tmp_path / "run")
+    assert [str(t) for t in out["times"][:2]] == ["2010-01", "2010-02"]
+    assert out["forecast_HQ"].shape == (12, 3) and out["quantiles"] == (0.1, 0.5, 0.9)
+    assert bool(np.all(np.diff(out["forecast_HQ"], axis=1) >= 0))
+
+
+def test_a_trained_model_beats_seasonal_naive_on_a_trending_series(tmp_path):
+    path = write_seasonal_csv(tmp_path / "sales.csv", n=160)
+    results = train_forecaster(cfg_for(path, "train.epochs=60", "model.hidden_size=16", "train.lr=0.01"),
+                               tmp_path / "run")
+    # seasonal naive misses a year of trend (3.6); the model should learn it
+    assert results["mase"] < results["seasonal_naive"]["mase"]
+
+
+def test_autoregressive_and_point_runs(tmp_path):
+    path = write_seasonal_csv(tmp_path / "s.csv")
+    ar = train_forecaster(cfg_for(path, "model.decoder=autoregressive"), tmp_path / "ar")
+    assert 0.0 <= ar["coverage_80"] <= 1.0
+    point = train_forecaster(cfg_for(path, "model.output=point"), tmp_path / "point")
+    assert "coverage_80" not in point
+    assert forecast(tmp_path / "ar", horizon=30)["forecast_HQ"].shape == (30, 3)  # beyond the trained H
+    assert forecast(tmp_path / "point")["quantiles"] == (0.5,)
+
+
+def test_forecast_from_new_history_and_its_errors(tmp_path):
+    path = write_seasonal_csv(tmp_path / "s.csv")
+    train_forecaster(cfg_for(path), tmp_path / "run")
+    newer = write_seasonal_csv(tmp_path / "newer.csv", n=30, seed=1)
+    assert str(forecast(tmp_path / "run", newer)["times"][0]) == "2002-07"
+    short = tmp_path / "short.csv"
+    short.write_text("month,sales,promo\n" + "".join(f"2000-{m:02d},1,0\n" for m in range(1, 10)))
+    with pytest.raises(ValueError, match="at least 24 rows"):
+        forecast(tmp_path / "run", short)
+    with pytest.raises(ValueError, match="horizon must be <= 12"):
+        forecast(tmp_path / "run", horizon=13)
+
+
+def test_defaults_to_the_bundled_airline_series(tmp_path):
+    cfg = config.load(ForecastConfig, None, ["model.hidden_size=4", "train.epochs=1", "train.progress=false"])
+    results = train_forecaster(cfg, tmp_path / "air")
+    assert results["n"] == 144 and results["origins"] == [132] and results["path"].endswith("airline.csv")
+
+
+def test_config_round_trips_and_checks():
+    cfg = config.load(ForecastConfig, None, ["data.covariates=a,b", "model.quantiles=0.05,0.5,0.95"])
+    assert config.from_dict(ForecastConfig, config.to_dict(cfg)) == cfg
+    with pytest.raises(ValueError, match="data.test_size must be >= data.horizon"):
+        config.load(ForecastConfig, None, ["data.test_size=5"])
+    with pytest.raises(ValueError, match="data.context must be an int >= 1"):
+        config.load(ForecastConfig, None, ["data.context=0"])
+    with pytest.raises(ValueError, match="needs output 'gaussian' or 'point'"):
+        config.load(ForecastConfig, None, ["model.decoder=autoregressive", "model.output=quantile"])
+
+
+def test_log_transform_of_a_non_positive_series_is_refused(tmp_path):
+    path = tmp_path / "z.csv"
+    path.write_text("t,v\n" + "".join(f"{i},{math.sin(i)}\n" for i in range(80)))
+    cfg = config.load(ForecastConfig, None, [f"data.path={path}", "data.time_col=t",
+                                             "model.log_transform=true",
+                                             "train.progress=false"])
+    with pytest.raises(ValueError, match="positive target"):
+        train_forecaster(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_forecast_refuses_a_run_of_another_task(tmp_path):
+    from rnnkit.models import LanguageModel, LMConfig, architecture_config
+    from rnnkit.train import TensorLoader, TrainConfig, fit
+    model = LanguageModel(LMConfig(vocab_size=5, hidden_size=4, embed_size=4, num_layers=1))
+    ids = torch.randint(0, 5, (4, 6))
+    fit(model, TensorLoader(ids, ids, batch_size=2), TrainConfig(progress=False), run_dir=tmp_path / "lm",
+        config=architecture_config(model))
+    with pytest.raises(ValueError, match="forecasting run"):
+        forecast(tmp_path / "lm")
+
+
+def test_airline_forecast_beats_seasonal_naive(tmp_path, seed=0):
+    """End to end on real data with the demo's settings (~600 steps, seconds): the held-out
+    1960 against same-month-last-year (MASE 1.571)."""
+    cfg = config.load(ForecastConfig, None, ["model.log_transform=true", "train.epochs=200",
+                                             f"train.seed={seed}", "train.progress=false"])
+    results = train_forecaster(cfg, tmp_path / "air")
+    assert results["seasonal_naive"]["mase"] == pytest.approx(1.5709, abs=1e-4)
+    assert results["mase"] < 0.8 * results["seasonal_naive"]["mase"]
