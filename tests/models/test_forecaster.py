@@ -148,3 +148,45 @@ def test_forecast_errors():
         Forecaster(ForecasterConfig(horizon=4, context=6, output="point")).forecast(x)
     with pytest.raises(ValueError, match="positive target"):
         Forecaster(ForecasterConfig(horizon=4, context=6, log_transform=True)).forecast(-x)
+
+
+def test_calibrated_intervals_cover_the_calibration_windows():
+    """Split conformal: per step, ⌈(n + 1)·0.8⌉ of the n calibration points fall inside."""
+    model = Forecaster(ForecasterConfig(horizon=3, context=12, hidden_size=5))
+    values_NF = positive_series(120)
+    model.fit_scaling(values_NF)
+    origins = range(12, 117)
+    x_NLF = torch.stack([values_NF[o - 12: o] for o in origins])
+    y_NH = torch.stack([values_NF[o: o + 3, 0] for o in origins])
+    before_NHQ = model.forecast(x_NLF)
+    scale_H = model.calibrate_intervals(x_NLF, y_NH)
+    after_NHQ = model.forecast(x_NLF)
+    inside_H = ((after_NHQ[..., 0] <= y_NH) & (y_NH <= after_NHQ[..., 2])).sum(dim=0)
+    assert inside_H.tolist() == [math.ceil(106 * 0.8)] * 3
+    torch.testing.assert_close(after_NHQ[..., 1], before_NHQ[..., 1])  # the median stays
+    torch.testing.assert_close(model.interval_scale_H, scale_H)
+    # each level moves away from the median by the step's factor (in the scaled space)
+    z_before = model.scale_target(before_NHQ[..., 2], x_NLF) - model.scale_target(before_NHQ[..., 1], x_NLF)
+    z_after = model.scale_target(after_NHQ[..., 2], x_NLF) - model.scale_target(after_NHQ[..., 1], x_NLF)
+    torch.testing.assert_close(z_after, z_before * scale_H)
+
+
+def test_calibration_errors():
+    model = Forecaster(ForecasterConfig(horizon=3, context=4))
+    x = positive_series(20)[None, :4]
+    with pytest.raises(ValueError, match=r"y must have shape \(1, 3\)"):
+        model.calibrate_intervals(x, torch.ones(1, 2))
+    with pytest.raises(ValueError, match="coverage must be in"):
+        model.calibrate_intervals(x, torch.ones(1, 3), coverage=1.0)
+    with pytest.raises(ValueError, match="no intervals"):
+        point = Forecaster(ForecasterConfig(horizon=3, context=4, output="point"))
+        point.calibrate_intervals(x, torch.ones(1, 3))
+
+
+def test_calibration_needs_enough_windows_for_its_rank():
+    model = Forecaster(ForecasterConfig(horizon=2, context=4))
+    values_NF = positive_series(20)
+    x_NLF = torch.stack([values_NF[o - 4: o] for o in (4, 5, 6)])
+    y_NH = torch.stack([values_NF[o: o + 2, 0] for o in (4, 5, 6)])
+    with pytest.raises(ValueError, match="needs at least 4 windows, got 3"):
+        model.calibrate_intervals(x_NLF, y_NH)

@@ -67,12 +67,13 @@ def test_split_and_origins():
 
 def test_trains_scores_and_forecasts_with_covariates(tmp_path):
     path = write_seasonal_csv(tmp_path / "sales.csv")
-    cfg = cfg_for(path, "data.covariates=promo", "data.test_size=24")
+    cfg = cfg_for(path, "data.covariates=promo", "data.test_size=24", "data.val_size=20")
     results = train_forecaster(cfg, tmp_path / "run")
     assert results["origins"] == [96, 108] and results["season"] == 12
-    assert results["val_start"] == 84 and results["n_windows"] == 84 - 12 - 24 + 1
+    assert results["val_start"] == 76 and results["n_windows"] == 76 - 12 - 24 + 1
     for key in ("mase", "smape", "coverage_80"):
         assert math.isfinite(results[key])
+    assert len(results["interval_scale"]) == 12  # calibrated on the 9 validation windows
     assert json.loads((tmp_path / "run" / "results.json").read_text())["mase"] == results["mase"]
     # the naive figures are the formula's, on the same origins
     y = np.loadtxt(path, delimiter=",", skiprows=1, usecols=1)
@@ -98,7 +99,7 @@ def test_autoregressive_and_point_runs(tmp_path):
     ar = train_forecaster(cfg_for(path, "model.decoder=autoregressive"), tmp_path / "ar")
     assert 0.0 <= ar["coverage_80"] <= 1.0
     point = train_forecaster(cfg_for(path, "model.output=point"), tmp_path / "point")
-    assert "coverage_80" not in point
+    assert "coverage_80" not in point and point["interval_scale"] is None
     assert forecast(tmp_path / "ar", horizon=30)["forecast_HQ"].shape == (30, 3)  # beyond the trained H
     assert forecast(tmp_path / "point")["quantiles"] == (0.5,)
 

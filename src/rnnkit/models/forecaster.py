@@ -106,6 +106,7 @@ class Forecaster(nn.Module):
         F_ = config.input_size
         self.register_buffer("mean_F", torch.zeros(F_))  # identity until fit_scaling
         self.register_buffer("std_F", torch.ones(F_))
+        self.register_buffer("interval_scale_H", torch.ones(config.horizon))  # see calibrate_intervals
         self.encoder = _DROPINS[config.cell](F_, config.hidden_size, config.num_layers, batch_first=True,
                                              dropout=config.dropout if config.num_layers > 1 else 0.0)
         self.drop = nn.Dropout(config.dropout)
@@ -227,17 +228,69 @@ class Forecaster(nn.Module):
         cfg = self.config
         horizon = cfg.horizon if horizon is None else horizon
         self._check_forecast(quantiles, horizon, samples)
+        x_BLF = x_BTF[:, -cfg.window:]
+        z_BHQ = self._scaled_quantiles(x_BLF, quantiles, horizon, samples, generator)
+        return self.unscale_target(z_BHQ, x_BLF)
+
+    @torch.no_grad()
+    def calibrate_intervals(self, x_NTF: Tensor, y_NH: Tensor, *, coverage: float = 0.8,
+                            samples: int = 200, generator: torch.Generator | None = None) -> Tensor:
+        """Widen or narrow the intervals so that the central ``coverage`` interval holds that
+        share of held-out truth, per horizon step (split conformal prediction, Papadopoulos
+        et al. 2002; the form of Romano et al. 2019, sec. 3, measured from the median).
+
+        On each held-out window the needed factor is c = (median - y) / (median - q_low) below
+        the median, (y - median) / (q_high - median) above it, in the scaled space; the
+        ``interval_scale_H`` buffer gets the ⌈(n + 1)·coverage⌉-th smallest c of each step,
+        and ``forecast`` then sets every level q to median + c·(q - median). Use windows the
+        weights were not fitted on (the validation part); with fewer than
+        coverage / (1 - coverage) of them (4 for 80%) the rank is out of reach and it refuses.
+
+        Returns:
+            interval_scale_H (the factors set).
+        """
+        if self.config.output == "point":
+            raise ValueError("output='point' has no intervals to calibrate")
+        if not 0 < coverage < 1:
+            raise ValueError(f"coverage must be in (0, 1), got {coverage!r}")
+        H = self.config.horizon
+        if y_NH.shape != (x_NTF.shape[0], H):
+            raise ValueError(f"y must have shape ({x_NTF.shape[0]}, {H}), got {tuple(y_NH.shape)}")
+        x_NLF = x_NTF[:, -self.config.window:]
+        self.interval_scale_H.fill_(1.0)
+        low, high = (1 - coverage) / 2, (1 + coverage) / 2
+        z_NHQ = self._scaled_quantiles(x_NLF, (low, 0.5, high), H, samples, generator)
+        low_NH, median_NH, high_NH = z_NHQ.unbind(-1)
+        z_NH = self.scale_target(y_NH, x_NLF)
+        below_NH = (median_NH - z_NH) / (median_NH - low_NH).clamp_min(1e-12)
+        above_NH = (z_NH - median_NH) / (high_NH - median_NH).clamp_min(1e-12)
+        needed_NH = torch.where(z_NH < median_NH, below_NH, above_NH)
+        n = needed_NH.shape[0]
+        rank = math.ceil((n + 1) * coverage - 1e-9)  # the finite-sample conformal rank
+        if rank > n:
+            least = next(m for m in range(1, n + 10_000) if math.ceil((m + 1) * coverage - 1e-9) <= m)
+            raise ValueError(f"calibrating {coverage:.0%} intervals needs at least {least} windows, got {n}")
+        self.interval_scale_H.copy_(needed_NH.sort(dim=0).values[rank - 1])
+        return self.interval_scale_H.clone()
+
+    def _scaled_quantiles(self, x_BLF: Tensor, quantiles: tuple[float, ...], horizon: int, samples: int,
+                          generator: torch.Generator | None) -> Tensor:
+        """Quantiles in the scaled space, their spread around the median scaled per step."""
+        levels = tuple(sorted(set(quantiles) | {0.5}))
         was_training = self.training
         self.eval()
         try:
-            x_BLF = x_BTF[:, -cfg.window:]
-            if cfg.decoder == "autoregressive":
-                z_BHQ = self._rollout(x_BLF, horizon, quantiles, samples, generator)
+            if self.config.decoder == "autoregressive":
+                z_BHQ = self._rollout(x_BLF, horizon, levels, samples, generator)
             else:
-                z_BHQ = self._direct_quantiles(self(x_BLF)[:, :horizon], quantiles)
+                z_BHQ = self._direct_quantiles(self(x_BLF)[:, :horizon], levels)
         finally:
             self.train(was_training)
-        return self.unscale_target(z_BHQ, x_BLF)
+        median_BH1 = z_BHQ[..., levels.index(0.5), None]
+        steps = torch.arange(horizon).clamp_max(self.config.horizon - 1)  # beyond H: the last factor
+        scale_1H1 = self.interval_scale_H[steps][None, :, None].to(z_BHQ.dtype)
+        z_BHQ = median_BH1 + scale_1H1 * (z_BHQ - median_BH1)
+        return z_BHQ[..., [levels.index(q) for q in quantiles]]
 
     def _direct_quantiles(self, out_BHK: Tensor, quantiles: tuple[float, ...]) -> Tensor:
         if self.config.output == "gaussian":
