@@ -159,6 +159,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-select", dest="select", action="store_false",
                         help="skip the validation search; use each data set's first candidate")
+    parser.add_argument("--reuse-selection", type=Path, metavar="JSON",
+                        help="take each data set's chosen candidate from an earlier run's JSON "
+                             "instead of searching again (its selection is copied into the report)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON to write")
     parser.add_argument("--val-repeats", type=int, default=3)
     parser.add_argument("--val-fraction", type=float, default=0.3)
     args = parser.parse_args()
@@ -167,8 +171,14 @@ def main() -> None:
     report.update({"device": "cpu", "threads": args.threads, "torch": torch.__version__,
                    "started": time.strftime("%Y-%m-%d %H:%M:%S"), "extra_sets": args.sets,
                    "selection": {}, "datasets": []})
+    global RESULTS
+    RESULTS = args.out
+    earlier = json.loads(args.reuse_selection.read_text())["selection"] if args.reuse_selection else {}
     for name in args.datasets:
-        if args.select:
+        if name in earlier:
+            report["selection"][name] = {**earlier[name], "reused_from": str(args.reuse_selection)}
+            SETTINGS[name] = CANDIDATES[name][earlier[name]["chosen"]]
+        elif args.select:
             report["selection"][name] = {}
             chosen = select(name, args.sets, args.val_repeats, args.val_fraction, report["selection"][name])
             SETTINGS[name] = CANDIDATES[name][chosen]

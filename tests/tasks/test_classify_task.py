@@ -110,3 +110,27 @@ def test_config_checks():
         train_classifier(ClassifyConfig(), "unused")
     cfg = config.load(ClassifyConfig, None, ["data.path=x.ts", "model.cell=gru", "train.epochs=3"])
     assert config.from_dict(ClassifyConfig, config.to_dict(cfg)) == cfg
+
+
+def test_ensemble_averages_its_members_probabilities(tmp_path, trend):
+    train, test = trend
+    out = tmp_path / "ens"
+    results = train_classifier(cfg_for(train, "ensemble=2", "train.epochs=3", "data.val_fraction=0"), out)
+    assert json.loads((out / "ensemble.json").read_text()) == {"members": ["member0", "member1"]}
+    assert len(results["members"]) == 2
+    # each member is an ordinary run, trained from its own seed (the split would follow the seed too)
+    alone = train_classifier(cfg_for(train, "train.epochs=3", "train.seed=1000", "data.val_fraction=0"),
+                             tmp_path / "alone")
+    assert results["members"][1]["test_loss"] == pytest.approx(alone["test_loss"])
+    # predict on the ensemble directory averages the members' probabilities
+    rows = predict(out, test)
+    one, two = predict(out / "member0", test), predict(out / "member1", test)
+    for r, a, b in zip(rows, one, two, strict=True):
+        for c in ("up", "down"):
+            assert r["probabilities"][c] == pytest.approx((a["probabilities"][c] + b["probabilities"][c]) / 2)
+    hits = sum(r["label"] == ("up", "down")[r["id"] % 2] for r in rows)
+    assert hits / 24 == pytest.approx(results["test_accuracy"])
+    with pytest.raises(FileExistsError, match="ensemble"):
+        train_classifier(cfg_for(train, "ensemble=2", "train.epochs=3"), out)
+    with pytest.raises(ValueError, match="ensemble must be an int >= 1"):
+        cfg_for(train, "ensemble=0")

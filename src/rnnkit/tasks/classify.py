@@ -11,6 +11,7 @@ so that predictions map back), ``tokenizer.json`` for text, and ``results.json``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +26,10 @@ from rnnkit.data.series import DataError, Labelled, fill_missing, find_test_file
 from rnnkit.data.tables import Vocab, read_csv_series, read_text_csv
 from rnnkit.models import architecture_config, load_model
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
-from rnnkit.train import TensorLoader, TrainConfig, evaluate, fit, read_config, seed_everything
+from rnnkit.train import TensorLoader, TrainConfig, fit, read_config, seed_everything
 
 Format = Literal["auto", "ts", "csv", "text"]
-LABELS, TOKENIZER, RESULTS = "labels.json", "tokenizer.json", "results.json"
+LABELS, TOKENIZER, RESULTS, ENSEMBLE = "labels.json", "tokenizer.json", "results.json", "ensemble.json"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +74,14 @@ class ClassifyConfig:
     data: DataSection = field(default_factory=DataSection)
     model: ModelSection = field(default_factory=ModelSection)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30, lr=3e-3, clip_norm=1.0))
+    # members trained independently (seeds train.seed + 1000 i, the same data split) whose
+    # class probabilities are averaged, as InceptionTime averages 5 networks (Ismail Fawaz
+    # et al. 2020, sec. 3.2); each member is a run directory out/member<i>
+    ensemble: int = 1
+
+    def __post_init__(self):
+        if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:
+            raise ValueError(f"ensemble must be an int >= 1, got {self.ensemble!r}")
 
 
 def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
@@ -80,7 +89,8 @@ def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = 
 
     Returns:
         the results written to ``out/results.json``: accuracies (train, val, test; None
-        where there is no such split), sizes, classes, steps and seconds.
+        where there is no such split), sizes, classes, steps and seconds; with an ensemble,
+        the averaged members' accuracies and each member's in ``members``.
 
     Raises:
         DataError: a data file that cannot be read (names file, line, value).
@@ -92,31 +102,38 @@ def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = 
     kind = _format(cfg.data)
     full, vocab = _read(kind, Path(cfg.data.path), cfg.data)
     train_set, val_set = _split(full, cfg.data.val_fraction, cfg.train.seed)
-    seed_everything(cfg.train.seed)  # the initial weights too, as fit seeds dropout
-    model = SequenceClassifier(_model_config(cfg.model, full, vocab))
-    if vocab is None:
-        model.fit_standardization(train_set.inputs, train_set.lengths_N)  # training split only
-    result = fit(model, _loader(train_set, cfg.data.batch_size, cfg.train.seed), cfg.train,
-                 val=None if val_set is None else _loader(val_set, cfg.data.batch_size, shuffle=False),
-                 metrics={"accuracy": accuracy}, run_dir=out, overwrite=overwrite,
-                 config={**architecture_config(model), "task": "classify", "data": _config.to_dict(cfg.data)})
-    write_atomic(out / LABELS, (json.dumps({"classes": list(full.classes), "format": kind}) + "\n").encode())
-    if vocab is not None:
-        write_atomic(out / TOKENIZER, vocab.to_json().encode("utf-8"))
     test_path = Path(cfg.data.test_path) if cfg.data.test_path else find_test_file(cfg.data.path)
     test_set = None if test_path is None else _read(kind, test_path, cfg.data, full.classes, vocab)[0]
-    test = None if test_set is None else _score(model, test_set, cfg.train)
+    dirs = [out] if cfg.ensemble == 1 else [out / f"member{i}" for i in range(cfg.ensemble)]
+    if cfg.ensemble > 1 and (out / RESULTS).exists() and not overwrite:
+        raise FileExistsError(f"out already holds an ensemble's results ({out / RESULTS}); pass "
+                              f"overwrite=True to replace it")
+    models, fits = [], []
+    for i, run_dir in enumerate(dirs):
+        train_cfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + 1000 * i)
+        seed_everything(train_cfg.seed)  # the initial weights too, as fit seeds dropout
+        model = SequenceClassifier(_model_config(cfg.model, full, vocab))
+        if vocab is None:
+            model.fit_standardization(train_set.inputs, train_set.lengths_N)  # training split only
+        fits.append(fit(model, _loader(train_set, cfg.data.batch_size, train_cfg.seed), train_cfg,
+                        val=None if val_set is None else _loader(val_set, cfg.data.batch_size, shuffle=False),
+                        metrics={"accuracy": accuracy}, run_dir=run_dir, overwrite=overwrite,
+                        config={**architecture_config(model), "task": "classify",
+                                "data": _config.to_dict(cfg.data)}))
+        _write_labels(run_dir, full.classes, kind, vocab)
+        models.append(model)
     results = {
-        "train_accuracy": _score(model, train_set, cfg.train)["accuracy"],
-        "val_accuracy": None if val_set is None else _score(model, val_set, cfg.train)["accuracy"],
-        "test_accuracy": None if test is None else test["accuracy"],
-        "test_loss": None if test is None else test["loss"],
+        **_scores(models, train_set, val_set, test_set),
         "n_train": len(train_set), "n_val": 0 if val_set is None else len(val_set),
         "n_test": 0 if test_set is None else len(test_set),
         "classes": list(full.classes), "train_path": str(cfg.data.path),
         "test_path": None if test_path is None else str(test_path),
-        "steps": result.steps, "seconds": round(result.seconds, 3), "stopped": result.stopped,
+        "steps": sum(f.steps for f in fits), "seconds": round(sum(f.seconds for f in fits), 3),
+        "stopped": fits[-1].stopped,
     }
+    if cfg.ensemble > 1:
+        results["members"] = [_scores([m], train_set, val_set, test_set) for m in models]
+        write_atomic(out / ENSEMBLE, (json.dumps({"members": [d.name for d in dirs]}) + "\n").encode())
     write_atomic(out / RESULTS, (json.dumps(results, indent=2) + "\n").encode())
     return results
 
@@ -129,13 +146,15 @@ def predict(run_dir: str | Path, data_path: str | Path) -> list[dict[str, Any]]:
         "probabilities": {class name: p}}``; ids count from 0 in file order.
     """
     run_dir = Path(run_dir)
-    model = load_model(run_dir)
-    saved = read_config(run_dir)
-    labels = _read_json(run_dir / LABELS)
+    dirs = [run_dir / name for name in _read_json(run_dir / ENSEMBLE)["members"]] \
+        if (run_dir / ENSEMBLE).is_file() else [run_dir]
+    models = [load_model(d) for d in dirs]
+    saved = read_config(dirs[0])
+    labels = _read_json(dirs[0] / LABELS)
     data = _config.from_dict(DataSection, saved.get("data") or {})
-    vocab = Vocab.from_json((run_dir / TOKENIZER).read_text("utf-8")) if labels["format"] == "text" else None
+    vocab = Vocab.from_json((dirs[0] / TOKENIZER).read_text("utf-8")) if labels["format"] == "text" else None
     dataset = _read(labels["format"], Path(data_path), data, tuple(labels["classes"]), vocab)[0]
-    probs_NC = _probabilities(model, dataset)
+    probs_NC = torch.stack([_probabilities(m, dataset) for m in models]).mean(dim=0)
     classes = labels["classes"]
     return [{"id": n, "label": classes[int(p_C.argmax())],
              "probabilities": {c: float(p) for c, p in zip(classes, p_C, strict=True)}}
@@ -202,8 +221,28 @@ def _loader(data: Labelled, batch_size: int, seed: int = 0, *, shuffle: bool = T
                         shuffle=shuffle, seed=seed, lengths=data.lengths_N)
 
 
-def _score(model: SequenceClassifier, data: Labelled, cfg: TrainConfig) -> dict[str, float]:
-    return evaluate(model, _loader(data, 256, shuffle=False), metrics={"accuracy": accuracy}, cfg=cfg)
+def _write_labels(run_dir: Path, classes: tuple[str, ...], kind: str, vocab: Vocab | None) -> None:
+    write_atomic(run_dir / LABELS, (json.dumps({"classes": list(classes), "format": kind}) + "\n").encode())
+    if vocab is not None:
+        write_atomic(run_dir / TOKENIZER, vocab.to_json().encode("utf-8"))
+
+
+def _scores(models: list[SequenceClassifier], train: Labelled, val: Labelled | None,
+            test: Labelled | None) -> dict[str, float | None]:
+    """Accuracy of the averaged class probabilities on each split; the test loss is the
+    mean negative log of the averaged probability of the true class."""
+    def probs(data: Labelled) -> Tensor:
+        return torch.stack([_probabilities(m, data) for m in models]).mean(dim=0)
+
+    def acc(data: Labelled | None) -> float | None:
+        return None if data is None else float((probs(data).argmax(-1) == data.labels_N).double().mean())
+
+    test_loss = None
+    if test is not None:
+        p_N = probs(test).gather(1, test.labels_N[:, None]).squeeze(1)
+        test_loss = float(-p_N.clamp_min(1e-30).log().mean())
+    return {"train_accuracy": acc(train), "val_accuracy": acc(val), "test_accuracy": acc(test),
+            "test_loss": test_loss}
 
 
 @torch.no_grad()
