@@ -152,6 +152,7 @@ def summary(name: str, runs: list[dict]) -> dict:
 
 
 def main() -> None:
+    global RESULTS  # --out redirects yield_report
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--seeds", type=int, default=5)
@@ -171,7 +172,6 @@ def main() -> None:
     report.update({"device": "cpu", "threads": args.threads, "torch": torch.__version__,
                    "started": time.strftime("%Y-%m-%d %H:%M:%S"), "extra_sets": args.sets,
                    "selection": {}, "datasets": []})
-    global RESULTS
     RESULTS = args.out
     earlier = json.loads(args.reuse_selection.read_text())["selection"] if args.reuse_selection else {}
     for name in args.datasets:
