@@ -12,9 +12,9 @@
   The baseline is TF-IDF (word 1-2-grams, sublinear tf) + logistic regression from
   scikit-learn, its C picked on the same validation split rnnkit uses.
 
-Settings were fixed on validation splits of the training part (``data.val_fraction``)
-before the test files were scored; each seed retrains on the same split. Results go to
-benchmarks/results/classify_more.json.
+The settings were fixed before any run, without a search (the validation split,
+``data.val_fraction`` of the training file, is only reported); each seed retrains on the
+same split. Results go to benchmarks/results/classify_more.json.
 """
 
 from __future__ import annotations
