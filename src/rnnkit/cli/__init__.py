@@ -23,15 +23,18 @@ def _register() -> None:
     from rnnkit.cli.generate import generate
     from rnnkit.cli.plot import plot
     from rnnkit.cli.predict import predict
+    from rnnkit.cli.tag import tag
     from rnnkit.cli.train import train
     from rnnkit.cli.train_classify import classify
     from rnnkit.cli.train_forecast import forecast as train_forecast
     from rnnkit.cli.train_lm import lm
+    from rnnkit.cli.train_tag import tag as train_tag
 
     train.add_command(classify)
     train.add_command(lm)
     train.add_command(train_forecast)
-    for command in (bench, demo, diagnose, forecast, generate, plot, predict, train):
+    train.add_command(train_tag)
+    for command in (bench, demo, diagnose, forecast, generate, plot, predict, tag, train):
         # on the command itself too, so that `-h` works however the command is invoked
         command.context_settings = {**CONTEXT, **command.context_settings}
         cli.add_command(command)

