@@ -28,13 +28,16 @@ def _register() -> None:
     from rnnkit.cli.train_classify import classify
     from rnnkit.cli.train_forecast import forecast as train_forecast
     from rnnkit.cli.train_lm import lm
+    from rnnkit.cli.train_seq2seq import seq2seq
     from rnnkit.cli.train_tag import tag as train_tag
+    from rnnkit.cli.translate import translate
 
     train.add_command(classify)
     train.add_command(lm)
+    train.add_command(seq2seq)
     train.add_command(train_forecast)
     train.add_command(train_tag)
-    for command in (bench, demo, diagnose, forecast, generate, plot, predict, tag, train):
+    for command in (bench, demo, diagnose, forecast, generate, plot, predict, tag, train, translate):
         # on the command itself too, so that `-h` works however the command is invoked
         command.context_settings = {**CONTEXT, **command.context_settings}
         cli.add_command(command)

@@ -15,14 +15,17 @@ from rnnkit import config as _config
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.models.language_model import LanguageModel, LMConfig
+from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from rnnkit.models.tagger import Tagger, TaggerConfig
 from rnnkit.train import checkpoint
 
-__all__ = ["MODELS", "LMConfig", "LanguageModel", "architecture_config", "load_model"]
+__all__ = ["MODELS", "LMConfig", "LanguageModel", "Seq2Seq", "Seq2SeqConfig", "architecture_config",
+           "load_model"]
 
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "language_model": (LanguageModel, LMConfig),
     "sequence_classifier": (SequenceClassifier, ClassifierConfig),
+    "seq2seq": (Seq2Seq, Seq2SeqConfig),
     "forecaster": (Forecaster, ForecasterConfig),
     "tagger": (Tagger, TaggerConfig),
 }

@@ -22,17 +22,27 @@ IGNORE = -100  # target id that the loss skips: torch's cross_entropy ignore_ind
 class Batch(NamedTuple):
     """One batch. ``reset_B`` marks rows whose carried state must restart (streams only).
 
+    ``inputs`` is one tensor, or a NamedTuple of tensors for a model that reads several
+    (a seq2seq model's source ids, source lengths and decoder inputs: ``Seq2SeqInputs``);
+    the model receives it as it is. Such a batch is never cut into TBPTT chunks.
+
     Shapes:
-        inputs: (B, T, ...) or (B, ...); targets: (B, ...); lengths_B: (B,) int64.
+        inputs: (B, T, ...) or (B, ...), or a NamedTuple of (B, ...) tensors; targets:
+        (B, ...); lengths_B: (B,) int64.
     """
 
-    inputs: Tensor
+    inputs: Tensor | tuple[Tensor, ...]
     targets: Tensor
     lengths_B: Tensor | None = None
     reset_B: Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(*(None if t is None else t.to(device, non_blocking=True) for t in self))
+        return Batch(*(_to(t, device) for t in self))
+
+    @property
+    def rows(self) -> int:
+        """B, the number of rows."""
+        return (self.inputs if isinstance(self.inputs, Tensor) else self.inputs[0]).shape[0]
 
     @property
     def per_token(self) -> bool:
@@ -43,6 +53,12 @@ class Batch(NamedTuple):
     def items(self) -> int:
         """What a loss is averaged over: target tokens that count, or samples."""
         return int(self.targets.ne(IGNORE).sum()) if self.per_token else self.targets.shape[0]
+
+
+def _to(x: Tensor | tuple[Tensor, ...] | None, device: torch.device | str):
+    if x is None or isinstance(x, Tensor):
+        return None if x is None else x.to(device, non_blocking=True)
+    return type(x)(*(t.to(device, non_blocking=True) for t in x))  # a NamedTuple of tensors
 
 
 class Loader(ABC):

@@ -51,7 +51,7 @@ def chunks(train: Loader, bptt: int | None, epochs: int,
     while epoch < epochs:
         for index, batch in enumerate(train.batches(epoch, start), start=start):
             if not train.carries_state:
-                batch = batch._replace(reset_B=torch.ones(batch.inputs.shape[0], dtype=torch.bool))
+                batch = batch._replace(reset_B=torch.ones(batch.rows, dtype=torch.bool))
             parts = list(tbptt_chunks(batch, bptt))
             for k in range(skip, len(parts)):
                 last = k == len(parts) - 1

@@ -111,8 +111,14 @@ def tbptt_chunks(batch: Batch, bptt: int | None) -> Iterator[Batch]:
     Per-step targets are cut with the inputs. A row whose sequence ended before a chunk
     runs one padded step there (layers take lengths >= 1) whose target is ignored.
     """
+    if bptt is None:
+        yield batch
+        return
+    if not isinstance(batch.inputs, Tensor):
+        raise ValueError(f"bptt must be None for a batch whose inputs are several tensors "
+                         f"({type(batch.inputs).__name__}: the model reads them whole), got bptt={bptt}")
     T = batch.inputs.shape[1] if batch.inputs.dim() >= 2 else 1
-    if bptt is None or bptt >= T:
+    if bptt >= T:
         yield batch
         return
     per_step = batch.targets.dim() >= 2 and batch.targets.shape[1] == T

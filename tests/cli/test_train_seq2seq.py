@@ -1,0 +1,79 @@
+"""``rnnkit train seq2seq`` and ``rnnkit translate`` through CliRunner, in isolated directories."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rnnkit.cli import cli
+
+PAIRS = "".join(f"{a} {b}\t{b} {a}\t{'ABC'[i % 3]}\n" for i, (a, b) in
+                enumerate(zip(["sol", "mar", "luna", "pan", "rio", "gato"] * 3, ["agua", "casa", "fuego"] * 6,
+                              strict=True)))
+FAST = ["--set", "data.tokenizer=char", "--set", "model.hidden_size=8", "--set", "model.embed_size=8",
+        "--set", "data.batch_size=4", "--set", "train.max_steps=2", "--set", "train.progress=false",
+        "--set", "decode.beam_width=2", "--set", "decode.max_len=5", "--set", "data.test_groups=C"]
+
+
+@pytest.fixture
+def runner(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # an isolated home: nothing read from or cached in ~
+    monkeypatch.chdir(tmp_path)
+    Path("pairs.tsv").write_text(PAIRS, encoding="utf-8")
+    return CliRunner()
+
+
+def test_train_then_translate(runner):
+    result = runner.invoke(cli, ["train", "seq2seq", "--data", "pairs.tsv", "--out", "run", *FAST])
+    assert result.exit_code == 0, result.output
+    assert "test (6 pairs)" in result.output and "copy the source" in result.output
+    assert json.loads(Path("run/results.json").read_text())["test"]["n"] == 6
+    result = runner.invoke(cli, ["translate", "run", "sol agua", "--beam", "1", "--max-len", "4"])
+    assert result.exit_code == 0, result.output
+    assert len(result.output.splitlines()) == 1
+    Path("in.txt").write_text("sol agua\n\nmar casa\tcasa mar\n", encoding="utf-8")
+    result = runner.invoke(cli, ["translate", "run", "--data", "in.txt", "--out", "out.txt"])
+    assert result.exit_code == 0, result.output
+    assert len(Path("out.txt").read_text(encoding="utf-8").split("\n")) == 4  # 3 lines, the middle one blank
+    result = runner.invoke(cli, ["translate", "run", "--data", "in.txt", "--set", "beam_width=1"])
+    assert result.exit_code == 0 and len(result.output.split("\n")) == 4
+    again = runner.invoke(cli, ["train", "seq2seq", "--data", "pairs.tsv", "--out", "run", *FAST])
+    assert again.exit_code == 1 and "already holds a run" in again.output
+
+
+@pytest.mark.parametrize("content, message", [
+    ("a\tb\nno tab\n", "pairs.tsv:2: expected 2 or 3 tab-separated columns"),
+    ("", "pairs.tsv: expected at least one non-blank line, got an empty file"),
+    (b"a\tb\n\xc3\x28\tc\n", "pairs.tsv:2: expected UTF-8 text, got undecodable byte(s) b'\\xc3'"),
+    ("a\tb\tA\nc\td\n", "pairs.tsv:2: expected 3 columns like line 1, got 2"),
+])
+def test_malformed_data_is_a_clear_error_and_writes_nothing(runner, content, message):
+    Path("pairs.tsv").write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = runner.invoke(cli, ["train", "seq2seq", "--data", "pairs.tsv", "--out", "run", *FAST[:-2]])
+    assert result.exit_code == 1 and f"Error: {message}" in result.output, result.output
+    assert not Path("run").exists()
+
+
+def test_usage_errors(runner):
+    result = runner.invoke(cli, ["train", "seq2seq", "--out", "run"])
+    assert result.exit_code == 1 and "--out and --data (or data.path) are required" in result.output
+    result = runner.invoke(cli, ["train", "seq2seq", "--data", "none.tsv", "--out", "run"])
+    assert result.exit_code == 1 and "none.tsv: file not found" in result.output
+    result = runner.invoke(cli, ["train", "seq2seq", "--data", "pairs.tsv", "--out", "run",
+                                 "--set", "data.test_groups=Q"])
+    assert result.exit_code == 1 and "test_groups must be groups of pairs.tsv, got ['Q']" in result.output
+    Path("run").mkdir()
+    result = runner.invoke(cli, ["translate", "run", "text"])
+    assert result.exit_code == 1 and "has no config.json" in result.output
+    result = runner.invoke(cli, ["translate", "run"])
+    assert result.exit_code == 1 and "give TEXT or --data FILE" in result.output
+
+
+def test_print_config_merges_toml_and_set(runner):
+    Path("run.toml").write_text('[model]\nattention = "additive"\n[data]\nval_groups = ["A"]\n')
+    result = runner.invoke(cli, ["train", "seq2seq", "--data", "pairs.tsv", "--config", "run.toml",
+                                 "--set", "decode.alpha=0", "--print-config"])
+    assert result.exit_code == 0, result.output
+    for line in ('path = "pairs.tsv"', 'attention = "additive"', 'val_groups = ["A"]', "alpha = 0.0"):
+        assert line in result.output
