@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
-from rnnkit.data.series import DataError
+from rnnkit.data.series import DataError, read_utf8
 from rnnkit.models.seq2seq import Seq2SeqInputs
 from rnnkit.train.data import IGNORE, Batch, Loader
 
@@ -132,18 +132,7 @@ def split_pairs(pairs: Pairs, *, val_groups: Sequence[str] = (), test_groups: Se
 def _lines(path: Path, *, keep_blank: bool = False) -> list[tuple[int, str]]:
     """The file's non-blank lines (every line with ``keep_blank``) as (1-based number, text
     without the line end)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(path, None, "file not found") from None
-    except IsADirectoryError:
-        raise DataError(path, None, "expected a file, got a directory") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise DataError(path, line, f"expected UTF-8 text, got undecodable byte(s) "
-                                    f"{data[err.start:err.end]!r}") from None
+    text = read_utf8(path)
     # split on \n only: str.splitlines would also break at U+2028, \x1c and the like inside a sentence
     lines = [(i, s.rstrip("\r")) for i, s in enumerate(text.split("\n"), 1) if keep_blank or s.strip()]
     if not any(s.strip() for _, s in lines):

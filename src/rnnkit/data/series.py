@@ -136,8 +136,9 @@ def fill_missing(x_NTD: Tensor, lengths_N: Tensor) -> Tensor:
     return torch.where(valid_NT[..., None], x, torch.zeros_like(x))
 
 
-def decode_lines(path: Path) -> list[tuple[int, str]]:
-    """The file's non-blank lines as (1-based number, stripped text); strict UTF-8."""
+def read_utf8(path: Path) -> str:
+    """The whole file as strict UTF-8 (a BOM is dropped); a DataError names the file and,
+    for undecodable bytes, the line and the bytes."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -145,11 +146,16 @@ def decode_lines(path: Path) -> list[tuple[int, str]]:
     except IsADirectoryError:
         raise DataError(path, None, "expected a file, got a directory") from None
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise DataError(path, line, f"expected UTF-8 text, got undecodable byte(s) "
                                     f"{data[err.start:err.end]!r}") from None
+
+
+def decode_lines(path: Path) -> list[tuple[int, str]]:
+    """The file's non-blank lines as (1-based number, stripped text); strict UTF-8."""
+    text = read_utf8(path)
     lines = [(i, s.strip()) for i, s in enumerate(text.splitlines(), 1) if s.strip()]
     if not lines:
         raise DataError(path, None, "expected data, got an empty file")

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from rnnkit._io import write_atomic
-from rnnkit.data.series import DataError
+from rnnkit.data.series import DataError, read_utf8
 
 Format = Literal["auto", "conll", "slash", "text"]
 FORMATS = ("auto", "conll", "slash", "text")
@@ -106,19 +106,7 @@ Token = tuple[str, str | None, int]  # word, tag, line number
 
 def _read_lines(path: Path) -> list[tuple[int, str]]:
     """Every line as (1-based number, stripped text), blank ones too; strict UTF-8."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(path, None, "file not found") from None
-    except IsADirectoryError:
-        raise DataError(path, None, "expected a file, got a directory") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise DataError(path, line, f"expected UTF-8 text, got undecodable byte(s) "
-                                    f"{data[err.start:err.end]!r}") from None
-    lines = [(i, s.strip()) for i, s in enumerate(text.splitlines(), 1)]
+    lines = [(i, s.strip()) for i, s in enumerate(read_utf8(path).splitlines(), 1)]
     if not any(s for _, s in lines):
         raise DataError(path, None, "expected data, got an empty file")
     return lines
