@@ -122,8 +122,12 @@ def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = 
                                 "data": _config.to_dict(cfg.data)}))
         _write_labels(run_dir, full.classes, kind, vocab)
         models.append(model)
+    splits = {"train": train_set, "val": val_set, "test": test_set}
+    # every member's class probabilities on every split, computed once: (M, N, C)
+    probs = {name: None if data is None else torch.stack([_probabilities(m, data) for m in models])
+             for name, data in splits.items()}
     results = {
-        **_scores(models, train_set, val_set, test_set),
+        **_scores({name: None if p is None else p.mean(dim=0) for name, p in probs.items()}, splits),
         "n_train": len(train_set), "n_val": 0 if val_set is None else len(val_set),
         "n_test": 0 if test_set is None else len(test_set),
         "classes": list(full.classes), "train_path": str(cfg.data.path),
@@ -132,7 +136,8 @@ def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = 
         "stopped": fits[-1].stopped,
     }
     if cfg.ensemble > 1:
-        results["members"] = [_scores([m], train_set, val_set, test_set) for m in models]
+        results["members"] = [_scores({k: None if p is None else p[i] for k, p in probs.items()}, splits)
+                              for i in range(len(models))]
         write_atomic(out / ENSEMBLE, (json.dumps({"members": [d.name for d in dirs]}) + "\n").encode())
     write_atomic(out / RESULTS, (json.dumps(results, indent=2) + "\n").encode())
     return results
@@ -227,21 +232,18 @@ def _write_labels(run_dir: Path, classes: tuple[str, ...], kind: str, vocab: Voc
         write_atomic(run_dir / TOKENIZER, vocab.to_json().encode("utf-8"))
 
 
-def _scores(models: list[SequenceClassifier], train: Labelled, val: Labelled | None,
-            test: Labelled | None) -> dict[str, float | None]:
-    """Accuracy of the averaged class probabilities on each split; the test loss is the
-    mean negative log of the averaged probability of the true class."""
-    def probs(data: Labelled) -> Tensor:
-        return torch.stack([_probabilities(m, data) for m in models]).mean(dim=0)
-
-    def acc(data: Labelled | None) -> float | None:
-        return None if data is None else float((probs(data).argmax(-1) == data.labels_N).double().mean())
+def _scores(probs: dict[str, Tensor | None], splits: dict[str, Labelled | None]) -> dict[str, float | None]:
+    """Accuracy of the class probabilities (N, C) on each split; the test loss is the mean
+    negative log of the probability of the true class."""
+    def acc(name: str) -> float | None:
+        p_NC, data = probs[name], splits[name]
+        return None if data is None else float((p_NC.argmax(-1) == data.labels_N).double().mean())
 
     test_loss = None
-    if test is not None:
-        p_N = probs(test).gather(1, test.labels_N[:, None]).squeeze(1)
+    if splits["test"] is not None:
+        p_N = probs["test"].gather(1, splits["test"].labels_N[:, None]).squeeze(1)
         test_loss = float(-p_N.clamp_min(1e-30).log().mean())
-    return {"train_accuracy": acc(train), "val_accuracy": acc(val), "test_accuracy": acc(test),
+    return {"train_accuracy": acc("train"), "val_accuracy": acc("val"), "test_accuracy": acc("test"),
             "test_loss": test_loss}
 
 
