@@ -161,9 +161,9 @@ def train_tokenizer(kind: Kind, text: str, *, vocab_size: int = 1024) -> Tokeniz
     raise ValueError(f"tokenizer must be one of {sorted(TOKENIZERS)}, got {kind!r}")
 
 
-def save_tokenizer(tokenizer: Tokenizer, run_dir: str | Path) -> Path:
-    """Write ``run_dir/tokenizer.json`` atomically; returns its path."""
-    path = Path(run_dir) / FILENAME
+def save_tokenizer(tokenizer: Tokenizer, run_dir: str | Path, name: str = FILENAME) -> Path:
+    """Write ``run_dir/name`` (default ``tokenizer.json``) atomically; returns its path."""
+    path = Path(run_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, (json.dumps(tokenizer.to_dict(), ensure_ascii=False) + "\n").encode("utf-8"))
     return path

@@ -4,15 +4,12 @@ Reporting BLEU Scores"; chrF: Popović 2015)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from rnnkit._io import write_atomic
 from rnnkit.data.tokenizers import CharTokenizer, Tokenizer
 from rnnkit.decode.seq2seq import beam_translate, max_new_tokens_for, strip_eos
 from rnnkit.models.seq2seq import Seq2Seq
@@ -74,10 +71,6 @@ def encode_known(tokenizer: Tokenizer, text: str) -> Tensor:
         if not text:
             return torch.zeros(0, dtype=torch.long)
     return tokenizer.encode(text)
-
-
-def save_tokenizer_as(tokenizer: Tokenizer, path: Path) -> None:
-    write_atomic(path, (json.dumps(tokenizer.to_dict(), ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def check_scorer() -> None:

@@ -29,14 +29,13 @@ import torch
 from rnnkit import config as _config
 from rnnkit._io import write_atomic
 from rnnkit.data.pairs import PairLoader, Pairs, read_pairs, split_pairs
-from rnnkit.data.tokenizers import Kind, load_tokenizer, train_tokenizer
+from rnnkit.data.tokenizers import Kind, load_tokenizer, save_tokenizer, train_tokenizer
 from rnnkit.models import architecture_config, load_model
 from rnnkit.models.seq2seq import Attention, Seq2Seq, Seq2SeqConfig
 from rnnkit.tasks._translation import (
     DecodeConfig,
     check_scorer,
     encode_known,
-    save_tokenizer_as,
     score,
     translate_texts,
 )
@@ -152,8 +151,8 @@ def train_seq2seq(cfg: Seq2SeqTaskConfig, out: str | Path, *, overwrite: bool = 
     out.mkdir(parents=True, exist_ok=True)
     for name in (RESULTS, "val_translations.txt", "test_translations.txt"):  # none left from an old run
         (out / name).unlink(missing_ok=True)
-    save_tokenizer_as(source_tok, out / SOURCE_TOKENIZER)
-    save_tokenizer_as(target_tok, out / TARGET_TOKENIZER)
+    save_tokenizer(source_tok, out, SOURCE_TOKENIZER)
+    save_tokenizer(target_tok, out, TARGET_TOKENIZER)
     result = fit(model, train, cfg.train, val=val, run_dir=out, overwrite=overwrite,
                  config={**architecture_config(model), "task": "seq2seq", "data": _config.to_dict(d),
                          "decode": _config.to_dict(cfg.decode)})
