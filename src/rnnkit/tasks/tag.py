@@ -46,6 +46,7 @@ from rnnkit.models.tagger import CharEncoder, Tagger, TaggerConfig
 from rnnkit.tasks._tag_baseline import MostFrequentTag
 from rnnkit.tasks._tag_score import predict_ids, score
 from rnnkit.train import TrainConfig, checkpoint, fit, read_config, seed_everything
+from rnnkit.train.setup import make_optimizer
 
 VOCAB, RESULTS = "tagger.json", "results.json"
 
@@ -235,8 +236,7 @@ def _optimizer(model: Tagger, cfg: TrainConfig) -> torch.optim.Optimizer | None:
     if cfg.optimizer not in ("adam", "adamw"):
         return None
     model.to(torch.device(cfg.device))  # fused kernels run where the weights are
-    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    return cls(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True)
+    return make_optimizer(model, cfg, fused=True)
 
 
 def _model_config(section: TagModelSection, vocab: TagVocab) -> TaggerConfig:
