@@ -244,7 +244,7 @@ def mase_scale(history_N: np.ndarray, season: int) -> float:
 def point_metrics(actual: np.ndarray, predicted: np.ndarray, scale: float) -> dict[str, float]:
     error = np.abs(actual - predicted)
     denominator = np.abs(actual) + np.abs(predicted)
-    smape = np.where(denominator > 0, 200 * error / np.where(denominator > 0, denominator, 1), 0.0)
+    smape = np.divide(200 * error, denominator, out=np.zeros_like(error), where=denominator > 0)  # 0/0 -> 0
     return {"mase": float(error.mean() / scale), "smape": float(smape.mean()), "mae": float(error.mean())}
 
 
