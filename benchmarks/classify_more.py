@@ -125,31 +125,38 @@ def tfidf_baseline(train: Path, test: Path, val_fraction: float = 0.1) -> dict:
             "val_accuracy_by_C": {str(c): 100 * s for c, s in scores.items()}}
 
 
-def run(task: str, seeds: int) -> dict:
+def run(task: str, seeds: int, extra: list[str], save) -> dict:
+    """Train ``seeds`` models (the baseline first, for tweets); ``save(partial)`` is called
+    after each seed so that a cut-short run keeps what it finished."""
     train, test = mnist1d_files() if task == "mnist1d" else tweet_files()
-    runs = []
-    for seed in range(seeds):
-        cfg = config.load(ClassifyConfig, None, [f"data.path={train}", f"data.test_path={test}",
-                                                 *SETTINGS[task], f"train.seed={seed}",
-                                                 "train.progress=false"])
-        with tempfile.TemporaryDirectory() as out:
-            result = train_classifier(cfg, out)
-        runs.append(result)
-        print(f"{task} seed {seed}: test {100 * result['test_accuracy']:.2f} val "
-              f"{100 * result['val_accuracy']:.2f} ({result['seconds']:.0f} s)", flush=True)
-    accuracy = [100 * r["test_accuracy"] for r in runs]
-    out = {"rnnkit": {"test_accuracy_mean": statistics.mean(accuracy),
-                      "test_accuracy_sd": statistics.stdev(accuracy) if seeds > 1 else 0.0,
-                      "per_seed": accuracy, "val_accuracy": [100 * r["val_accuracy"] for r in runs],
-                      "seconds_mean": statistics.mean(r["seconds"] for r in runs),
-                      "settings": SETTINGS[task]},
-           "n_train": runs[0]["n_train"], "n_val": runs[0]["n_val"], "n_test": runs[0]["n_test"]}
-    if task == "mnist1d":
-        out["published"] = {"logistic_regression": 32, "mlp": 68, "cnn": 94, "gru": 91}
-    else:
+    out: dict = {"published": {"logistic_regression": 32, "mlp": 68, "cnn": 94, "gru": 91}} \
+        if task == "mnist1d" else {}
+    if task == "tweets":
         started = time.perf_counter()
         out["tfidf_logreg"] = tfidf_baseline(train, test)
         out["tfidf_logreg"]["seconds"] = time.perf_counter() - started
+    runs = []
+    for seed in range(seeds):
+        cfg = config.load(ClassifyConfig, None, [f"data.path={train}", f"data.test_path={test}",
+                                                 *SETTINGS[task], *extra, f"train.seed={seed}",
+                                                 "train.progress=false"])
+        with tempfile.TemporaryDirectory() as out_dir:
+            result = train_classifier(cfg, out_dir)
+        runs.append(result)
+        members = [round(100 * m["test_accuracy"], 2) for m in result.get("members", [])]
+        print(f"{task} seed {seed}: test {100 * result['test_accuracy']:.2f} val "
+              f"{100 * result['val_accuracy']:.2f} ({result['seconds']:.0f} s)"
+              + (f" members {members}" if members else ""), flush=True)
+        accuracy = [100 * r["test_accuracy"] for r in runs]
+        out["rnnkit"] = {"test_accuracy_mean": statistics.mean(accuracy),
+                         "test_accuracy_sd": statistics.stdev(accuracy) if len(runs) > 1 else None,
+                         "per_seed": accuracy, "val_accuracy": [100 * r["val_accuracy"] for r in runs],
+                         "members_test_accuracy": [[100 * m["test_accuracy"] for m in r.get("members", [])]
+                                                   for r in runs],
+                         "seconds_mean": statistics.mean(r["seconds"] for r in runs),
+                         "settings": [*SETTINGS[task], *extra], "seeds_run": len(runs)}
+        out.update({"n_train": runs[0]["n_train"], "n_val": runs[0]["n_val"], "n_test": runs[0]["n_test"]})
+        save(out)
     return out
 
 
@@ -158,15 +165,20 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["mnist1d", "tweets"], choices=["mnist1d", "tweets"])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="extra KEY=VALUE")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON to update")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for task in args.tasks:
-        results[task] = {**run(task, args.seeds), "date": time.strftime("%Y-%m-%d")}
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-        r = results[task]["rnnkit"]
-        print(f"{task}: rnnkit {r['test_accuracy_mean']:.2f} ± {r['test_accuracy_sd']:.2f}", flush=True)
+        def save(partial: dict, task: str = task) -> None:
+            results[task] = {**partial, "date": time.strftime("%Y-%m-%d")}
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+        r = run(task, args.seeds, args.sets, save)["rnnkit"]
+        sd = "-" if r["test_accuracy_sd"] is None else f"{r['test_accuracy_sd']:.2f}"
+        print(f"{task}: rnnkit {r['test_accuracy_mean']:.2f} ± {sd}", flush=True)
 
 
 if __name__ == "__main__":

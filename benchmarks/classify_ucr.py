@@ -64,6 +64,9 @@ CANDIDATES: dict[str, dict[str, list[str]]] = {
         "gru64+cosine": [*_BASE["ItalyPowerDemand"], "model.cell=gru", "model.hidden_size=64", *_COSINE],
         "lstm64-attention+cosine+dropout0.2": [*_BASE["ItalyPowerDemand"], "model.hidden_size=64",
                                                "model.pooling=attention", "model.dropout=0.2", *_COSINE],
+        # input noise (jitter) on the standardised series, added 2026-11-28
+        **{f"gru64+cosine+noise{n}": [*_BASE["ItalyPowerDemand"], "model.cell=gru", "model.hidden_size=64",
+                                      *_COSINE, f"model.input_noise={n}"] for n in (0.1, 0.3)},
     },
     "JapaneseVowels": {
         "base": _BASE["JapaneseVowels"],
@@ -71,6 +74,9 @@ CANDIDATES: dict[str, dict[str, list[str]]] = {
         "gru64+cosine": [*_BASE["JapaneseVowels"], "model.cell=gru", *_COSINE],
         "lstm128+cosine+dropout0.2+100ep": [*_BASE["JapaneseVowels"], "model.hidden_size=128",
                                             "model.dropout=0.2", "train.epochs=100", *_COSINE],
+        **{f"lstm128+cosine+dropout0.2+100ep+noise{n}": [
+            *_BASE["JapaneseVowels"], "model.hidden_size=128", "model.dropout=0.2", "train.epochs=100",
+            *_COSINE, f"model.input_noise={n}"] for n in (0.1, 0.3)},
     },
 }
 SETTINGS = {name: next(iter(c.values())) for name, c in CANDIDATES.items()}
@@ -102,7 +108,8 @@ def run_one(name: str, seed: int, extra: list[str], settings: list[str] | None =
     with tempfile.TemporaryDirectory() as out:
         results = train_classifier(cfg, out)
     if val_fraction > 0:
-        return {"seed": seed, "val_accuracy": results["val_accuracy"], "n_val": results["n_val"],
+        return {"seed": seed, "val_accuracy": results["val_accuracy"], "val_loss": results["val_loss"],
+                "n_val": results["n_val"],
                 "train_accuracy": results["train_accuracy"], "seconds": results["seconds"]}
     return {"seed": seed, "test_accuracy": results["test_accuracy"],
             "train_accuracy": results["train_accuracy"],

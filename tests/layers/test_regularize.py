@@ -6,7 +6,7 @@ import torch
 import rnnkit
 from rnnkit.cells import GRUCell, HiddenState, LSTMCell, LSTMState
 from rnnkit.cells.wrappers import RecurrentDropout, WeightDrop, Zoneout
-from rnnkit.layers import EmbeddingDropout, LockedDropout, Recurrent
+from rnnkit.layers import EmbeddingDropout, GaussianNoise, LockedDropout, Recurrent
 
 B, T, I, H = 6, 5, 3, 8
 
@@ -109,7 +109,20 @@ def test_embedding_dropout_drops_whole_words():
     assert torch.equal(emb.eval()(tokens), emb.embedding(tokens))
 
 
+def test_gaussian_noise_adds_noise_of_the_asked_std_in_training_only():
+    torch.manual_seed(0)
+    noise = GaussianNoise(0.3).train()
+    x = torch.randn(64, 50, 8, dtype=torch.float64)
+    delta = noise(x) - x
+    assert abs(float(delta.mean())) < 0.01  # 25,600 draws: sd of the mean 0.3 / 160
+    assert float(delta.std()) == pytest.approx(0.3, rel=0.02)
+    assert torch.equal(noise.eval()(x), x)
+    assert torch.equal(GaussianNoise(0.0).train()(x), x)
+
+
 @pytest.mark.parametrize("make, message", [
+    (lambda: GaussianNoise(-0.1), r"std must be a finite float >= 0, got -0.1"),
+    (lambda: GaussianNoise(float("inf")), r"std must be a finite float >= 0, got inf"),
     (lambda: RecurrentDropout(GRUCell(I, H), 1.0), r"p must be a probability in \[0, 1\), got 1.0"),
     (lambda: Zoneout(GRUCell(I, H), h=-0.1), r"h must be a probability"),
     (lambda: LockedDropout("0.5"), r"p must be a probability in \[0, 1\), got '0.5'"),

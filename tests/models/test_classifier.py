@@ -74,6 +74,15 @@ def test_standardisation_uses_valid_steps_and_is_applied():
     torch.testing.assert_close(model(x, LENGTHS), raw(scaled, LENGTHS))
 
 
+def test_input_noise_perturbs_training_only():
+    model, quiet = make(input_noise=0.5), make()
+    quiet.load_state_dict(model.state_dict())
+    x = torch.randn(3, 5, 2)
+    evaluated = model(x, LENGTHS)
+    torch.testing.assert_close(evaluated, quiet(x, LENGTHS))  # no noise in evaluation
+    assert not torch.allclose(model.train()(x, LENGTHS), evaluated)
+
+
 def test_token_input_through_embedding():
     model = SequenceClassifier(ClassifierConfig(num_classes=2, vocab_size=10, embed_size=4, hidden_size=5,
                                                 pooling="attention")).eval()
@@ -102,7 +111,8 @@ def test_config_round_trips_and_checks():
     for bad, message in (({"num_classes": 1}, "num_classes must be >= 2"),
                          ({"pooling": "max"}, "pooling must be one of"),
                          ({"cell": "mingru"}, "cell must be one of"),
-                         ({"dropout": 1.0}, "dropout must be in")):
+                         ({"dropout": 1.0}, "dropout must be in"),
+                         ({"input_noise": -0.5}, "input_noise must be a finite float >= 0")):
         with pytest.raises(ValueError, match=message):
             dataclasses.replace(ClassifierConfig(num_classes=2), **bad)
 

@@ -1,6 +1,7 @@
 """train_classifier and predict end to end, on tiny files that follow an easy rule."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -57,6 +58,10 @@ def test_learns_the_trend_rule_and_predicts_the_test_file(tmp_path, trend):
         assert r["label"] == max(r["probabilities"], key=r["probabilities"].get)
     hits = sum(r["label"] == ("up", "down")[r["id"] % 2] for r in rows)
     assert hits / 24 == pytest.approx(results["test_accuracy"])
+    # the loss is the mean -log p(true class) of the same predictions
+    truth = [r["probabilities"][("up", "down")[r["id"] % 2]] for r in rows]
+    assert results["test_loss"] == pytest.approx(-sum(math.log(p) for p in truth) / 24, rel=1e-5)
+    assert results["val_loss"] > 0 and results["train_loss"] > 0
 
 
 def test_no_validation_split_and_no_test_file(tmp_path):

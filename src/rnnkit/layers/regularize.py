@@ -1,13 +1,18 @@
-"""Dropout for sequences: locked (one mask per sequence) and embedding (whole words).
+"""Input regularisers for sequences: locked dropout (one mask per sequence), embedding
+dropout (whole words) and additive Gaussian noise.
 
 Merity et al. (2018), AWD-LSTM, Section 4: ``LockedDropout`` applies the same mask at every
 time step (Gal & Ghahramani 2016); ``EmbeddingDropout`` drops whole rows of the embedding
-matrix, so a word is dropped everywhere it occurs in the batch. The cell-level regularisers
-(recurrent dropout, zoneout, weight drop) are wrappers in ``rnnkit.cells.wrappers``.
+matrix, so a word is dropped everywhere it occurs in the batch. ``GaussianNoise`` is Keras's
+layer of that name: x + N(0, std²) in training, the identity in evaluation; on standardised
+series it is the "jitter" augmentation of time-series classification (Iwana & Uchida 2021).
+The cell-level regularisers (recurrent dropout, zoneout, weight drop) are wrappers in
+``rnnkit.cells.wrappers``.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -56,3 +61,21 @@ class EmbeddingDropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class GaussianNoise(nn.Module):
+    """x + std * N(0, 1) in training mode, x in evaluation mode. Shapes: any -> same."""
+
+    def __init__(self, std: float):
+        super().__init__()
+        if isinstance(std, bool) or not isinstance(std, (int, float)) or not 0.0 <= std < float("inf"):
+            raise ValueError(f"std must be a finite float >= 0, got {std!r}")
+        self.std = float(std)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.std == 0.0:
+            return x
+        return x + self.std * torch.randn_like(x)
+
+    def extra_repr(self) -> str:
+        return f"std={self.std}"

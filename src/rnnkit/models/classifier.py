@@ -11,6 +11,9 @@ Pooling (each a module with ``forward(out_BTF, lengths_B) -> pooled_BF``):
       α_t = softmax_t(e_t) over t < length  (padding gets weight 0)
       c   = Σ_t α_t h_t
 
+``input_noise`` adds N(0, σ²) to the standardised series (or the embeddings) in training
+only, Keras's ``GaussianNoise``: the jitter augmentation for small time-series sets.
+
 Series input is standardised per feature inside the model, ``(x - mean_D) / std_D``, with
 buffers that ``fit_standardization`` sets from the training set; they are saved with the
 weights, so a loaded model takes raw data.
@@ -25,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 import rnnkit
-from rnnkit.layers import gather_last, lengths_to_mask
+from rnnkit.layers import GaussianNoise, gather_last, lengths_to_mask
 
 Cell = Literal["lstm", "gru", "rnn"]
 Pooling = Literal["last", "mean", "attention"]
@@ -45,6 +48,7 @@ class ClassifierConfig:
     pooling: Pooling = "last"
     attention_size: int = 64
     dropout: float = 0.0  # between layers and on the pooled features
+    input_noise: float = 0.0  # std of Gaussian noise on the standardised series / embeddings, training only
 
     def __post_init__(self):
         for name in ("num_classes", "input_size", "embed_size", "hidden_size", "num_layers",
@@ -62,6 +66,8 @@ class ClassifierConfig:
             raise ValueError(f"pooling must be one of ['attention', 'last', 'mean'], got {self.pooling!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if isinstance(self.input_noise, bool) or not 0.0 <= self.input_noise < float("inf"):
+            raise ValueError(f"input_noise must be a finite float >= 0, got {self.input_noise!r}")
 
 
 class LastPooling(nn.Module):
@@ -119,6 +125,7 @@ class SequenceClassifier(nn.Module):
         if not tokens:  # identity until fit_standardization; saved with the weights
             self.register_buffer("feature_mean_I", torch.zeros(size_in))
             self.register_buffer("feature_std_I", torch.ones(size_in))
+        self.noise = GaussianNoise(config.input_noise)
         self.encoder = _DROPINS[config.cell](size_in, config.hidden_size, config.num_layers, batch_first=True,
                                              bidirectional=config.bidirectional,
                                              dropout=config.dropout if config.num_layers > 1 else 0.0)
@@ -154,7 +161,7 @@ class SequenceClassifier(nn.Module):
             x_BTI = self.embed(x)
         else:
             x_BTI = (x.to(self.feature_mean_I.dtype) - self.feature_mean_I) / self.feature_std_I
-        out_BTF, _ = self.encoder(x_BTI, lengths=lengths)
+        out_BTF, _ = self.encoder(self.noise(x_BTI), lengths=lengths)
         pooled_BF = self.pool(out_BTF, lengths)
         return self.head(self.drop(pooled_BF))
 

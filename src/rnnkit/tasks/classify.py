@@ -64,6 +64,7 @@ class ModelSection:
     attention_size: int = 64
     embed_size: int = 64  # text
     dropout: float = 0.0
+    input_noise: float = 0.0  # training-only Gaussian noise on the standardised input
 
     def __post_init__(self):
         ClassifierConfig(num_classes=2, **_config.to_dict(self))  # its checks, before any data is read
@@ -88,9 +89,9 @@ def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = 
     """Train on ``cfg.data.path``, validate on a held-out split, test on the test file.
 
     Returns:
-        the results written to ``out/results.json``: accuracies (train, val, test; None
-        where there is no such split), sizes, classes, steps and seconds; with an ensemble,
-        the averaged members' accuracies and each member's in ``members``.
+        the results written to ``out/results.json``: accuracies and losses (train, val,
+        test; None where there is no such split), sizes, classes, steps and seconds; with an
+        ensemble, the averaged members' scores and each member's in ``members``.
 
     Raises:
         DataError: a data file that cannot be read (names file, line, value).
@@ -233,18 +234,19 @@ def _write_labels(run_dir: Path, classes: tuple[str, ...], kind: str, vocab: Voc
 
 
 def _scores(probs: dict[str, Tensor | None], splits: dict[str, Labelled | None]) -> dict[str, float | None]:
-    """Accuracy of the class probabilities (N, C) on each split; the test loss is the mean
-    negative log of the probability of the true class."""
-    def acc(name: str) -> float | None:
+    """Accuracy and loss (the mean negative log probability of the true class) of the class
+    probabilities (N, C) on each split: ``train_accuracy``, ``val_loss``, ...; None where
+    there is no such split."""
+    scores: dict[str, float | None] = {}
+    for name in ("train", "val", "test"):
         p_NC, data = probs[name], splits[name]
-        return None if data is None else float((p_NC.argmax(-1) == data.labels_N).double().mean())
-
-    test_loss = None
-    if splits["test"] is not None:
-        p_N = probs["test"].gather(1, splits["test"].labels_N[:, None]).squeeze(1)
-        test_loss = float(-p_N.clamp_min(1e-30).log().mean())
-    return {"train_accuracy": acc("train"), "val_accuracy": acc("val"), "test_accuracy": acc("test"),
-            "test_loss": test_loss}
+        if data is None:
+            scores[f"{name}_accuracy"] = scores[f"{name}_loss"] = None
+            continue
+        p_N = p_NC.gather(1, data.labels_N[:, None]).squeeze(1)
+        scores[f"{name}_accuracy"] = float((p_NC.argmax(-1) == data.labels_N).double().mean())
+        scores[f"{name}_loss"] = float(-p_N.clamp_min(1e-30).log().mean())
+    return scores
 
 
 @torch.no_grad()
