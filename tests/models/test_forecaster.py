@@ -150,9 +150,10 @@ def test_forecast_errors():
         Forecaster(ForecasterConfig(horizon=4, context=6, log_transform=True)).forecast(-x)
 
 
-def test_calibrated_intervals_cover_the_calibration_windows():
+@pytest.mark.parametrize("output", ["gaussian", "quantile"])
+def test_calibrated_intervals_cover_the_calibration_windows(output):
     """Split conformal: per step, ⌈(n + 1)·0.8⌉ of the n calibration points fall inside."""
-    model = Forecaster(ForecasterConfig(horizon=3, context=12, hidden_size=5))
+    model = Forecaster(ForecasterConfig(horizon=3, context=12, hidden_size=5, output=output))
     values_NF = positive_series(120)
     model.fit_scaling(values_NF)
     origins = range(12, 117)
@@ -181,6 +182,9 @@ def test_calibration_errors():
     with pytest.raises(ValueError, match="no intervals"):
         point = Forecaster(ForecasterConfig(horizon=3, context=4, output="point"))
         point.calibrate_intervals(x, torch.ones(1, 3))
+    wide = Forecaster(ForecasterConfig(horizon=3, context=4, output="quantile", quantiles=(0.05, 0.5, 0.95)))
+    with pytest.raises(ValueError, match=r"needs the levels 0.1 and 0.9 among the trained quantiles"):
+        wide.calibrate_intervals(x, torch.ones(1, 3))
 
 
 def test_calibration_needs_enough_windows_for_its_rank():

@@ -132,6 +132,8 @@ def test_config_round_trips_and_checks():
         config.load(ForecastConfig, None, ["data.context=0"])
     with pytest.raises(ValueError, match="needs output 'gaussian' or 'point'"):
         config.load(ForecastConfig, None, ["model.decoder=autoregressive", "model.output=quantile"])
+    with pytest.raises(ValueError, match=r"must include 0.1 and 0.9 .* got \(0.05, 0.5, 0.95\)"):
+        config.load(ForecastConfig, None, ["model.output=quantile", "model.quantiles=0.05,0.5,0.95"])
 
 
 def test_log_transform_of_a_non_positive_series_is_refused(tmp_path):

@@ -84,6 +84,9 @@ class ModelSection:
 
     def __post_init__(self):
         ForecasterConfig(horizon=1, **_config.to_dict(self))  # its checks, before any data is read
+        if self.output == "quantile" and not {0.1, 0.9} <= set(self.quantiles):
+            raise ValueError(f"model.quantiles must include 0.1 and 0.9 (the 80% interval the task scores, "
+                             f"calibrates and plots) with output='quantile', got {self.quantiles!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
