@@ -18,6 +18,7 @@ from rnnkit.cells import (
     MinLSTMCell,
 )
 from rnnkit.cells.wrappers import RecurrentDropout, WeightDrop, Zoneout
+from rnnkit.kernels import _ext
 from tests.harness import assert_all_close, grads, random_loss
 
 MODELS = {
@@ -33,7 +34,7 @@ MODELS = {
 }
 FAST = {"native": ["rnn-tanh", "rnn-relu", "lstm", "lstm-proj", "lstm-nobias",
                    "lstm-weight-drop", "gru"],
-        "scan": ["mingru", "minlstm"]}
+        "fused": ["mingru", "minlstm"], "scan": ["mingru", "minlstm"]}
 PAIRS = [(b, m) for b, ms in FAST.items() for m in ms] + [("auto", m) for m in MODELS]
 LAYOUTS = [  # (num_layers, bidirectional, batch_first)
     (1, False, True), (2, False, False), (1, True, False), (2, True, True)]
@@ -94,6 +95,8 @@ def test_weight_drop_in_training_is_the_same_on_both_executors():
     assert not torch.allclose(fast(x)[0], want[0])  # and the mask really is random
 
 
+# the compiled scan claims the min cells wherever it could be built (see kernels/_ext.py)
+FUSED = {"fused"} if _ext.load("min_scan") is not None else set()
 SUPPORT = {  # cell -> executors that must claim it
     "elman": (lambda: ElmanCell(3, 4), {"reference", "native"}),
     "lstm": (lambda: LSTMCell(3, 4), {"reference", "native"}),
@@ -104,8 +107,8 @@ SUPPORT = {  # cell -> executors that must claim it
     "layernorm-lstm": (lambda: LayerNormLSTMCell(3, 4), {"reference"}),
     "layernorm-gru": (lambda: LayerNormGRUCell(3, 4), {"reference"}),
     "indrnn": (lambda: IndRNNCell(3, 4), {"reference"}),
-    "mingru": (lambda: MinGRUCell(3, 4), {"reference", "scan"}),
-    "minlstm": (lambda: MinLSTMCell(3, 4), {"reference", "scan"}),
+    "mingru": (lambda: MinGRUCell(3, 4), {"reference", "scan", *FUSED}),
+    "minlstm": (lambda: MinLSTMCell(3, 4), {"reference", "scan", *FUSED}),
     "weight-drop-lstm": (lambda: WeightDrop(LSTMCell(3, 4), 0.3), {"reference", "native"}),
     "zoneout-lstm": (lambda: Zoneout(LSTMCell(3, 4), 0.1, 0.1), {"reference"}),
     "recurrent-dropout-gru": (lambda: RecurrentDropout(GRUCell(3, 4), 0.2), {"reference"}),

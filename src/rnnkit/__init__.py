@@ -30,7 +30,7 @@ from rnnkit.cells import (
     MinLSTMCell,
 )
 from rnnkit.cells.wrappers import RecurrentDropout, WeightDrop, Zoneout
-from rnnkit.dropins import GRU, LSTM, RNN, MinGRU, MinLSTM
+from rnnkit.dropins import GRU, LSTM, RNN, MinGRU, MinLSTM, quantize_dynamic
 from rnnkit.layers import (
     Bidirectional,
     EmbeddingDropout,
@@ -78,4 +78,5 @@ __all__ = [
     "flip_padded",
     "gather_last",
     "lengths_to_mask",
+    "quantize_dynamic",
 ]

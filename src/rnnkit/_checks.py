@@ -48,6 +48,11 @@ def check_lengths(lengths: Tensor | None, *, batch: int, time: int, device) -> T
     if lengths.shape != (batch,):
         raise ValueError(f"lengths must have shape ({batch},) (one per sequence), "
                          f"got {tuple(lengths.shape)}")
+    if torch.compiler.is_compiling():
+        # reading the values would break the graph: the range check runs inside it instead
+        torch._assert_async(((lengths >= 1) & (lengths <= time)).all(),
+                            f"lengths must be in [1, {time}] (the padded time dimension)")
+        return lengths.to(device=device, dtype=torch.long)
     lo, hi = int(lengths.min()), int(lengths.max())
     if lo < 1 or hi > time:
         raise ValueError(f"lengths must be in [1, {time}] (the padded time dimension), "

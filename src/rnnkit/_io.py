@@ -1,10 +1,16 @@
-"""File writes that a crash cannot leave half done."""
+"""File writes that a crash cannot leave half done, and where rnnkit caches files."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/rnnkit``, or ``~/.cache/rnnkit``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rnnkit"
 
 
 def write_atomic(path: Path, data: bytes) -> None:

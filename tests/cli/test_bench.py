@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 import rnnkit.bench
-from rnnkit.bench import compare, layers, run_suites, write_json
+from rnnkit.bench import compare, layers, run_suites, scan, stream, write_json
 from rnnkit.cli.bench import bench
 
 TINY = layers.Shape(batch=3, time=5, input_size=4, hidden_size=6)
@@ -22,9 +22,12 @@ QUICK_CASES = {"lstm train L1 uni", "gru train L1 uni", "lstm step L1 uni", "gru
 
 @pytest.fixture
 def tiny(monkeypatch):
-    """Every layers run at TINY instead of the reference shape, with short samples and one
+    """Every layers and scan run at TINY instead of the reference shapes, with short samples and one
     thread (oneDNN splits even tiny work over threads, which stalls on a busy machine)."""
     monkeypatch.setattr(layers, "REFERENCE", TINY)
+    monkeypatch.setattr(scan, "LONG", TINY)
+    monkeypatch.setattr(scan, "TIMES", (5, 9))
+    monkeypatch.setattr(stream, "STEP", TINY)
     monkeypatch.setattr(rnnkit.bench, "MIN_SAMPLE_S", 0.002)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -79,6 +82,39 @@ def test_a_candidate_that_differs_is_reported_and_not_timed(monkeypatch):
     assert "gru train L1 uni" in r["error"] and "output" in r["error"]
 
 
+def test_scan_suite_at_tiny_shapes_checks_and_times_every_case(tiny):
+    results = scan.run(repeats=1)
+    assert [r["case"] for r in results] == [f"{cell} {mode} vs gru" for _ in (5, 9)
+                                            for cell in ("mingru", "minlstm") for mode in ("train", "ragged")]
+    assert [r["dims"]["time"] for r in results] == [5] * 4 + [9] * 4
+    for r in results:
+        assert r["status"] == "ok", r.get("error")
+        assert r["anchor_module"] == "torch.nn.GRU" and r["executor"] in ("fused", "scan")
+        assert r["ratio"] == pytest.approx(r["anchor"]["median_ms"] / r["candidate"]["median_ms"])
+    assert {c.name for c in scan.cases(quick=True)} == {"mingru train vs gru", "mingru ragged vs gru"}
+
+
+def test_scan_suite_reports_executors_that_differ(tiny, monkeypatch):
+    from rnnkit.kernels import _ext, fused
+
+    if _ext.load("min_scan") is None:
+        pytest.skip("the compiled scan could not be built")
+    real = fused.run
+    monkeypatch.setattr(fused, "run", lambda cell, x, state, lengths: (
+        lambda out, final: (out * 1.01, final))(*real(cell, x, state, lengths)))
+    r = scan.measure(scan.Case("mingru", "train", TINY), repeats=1)
+    assert r["executor"] == "fused" and r["status"] == "mismatch" and "ratio" not in r
+    assert "the mingru executors differ" in r["error"]
+
+
+def test_stream_suite_checks_and_times_every_case(tiny):
+    results = stream.run(repeats=1)
+    assert [r["case"] for r in results] == list(stream.CASES)
+    for r in results:
+        assert r["status"] == "ok", r.get("error")
+        assert r["ratio"] == pytest.approx(r["anchor"]["median_ms"] / r["candidate"]["median_ms"])
+
+
 def test_cli_quick_writes_json(tiny, tmp_path):
     out = tmp_path / "new" / "dir" / "layers.json"
     args = ["layers", "--quick", "--repeats", "1", "--threads", "1", "--json", str(out)]
@@ -105,7 +141,7 @@ def test_cli_fails_when_a_case_mismatches(tiny, monkeypatch):
     result = CliRunner().invoke(bench, ["--quick"])
     assert result.exit_code == 1
     assert "FAILED: rnnkit and torch.nn differ in output" in result.output
-    assert "6 case(s) gave different numbers from torch.nn" in result.output
+    assert "6 case(s) failed their equivalence check" in result.output
 
 
 def test_cli_unknown_suite_names_argument_choices_and_value():
@@ -118,7 +154,7 @@ def test_run_suites_restores_threads_and_rejects_unknown(tiny):
     before = torch.get_num_threads()
     report = run_suites(["layers"], quick=True, repeats=1, threads=1, echo=lambda s: None)
     assert torch.get_num_threads() == before and report["machine"]["threads"] == 1
-    with pytest.raises(ValueError, match="suite must be one of \\('layers',\\), got 'nope'"):
+    with pytest.raises(ValueError, match="suite must be one of \\('layers', 'scan', 'stream'\\), got 'nope'"):
         run_suites(["nope"])
 
 

@@ -8,13 +8,12 @@ James Bible from Debian's ``bible-kjv`` package.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-from rnnkit._io import write_atomic
+from rnnkit._io import cache_dir, write_atomic
 
 KJV_RANGE = "Gen1:1-Rev22:21"
 KJV_VERSES = 31_102  # the verse count of the KJV Old and New Testaments
@@ -58,12 +57,6 @@ def split_lines(text: str, val_fraction: float) -> tuple[str, str]:
         raise ValueError(f"the text must have more lines than the {n_val} held out by "
                          f"val_fraction={val_fraction}, got {len(lines)} line(s)")
     return "".join(lines[:-n_val]), "".join(lines[-n_val:])
-
-
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/rnnkit``, or ``~/.cache/rnnkit``."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "rnnkit"
 
 
 def kjv_path() -> Path:

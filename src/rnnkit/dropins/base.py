@@ -72,6 +72,8 @@ class DropIn(nn.Module):
         self._fused_kind = native.op_kind(self._cells[0]) if backend in ("auto", "native") and all(
             native.supports(cell) for cell in self._cells) else None
         self._torch_names = self._name_map()
+        self._step_cache: tuple | None = None  # (weight versions, concatenated weights) for step
+        self.int8 = False  # set by rnnkit.quantize_dynamic: step and forward use int8 weights
         self.register_state_dict_post_hook(_rename_saved)
         self.register_load_state_dict_pre_hook(_rename_loaded)
         self.register_load_state_dict_post_hook(_rename_missing)
@@ -189,6 +191,97 @@ class DropIn(nn.Module):
             hx = tuple(t.squeeze(1) for t in hx)
         return out, self._unpack_hx(hx)
 
+    def step(self, input: Tensor, hx=None):
+        """One time step, for streaming inference: feed each new frame with the state the
+        previous call returned.
+
+        Arguments:
+            input: (B, I), or (I,) unbatched.
+            hx: the state in torch.nn's layout, (L, B, H_out) per tensor; zeros if None.
+
+        Returns:
+            ``(output, h_n)`` or ``(output, (h_n, c_n))``: output (B, H_out) is the last
+            layer's new h, as ``forward`` on a length-1 sequence would give.
+
+        Unidirectional layers only (a backward direction needs the whole sequence). In
+        evaluation mode under ``torch.no_grad()`` or ``torch.inference_mode()`` on CPU, a
+        plain LSTM, GRU or RNN stack runs as one compiled call (``kernels/csrc/step.cpp``);
+        otherwise the cells step one by one, with autograd.
+        """
+        if self.bidirectional:
+            raise ValueError("step needs a unidirectional layer: a backward direction reads the whole "
+                             "sequence first (use forward)")
+        if not isinstance(input, Tensor) or input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
+            shape = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
+            raise ValueError(f"input must be (batch, {self.input_size}) or ({self.input_size},), got {shape}")
+        unbatched = input.dim() == 1
+        x_BI = input.unsqueeze(0) if unbatched else input
+        like = core_cell(self._cells[0]).weight_ih
+        check_like(x_BI, name="input", like=like)
+        B = x_BI.shape[0]
+        if hx is None:
+            hx = self._zero_hx(B, x_BI)
+        else:
+            hx = self._check_hx(_map(hx, lambda t: t.unsqueeze(1)) if unbatched else hx, B, like)
+        new = None
+        if self._fused_kind is not None and not self.training and not torch.is_grad_enabled():
+            new = self._step_native(x_BI, hx)
+        elif self.int8:
+            raise RuntimeError("an int8 layer runs in eval mode under torch.no_grad() or "
+                               "torch.inference_mode() only (it has no backward)")
+        if new is None:
+            if self.int8:
+                raise RuntimeError("the int8 step kernel is not available here (see the warning "
+                                   "about building it); quantize_dynamic needs it")
+            new = self._step_cells(x_BI, hx)
+        out = new[0][-1]
+        if unbatched:
+            out, new = out.squeeze(0), tuple(t.squeeze(1) for t in new)
+        return out, self._unpack_hx(new)
+
+    def _step_native(self, x_BI: Tensor, hx: tuple[Tensor, ...]) -> tuple[Tensor, ...] | None:
+        layers = [native.flat_weights(cell) for cell in self._cells]
+        if self._fused_kind == "gru" or len(layers[0]) == 5:  # GRU's n gate; LSTM projection
+            return native.step(self._fused_kind, x_BI, hx, [w for ws in layers for w in ws], bias=self.bias)
+        # [W_ih | W_hh] per layer (int8: quantized per row), built again only when a weight was
+        # replaced or changed in place
+        key = (self.int8, *((w.data_ptr(), w._version) for ws in layers for w in ws))
+        if self._step_cache is None or self._step_cache[0] != key:
+            weights = native.step_weights(layers)
+            if self.int8:
+                weights = [t for w, b in zip(weights[::2], weights[1::2], strict=True)
+                           for t in (*native.quantize_rows(w), b.float())]
+            self._step_cache = (key, weights)
+        return native.step(self._fused_kind, x_BI, hx, self._step_cache[1], bias=self.bias,
+                           concatenated=True, quantized=self.int8)
+
+    def _run_steps(self, x_BTI: Tensor, hx: tuple[Tensor, ...], lengths_B: Tensor | None):
+        """A sequence as one ``step`` per time step (the int8 path); finished rows keep their
+        state and emit zeros, as every executor does."""
+        outs = []
+        for t in range(x_BTI.shape[1]):
+            out_BH, new = self.step(x_BTI[:, t], hx)
+            new = (new,) if isinstance(new, Tensor) else new
+            if lengths_B is not None:
+                live_1B1 = (lengths_B > t)[None, :, None]
+                new = tuple(torch.where(live_1B1, n, o) for n, o in zip(new, hx, strict=True))
+                out_BH = torch.where(live_1B1[0], out_BH, 0.0)
+            outs.append(out_BH)
+            hx = new
+        return torch.stack(outs, dim=1), hx
+
+    def _step_cells(self, x_BI: Tensor, hx: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """One step through each layer's cell (any cell, wrappers and autograd included)."""
+        states = []
+        for k, cell in enumerate(self._cells):
+            if k and self.dropout:
+                x_BI = torch.nn.functional.dropout(x_BI, self.dropout, self.training)
+            state = self._state_type()(*(t[k] for t in hx))
+            state = cell.for_sequence(x_BI.shape[0], device=x_BI.device, dtype=x_BI.dtype)(x_BI, state)
+            states.append(state)
+            x_BI = state.h
+        return tuple(torch.stack(parts) for parts in zip(*states, strict=True))
+
     def _check_layout(self, x: Tensor) -> None:
         """Rank and feature size, reported in the caller's own layout."""
         layout = "(batch, time, features)" if self.batch_first else "(time, batch, features)"
@@ -202,18 +295,24 @@ class DropIn(nn.Module):
     def _run(self, x: Tensor, x_BTI: Tensor, hx, lengths_B):
         """-> (out_BTO, hx as a tuple of (L*D, B, ·) tensors)."""
         B = x_BTI.shape[0]
+        if self.int8:
+            return self._run_steps(x_BTI, self._zero_hx(B, x_BTI) if hx is None else hx, lengths_B)
         kind = self._fused_kind
-        if kind is not None and (lengths_B is None or not self.bidirectional):
+        # compiled, the native op is recomputed in backward: dropout masks would differ, so
+        # a stack with dropout between layers runs layer by layer (self.stack) instead
+        masks = self.training and self.dropout > 0 and self.num_layers > 1
+        if kind is not None and (lengths_B is None or not self.bidirectional) and not (
+                masks and torch.compiler.is_compiling()):
             if hx is None:
                 hx = self._zero_hx(B, x_BTI)
             weights = [w for cell in self._cells for w in native.flat_weights(cell)]
             opts = dict(bias=self.bias, num_layers=self.num_layers, dropout=self.dropout,
                         train=self.training)
             if lengths_B is None:
-                out, hx = native.fused(kind, x, hx, weights, bidirectional=self.bidirectional,
-                                       batch_first=self.batch_first, **opts)
+                out, hx = native.call(kind, x, hx, weights, None, bidirectional=self.bidirectional,
+                                      batch_first=self.batch_first, **opts)
                 return (out if self.batch_first else out.transpose(0, 1)), hx
-            return native.segmented(kind, x_BTI, hx, weights, lengths_B, **opts)
+            return native.call(kind, x_BTI, hx, weights, lengths_B, **opts)
         state = None if hx is None else self._nest(hx)
         out_BTO, state = self.stack(x_BTI, state, lengths=lengths_B)
         return out_BTO, self._flatten(state)

@@ -20,6 +20,7 @@ from rnnkit.cells.elman import ElmanCell
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
 from rnnkit.cells.wrappers import WeightDrop
+from rnnkit.kernels import _ext
 
 name = "native"
 
@@ -61,9 +62,6 @@ def flat_weights(cell: Cell) -> list[Tensor]:
     return [params[n] for n in _FLAT_ORDER if params.get(n) is not None]
 
 
-# Dynamo cannot trace torch's fused RNN ops (aten.mkldnn_rnn_layer); torch.nn.LSTM gets a
-# graph break for the same reason (torch._dynamo.config.allow_rnn=False).
-@torch.compiler.disable
 def fused(kind: str, x: Tensor, hx: HX, weights: list[Tensor], *, bias: bool, num_layers: int,
           dropout: float, train: bool, bidirectional: bool, batch_first: bool):
     """One call of torch's fused op, exactly as torch.nn.RNN/LSTM/GRU.forward makes it."""
@@ -73,6 +71,126 @@ def fused(kind: str, x: Tensor, hx: HX, weights: list[Tensor], *, bias: bool, nu
         return out, (h, c)
     out, h = _OPS[kind](x, hx[0], *args)
     return out, (h,)
+
+
+def call(kind: str, x: Tensor, hx: HX, weights: list[Tensor], lengths_B: Tensor | None, *, bias: bool,
+         num_layers: int = 1, dropout: float = 0.0, train: bool = False, bidirectional: bool = False,
+         batch_first: bool = True):
+    """``fused`` (dense) or ``segmented`` (ragged: batch-first, one direction) -> (out, hx).
+
+    Under ``torch.compile`` both go through the ``rnnkit::native_rnn`` custom op instead:
+    Dynamo cannot trace torch's fused RNN ops (aten.mkldnn_rnn_layer; torch.nn.LSTM graph-
+    breaks there) nor the data-dependent cut into segments, and an opaque op with a fake
+    (shape) implementation keeps the graph whole. Its backward recomputes the forward with
+    autograd, so a compiled training step pays about one extra forward; dropout between
+    layers is not allowed inside it (a recomputation would draw other masks), so callers run
+    such stacks layer by layer when compiling."""
+    opts = dict(bias=bias, num_layers=num_layers, dropout=dropout, train=train)
+    if torch.compiler.is_compiling():
+        if train and dropout > 0 and num_layers > 1:
+            raise ValueError("dropout between layers cannot run in one native op under torch.compile; "
+                             "run the stack layer by layer")
+        out, *state = native_rnn(kind, x, list(hx), weights, lengths_B, bias, num_layers, bidirectional,
+                                 batch_first)
+        return out, tuple(state)
+    if lengths_B is None:
+        return fused(kind, x, hx, weights, bidirectional=bidirectional, batch_first=batch_first, **opts)
+    return segmented(kind, x, hx, weights, lengths_B, **opts)
+
+
+@torch.library.custom_op("rnnkit::native_rnn", mutates_args=())
+def native_rnn(kind: str, x: Tensor, hx: list[Tensor], weights: list[Tensor], lengths_B: Tensor | None,
+               bias: bool, num_layers: int, bidirectional: bool, batch_first: bool) -> list[Tensor]:
+    """[out, *final state] of ``call`` without dropout; see ``call``."""
+    out, state = call(kind, x, tuple(hx), weights, lengths_B, bias=bias, num_layers=num_layers,
+                      bidirectional=bidirectional, batch_first=batch_first)
+    # contiguous, as the fake implementation promises (batch_first output is a transpose)
+    return [out.contiguous(), *(t.contiguous() for t in state)]
+
+
+@native_rnn.register_fake
+def _(kind, x, hx, weights, lengths_B, bias, num_layers, bidirectional, batch_first):
+    directions = 2 if bidirectional else 1
+    return [x.new_empty(*x.shape[:-1], directions * hx[0].shape[-1]), *(t.new_empty(t.shape) for t in hx)]
+
+
+@torch.library.custom_op("rnnkit::native_rnn_backward", mutates_args=())
+def native_rnn_backward(grads: list[Tensor], kind: str, x: Tensor, hx: list[Tensor], weights: list[Tensor],
+                        lengths_B: Tensor | None, bias: bool, num_layers: int, bidirectional: bool,
+                        batch_first: bool) -> list[Tensor]:
+    """Gradients for [x, *hx, *weights]: the forward again, with autograd, then its backward."""
+    # a custom op runs with autograd's dispatch key excluded; this recomputation needs it back
+    autograd_key = torch._C.DispatchKey.AutogradFunctionality
+    with torch._C._SetExcludeDispatchKeyGuard(autograd_key, False), torch.enable_grad():
+        inputs = [t.detach().requires_grad_() for t in (x, *hx, *weights)]
+        h = 1 + len(hx)
+        out, state = call(kind, inputs[0], tuple(inputs[1:h]), inputs[h:], lengths_B, bias=bias,
+                          num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first)
+        got = torch.autograd.grad([out, *state], inputs, grads, allow_unused=True)
+    return [torch.zeros_like(t) if g is None else g for g, t in zip(got, inputs, strict=True)]
+
+
+@native_rnn_backward.register_fake
+def _(grads, kind, x, hx, weights, lengths_B, bias, num_layers, bidirectional, batch_first):
+    return [t.new_empty(t.shape) for t in (x, *hx, *weights)]
+
+
+def _setup_context(ctx, inputs, output):
+    kind, x, hx, weights, lengths_B, *flags = inputs
+    ctx.save_for_backward(x, *hx, *weights, *(() if lengths_B is None else (lengths_B,)))
+    ctx.meta = (kind, len(hx), len(weights), lengths_B is not None, flags)
+
+
+def _backward(ctx, grads):
+    kind, n_hx, n_w, ragged, flags = ctx.meta
+    saved = ctx.saved_tensors
+    x, hx, weights = saved[0], list(saved[1:1 + n_hx]), list(saved[1 + n_hx:1 + n_hx + n_w])
+    lengths_B = saved[-1] if ragged else None
+    got = native_rnn_backward(list(grads), kind, x, hx, weights, lengths_B, *flags)
+    return None, got[0], got[1:1 + n_hx], got[1 + n_hx:], None, None, None, None, None
+
+
+native_rnn.register_autograd(_backward, setup_context=_setup_context)
+
+
+_STEP_KIND = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
+
+
+def step(kind: str, x_BI: Tensor, hx: HX, weights: list[Tensor], *, bias: bool,
+         concatenated: bool = False, quantized: bool = False) -> HX | None:
+    """One inference step of a whole stack in one compiled call (``csrc/step.cpp``): the new
+    (h,) or (h, c), each (L, B, H); None where that kernel cannot run (not built, not CPU,
+    not float32/64, an LSTM projection), and the caller steps the cells instead.
+
+    ``weights``: torch.nn's per-layer lists, or with ``concatenated`` (LSTM, RNN) per layer
+    ``step_weights``'s [W_ih | W_hh] and b_ih + b_hh, or with ``quantized`` (float32) per
+    layer that matrix as ``quantize_rows`` gives it, and the bias."""
+    ext = _ext.load("step")
+    per_layer = 3 if quantized else 2 if concatenated else 4 if bias else 2
+    if (ext is None or not x_BI.is_cpu or x_BI.dtype not in (torch.float32, torch.float64)
+            or len(weights) != hx[0].shape[0] * per_layer):
+        return None
+    h, c = ext.rnn_step(_STEP_KIND[kind], x_BI, hx[0], hx[1] if kind == "lstm" else None, weights, bias,
+                        concatenated, quantized)
+    return (h, c) if kind == "lstm" else (h,)
+
+
+def step_weights(layers: list[list[Tensor]]) -> list[Tensor]:
+    """Per layer [W_ih | W_hh] (G*H, I+H) and b_ih + b_hh (zeros without biases): one
+    matrix-vector product per layer and step instead of two (LSTM, RNN; not GRU, whose n
+    gate needs W_hh h on its own)."""
+    out = []
+    for w_ih, w_hh, *biases in layers:
+        bias = biases[0] + biases[1] if biases else w_ih.new_zeros(w_ih.shape[0])
+        out += [torch.cat([w_ih, w_hh], dim=1).detach(), bias.detach()]
+    return out
+
+
+def quantize_rows(w_GK: Tensor) -> tuple[Tensor, Tensor]:
+    """Symmetric per-row int8: (q_GK int8, scale_G float32) with w ≈ q * scale[:, None]."""
+    scale_G = (w_GK.detach().abs().amax(dim=1) / 127).clamp_min(1e-12).float()
+    q_GK = torch.round(w_GK.detach().float() / scale_G[:, None]).clamp(-127, 127).to(torch.int8)
+    return q_GK.contiguous(), scale_G
 
 
 def segmented(kind: str, x_BTI: Tensor, hx: HX, weights: list[Tensor], lengths_B: Tensor | None,
@@ -107,6 +225,6 @@ def segmented(kind: str, x_BTI: Tensor, hx: HX, weights: list[Tensor], lengths_B
 
 def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
     hx = tuple(t.unsqueeze(0) for t in state)
-    out_BTO, hx = segmented(op_kind(cell), x_BTI, hx, flat_weights(cell), lengths_B,
-                            bias=_owner(cell).bias_ih is not None)
+    out_BTO, hx = call(op_kind(cell), x_BTI, hx, flat_weights(cell), lengths_B,
+                       bias=_owner(cell).bias_ih is not None)
     return out_BTO, type(state)(*(t.squeeze(0) for t in hx))

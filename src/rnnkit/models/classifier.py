@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 import rnnkit
+from rnnkit._checks import check_lengths
 from rnnkit.layers import GaussianNoise, gather_last, lengths_to_mask
 
 Cell = Literal["lstm", "gru", "rnn"]
@@ -156,7 +157,7 @@ class SequenceClassifier(nn.Module):
         self.feature_std_I.copy_(torch.where(std_I < 1e-8, torch.ones_like(std_I), std_I))
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        self._check_input(x, lengths)
+        lengths = self._check_input(x, lengths)
         if self.embed is not None:
             x_BTI = self.embed(x)
         else:
@@ -165,7 +166,7 @@ class SequenceClassifier(nn.Module):
         pooled_BF = self.pool(out_BTF, lengths)
         return self.head(self.drop(pooled_BF))
 
-    def _check_input(self, x: Tensor, lengths: Tensor | None) -> None:
+    def _check_input(self, x: Tensor, lengths: Tensor | None) -> Tensor | None:
         if self.embed is not None:
             if x.dim() != 2 or x.dtype != torch.long:
                 raise ValueError(f"x must be (B, T) int64 token ids, got shape {tuple(x.shape)} "
@@ -173,9 +174,4 @@ class SequenceClassifier(nn.Module):
         elif x.dim() != 3 or not x.is_floating_point() or x.shape[-1] != self.config.input_size:
             raise ValueError(f"x must be (B, T, {self.config.input_size}) float, got shape "
                              f"{tuple(x.shape)} dtype {x.dtype}")
-        if lengths is not None:
-            if lengths.shape != (x.shape[0],):
-                raise ValueError(f"lengths must have shape ({x.shape[0]},), got {tuple(lengths.shape)}")
-            if int(lengths.min()) < 1 or int(lengths.max()) > x.shape[1]:
-                raise ValueError(f"lengths must be in [1, {x.shape[1]}], got "
-                                 f"[{int(lengths.min())}, {int(lengths.max())}]")
+        return check_lengths(lengths, batch=x.shape[0], time=x.shape[1], device=x.device)

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import rnnkit
+from rnnkit._checks import check_lengths
 from rnnkit.data.tag_features import SHAPES, UNK
 from rnnkit.models.crf import LinearChainCRF
 from rnnkit.train.data import IGNORE
@@ -214,11 +215,7 @@ class Tagger(nn.Module):
         B, T, _ = x_BTF.shape
         if lengths is None:
             return torch.full((B,), T, dtype=torch.long, device=x_BTF.device)
-        if lengths.shape != (B,):
-            raise ValueError(f"lengths must have shape ({B},), got {tuple(lengths.shape)}")
-        if int(lengths.min()) < 1 or int(lengths.max()) > T:
-            raise ValueError(f"lengths must be in [1, {T}], got [{int(lengths.min())}, {int(lengths.max())}]")
-        return lengths.to(torch.long)
+        return check_lengths(lengths, batch=B, time=T, device=x_BTF.device)
 
 
 def _target_lengths(mask_BT: Tensor) -> Tensor:

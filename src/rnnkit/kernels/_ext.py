@@ -1,0 +1,70 @@
+"""Compiled kernels (``csrc/*.cpp``), built just in time on first use.
+
+``torch.utils.cpp_extension.load`` compiles against the torch that is installed (a package
+build would pull its own torch into an isolated build environment) and needs a C++
+compiler and ninja. The build goes to ``<cache_dir>/ext/torch-<version>/<name>-<hash of
+the source>``, so it happens once per machine, torch version and source: about a minute
+the first time, milliseconds after. Where it cannot be built (no compiler, no ninja), or
+with ``RNNKIT_NO_EXT=1``, ``load`` returns None after one warning and the executors that
+need it report that they do not support the cell, so ``auto`` picks a pure-PyTorch one.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from rnnkit._io import cache_dir
+
+SOURCES = Path(__file__).parent / "csrc"
+# -march=native: the build runs on the machine that uses it (the CPU's flags are part of
+# the cache key). -ffast-math lets GCC call glibc's vector exp in the simd loops; it is a
+# compile flag only, so the shared library does not set the process's flush-to-zero mode.
+CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd"]
+
+
+def _cpu_flags() -> bytes:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor().encode()
+    return next((line for line in info.splitlines() if line.startswith("flags")), "").encode()
+
+
+def build_dir(name: str) -> Path:
+    source = SOURCES / f"{name}.cpp"
+    key = source.read_bytes() + " ".join(CFLAGS).encode() + _cpu_flags()
+    digest = hashlib.sha256(key).hexdigest()[:12]
+    return cache_dir() / "ext" / f"torch-{torch.__version__}" / f"{name}-{digest}"
+
+
+@functools.cache
+def load(name: str) -> ModuleType | None:
+    """The compiled ``csrc/<name>.cpp``, or None (warned once) when it cannot be built."""
+    if os.environ.get("RNNKIT_NO_EXT", "") not in ("", "0"):
+        return None
+    build = build_dir(name)
+    try:
+        from torch.utils.cpp_extension import load as build_and_load
+
+        build.mkdir(parents=True, exist_ok=True)
+        if not any(build.glob("*.so")):
+            print(f"rnnkit: compiling the {name} kernel into {build} (once; about a minute)",
+                  file=sys.stderr, flush=True)
+        return build_and_load(f"rnnkit_{name}_{build.name.rsplit('-', 1)[1]}", [str(SOURCES / f"{name}.cpp")],
+                              build_directory=str(build), extra_cflags=CFLAGS, verbose=False)
+    except (OSError, RuntimeError, ImportError, subprocess.SubprocessError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        warnings.warn(f"rnnkit: the compiled {name} kernel could not be built ({reason}); the "
+                      f"pure-PyTorch executors run instead. RNNKIT_NO_EXT=1 skips the attempt.",
+                      RuntimeWarning, stacklevel=2)
+        return None

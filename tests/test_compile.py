@@ -1,0 +1,91 @@
+"""torch.compile(fullgraph=True) on rnnkit layers and task models: no graph breaks, and the
+compiled forward and backward give the eager numbers. ``aot_eager`` traces exactly what
+inductor would (Dynamo + AOT autograd) without generating C++, which keeps this fast; one
+inductor run is in the slow set."""
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
+from rnnkit.models.forecaster import Forecaster, ForecasterConfig
+from rnnkit.models.language_model import LanguageModel, LMConfig
+from tests.harness import assert_all_close, grads, random_loss
+
+B, T, I = 3, 6, 4
+LAYERS = {
+    "lstm-2-bi": lambda: rnnkit.LSTM(I, 5, num_layers=2, bidirectional=True, batch_first=True),
+    "lstm-proj": lambda: rnnkit.LSTM(I, 5, proj_size=3, batch_first=True),
+    "lstm-dropout": lambda: rnnkit.LSTM(I, 5, num_layers=2, dropout=0.5, batch_first=True),  # eval
+    "gru": lambda: rnnkit.GRU(I, 5, batch_first=True),
+    "rnn-relu": lambda: rnnkit.RNN(I, 5, nonlinearity="relu", batch_first=True),
+    "lstm-layernorm": lambda: rnnkit.LSTM(I, 5, layer_norm=True, batch_first=True),
+    "lstm-peephole": lambda: rnnkit.LSTM(I, 5, peephole=True, batch_first=True),
+    "gru-zoneout": lambda: rnnkit.GRU(I, 5, zoneout=0.2, batch_first=True),
+    "mingru": lambda: rnnkit.MinGRU(I, 5, num_layers=2, batch_first=True),
+    "minlstm": lambda: rnnkit.MinLSTM(I, 5, bidirectional=True, batch_first=True),
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    torch._dynamo.reset()  # every case compiles its own graph; none hits the recompile limit
+    yield
+    torch._dynamo.reset()
+
+
+def compare(model, *args, train=False, **kwargs):
+    model.train(train)
+    params = list(model.parameters())
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    results = []
+    for run in (model, compiled):
+        torch.manual_seed(3)  # the same dropout masks on both sides
+        for p in params:
+            p.grad = None
+        out = run(*args, **kwargs)
+        random_loss(out).backward()
+        results.append((out, grads(params)))
+    (want, want_grads), (got, got_grads) = results
+    assert_all_close(got, want)
+    assert_all_close(got_grads, want_grads)
+
+
+@pytest.mark.parametrize("ragged", [False, True], ids=["dense", "lengths"])
+@pytest.mark.parametrize("name", LAYERS)
+def test_layers_compile_whole_and_match_eager(name, ragged):
+    lengths = torch.tensor([T, 2, 4]) if ragged else None
+    compare(LAYERS[name](), torch.randn(B, T, I), lengths=lengths)
+
+
+def test_dropout_between_layers_compiles_and_trains():
+    """Compiled, the stack runs layer by layer (its dropout masks are drawn differently from
+    torch's fused multi-layer op, so the numbers are compared in eval mode only)."""
+    model = LAYERS["lstm-dropout"]().train()
+    x, lengths = torch.randn(B, T, I), torch.tensor([T, 2, 4])
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    out, _ = compiled(x, lengths=lengths)
+    random_loss(out).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    model.eval()
+    assert not torch.allclose(out, compiled(x, lengths=lengths)[0])  # the masks were applied
+    assert_all_close(compiled(x, lengths=lengths), model(x, lengths=lengths))
+
+
+def test_task_models_compile_whole_and_match_eager():
+    classifier = SequenceClassifier(ClassifierConfig(num_classes=3, input_size=I, hidden_size=5,
+                                                     bidirectional=True, pooling="attention"))
+    compare(classifier, torch.randn(B, T, I), torch.tensor([T, 1, 3]))
+    lm = LanguageModel(LMConfig(vocab_size=11, embed_size=6, hidden_size=6, num_layers=2,
+                                tie_weights=True, dropout=0.2, weight_drop=0.3))
+    compare(lm, torch.randint(0, 11, (B, T)))
+    forecaster = Forecaster(ForecasterConfig(horizon=2, context=T, hidden_size=5))
+    compare(forecaster, torch.rand(B, T, 1) + 1)
+
+
+@pytest.mark.slow
+def test_inductor_compiles_a_classifier_and_matches_eager():
+    model = SequenceClassifier(ClassifierConfig(num_classes=3, input_size=I, hidden_size=5, cell="gru"))
+    x, lengths = torch.randn(B, T, I), torch.tensor([T, 1, 3])
+    compiled = torch.compile(model.eval(), fullgraph=True)
+    torch.testing.assert_close(compiled(x, lengths), model(x, lengths))

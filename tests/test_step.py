@@ -1,0 +1,118 @@
+"""DropIn.step: one streaming step at a time gives what forward gives on the whole sequence,
+on the compiled one-call path (eval, no autograd) and on the cell-by-cell path (autograd)."""
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.dropins import DropIn
+from rnnkit.kernels import _ext
+from tests.harness import assert_all_close
+
+B, T, I, H = 3, 5, 4, 6
+MODELS = {
+    "lstm": lambda: rnnkit.LSTM(I, H),
+    "lstm-2-nobias": lambda: rnnkit.LSTM(I, H, num_layers=2, bias=False),
+    "lstm-proj": lambda: rnnkit.LSTM(I, H, proj_size=3),
+    "gru-2": lambda: rnnkit.GRU(I, H, num_layers=2),
+    "rnn-relu": lambda: rnnkit.RNN(I, H, nonlinearity="relu"),
+    "rnn-tanh": lambda: rnnkit.RNN(I, H),
+    "lstm-layernorm": lambda: rnnkit.LSTM(I, H, layer_norm=True),
+    "gru-weight-drop": lambda: rnnkit.GRU(I, H, weight_drop=0.3),
+    "mingru": lambda: rnnkit.MinGRU(I, H),
+}
+
+
+def stepped(model, x_TBI, hx=None):
+    outs = []
+    for x_BI in x_TBI:
+        out, hx = model.step(x_BI, hx)
+        outs.append(out)
+    return torch.stack(outs), hx
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["no-grad", "autograd"])
+@pytest.mark.parametrize("name", MODELS)
+def test_steps_match_forward(name, grad):
+    model = MODELS[name]().eval()
+    x_TBI = torch.randn(T, B, I)
+    with torch.no_grad():
+        want = model(x_TBI)
+    with torch.set_grad_enabled(grad):
+        got = stepped(model, x_TBI)
+    assert_all_close(got, want)
+    if grad:
+        assert got[0].requires_grad  # the cell-by-cell path keeps the graph
+
+
+def test_the_compiled_path_runs_in_inference_mode_and_matches_the_cells():
+    model = rnnkit.LSTM(I, H, num_layers=2).eval()
+    x_BI, hx = torch.randn(B, I), (torch.randn(2, B, H), torch.randn(2, B, H))
+    with torch.inference_mode():
+        fast = model.step(x_BI, hx)
+    assert (model._step_cache is not None) == (_ext.load("step") is not None)
+    assert_all_close(fast, model.step(x_BI, hx))  # autograd on: the cells, one by one
+
+
+def test_unbatched_step_and_changed_weights():
+    model = rnnkit.LSTM(I, H).eval()
+    x_I = torch.randn(I)
+    with torch.inference_mode():
+        out, (h, c) = model.step(x_I)
+        assert out.shape == (H,) and h.shape == (1, H) and c.shape == (1, H)
+        assert_all_close(out, model(x_I[None])[0][0])
+    with torch.no_grad():
+        model.weight_hh_l0.mul_(2.0)  # in place: the concatenated copy must be rebuilt
+        out2, _ = model.step(x_I, (h, c))
+        want = model(torch.stack([x_I, x_I]), None)[0][1]
+        assert_all_close(out2, want)
+
+
+def test_step_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="step needs a unidirectional layer"):
+        rnnkit.GRU(I, H, bidirectional=True).step(torch.randn(B, I))
+    model = rnnkit.GRU(I, H)
+    with pytest.raises(ValueError, match=r"input must be \(batch, 4\) or \(4,\), got \(3, 5\)"):
+        model.step(torch.randn(B, 5))
+    with pytest.raises(ValueError, match=r"hx h_0 must have shape \(1, 3, 6\)"):
+        model.step(torch.randn(B, I), torch.randn(1, 2, H))
+    with pytest.raises(TypeError, match="input must have the parameters' dtype"):
+        model.step(torch.randn(B, I, dtype=torch.float32))
+
+
+needs_step_kernel = pytest.mark.skipif(_ext.load("step") is None, reason="the step kernel could not be built")
+
+
+@needs_step_kernel
+@pytest.mark.parametrize("make", [lambda: rnnkit.LSTM(I, H, num_layers=2, batch_first=True),
+                                  lambda: rnnkit.RNN(I, H, nonlinearity="relu", batch_first=True)],
+                         ids=["lstm-2", "rnn-relu"])
+def test_int8_layers_stay_close_to_float32(make):
+    model = make().float()
+    quantized = rnnkit.quantize_dynamic(model)
+    assert not model.int8 and all(m.int8 for m in quantized.modules() if isinstance(m, DropIn))
+    x = torch.randn(B, T, I, dtype=torch.float32)
+    lengths = torch.tensor([T, 1, 3])
+    with torch.inference_mode():
+        want, want_hx = model(x, lengths=lengths)
+        got, got_hx = quantized(x, lengths=lengths)
+        # per-row int8: each product is off by about 1% of its size, compounding over steps
+        assert float((got - want).norm() / want.norm()) < 0.03
+        assert torch.equal(got[1, 1:], torch.zeros_like(got[1, 1:]))  # finished rows emit zeros
+        step_out, _ = quantized.step(x[:, 0])
+        torch.testing.assert_close(step_out, got[:, 0])  # forward is one step per time step
+
+
+@needs_step_kernel
+def test_quantize_dynamic_refuses_what_it_cannot_run():
+    with pytest.raises(ValueError, match=r"cannot quantize GRU\(4, 6\): only LSTM and Elman RNN"):
+        rnnkit.quantize_dynamic(torch.nn.Sequential(rnnkit.GRU(I, H)))
+    with pytest.raises(ValueError, match="a bidirectional layer cannot step"):
+        rnnkit.quantize_dynamic(rnnkit.LSTM(I, H, bidirectional=True).float())
+    with pytest.raises(ValueError, match="weights must be float32, got torch.float64"):
+        rnnkit.quantize_dynamic(rnnkit.LSTM(I, H))
+    with pytest.raises(ValueError, match="no rnnkit LSTM or RNN layer to quantize"):
+        rnnkit.quantize_dynamic(torch.nn.Linear(2, 2))
+    quantized = rnnkit.quantize_dynamic(rnnkit.LSTM(I, H).float())
+    with pytest.raises(RuntimeError, match="int8 layer runs in eval mode under torch.no_grad"):
+        quantized.step(torch.randn(B, I, dtype=torch.float32))
