@@ -32,40 +32,49 @@ def stepped(model, x_TBI, hx=None):
 
 
 @pytest.mark.parametrize("grad", [False, True], ids=["no-grad", "autograd"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("name", MODELS)
-def test_steps_match_forward(name, grad):
-    model = MODELS[name]().eval()
-    x_TBI = torch.randn(T, B, I)
+def test_steps_match_forward(name, dtype, grad):
+    """float32 without autograd is the compiled one-call path; the rest step the cells."""
+    model = MODELS[name]().to(dtype).eval()
+    x_TBI = torch.randn(T, B, I, dtype=dtype)
     with torch.no_grad():
         want = model(x_TBI)
     with torch.set_grad_enabled(grad):
         got = stepped(model, x_TBI)
-    assert_all_close(got, want)
+    tol = {} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-6}
+    assert_all_close(got, want, **tol)
     if grad:
         assert got[0].requires_grad  # the cell-by-cell path keeps the graph
 
 
-def test_the_compiled_path_runs_in_inference_mode_and_matches_the_cells():
-    model = rnnkit.LSTM(I, H, num_layers=2).eval()
-    x_BI, hx = torch.randn(B, I), (torch.randn(2, B, H), torch.randn(2, B, H))
+@pytest.mark.parametrize("make", [lambda: rnnkit.LSTM(I, H, num_layers=2),
+                                  lambda: rnnkit.GRU(I, H, num_layers=2),
+                                  lambda: rnnkit.RNN(I, H, bias=False)],
+                         ids=["lstm-2", "gru-2", "rnn-nobias"])
+def test_the_compiled_path_runs_in_inference_mode_and_matches_the_cells(make):
+    model = make().float().eval()
+    x_BI, h = torch.randn(B, I, dtype=torch.float32), torch.randn(model.num_layers, B, H, dtype=torch.float32)
+    hx = (h, torch.randn_like(h)) if isinstance(model, rnnkit.LSTM) else h
     with torch.inference_mode():
         fast = model.step(x_BI, hx)
     assert (model._step_cache is not None) == (_ext.load("step") is not None)
-    assert_all_close(fast, model.step(x_BI, hx))  # autograd on: the cells, one by one
+    # autograd on: the cells, one by one
+    assert_all_close(fast, model.step(x_BI, hx), rtol=1e-5, atol=1e-6)
 
 
 def test_unbatched_step_and_changed_weights():
-    model = rnnkit.LSTM(I, H).eval()
-    x_I = torch.randn(I)
+    model = rnnkit.LSTM(I, H).float().eval()
+    x_I = torch.randn(I, dtype=torch.float32)
     with torch.inference_mode():
         out, (h, c) = model.step(x_I)
         assert out.shape == (H,) and h.shape == (1, H) and c.shape == (1, H)
-        assert_all_close(out, model(x_I[None])[0][0])
+        assert_all_close(out, model(x_I[None])[0][0], rtol=1e-5, atol=1e-6)
     with torch.no_grad():
         model.weight_hh_l0.mul_(2.0)  # in place: the concatenated copy must be rebuilt
         out2, _ = model.step(x_I, (h, c))
         want = model(torch.stack([x_I, x_I]), None)[0][1]
-        assert_all_close(out2, want)
+        assert_all_close(out2, want, rtol=1e-5, atol=1e-6)
 
 
 def test_step_refuses_what_it_cannot_do():
@@ -85,8 +94,9 @@ needs_step_kernel = pytest.mark.skipif(_ext.load("step") is None, reason="the st
 
 @needs_step_kernel
 @pytest.mark.parametrize("make", [lambda: rnnkit.LSTM(I, H, num_layers=2, batch_first=True),
+                                  lambda: rnnkit.GRU(I, H, batch_first=True),
                                   lambda: rnnkit.RNN(I, H, nonlinearity="relu", batch_first=True)],
-                         ids=["lstm-2", "rnn-relu"])
+                         ids=["lstm-2", "gru", "rnn-relu"])
 def test_int8_layers_stay_close_to_float32(make):
     model = make().float()
     quantized = rnnkit.quantize_dynamic(model)
@@ -105,13 +115,13 @@ def test_int8_layers_stay_close_to_float32(make):
 
 @needs_step_kernel
 def test_quantize_dynamic_refuses_what_it_cannot_run():
-    with pytest.raises(ValueError, match=r"cannot quantize GRU\(4, 6\): only LSTM and Elman RNN"):
-        rnnkit.quantize_dynamic(torch.nn.Sequential(rnnkit.GRU(I, H)))
+    with pytest.raises(ValueError, match=r"cannot quantize LSTM\(4, 6\): only LSTM, GRU and Elman RNN"):
+        rnnkit.quantize_dynamic(torch.nn.Sequential(rnnkit.LSTM(I, H, layer_norm=True).float()))
     with pytest.raises(ValueError, match="a bidirectional layer cannot step"):
         rnnkit.quantize_dynamic(rnnkit.LSTM(I, H, bidirectional=True).float())
     with pytest.raises(ValueError, match="weights must be float32, got torch.float64"):
         rnnkit.quantize_dynamic(rnnkit.LSTM(I, H))
-    with pytest.raises(ValueError, match="no rnnkit LSTM or RNN layer to quantize"):
+    with pytest.raises(ValueError, match="no rnnkit LSTM, GRU or RNN layer to quantize"):
         rnnkit.quantize_dynamic(torch.nn.Linear(2, 2))
     quantized = rnnkit.quantize_dynamic(rnnkit.LSTM(I, H).float())
     with pytest.raises(RuntimeError, match="int8 layer runs in eval mode under torch.no_grad"):

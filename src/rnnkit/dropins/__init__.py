@@ -146,25 +146,25 @@ class MinLSTM(DropIn):
 
 
 def quantize_dynamic(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` (in eval mode) whose rnnkit LSTM and RNN layers run int8.
+    """A copy of ``model`` (in eval mode) whose rnnkit LSTM, GRU and RNN layers run int8.
 
     Dynamic quantization, as ``torch.ao.quantization.quantize_dynamic`` does for
     ``nn.LSTM``: each layer's [W_ih | W_hh] is stored in int8 with one scale per output row,
-    and at every step the input and state are scaled to int8 (per row, symmetric), the
-    product accumulates in int32, and gates and state stay float32. ``step`` and
+    and at every step the input and the state are each scaled to int8 (symmetric), the
+    products accumulate in int32, and gates and state stay float32. ``step`` and
     ``forward`` (one step per time step) then run the compiled int8 kernel; CPU, float32,
     under ``torch.no_grad()`` or ``torch.inference_mode()``. Other modules are untouched
     (``torch.ao.quantization.quantize_dynamic`` can take the ``nn.Linear`` ones).
 
     Raises:
-        ValueError: a layer it cannot quantize (GRU, variant cells, a projection, two
-            directions, not float32), or no rnnkit LSTM/RNN layer at all.
+        ValueError: a layer it cannot quantize (variant cells, a projection, two directions,
+            not float32), or no rnnkit LSTM/GRU/RNN layer at all.
     """
     copy = deepcopy(model).eval()
     layers = [m for m in copy.modules() if isinstance(m, DropIn)]
     for m in layers:
-        why = ("only LSTM and Elman RNN layers with plain cells quantize (not GRU or variants)"
-               if m._fused_kind not in ("lstm", "rnn_tanh", "rnn_relu") else
+        why = ("only LSTM, GRU and Elman RNN layers with plain cells quantize (not variants)"
+               if m._fused_kind is None else
                "a bidirectional layer cannot step" if m.bidirectional else
                "an LSTM projection (proj_size) is not supported" if getattr(m, "proj_size", 0) else
                f"the weights must be float32, got {m._cells[0].weight_ih.dtype}"
@@ -173,7 +173,7 @@ def quantize_dynamic(model: nn.Module) -> nn.Module:
             name = f"{m.__class__.__name__}({m.input_size}, {m.hidden_size})"
             raise ValueError(f"cannot quantize {name}: {why}")
     if not layers:
-        raise ValueError(f"model has no rnnkit LSTM or RNN layer to quantize ({type(model).__name__})")
+        raise ValueError(f"model has no rnnkit LSTM, GRU or RNN layer to quantize ({type(model).__name__})")
     for m in layers:
         m.int8 = True
     return copy

@@ -241,19 +241,14 @@ class DropIn(nn.Module):
 
     def _step_native(self, x_BI: Tensor, hx: tuple[Tensor, ...]) -> tuple[Tensor, ...] | None:
         layers = [native.flat_weights(cell) for cell in self._cells]
-        if self._fused_kind == "gru" or len(layers[0]) == 5:  # GRU's n gate; LSTM projection
-            return native.step(self._fused_kind, x_BI, hx, [w for ws in layers for w in ws], bias=self.bias)
+        if len(layers[0]) == 5:  # an LSTM projection: the cells step
+            return None
         # [W_ih | W_hh] per layer (int8: quantized per row), built again only when a weight was
         # replaced or changed in place
         key = (self.int8, *((w.data_ptr(), w._version) for ws in layers for w in ws))
         if self._step_cache is None or self._step_cache[0] != key:
-            weights = native.step_weights(layers)
-            if self.int8:
-                weights = [t for w, b in zip(weights[::2], weights[1::2], strict=True)
-                           for t in (*native.quantize_rows(w), b.float())]
-            self._step_cache = (key, weights)
-        return native.step(self._fused_kind, x_BI, hx, self._step_cache[1], bias=self.bias,
-                           concatenated=True, quantized=self.int8)
+            self._step_cache = (key, native.step_weights(self._fused_kind, layers, int8=self.int8))
+        return native.step(self._fused_kind, x_BI, hx, self._step_cache[1], int8=self.int8)
 
     def _run_steps(self, x_BTI: Tensor, hx: tuple[Tensor, ...], lengths_B: Tensor | None):
         """A sequence as one ``step`` per time step (the int8 path); finished rows keep their

@@ -9,6 +9,7 @@ about 2x faster than ``pack_padded_sequence`` + ``nn.LSTM``, whose packed path i
 
 from __future__ import annotations
 
+import warnings
 from bisect import bisect_right
 
 import torch
@@ -156,41 +157,50 @@ native_rnn.register_autograd(_backward, setup_context=_setup_context)
 _STEP_KIND = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
 
 
-def step(kind: str, x_BI: Tensor, hx: HX, weights: list[Tensor], *, bias: bool,
-         concatenated: bool = False, quantized: bool = False) -> HX | None:
+def step(kind: str, x_BI: Tensor, hx: HX, weights: list[Tensor], *, int8: bool = False) -> HX | None:
     """One inference step of a whole stack in one compiled call (``csrc/step.cpp``): the new
     (h,) or (h, c), each (L, B, H); None where that kernel cannot run (not built, not CPU,
-    not float32/64, an LSTM projection), and the caller steps the cells instead.
-
-    ``weights``: torch.nn's per-layer lists, or with ``concatenated`` (LSTM, RNN) per layer
-    ``step_weights``'s [W_ih | W_hh] and b_ih + b_hh, or with ``quantized`` (float32) per
-    layer that matrix as ``quantize_rows`` gives it, and the bias."""
+    not float32), and the caller steps the cells instead. ``weights``: ``step_weights``."""
     ext = _ext.load("step")
-    per_layer = 3 if quantized else 2 if concatenated else 4 if bias else 2
-    if (ext is None or not x_BI.is_cpu or x_BI.dtype not in (torch.float32, torch.float64)
-            or len(weights) != hx[0].shape[0] * per_layer):
+    if ext is None or not x_BI.is_cpu or x_BI.dtype != torch.float32:
         return None
-    h, c = ext.rnn_step(_STEP_KIND[kind], x_BI, hx[0], hx[1] if kind == "lstm" else None, weights, bias,
-                        concatenated, quantized)
+    args = (_STEP_KIND[kind], x_BI, hx[0], hx[1] if kind == "lstm" else None, weights, int8)
+    if int8 and not _INT8_WARNED:  # fbgemm's deprecation notice comes once, on the first call
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            h, c = ext.rnn_step(*args)
+        _INT8_WARNED.append(True)
+    else:
+        h, c = ext.rnn_step(*args)
     return (h, c) if kind == "lstm" else (h,)
 
 
-def step_weights(layers: list[list[Tensor]]) -> list[Tensor]:
-    """Per layer [W_ih | W_hh] (G*H, I+H) and b_ih + b_hh (zeros without biases): one
-    matrix-vector product per layer and step instead of two (LSTM, RNN; not GRU, whose n
-    gate needs W_hh h on its own)."""
+_INT8_WARNED: list[bool] = []
+
+
+def step_weights(kind: str, layers: list[list[Tensor]], *, int8: bool = False) -> list[Tensor]:
+    """The projections ``step`` makes, per layer: [W_ih | W_hh] with b_ih + b_hh (LSTM,
+    RNN: one pass over the weights per step), or W_ih with b_ih and W_hh with b_hh (GRU).
+    ``int8``: each matrix quantized for fbgemm's dynamic int8 linear (per tensor,
+    symmetric; the input is quantized per call), as torch's first quantized LSTM did."""
     out = []
     for w_ih, w_hh, *biases in layers:
-        bias = biases[0] + biases[1] if biases else w_ih.new_zeros(w_ih.shape[0])
-        out += [torch.cat([w_ih, w_hh], dim=1).detach(), bias.detach()]
+        b_ih, b_hh = biases if biases else (w_ih.new_zeros(w_ih.shape[0]),) * 2
+        pairs = ([(w_ih, b_ih), (w_hh, b_hh)] if kind == "gru"
+                 else [(torch.cat([w_ih, w_hh], dim=1), b_ih + b_hh)])
+        for w, b in pairs:
+            w, b = w.detach().float().contiguous(), b.detach().float().contiguous()
+            out += [*_int8(w), b] if int8 else [w, b]
     return out
 
 
-def quantize_rows(w_GK: Tensor) -> tuple[Tensor, Tensor]:
-    """Symmetric per-row int8: (q_GK int8, scale_G float32) with w ≈ q * scale[:, None]."""
-    scale_G = (w_GK.detach().abs().amax(dim=1) / 127).clamp_min(1e-12).float()
-    q_GK = torch.round(w_GK.detach().float() / scale_G[:, None]).clamp(-127, 127).to(torch.int8)
-    return q_GK.contiguous(), scale_G
+def _int8(w_GK: Tensor) -> list[Tensor]:
+    # torch.fbgemm_* warn that they are deprecated; they are also what the step kernel calls
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        q, col_offsets, scale, zero_point = torch.fbgemm_linear_quantize_weight(w_GK)
+        packed = torch.fbgemm_pack_quantized_matrix(q)
+    return [q, packed, col_offsets, torch.tensor(scale, dtype=torch.float64), torch.tensor(zero_point)]
 
 
 def segmented(kind: str, x_BTI: Tensor, hx: HX, weights: list[Tensor], lengths_B: Tensor | None,

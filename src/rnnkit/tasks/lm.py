@@ -166,6 +166,7 @@ def train_lm(cfg: LMTaskConfig, out: str | Path, *, text: str | None = None,
 
 
 @torch.no_grad()
+@torch.no_grad()
 def heldout_nats(model: nn.Module, ids_N: Tensor, *, streams: int = 8, chunk: int = 512) -> float:
     """Σ_{t=1..N-1} -ln P(ids_t | ids_<t), in nats. The text is cut into ``streams`` contiguous
     rows scored side by side in chunks, each row from a zero state; the few targets left over
