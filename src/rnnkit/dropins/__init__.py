@@ -149,12 +149,14 @@ def quantize_dynamic(model: nn.Module) -> nn.Module:
     """A copy of ``model`` (in eval mode) whose rnnkit LSTM, GRU and RNN layers run int8.
 
     Dynamic quantization, as ``torch.ao.quantization.quantize_dynamic`` does for
-    ``nn.LSTM``: each layer's [W_ih | W_hh] is stored in int8 with one scale per output row,
-    and at every step the input and the state are each scaled to int8 (symmetric), the
-    products accumulate in int32, and gates and state stay float32. ``step`` and
-    ``forward`` (one step per time step) then run the compiled int8 kernel; CPU, float32,
-    under ``torch.no_grad()`` or ``torch.inference_mode()``. Other modules are untouched
-    (``torch.ao.quantization.quantize_dynamic`` can take the ``nn.Linear`` ones).
+    ``nn.LSTM``: each layer's weight matrices are stored in int8 (symmetric, one scale per
+    matrix: fbgemm's int8-weight linear, which torch's first quantized LSTM used), the input
+    and state are quantized at every step, the products accumulate in int32, and gates and
+    state stay float32. ``step`` and ``forward`` (one step per time step) then run the
+    compiled int8 kernel; CPU, float32, under ``torch.no_grad()`` or
+    ``torch.inference_mode()``. Other modules are untouched (``torch.ao.quantization.
+    quantize_dynamic`` can take the ``nn.Linear`` ones). torch marks the fbgemm functions
+    deprecated and prints that once, on the first int8 step.
 
     Raises:
         ValueError: a layer it cannot quantize (variant cells, a projection, two directions,
