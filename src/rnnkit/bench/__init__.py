@@ -95,6 +95,33 @@ def compare(anchor_fn: Callable[[], object], candidate_fn: Callable[[], object],
                       first, others)
 
 
+class EquivalenceError(AssertionError):
+    """The two sides gave different numbers: the timing would be meaningless."""
+
+
+def checked_comparison(result: dict, steps: tuple[Callable, Callable, Callable[[], None]],
+                       repeats: int) -> dict:
+    """``result`` with the timing of ``steps`` = (anchor, candidate, check) after ``check``
+    passed, or with ``status: "mismatch"`` and the error when it raised EquivalenceError."""
+    step_a, step_c, check = steps
+    try:
+        check()
+    except EquivalenceError as e:
+        return result | {"status": "mismatch", "error": str(e)}
+    return result | {"status": "ok"} | compare(step_a, step_c, repeats).to_dict()
+
+
+def run_each(cases: Sequence, measure: Callable[[object, int], dict], repeats: int,
+             on_result: Callable[[dict], object] | None) -> list[dict]:
+    """``measure(case, repeats)`` for every case, each result passed to ``on_result`` as it comes."""
+    results = []
+    for case in cases:
+        results.append(measure(case, repeats))
+        if on_result is not None:
+            on_result(results[-1])
+    return results
+
+
 def _cpu_times() -> tuple[float, float, float] | None:
     """(all cores' elapsed, all cores' busy, this process's CPU) in seconds; Linux only."""
     try:
@@ -208,4 +235,5 @@ def write_json(path: str | os.PathLike, report: dict) -> None:
     write_atomic(path, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
 
 
-__all__ = ["SUITES", "Comparison", "Timing", "compare", "machine", "run_suites", "write_json"]
+__all__ = ["SUITES", "Comparison", "EquivalenceError", "Timing", "checked_comparison", "compare", "machine",
+           "run_each", "run_suites", "write_json"]

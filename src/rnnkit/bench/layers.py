@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnkit
-from rnnkit.bench import DTYPE, compare
+from rnnkit.bench import DTYPE, EquivalenceError, checked_comparison, run_each
 
 MODELS = {"lstm": (nn.LSTM, rnnkit.LSTM), "gru": (nn.GRU, rnnkit.GRU)}
 SEED = 0
@@ -56,10 +56,6 @@ class Case:
     @property
     def name(self) -> str:
         return f"{self.cell} {self.mode} L{self.num_layers} {'bi' if self.bidirectional else 'uni'}"
-
-
-class EquivalenceError(AssertionError):
-    """rnnkit and torch.nn gave different numbers: the timing would be meaningless."""
 
 
 def cases(shape: Shape | None = None, *, quick: bool = False) -> list[Case]:
@@ -172,20 +168,10 @@ def measure(case: Case, repeats: int) -> dict:
               "cell": case.cell, "mode": case.mode, "num_layers": case.num_layers,
               "bidirectional": case.bidirectional, "dims": asdict(case.shape),
               "backend": "auto"}
-    step_a, step_c, check = _steps(case)
-    try:
-        check()
-    except EquivalenceError as e:
-        return result | {"status": "mismatch", "error": str(e)}
-    return result | {"status": "ok"} | compare(step_a, step_c, repeats).to_dict()
+    return checked_comparison(result, _steps(case), repeats)
 
 
 def run(*, quick: bool = False, repeats: int = 9, shape: Shape | None = None,
         on_result: Callable[[dict], object] | None = None) -> list[dict]:
     """Measure every case (see ``cases``) at ``shape`` (default: REFERENCE)."""
-    results = []
-    for case in cases(shape or REFERENCE, quick=quick):
-        results.append(measure(case, repeats))
-        if on_result is not None:
-            on_result(results[-1])
-    return results
+    return run_each(cases(shape or REFERENCE, quick=quick), measure, repeats, on_result)

@@ -25,8 +25,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnkit
-from rnnkit.bench import DTYPE, compare
-from rnnkit.bench.layers import EquivalenceError, Shape
+from rnnkit.bench import DTYPE, EquivalenceError, checked_comparison, run_each
+from rnnkit.bench.layers import Shape
 
 CELLS = {"mingru": rnnkit.MinGRU, "minlstm": rnnkit.MinLSTM}
 LONG = Shape(batch=8, time=0, input_size=128, hidden_size=256)  # time: each of TIMES
@@ -100,12 +100,7 @@ def measure(case: Case, repeats: int) -> dict:
     result = {"suite": "scan", "case": case.name, "shape": str(case.shape), "cell": case.cell,
               "mode": case.mode, "dims": asdict(case.shape), "anchor_module": "torch.nn.GRU",
               "executor": _executor(case)}
-    step_a, step_c, check = _steps(case)
-    try:
-        check()
-    except EquivalenceError as e:
-        return result | {"status": "mismatch", "error": str(e)}
-    return result | {"status": "ok"} | compare(step_a, step_c, repeats).to_dict()
+    return checked_comparison(result, _steps(case), repeats)
 
 
 def _executor(case: Case) -> str:
@@ -115,9 +110,4 @@ def _executor(case: Case) -> str:
 
 def run(*, quick: bool = False, repeats: int = 9,
         on_result: Callable[[dict], object] | None = None) -> list[dict]:
-    results = []
-    for case in cases(quick=quick):
-        results.append(measure(case, repeats))
-        if on_result is not None:
-            on_result(results[-1])
-    return results
+    return run_each(cases(quick=quick), measure, repeats, on_result)

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 import rnnkit
-from rnnkit.bench import DTYPE, compare
-from rnnkit.bench.layers import EquivalenceError, Shape
+from rnnkit.bench import DTYPE, EquivalenceError, checked_comparison, run_each
+from rnnkit.bench.layers import Shape
 
 STEP = Shape(batch=1, time=1, input_size=128, hidden_size=256)
 SEED = 0
@@ -97,19 +97,9 @@ def _steps(case: Case) -> tuple[Callable, Callable, Callable[[], None]]:
 
 def measure(case: Case, repeats: int) -> dict:
     result = {"suite": "stream", "case": case.name, "shape": str(case.shape)}
-    step_a, step_c, check = _steps(case)
-    try:
-        check()
-    except EquivalenceError as e:
-        return result | {"status": "mismatch", "error": str(e)}
-    return result | {"status": "ok"} | compare(step_a, step_c, repeats).to_dict()
+    return checked_comparison(result, _steps(case), repeats)
 
 
 def run(*, quick: bool = False, repeats: int = 9,
         on_result: Callable[[dict], object] | None = None) -> list[dict]:
-    results = []
-    for case in cases(quick=quick):
-        results.append(measure(case, repeats))
-        if on_result is not None:
-            on_result(results[-1])
-    return results
+    return run_each(cases(quick=quick), measure, repeats, on_result)
