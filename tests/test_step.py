@@ -126,3 +126,18 @@ def test_quantize_dynamic_refuses_what_it_cannot_run():
     quantized = rnnkit.quantize_dynamic(rnnkit.LSTM(I, H).float())
     with pytest.raises(RuntimeError, match="int8 layer runs in eval mode under torch.no_grad"):
         quantized.step(torch.randn(B, I, dtype=torch.float32))
+
+
+def test_the_streaming_fast_path_still_names_bad_input():
+    model = rnnkit.LSTM(I, H).float().eval()
+    x = torch.randn(B, I, dtype=torch.float32)
+    with torch.inference_mode():
+        _, (h, c) = model.step(x)  # fills the concatenated weights: later calls take the fast path
+        with pytest.raises(ValueError, match=r"hx h_0 must have shape \(1, 3, 6\)"):
+            model.step(x, (h[:, :, :5], c[:, :, :5]))
+        with pytest.raises(ValueError, match=r"hx c_0 must have shape \(1, 3, 6\)"):
+            model.step(x, (h, c[:, :2]))
+        with pytest.raises(ValueError, match=r"input must be \(batch, 4\) or \(4,\), got \(3, 5\)"):
+            model.step(torch.randn(B, 5, dtype=torch.float32), (h, c))
+        with pytest.raises(TypeError, match="input must have the parameters' dtype"):
+            model.step(x.double(), (h, c))

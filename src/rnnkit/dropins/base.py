@@ -208,6 +208,16 @@ class DropIn(nn.Module):
         plain LSTM, GRU or RNN stack runs as one compiled call (``kernels/csrc/step.cpp``);
         otherwise the cells step one by one, with autograd.
         """
+        if (self._step_cache is not None and hx is not None and not self.training
+                and not torch.is_grad_enabled() and type(input) is Tensor and input.dim() == 2):
+            # the streaming loop: the compiled kernel checks shapes and dtypes itself, and
+            # anything it refuses goes through the checks below, which name the problem
+            try:
+                new = self._step_native(input, (hx,) if type(hx) is Tensor else tuple(hx))
+            except RuntimeError:
+                new = None
+            if new is not None:
+                return new[0][-1], self._unpack_hx(new)
         if self.bidirectional:
             raise ValueError("step needs a unidirectional layer: a backward direction reads the whole "
                              "sequence first (use forward)")
@@ -240,13 +250,14 @@ class DropIn(nn.Module):
         return out, self._unpack_hx(new)
 
     def _step_native(self, x_BI: Tensor, hx: tuple[Tensor, ...]) -> tuple[Tensor, ...] | None:
-        layers = [native.flat_weights(cell) for cell in self._cells]
-        if len(layers[0]) == 5:  # an LSTM projection: the cells step
-            return None
-        # [W_ih | W_hh] per layer (int8: quantized per row), built again only when a weight was
-        # replaced or changed in place
-        key = (self.int8, *((w.data_ptr(), w._version) for ws in layers for w in ws))
+        # [W_ih | W_hh] per layer (or int8), built again only when a weight was replaced or
+        # changed in place: the key reads the weights' owners directly, as it runs every step
+        key = (self.int8, *((w.data_ptr(), w._version) for cell in self._cells
+                            for w in native.owner(cell)._parameters.values() if w is not None))
         if self._step_cache is None or self._step_cache[0] != key:
+            layers = [native.flat_weights(cell) for cell in self._cells]
+            if len(layers[0]) == 5:  # an LSTM projection: the cells step
+                return None
             self._step_cache = (key, native.step_weights(self._fused_kind, layers, int8=self.int8))
         return native.step(self._fused_kind, x_BI, hx, self._step_cache[1], int8=self.int8)
 

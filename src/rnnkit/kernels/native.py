@@ -29,13 +29,13 @@ _OPS = {"gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu
 HX = tuple[Tensor, ...]  # (h,) or (h, c), each (layers * directions, B, size)
 
 
-def _owner(cell: Cell) -> Cell:
+def owner(cell: Cell) -> Cell:
     """The cell that owns the weights: weight drop is the one wrapper this executor runs."""
     return cell.cell if isinstance(cell, WeightDrop) else cell
 
 
 def supports(cell: Cell) -> bool:
-    core = _owner(cell)
+    core = owner(cell)
     if type(core) is LSTMCell:
         return not core.peephole
     if type(core) is GRUCell:
@@ -44,7 +44,7 @@ def supports(cell: Cell) -> bool:
 
 
 def op_kind(cell: Cell) -> str:
-    core = _owner(cell)
+    core = owner(cell)
     if isinstance(core, ElmanCell):
         return f"rnn_{core.nonlinearity}"
     return "lstm" if isinstance(core, LSTMCell) else "gru"
@@ -236,5 +236,5 @@ def segmented(kind: str, x_BTI: Tensor, hx: HX, weights: list[Tensor], lengths_B
 def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
     hx = tuple(t.unsqueeze(0) for t in state)
     out_BTO, hx = call(op_kind(cell), x_BTI, hx, flat_weights(cell), lengths_B,
-                       bias=_owner(cell).bias_ih is not None)
+                       bias=owner(cell).bias_ih is not None)
     return out_BTO, type(state)(*(t.squeeze(0) for t in hx))

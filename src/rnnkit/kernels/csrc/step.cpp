@@ -49,7 +49,9 @@ std::vector<at::Tensor> rnn_step(int64_t kind, const at::Tensor& x_in, const at:
   TORCH_CHECK(x_in.dim() == 2 && x_in.size(0) == h.size(1), "x must be (B, I) for h of shape (L, B, H)");
   const bool lstm = kind == kLSTM;
   const at::Tensor c = c_opt.has_value() ? c_opt->contiguous() : at::Tensor();
-  TORCH_CHECK(!lstm || (c.defined() && c.sizes() == h.sizes()), "c must have h's shape");
+  TORCH_CHECK(!lstm || (c.defined() && c.sizes() == h.sizes() && c.scalar_type() == at::kFloat),
+              "c must be float32 of h's shape");
+  TORCH_CHECK(x_in.device().is_cpu() && h.device().is_cpu() && (!lstm || c.device().is_cpu()), "CPU tensors only");
   const int64_t L = h.size(0), B = h.size(1), H = h.size(2);
   auto h_in = h.contiguous();
   auto h_out = at::empty_like(h_in);
@@ -57,6 +59,13 @@ std::vector<at::Tensor> rnn_step(int64_t kind, const at::Tensor& x_in, const at:
   at::Tensor x = x_in.contiguous();
   for (int64_t l = 0; l < L; ++l) {
     const at::Tensor* w = weights.data() + l * per_layer;
+    const int64_t G = lstm ? 4 * H : kind == kGRU ? 3 * H : H;  // gate rows
+    const int64_t in = x.size(1), cols = kind == kGRU ? in : in + H;
+    TORCH_CHECK(w[0].dim() == 2 && w[0].size(0) == G && w[0].size(1) == cols,
+                "layer ", l, ": the weights are (", w[0].size(0), ", ", w[0].size(1), "), the input and state need (",
+                G, ", ", cols, ")");
+    TORCH_CHECK(kind != kGRU || (w[per_projection].size(0) == G && w[per_projection].size(1) == H),
+                "layer ", l, ": W_hh must be (", G, ", ", H, ")");
     at::Tensor a, r;  // a: the gates' pre-activations (GRU: W_ih x + b_ih); r: GRU's W_hh h + b_hh
     if (kind == kGRU) {
       a = project(x, w, int8).contiguous();
@@ -64,7 +73,6 @@ std::vector<at::Tensor> rnn_step(int64_t kind, const at::Tensor& x_in, const at:
     } else {
       a = project(at::cat({x, h_in[l]}, 1), w, int8).contiguous();
     }
-    const int64_t G = a.size(1);
     for (int64_t b = 0; b < B; ++b) {
       const float* __restrict__ ab = a.data_ptr<float>() + b * G;
       const float* __restrict__ hb = h_in.data_ptr<float>() + (l * B + b) * H;
