@@ -41,14 +41,14 @@ def main() -> None:
     model = load_model(args.run_dir).float().eval()
     tokenizer = load_tokenizer(args.run_dir)
     _, val_text, _ = check_inputs(DemoConfig())
-    ids_N = torch.tensor(tokenizer.encode(val_text), dtype=torch.long)
+    ids_N = torch.as_tensor(tokenizer.encode(val_text), dtype=torch.long)
     quantized = rnnkit.quantize_dynamic(model)
     scores = {}
     for name, m in (("float32", model), ("int8", quantized)):
         started = time.perf_counter()
         bits = heldout_nats(m, ids_N) / (ids_N.numel() - 1) / math.log(2)
         scores[name] = {"bits_per_char": bits, "seconds": round(time.perf_counter() - started, 1)}
-        print(f"{name}: {bits:.4f} bits/char ({scores[name]['seconds']} s)", flush=True)
+        print(f"{name}: {bits:.5f} bits/char ({scores[name]['seconds']} s)", flush=True)
     lstm, lstm8 = model.rnn, quantized.rnn
     x_BI = torch.randn(1, lstm.input_size, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
