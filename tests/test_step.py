@@ -141,3 +141,44 @@ def test_the_streaming_fast_path_still_names_bad_input():
             model.step(torch.randn(B, 5, dtype=torch.float32), (h, c))
         with pytest.raises(TypeError, match="input must have the parameters' dtype"):
             model.step(x.double(), (h, c))
+
+
+def test_step_edge_cases_found_in_review():
+    """A bias-free projected LSTM steps its cells; a float64 model refuses float32 input on
+    the fast path too; an LSTM state of the wrong arity is named; .data edits need
+    forget_step_weights."""
+    proj = rnnkit.LSTM(I, H, proj_size=3, bias=False).float().eval()
+    x = torch.randn(B, I, dtype=torch.float32)
+    with torch.no_grad():
+        out, _ = proj.step(x)
+        assert_all_close(out, proj(x[None])[0][0], rtol=1e-5, atol=1e-6)
+    model = rnnkit.LSTM(I, H).eval()  # float64
+    with torch.inference_mode():
+        _, hx = model.step(x.double())
+        with pytest.raises(TypeError, match="input must have the parameters' dtype"):
+            model.step(x, hx)
+        with pytest.raises(TypeError, match=r"hx must be a \(h_0, c_0\) pair"):
+            model.step(x.double(), hx[0])
+    fp32 = rnnkit.LSTM(I, H).float().eval()
+    with torch.inference_mode():
+        _, hx = fp32.step(x)
+        with torch.no_grad():
+            fp32.weight_hh_l0.data.mul_(0.5)
+        fp32.forget_step_weights()
+        out, _ = fp32.step(x, hx)
+        want = fp32._step_cells(x, hx)[0][-1]
+        assert_all_close(out, want, rtol=1e-5, atol=1e-6)
+
+
+def test_minlstm_backward_stays_finite_when_both_gates_vanish():
+    from rnnkit.kernels import fused
+
+    if _ext.load("min_scan") is None:
+        pytest.skip("the extension could not be built")
+    k = torch.full((1, 2, 3), -60.0, requires_grad=True)  # f and i ~ 1e-26: s² underflows
+    h0 = torch.randn(1, 1)
+    out, _ = fused.min_scan(k.float(), h0.float(), torch.tensor([2]), 1)
+    out.sum().backward()
+    assert torch.isfinite(k.grad).all()
+    with pytest.raises(RuntimeError, match=r"lengths must be in \[1, 2\], got -1"):
+        fused.min_scan(k.detach(), h0, torch.tensor([-1]), 1)

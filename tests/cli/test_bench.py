@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 import rnnkit.bench
-from rnnkit.bench import compare, layers, run_suites, scan, stream, write_json
+from rnnkit.bench import compare, fit, layers, run_suites, scan, stream, write_json
 from rnnkit.cli.bench import bench
 
 TINY = layers.Shape(batch=3, time=5, input_size=4, hidden_size=6)
@@ -28,6 +28,7 @@ def tiny(monkeypatch):
     monkeypatch.setattr(scan, "LONG", TINY)
     monkeypatch.setattr(scan, "TIMES", (5, 9))
     monkeypatch.setattr(stream, "STEP", TINY)
+    monkeypatch.setattr(fit, "CHAR_LM", fit.Shape(batch=4, time=8, embed=6, hidden=8, layers=2))
     monkeypatch.setattr(rnnkit.bench, "MIN_SAMPLE_S", 0.002)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -115,6 +116,13 @@ def test_stream_suite_checks_and_times_every_case(tiny):
         assert r["ratio"] == pytest.approx(r["anchor"]["median_ms"] / r["candidate"]["median_ms"])
 
 
+def test_fit_suite_checks_the_first_losses_and_times(tiny):
+    results = fit.run(repeats=1)
+    assert [r["case"] for r in results] == ["char lm train vs hand loop"]
+    assert results[0]["status"] == "ok", results[0].get("error")
+    assert results[0]["tokens_per_sample"] == fit.STEPS * 4 * 8
+
+
 def test_cli_quick_writes_json(tiny, tmp_path):
     out = tmp_path / "new" / "dir" / "layers.json"
     args = ["layers", "--quick", "--repeats", "1", "--threads", "1", "--json", str(out)]
@@ -154,7 +162,8 @@ def test_run_suites_restores_threads_and_rejects_unknown(tiny):
     before = torch.get_num_threads()
     report = run_suites(["layers"], quick=True, repeats=1, threads=1, echo=lambda s: None)
     assert torch.get_num_threads() == before and report["machine"]["threads"] == 1
-    with pytest.raises(ValueError, match="suite must be one of \\('layers', 'scan', 'stream'\\), got 'nope'"):
+    suites = r"\('layers', 'scan', 'stream', 'fit'\)"
+    with pytest.raises(ValueError, match=rf"suite must be one of {suites}, got 'nope'"):
         run_suites(["nope"])
 
 

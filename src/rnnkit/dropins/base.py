@@ -204,17 +204,22 @@ class DropIn(nn.Module):
             layer's new h, as ``forward`` on a length-1 sequence would give.
 
         Unidirectional layers only (a backward direction needs the whole sequence). In
-        evaluation mode under ``torch.no_grad()`` or ``torch.inference_mode()`` on CPU, a
-        plain LSTM, GRU or RNN stack runs as one compiled call (``kernels/csrc/step.cpp``);
-        otherwise the cells step one by one, with autograd.
+        evaluation mode under ``torch.no_grad()`` or ``torch.inference_mode()`` on CPU
+        (float32), a plain LSTM, GRU or RNN stack runs as one compiled call
+        (``kernels/csrc/step.cpp``) on a copy of the weights ([W_ih | W_hh], or int8) made
+        at the first step and again whenever a weight changes (optimizer steps,
+        ``load_state_dict``, ``.to``); a change made through ``.data`` is not seen: call
+        ``forget_step_weights()`` after one. Otherwise the cells step one by one, with
+        autograd.
         """
         if (self._step_cache is not None and hx is not None and not self.training
                 and not torch.is_grad_enabled() and type(input) is Tensor and input.dim() == 2):
             # the streaming loop: the compiled kernel checks shapes and dtypes itself, and
             # anything it refuses goes through the checks below, which name the problem
-            try:
-                new = self._step_native(input, (hx,) if type(hx) is Tensor else tuple(hx))
-            except RuntimeError:
+            hx_t = (hx,) if type(hx) is Tensor else tuple(hx)
+            try:  # the state's arity is the one thing the kernel cannot see
+                new = self._step_native(input, hx_t) if len(hx_t) == len(self._state_type()._fields) else None
+            except (RuntimeError, IndexError, TypeError):
                 new = None
             if new is not None:
                 return new[0][-1], self._unpack_hx(new)
@@ -249,15 +254,20 @@ class DropIn(nn.Module):
             out, new = out.squeeze(0), tuple(t.squeeze(1) for t in new)
         return out, self._unpack_hx(new)
 
+    def forget_step_weights(self) -> None:
+        """Drop ``step``'s copy of the weights; the next step makes it again from the current ones."""
+        self._step_cache = None
+
     def _step_native(self, x_BI: Tensor, hx: tuple[Tensor, ...]) -> tuple[Tensor, ...] | None:
+        if getattr(self, "proj_size", 0):  # an LSTM projection: the cells step
+            return None
         # [W_ih | W_hh] per layer (or int8), built again only when a weight was replaced or
-        # changed in place: the key reads the weights' owners directly, as it runs every step
+        # changed in place: the key reads the weights' owners directly, as it runs every step.
+        # Edits through ``.data`` leave no trace (no version bump): see ``step``.
         key = (self.int8, *((w.data_ptr(), w._version) for cell in self._cells
                             for w in native.owner(cell)._parameters.values() if w is not None))
         if self._step_cache is None or self._step_cache[0] != key:
             layers = [native.flat_weights(cell) for cell in self._cells]
-            if len(layers[0]) == 5:  # an LSTM projection: the cells step
-                return None
             self._step_cache = (key, native.step_weights(self._fused_kind, layers, int8=self.int8))
         return native.step(self._fused_kind, x_BI, hx, self._step_cache[1], int8=self.int8)
 

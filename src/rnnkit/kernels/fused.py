@@ -78,6 +78,8 @@ def run(cell: Cell, x_BTI: Tensor, state: HiddenState, lengths_B: Tensor | None)
         return scan.run(cell, x_BTI, state, lengths_B)
     B, T, _ = x_BTI.shape
     k_BTG = F.linear(x_BTI, cell.weight_ih, cell.bias_ih).contiguous()
+    if k_BTG.dtype not in (torch.float32, torch.float64):  # autocast made it bf16/fp16
+        return scan.run(cell, x_BTI, state, lengths_B)
     lengths_B = (torch.full((B,), T, dtype=torch.long) if lengths_B is None
                  else lengths_B.to(device="cpu", dtype=torch.long).contiguous())
     out_BTH, final_BH = min_scan(k_BTG, state.h.to(k_BTG.dtype).contiguous(), lengths_B, _KIND[type(cell)])

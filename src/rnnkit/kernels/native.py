@@ -180,16 +180,17 @@ _INT8_WARNED: list[bool] = []
 
 def step_weights(kind: str, layers: list[list[Tensor]], *, int8: bool = False) -> list[Tensor]:
     """The projections ``step`` makes, per layer: [W_ih | W_hh] with b_ih + b_hh (LSTM,
-    RNN: one pass over the weights per step), or W_ih with b_ih and W_hh with b_hh (GRU).
-    ``int8``: each matrix quantized for fbgemm's dynamic int8 linear (per tensor,
-    symmetric; the input is quantized per call), as torch's first quantized LSTM did."""
+    RNN: one pass over the weights per step), or W_ih with b_ih and W_hh with b_hh (GRU,
+    and int8). ``int8``: each matrix quantized for fbgemm's dynamic int8 linear (per
+    tensor, symmetric; x and h are quantized per call, each with its own scale), as
+    torch's first quantized LSTM did."""
     out = []
     for w_ih, w_hh, *biases in layers:
         b_ih, b_hh = biases if biases else (w_ih.new_zeros(w_ih.shape[0]),) * 2
-        pairs = ([(w_ih, b_ih), (w_hh, b_hh)] if kind == "gru"
+        pairs = ([(w_ih, b_ih), (w_hh, b_hh)] if kind == "gru" or int8
                  else [(torch.cat([w_ih, w_hh], dim=1), b_ih + b_hh)])
-        for w, b in pairs:
-            w, b = w.detach().float().contiguous(), b.detach().float().contiguous()
+        for w, b in pairs:  # the model's dtype: the kernel refuses all but float32
+            w, b = w.detach().contiguous(), b.detach().contiguous()
             out += [*_int8(w), b] if int8 else [w, b]
     return out
 

@@ -257,12 +257,12 @@ class Forecaster(nn.Module):
         if y_NH.shape != (x_NTF.shape[0], H):
             raise ValueError(f"y must have shape ({x_NTF.shape[0]}, {H}), got {tuple(y_NH.shape)}")
         x_NLF = x_NTF[:, -self.config.window:]
-        self.interval_scale_H.fill_(1.0)
         # rounded: (1 - 0.8) / 2 is 0.09999999999999998, which is not the trained level 0.1
         low, high = round((1 - coverage) / 2, 12), round((1 + coverage) / 2, 12)
         if self.config.output == "quantile" and not {low, high} <= set(self.config.quantiles):
             raise ValueError(f"calibrating {coverage:.0%} intervals needs the levels {low:g} and {high:g} "
                              f"among the trained quantiles {self.config.quantiles}")
+        self.interval_scale_H.fill_(1.0)
         z_NHQ = self._scaled_quantiles(x_NLF, (low, 0.5, high), H, samples, generator)
         low_NH, median_NH, high_NH = z_NHQ.unbind(-1)
         z_NH = self.scale_target(y_NH, x_NLF)

@@ -95,13 +95,14 @@ void backward_task(const T* __restrict__ grad_out, const T* __restrict__ grad_fi
         dh[j] = d * (T(1) - z);
       } else {
         const T f = sigmoid(k_t[j]), i = sigmoid(k_t[H + j]), kh = k_t[2 * H + j], sh = sigmoid(kh);
-        const T s = f + i, s2 = s * s;
-        // h = h~ + f' (h_{t-1} - h~), f' = f / (f + i): df'/df = i / s², df'/di = -f / s²
+        const T s = f + i, fn = f / s, in = i / s;
+        // h = h~ + f' (h_{t-1} - h~), f' = f / (f + i): df'/df = i / s² = f' i' / f and
+        // df'/di = -f' i' / i, written without s², which underflows when f and i are tiny
         const T d_fn = d * (hp[j] - g(kh, sh));
-        gk_t[j] = d_fn * (i / s2) * f * (T(1) - f);
-        gk_t[H + j] = -d_fn * (f / s2) * i * (T(1) - i);
-        gk_t[2 * H + j] = d * (i / s) * dg(kh, sh);
-        dh[j] = d * (f / s);
+        gk_t[j] = d_fn * fn * in * (T(1) - f);
+        gk_t[H + j] = -d_fn * fn * in * (T(1) - i);
+        gk_t[2 * H + j] = d * in * dg(kh, sh);
+        dh[j] = d * fn;
       }
     }
   }
@@ -118,6 +119,10 @@ void check(const at::Tensor& k, const at::Tensor& h0, const at::Tensor& lengths,
   TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == k.size(0) && lengths.scalar_type() == at::kLong &&
                   lengths.is_contiguous(),
               "lengths must be a contiguous (B,) int64 tensor");
+  TORCH_CHECK(k.device().is_cpu() && h0.device().is_cpu() && lengths.device().is_cpu(), "CPU tensors only");
+  const int64_t* len = lengths.data_ptr<int64_t>();
+  for (int64_t b = 0; b < lengths.size(0); ++b)  // the loops index by them: out of range is memory
+    TORCH_CHECK(len[b] >= 1 && len[b] <= k.size(1), "lengths must be in [1, ", k.size(1), "], got ", len[b]);
 }
 
 }  // namespace
@@ -153,8 +158,13 @@ std::vector<at::Tensor> min_scan_backward(const at::Tensor& grad_out, const at::
                                           const at::Tensor& k, const at::Tensor& h0, const at::Tensor& out,
                                           const at::Tensor& lengths, int64_t kind) {
   check(k, h0, lengths, kind);
-  TORCH_CHECK(grad_out.sizes() == out.sizes() && grad_out.is_contiguous() && out.is_contiguous(),
-              "grad_out and out must be contiguous (B, T, H)");
+  TORCH_CHECK(out.dim() == 3 && out.size(0) == k.size(0) && out.size(1) == k.size(1) && out.size(2) == h0.size(1),
+              "out must be (B, T, H)");
+  TORCH_CHECK(grad_out.sizes() == out.sizes() && grad_out.is_contiguous() && out.is_contiguous() &&
+                  grad_out.device().is_cpu() && out.device().is_cpu() && grad_final.device().is_cpu(),
+              "grad_out and out must be contiguous (B, T, H) CPU tensors");
+  TORCH_CHECK(grad_out.scalar_type() == k.scalar_type() && out.scalar_type() == k.scalar_type() &&
+                  grad_final.scalar_type() == k.scalar_type(), "gradients and out must have k's dtype");
   TORCH_CHECK(grad_final.sizes() == h0.sizes() && grad_final.is_contiguous(),
               "grad_final must be a contiguous (B, H)");
   const int64_t B = k.size(0), T = k.size(1), G = k.size(2), H = h0.size(1);

@@ -5,13 +5,14 @@
 // Python's per-op dispatch) is overhead on top of that floor, so this file does the whole
 // stack in one call: per layer the product through ATen (BLAS, or fbgemm's int8 GEMV),
 // then one fused pass over the gates. LSTM and RNN multiply [W_ih | W_hh] by [x; h] in one
-// product; the GRU needs W_hh h apart (its n gate scales it by r), so it makes two.
+// product; the GRU needs W_hh h apart (its n gate scales it by r), so it makes two, and so
+// does int8 (x and h get a quantization scale each).
 // Gate layouts and equations are torch.nn's: LSTM (i, f, g, o), GRU (r, z, n) with the
 // reset gate after the product, RNN tanh/relu.
 //
 // A projection is [w, b] (float32) or [w_int8, packed, col_offsets, scale, zero_point, b]
 // (fbgemm's dynamic int8 linear: weights quantized once, the input per call). Per layer:
-// one projection of [x; h] (LSTM, RNN) or two, of x and of h (GRU).
+// one projection of [x; h] (LSTM, RNN in float32) or two, of x and of h (GRU, int8).
 #include <torch/extension.h>
 
 #include <algorithm>
@@ -42,7 +43,9 @@ std::vector<at::Tensor> rnn_step(int64_t kind, const at::Tensor& x_in, const at:
                                  bool int8) {
   TORCH_CHECK(kind >= 0 && kind <= 3, "kind must be 0 (lstm), 1 (gru), 2 (rnn_tanh) or 3 (rnn_relu)");
   TORCH_CHECK(x_in.scalar_type() == at::kFloat && h.scalar_type() == at::kFloat, "float32 only");
-  const int64_t per_projection = int8 ? 6 : 2, projections = kind == kGRU ? 2 : 1;
+  // int8 keeps x and h apart too: one quantization scale for both would drown the smaller
+  const bool apart = kind == kGRU || int8;
+  const int64_t per_projection = int8 ? 6 : 2, projections = apart ? 2 : 1;
   const int64_t per_layer = per_projection * projections;
   TORCH_CHECK(h.dim() == 3 && (int64_t)weights.size() == h.size(0) * per_layer,
               "h must be (L, B, H) with ", per_layer, " weight tensors per layer");
@@ -60,16 +63,17 @@ std::vector<at::Tensor> rnn_step(int64_t kind, const at::Tensor& x_in, const at:
   for (int64_t l = 0; l < L; ++l) {
     const at::Tensor* w = weights.data() + l * per_layer;
     const int64_t G = lstm ? 4 * H : kind == kGRU ? 3 * H : H;  // gate rows
-    const int64_t in = x.size(1), cols = kind == kGRU ? in : in + H;
+    const int64_t in = x.size(1), cols = apart ? in : in + H;
     TORCH_CHECK(w[0].dim() == 2 && w[0].size(0) == G && w[0].size(1) == cols,
                 "layer ", l, ": the weights are (", w[0].size(0), ", ", w[0].size(1), "), the input and state need (",
                 G, ", ", cols, ")");
-    TORCH_CHECK(kind != kGRU || (w[per_projection].size(0) == G && w[per_projection].size(1) == H),
+    TORCH_CHECK(!apart || (w[per_projection].size(0) == G && w[per_projection].size(1) == H),
                 "layer ", l, ": W_hh must be (", G, ", ", H, ")");
     at::Tensor a, r;  // a: the gates' pre-activations (GRU: W_ih x + b_ih); r: GRU's W_hh h + b_hh
-    if (kind == kGRU) {
+    if (apart) {
       a = project(x, w, int8).contiguous();
       r = project(h_in[l], w + per_projection, int8).contiguous();
+      if (kind != kGRU) a.add_(r);  // only the GRU's n gate needs the two sums apart
     } else {
       a = project(at::cat({x, h_in[l]}, 1), w, int8).contiguous();
     }
