@@ -238,16 +238,15 @@ class DropIn(nn.Module):
             hx = self._zero_hx(B, x_BI)
         else:
             hx = self._check_hx(_map(hx, lambda t: t.unsqueeze(1)) if unbatched else hx, B, like)
-        new = None
-        if self._fused_kind is not None and not self.training and not torch.is_grad_enabled():
-            new = self._step_native(x_BI, hx)
-        elif self.int8:
+        compiled = self._fused_kind is not None and not self.training and not torch.is_grad_enabled()
+        if self.int8 and not compiled:
             raise RuntimeError("an int8 layer runs in eval mode under torch.no_grad() or "
                                "torch.inference_mode() only (it has no backward)")
+        new = self._step_native(x_BI, hx) if compiled else None
+        if new is None and self.int8:
+            raise RuntimeError("the int8 step kernel is not available here (see the warning "
+                               "about building it); quantize_dynamic needs it")
         if new is None:
-            if self.int8:
-                raise RuntimeError("the int8 step kernel is not available here (see the warning "
-                                   "about building it); quantize_dynamic needs it")
             new = self._step_cells(x_BI, hx)
         out = new[0][-1]
         if unbatched:

@@ -164,18 +164,10 @@ def step(kind: str, x_BI: Tensor, hx: HX, weights: list[Tensor], *, int8: bool =
     ext = _ext.load("step")
     if ext is None or not x_BI.is_cpu or x_BI.dtype != torch.float32:
         return None
-    args = (_STEP_KIND[kind], x_BI, hx[0], hx[1] if kind == "lstm" else None, weights, int8)
-    if int8 and not _INT8_WARNED:  # fbgemm's deprecation notice comes once, on the first call
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            h, c = ext.rnn_step(*args)
-        _INT8_WARNED.append(True)
-    else:
-        h, c = ext.rnn_step(*args)
+    # with int8, fbgemm's deprecation notice goes to stderr from C++ once per process (c10's
+    # log, not Python's warnings: an extension installs no Python warning handler)
+    h, c = ext.rnn_step(_STEP_KIND[kind], x_BI, hx[0], hx[1] if kind == "lstm" else None, weights, int8)
     return (h, c) if kind == "lstm" else (h,)
-
-
-_INT8_WARNED: list[bool] = []
 
 
 def step_weights(kind: str, layers: list[list[Tensor]], *, int8: bool = False) -> list[Tensor]:
