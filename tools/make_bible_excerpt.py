@@ -17,9 +17,9 @@ collapsed, misnumbered chapters left out), exactly as in the cached whole-Bible 
 output is deterministic.
 """
 
-import argparse
 import sys
-from pathlib import Path
+
+from _regenerate import regenerate
 
 from rnnkit.data.bible_pairs import EXCERPT, EXCERPT_BOOKS, verse_pairs
 
@@ -29,19 +29,11 @@ def build() -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true", help="compare instead of writing")
-    ap.add_argument("-o", "--output", type=Path, default=EXCERPT)
-    args = ap.parse_args()
-    text = build()
-    if args.check:
-        same = args.output.exists() and args.output.read_text(encoding="utf-8") == text
-        print("up to date" if same else "DIFFERS", args.output)
-        return 0 if same else 1
-    args.output.write_text(text, encoding="utf-8", newline="\n")
-    books = {book: text.count(f"\t{book}\n") for book in EXCERPT_BOOKS}
-    print(f"wrote {args.output}: {len(text.encode())} bytes, {text.count(chr(10))} pairs {books}")
-    return 0
+    def summary(text: str) -> str:
+        books = {book: text.count(f"\t{book}\n") for book in EXCERPT_BOOKS}
+        return f"{len(text.encode())} bytes, {text.count(chr(10))} pairs {books}"
+
+    return regenerate(__doc__.splitlines()[0], EXCERPT, build, summary)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,12 @@ The reference is stripped, whitespace is collapsed to single spaces, and the
 verse text is otherwise kept exactly. The output is deterministic.
 """
 
-import argparse
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from _regenerate import regenerate
 
 RANGE = "Gen1:1-Exo40:38"
 EXPECTED_VERSES = 1533 + 1213  # Genesis + Exodus
@@ -52,20 +53,9 @@ def build() -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true", help="compare instead of writing")
-    ap.add_argument("-o", "--output", type=Path, default=OUT)
-    args = ap.parse_args()
-    text = build()
-    if args.check:
-        same = args.output.exists() and args.output.read_text(encoding="utf-8") == text
-        print("up to date" if same else "DIFFERS", args.output)
-        return 0 if same else 1
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8", newline="\n")
-    print(f"wrote {args.output}: {len(text.encode())} bytes, {len(text)} chars, "
-          f"{text.count(chr(10))} lines, {len(set(text))} distinct chars")
-    return 0
+    return regenerate(__doc__.splitlines()[0], OUT, build, lambda text: (
+        f"{len(text.encode())} bytes, {len(text)} chars, {text.count(chr(10))} lines, "
+        f"{len(set(text))} distinct chars"))
 
 
 if __name__ == "__main__":
