@@ -66,6 +66,9 @@ def flat_weights(cell: Cell) -> list[Tensor]:
 def fused(kind: str, x: Tensor, hx: HX, weights: list[Tensor], *, bias: bool, num_layers: int,
           dropout: float, train: bool, bidirectional: bool, batch_first: bool):
     """One call of torch's fused op, exactly as torch.nn.RNN/LSTM/GRU.forward makes it."""
+    # cuDNN keeps what its backward needs only in training mode; without dropout the flag
+    # changes nothing else, so a layer in eval mode can still be differentiated there
+    train = train or (x.is_cuda and dropout == 0 and torch.is_grad_enabled())
     args = (weights, bias, num_layers, dropout, train, bidirectional, batch_first)
     if kind == "lstm":
         out, h, c = torch.lstm(x, hx, *args)
