@@ -76,7 +76,7 @@ def test_bad_layer_state():
 
 @pytest.mark.parametrize("make, error, message", [
     (lambda: rnnkit.LSTM(I, H, backend="cudnn"), ValueError,
-     r"backend must be one of \('auto', 'reference', 'native', 'fused', 'scan'\), got 'cudnn'"),
+     r"backend must be one of \('auto', 'reference', 'native', 'fused', 'loop', 'scan'\), got 'cudnn'"),
     (lambda: rnnkit.LSTM(I, H, backend="scan"), ValueError, r"backend 'scan' cannot run"),
     (lambda: rnnkit.LSTM(I, H, layer_norm=True, backend="native"), ValueError,
      r"backend 'native' cannot run LayerNormLSTMCell"),

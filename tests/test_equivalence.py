@@ -2,6 +2,8 @@
 initial state, parameters), in float64, with random inputs and ragged lengths including 1 and T.
 """
 
+import re
+
 import pytest
 import torch
 
@@ -31,10 +33,22 @@ MODELS = {
     "gru": lambda **kw: rnnkit.GRU(3, 5, **kw),
     "mingru": lambda **kw: rnnkit.MinGRU(3, 5, **kw),
     "minlstm": lambda **kw: rnnkit.MinLSTM(3, 5, **kw),
+    # the variants that the compiled loop runs (regularisers in eval mode: their training
+    # masks are compared in test_regularisers_in_training_draw_the_same_masks)
+    "lstm-layer-norm": lambda **kw: rnnkit.LSTM(3, 5, layer_norm=True, **kw),
+    "lstm-peephole-all": lambda **kw: rnnkit.LSTM(3, 5, peephole=True, recurrent_dropout=0.3,
+                                                  zoneout=(0.2, 0.3), weight_drop=0.3, **kw),
+    "lstm-layer-norm-zoneout": lambda **kw: rnnkit.LSTM(3, 5, layer_norm=True, zoneout=0.2, bias=False, **kw),
+    "gru-layer-norm": lambda **kw: rnnkit.GRU(3, 5, layer_norm=True, recurrent_dropout=0.3, **kw),
+    "gru-reset-before": lambda **kw: rnnkit.GRU(3, 5, reset_after=False, zoneout=0.2, **kw),
+    "gru-zoneout-nobias": lambda **kw: rnnkit.GRU(3, 5, zoneout=0.2, bias=False, **kw),
 }
+LOOP = ["lstm-layer-norm", "lstm-peephole-all", "lstm-layer-norm-zoneout", "gru-layer-norm",
+        "gru-reset-before", "gru-zoneout-nobias"]
 FAST = {"native": ["rnn-tanh", "rnn-relu", "lstm", "lstm-proj", "lstm-nobias",
                    "lstm-weight-drop", "gru"],
-        "fused": ["mingru", "minlstm"], "scan": ["mingru", "minlstm"]}
+        "fused": ["mingru", "minlstm"], "scan": ["mingru", "minlstm"],
+        "loop": [*LOOP, "lstm", "lstm-nobias", "lstm-weight-drop", "gru"]}
 PAIRS = [(b, m) for b, ms in FAST.items() for m in ms] + [("auto", m) for m in MODELS]
 LAYOUTS = [  # (num_layers, bidirectional, batch_first)
     (1, False, True), (2, False, False), (1, True, False), (2, True, True)]
@@ -95,23 +109,28 @@ def test_weight_drop_in_training_is_the_same_on_both_executors():
     assert not torch.allclose(fast(x)[0], want[0])  # and the mask really is random
 
 
-# the compiled scan claims the min cells wherever it could be built (see kernels/_ext.py)
+# the compiled kernels claim their cells wherever they could be built (see kernels/_ext.py)
 FUSED = {"fused"} if _ext.load("min_scan") is not None else set()
+LOOPED = {"loop"} if _ext.load("rnn_loop") is not None else set()
 SUPPORT = {  # cell -> executors that must claim it
     "elman": (lambda: ElmanCell(3, 4), {"reference", "native"}),
-    "lstm": (lambda: LSTMCell(3, 4), {"reference", "native"}),
+    "lstm": (lambda: LSTMCell(3, 4), {"reference", "native", *LOOPED}),
     "lstm-proj": (lambda: LSTMCell(3, 4, proj_size=2), {"reference", "native"}),
-    "lstm-peephole": (lambda: LSTMCell(3, 4, peephole=True), {"reference"}),
-    "gru": (lambda: GRUCell(3, 4), {"reference", "native"}),
-    "gru-reset-before": (lambda: GRUCell(3, 4, reset_after=False), {"reference"}),
-    "layernorm-lstm": (lambda: LayerNormLSTMCell(3, 4), {"reference"}),
-    "layernorm-gru": (lambda: LayerNormGRUCell(3, 4), {"reference"}),
+    "lstm-peephole": (lambda: LSTMCell(3, 4, peephole=True), {"reference", *LOOPED}),
+    "gru": (lambda: GRUCell(3, 4), {"reference", "native", *LOOPED}),
+    "gru-reset-before": (lambda: GRUCell(3, 4, reset_after=False), {"reference", *LOOPED}),
+    "layernorm-lstm": (lambda: LayerNormLSTMCell(3, 4), {"reference", *LOOPED}),
+    "layernorm-gru": (lambda: LayerNormGRUCell(3, 4), {"reference", *LOOPED}),
     "indrnn": (lambda: IndRNNCell(3, 4), {"reference"}),
     "mingru": (lambda: MinGRUCell(3, 4), {"reference", "scan", *FUSED}),
     "minlstm": (lambda: MinLSTMCell(3, 4), {"reference", "scan", *FUSED}),
-    "weight-drop-lstm": (lambda: WeightDrop(LSTMCell(3, 4), 0.3), {"reference", "native"}),
-    "zoneout-lstm": (lambda: Zoneout(LSTMCell(3, 4), 0.1, 0.1), {"reference"}),
-    "recurrent-dropout-gru": (lambda: RecurrentDropout(GRUCell(3, 4), 0.2), {"reference"}),
+    "weight-drop-lstm": (lambda: WeightDrop(LSTMCell(3, 4), 0.3), {"reference", "native", *LOOPED}),
+    "zoneout-lstm": (lambda: Zoneout(LSTMCell(3, 4), 0.1, 0.1), {"reference", *LOOPED}),
+    "recurrent-dropout-gru": (lambda: RecurrentDropout(GRUCell(3, 4), 0.2), {"reference", *LOOPED}),
+    "all-wrappers-ln-lstm": (
+        lambda: Zoneout(RecurrentDropout(WeightDrop(LayerNormLSTMCell(3, 4), 0.2), 0.2), 0.1),
+        {"reference", *LOOPED}),
+    "wrappers-out-of-order": (lambda: RecurrentDropout(Zoneout(LSTMCell(3, 4), 0.1), 0.2), {"reference"}),
     "wrapped-mingru": (lambda: Zoneout(MinGRUCell(3, 4), 0.1), {"reference"}),
 }
 
@@ -127,8 +146,8 @@ def test_supports_predicate(make, expected):
 def test_select_rejects_unknown_and_unsupported_backends():
     with pytest.raises(ValueError, match=r"backend must be one of .*got 'cuda'"):
         kernels.select("cuda", LSTMCell(3, 4))
-    with pytest.raises(ValueError, match=r"backend 'scan' cannot run .*backends that can: "
-                                         r"\['native', 'reference'\]"):
+    able = ["native", *LOOPED, "reference"]
+    with pytest.raises(ValueError, match=r"backend 'scan' cannot run .*that can: " + re.escape(str(able))):
         kernels.select("scan", LSTMCell(3, 4))
 
 

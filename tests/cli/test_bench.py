@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 import rnnkit.bench
-from rnnkit.bench import compare, fit, layers, run_suites, scan, stream, write_json
+from rnnkit.bench import compare, fit, layers, run_suites, scan, stream, variants, write_json
 from rnnkit.cli.bench import bench
 
 TINY = layers.Shape(batch=3, time=5, input_size=4, hidden_size=6)
@@ -26,6 +26,7 @@ def tiny(monkeypatch):
     thread (oneDNN splits even tiny work over threads, which stalls on a busy machine)."""
     monkeypatch.setattr(layers, "REFERENCE", TINY)
     monkeypatch.setattr(scan, "LONG", TINY)
+    monkeypatch.setattr(variants, "REFERENCE", TINY)
     monkeypatch.setattr(scan, "TIMES", (5, 9))
     monkeypatch.setattr(stream, "STEP", TINY)
     monkeypatch.setattr(fit, "CHAR_LM", fit.Shape(batch=4, time=8, embed=6, hidden=8, layers=2))
@@ -108,6 +109,30 @@ def test_scan_suite_reports_executors_that_differ(tiny, monkeypatch):
     assert "the mingru executors differ" in r["error"]
 
 
+def test_variants_suite_at_tiny_shapes_checks_and_times_every_case(tiny):
+    results = variants.run(repeats=1)
+    assert [r["case"] for r in results] == list(variants.VARIANTS)
+    for r in results:
+        assert r["status"] == "ok", r.get("error")
+        assert r["anchor_module"] in ("torch.nn.LSTM", "torch.nn.GRU")
+        assert r["executor"] in ("loop", "reference")
+        assert r["dims"]["time"] == TINY.time
+    assert {c.name for c in variants.cases(quick=True)} == {"lstm layer_norm", "gru layer_norm"}
+
+
+def test_variants_suite_reports_executors_that_differ(tiny, monkeypatch):
+    from rnnkit.kernels import _ext, loop
+
+    if _ext.load("rnn_loop") is None:
+        pytest.skip("the compiled loop could not be built")
+    real = loop.run
+    monkeypatch.setattr(loop, "run", lambda cell, x, state, lengths: (
+        lambda out, final: (out * 1.01, final))(*real(cell, x, state, lengths)))
+    r = variants.measure(variants.Case("lstm peephole", TINY), repeats=1)
+    assert r["executor"] == "loop" and r["status"] == "mismatch" and "ratio" not in r
+    assert "the fast executor and the reference loop differ" in r["error"]
+
+
 def test_stream_suite_checks_and_times_every_case(tiny):
     results = stream.run(repeats=1)
     assert [r["case"] for r in results] == list(stream.CASES)
@@ -162,7 +187,7 @@ def test_run_suites_restores_threads_and_rejects_unknown(tiny):
     before = torch.get_num_threads()
     report = run_suites(["layers"], quick=True, repeats=1, threads=1, echo=lambda s: None)
     assert torch.get_num_threads() == before and report["machine"]["threads"] == 1
-    suites = r"\('layers', 'scan', 'stream', 'fit'\)"
+    suites = r"\('layers', 'scan', 'variants', 'stream', 'fit'\)"
     with pytest.raises(ValueError, match=rf"suite must be one of {suites}, got 'nope'"):
         run_suites(["nope"])
 

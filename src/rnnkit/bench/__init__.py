@@ -27,7 +27,7 @@ import torch
 
 from rnnkit._io import write_atomic
 
-SUITES = ("layers", "scan", "stream", "fit")
+SUITES = ("layers", "scan", "variants", "stream", "fit")
 DTYPE = torch.float32
 MIN_SAMPLE_S = 0.05  # calls are batched until one sample takes this long (timer noise)
 

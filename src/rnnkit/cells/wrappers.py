@@ -50,13 +50,17 @@ class RecurrentDropout(CellWrapper):
         step = self.cell.for_sequence(batch, device=device, dtype=dtype)
         if not self.training or self.p == 0.0:
             return step
-        keep_BH = torch.full((batch, self.output_size), 1.0 - self.p, device=device, dtype=dtype)
-        mask_BH = keep_BH.bernoulli() / (1.0 - self.p)
+        mask_BH = self.draw_mask(batch, device=device, dtype=dtype)
 
         def dropped_step(x_BI: Tensor, state: State) -> State:
             return step(x_BI, state._replace(h=state.h * mask_BH))
 
         return dropped_step
+
+    def draw_mask(self, batch: int, *, device=None, dtype=None) -> Tensor:
+        """One sequence's mask (B, H): 0 or 1 / (1 - p), so that its mean is 1."""
+        keep_BH = torch.full((batch, self.output_size), 1.0 - self.p, device=device, dtype=dtype)
+        return keep_BH.bernoulli() / (1.0 - self.p)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -90,11 +94,15 @@ class Zoneout(CellWrapper):
             if p == 0.0:
                 mixed[field] = new_t
             elif self.training:
-                keep_old = torch.rand_like(new_t) < p
-                mixed[field] = torch.where(keep_old, old_t, new_t)
+                mixed[field] = torch.where(self.draw_keep(p, new_t), old_t, new_t)
             else:
                 mixed[field] = p * old_t + (1.0 - p) * new_t
         return type(new)(**mixed)
+
+    @staticmethod
+    def draw_keep(p: float, like: Tensor) -> Tensor:
+        """Where a unit keeps its previous value this step (training), shaped like ``like``."""
+        return torch.rand_like(like) < p
 
     def extra_repr(self) -> str:
         return f"h={self.p_h}, c={self.p_c}"

@@ -17,9 +17,10 @@ from rnnkit.bench import SUITES, run_suites, write_json
 def bench(suites, json_path, quick, threads, repeats):
     """Time rnnkit against torch.nn on the same work, interleaved, after an equivalence
     check (layers: both give the same numbers; scan: the compiled executor matches the
-    log-space one; stream: the step matches torch.nn's cell, int8 stays within 3%; fit:
-    the first losses agree). ratio = anchor / rnnkit: > 1 means rnnkit is faster. Runs
-    every suite when none is named (suites: layers, scan, stream, fit)."""
+    log-space one; variants: the layer-norm, peephole, dropout and zoneout layers match
+    their reference loop; stream: the step matches torch.nn's cell, int8 stays within 3%;
+    fit: the first losses agree). ratio = anchor / rnnkit: > 1 means rnnkit is faster.
+    Runs every suite when none is named (suites: layers, scan, variants, stream, fit)."""
     report = run_suites(suites, quick=quick, repeats=repeats, threads=threads, echo=click.echo)
     if json_path:
         write_json(json_path, report)

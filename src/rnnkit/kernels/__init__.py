@@ -11,11 +11,11 @@ from __future__ import annotations
 from types import ModuleType
 
 from rnnkit.cells.base import Cell
-from rnnkit.kernels import fused, native, reference, scan
+from rnnkit.kernels import fused, loop, native, reference, scan
 
-KERNELS: dict[str, ModuleType] = {k.name: k for k in (reference, native, fused, scan)}
+KERNELS: dict[str, ModuleType] = {k.name: k for k in (reference, native, fused, loop, scan)}
 BACKENDS = ("auto", *KERNELS)
-AUTO_ORDER = (native, fused, scan, reference)
+AUTO_ORDER = (native, fused, loop, scan, reference)
 
 
 def check_backend(backend: str) -> None:

@@ -42,7 +42,8 @@ def _cpu_flags() -> bytes:
 
 def build_dir(name: str) -> Path:
     source = SOURCES / f"{name}.cpp"
-    key = source.read_bytes() + " ".join(CFLAGS).encode() + _cpu_flags()
+    headers = b"".join(h.read_bytes() for h in sorted(SOURCES.glob("*.h")))  # included sources count too
+    key = source.read_bytes() + headers + " ".join(CFLAGS).encode() + _cpu_flags()
     digest = hashlib.sha256(key).hexdigest()[:12]
     return cache_dir() / "ext" / f"torch-{torch.__version__}" / f"{name}-{digest}"
 

@@ -17,8 +17,9 @@ class Recurrent(nn.Module):
         cell: any rnnkit cell (wrapped or not).
         reverse: run from each row's last real step back to its first. Padding stays at
             the end, and outputs come back in the original time order.
-        backend: ``"auto"`` (fastest executor that supports the cell), ``"reference"``,
-            ``"native"`` or ``"scan"``; see ``rnnkit.kernels``.
+        backend: ``"auto"`` (fastest executor that supports the cell) or one of
+            ``rnnkit.kernels.BACKENDS`` (``"reference"``, ``"native"``, ``"fused"``,
+            ``"loop"``, ``"scan"``).
 
     Shapes:
         x_BTI: (B, T, I); lengths: (B,) ints in [1, T] or None (all T);

@@ -15,6 +15,8 @@
 
 #include <ATen/Parallel.h>
 
+#include "sigmoid.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -23,17 +25,7 @@ namespace {
 
 constexpr int64_t kBlock = 64;  // hidden units per task: the vectorised inner loop
 
-// exp's argument is capped so that no step overflows to inf: -ffast-math assumes finite
-// values, and sigmoid(x) = 1 / (1 + exp(-x)) is already 0 to the type's precision there
-template <typename T>
-constexpr T kExpCap = T(80);  // exp(80) ~ 5.5e34 < FLT_MAX
-template <>
-constexpr double kExpCap<double> = 700.0;
-
-template <typename T>
-inline T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(std::min(-x, kExpCap<T>)));
-}
+using rnnkit::sigmoid;
 
 // g(x) = x + 1/2 (x >= 0), sigmoid(x) (x < 0); written without a branch so loops vectorise
 template <typename T>

@@ -1,0 +1,573 @@
+// The time loop of the LSTM and GRU variants (CPU): layer norm, peepholes, recurrent
+// dropout, zoneout and the GRU with the reset gate before the product, forward and
+// backward, in compiled code.
+//
+// PyTorch computes the input side xg = x W_ih^T (+ LayerNorm) + b_ih of every step in one
+// GEMM beforehand; this file runs the recurrence. Per step: one GEMM with W_hh (two for
+// the reset-before GRU) through ATen, then the gate math of every row in one fused pass.
+// The backward pass walks time in reverse with the same structure and leaves the weight
+// gradient to a single GEMM over all steps at the end (dW_hh = sum_t du_t^T hd_t).
+//
+// Kinds (gate layout as torch.nn):
+//   0 LSTM   a = xg + N(hd W_hh^T) + b_hh;  (i, f, g, o) = a, peepholes optional
+//            c' = s(f + p_f c) c + s(i + p_i c) tanh(g);  h' = s(o + p_o c') tanh(N_c(c'))
+//   1 GRU    u = N(hd W_hh^T) + b_hh;  r = s(x_r + u_r), z = s(x_z + u_z)
+//            n = tanh(x_n + r u_n);  h' = (1 - z) n + z hd
+//   2 GRU, reset before the product:  (u_r, u_z) = hd W_rz^T + b_rz,  r, z as above
+//            n = tanh(x_n + (r hd) W_n^T + b_n);  h' = (1 - z) n + z hd
+// N is a LayerNorm with a gain only (where given), N_c one with gain and shift.
+// hd = h * mask with recurrent dropout (one mask per sequence), else h; as in the
+// reference cells, the GRU's carry term z hd sees the same dropped h.
+// Zoneout: state' = m * state + (1 - m) * new, per unit and step, m from the caller
+// (0/1 draws in training, the probability itself at evaluation).
+// Rows stop at their length: later steps output 0 and leave the state alone.
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include "sigmoid.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <vector>
+
+using at::Tensor;
+using OptTensor = std::optional<Tensor>;
+
+namespace {
+
+using rnnkit::sigmoid;
+
+template <typename T>
+const T* data_or_null(const OptTensor& t) {
+  return t && t->defined() && t->numel() ? t->data_ptr<T>() : nullptr;
+}
+
+Tensor empty_like_or_none(bool needed, at::IntArrayRef shape, const Tensor& like, bool zeroed = false) {
+  if (!needed) return at::empty({0}, like.options());
+  return zeroed ? at::zeros(shape, like.options()) : at::empty(shape, like.options());
+}
+
+// LayerNorm statistics of one row: writes xhat = (x - mean) * rstd, returns rstd
+template <typename T>
+T normalize(const T* x, T* xhat, int64_t n, double eps) {
+  double sum = 0, sq = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < n; ++j) sum += x[j];
+  const double mean = sum / n;
+#pragma omp simd reduction(+ : sq)
+  for (int64_t j = 0; j < n; ++j) sq += (x[j] - mean) * (x[j] - mean);
+  const T rstd = T(1.0 / std::sqrt(sq / n + eps)), m = T(mean);
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) xhat[j] = (x[j] - m) * rstd;
+  return rstd;
+}
+
+// d(LayerNorm input) of one row from dy = d(output), written over dy
+template <typename T>
+void normalize_backward(T* dy, const T* xhat, const T* gain, T rstd, int64_t n) {
+  double mean_d = 0, mean_dx = 0;
+#pragma omp simd reduction(+ : mean_d, mean_dx)
+  for (int64_t j = 0; j < n; ++j) {
+    mean_d += dy[j] * gain[j];
+    mean_dx += dy[j] * gain[j] * xhat[j];
+  }
+  const T a = T(mean_d / n), c = T(mean_dx / n);
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) dy[j] = rstd * (dy[j] * gain[j] - a - xhat[j] * c);
+}
+
+// sum over the rows of a (R, C), or of a * b elementwise: one parameter's gradient over
+// all steps and rows, without a temporary the size of a. a, b: 2-D, unit column stride
+// (column slices of a wider buffer are fine)
+template <typename T>
+Tensor column_sum(const Tensor& a, const Tensor& b = Tensor()) {
+  TORCH_CHECK(a.dim() == 2 && a.stride(1) == 1 && (!b.defined() || (b.sizes() == a.sizes() && b.stride(1) == 1)),
+              "column_sum: 2-D views with unit column stride");
+  const int64_t R = a.size(0), C = a.size(1), lda = a.stride(0), ldb = b.defined() ? b.stride(0) : 0;
+  Tensor out = at::empty({C}, a.options());
+  const T *a_p = a.data_ptr<T>(), *b_p = b.defined() ? b.data_ptr<T>() : nullptr;
+  T* o_p = out.data_ptr<T>();
+  at::parallel_for(0, C, 64, [&](int64_t c0, int64_t c1) {
+    std::vector<T> acc(c1 - c0, T(0));
+    for (int64_t r = 0; r < R; ++r) {
+      const T* a_r = a_p + r * lda + c0;
+      if (b_p) {
+        const T* b_r = b_p + r * ldb + c0;
+#pragma omp simd
+        for (int64_t c = 0; c < c1 - c0; ++c) acc[c] += a_r[c] * b_r[c];
+      } else {
+#pragma omp simd
+        for (int64_t c = 0; c < c1 - c0; ++c) acc[c] += a_r[c];
+      }
+    }
+    std::copy(acc.begin(), acc.end(), o_p + c0);
+  });
+  return out;
+}
+
+struct Dims {
+  int64_t T, B, H, G;
+};
+
+Dims dims_of(int64_t kind, const Tensor& xg, const Tensor& h0) {
+  TORCH_CHECK(kind >= 0 && kind <= 2, "rnn_loop: kind must be 0, 1 or 2, got ", kind);
+  TORCH_CHECK(xg.dim() == 3 && h0.dim() == 2, "rnn_loop: xg must be (B, T, G) and h0 (B, H)");
+  const int64_t H = h0.size(1), G = xg.size(2);
+  TORCH_CHECK(G == (kind == 0 ? 4 : 3) * H, "rnn_loop: xg has ", G, " gate columns for H = ", H);
+  TORCH_CHECK(h0.size(0) == xg.size(0), "rnn_loop: h0 has ", h0.size(0), " rows, xg ", xg.size(0));
+  return {xg.size(1), xg.size(0), H, G};
+}
+
+void check_inputs(const Dims& d, const std::vector<Tensor>& dense, const Tensor& lengths) {
+  for (const auto& t : dense) {
+    TORCH_CHECK(t.device().is_cpu() && t.is_contiguous(), "rnn_loop: CPU contiguous tensors only");
+    TORCH_CHECK(t.scalar_type() == dense[0].scalar_type(), "rnn_loop: all tensors must share one dtype");
+  }
+  TORCH_CHECK(lengths.device().is_cpu() && lengths.scalar_type() == at::kLong && lengths.dim() == 1 &&
+                  lengths.size(0) == d.B && lengths.is_contiguous(),
+              "rnn_loop: lengths must be a contiguous CPU int64 tensor of ", d.B, " rows");
+  const int64_t* len = lengths.data_ptr<int64_t>();
+  for (int64_t b = 0; b < d.B; ++b)
+    TORCH_CHECK(len[b] >= 0 && len[b] <= d.T, "rnn_loop: length ", len[b], " outside [0, ", d.T, "]");
+}
+
+std::vector<Tensor> present(std::initializer_list<OptTensor> opts) {
+  std::vector<Tensor> out;
+  for (const auto& o : opts)
+    if (o && o->defined() && o->numel()) out.push_back(*o);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// forward
+// xg and out are batch-major (B,T,.), as the layers hold them; what is saved is time-major
+// (T,B,.), so that each step's rows are one matrix for the GEMMs.
+// Returns [out (B,T,H), h_T, c_T (LSTM; else empty), *saved]. Saved, per kind:
+//   LSTM: hd (T,B,H; empty with N and no mask), act (T,B,4H) = s(i), s(f), tanh(g), s(o);
+//         c_prev, c_new (T,B,H); with N: uhat (T,B,G), rstd (T,B); with N_c: chat (T,B,H),
+//         rstd_c (T,B)
+//   GRU:  hd, act (T,B,3H) = r, z, n; u_n (T,B,H; empty with N); with N: uhat, rstd
+//   GRU2: hd, act = r, z, n; rh (T,B,H) = r hd
+template <typename T>
+std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h0, const OptTensor& c0,
+                                 const Tensor& w_hh, const Tensor& b_hh, const OptTensor& ln_w,
+                                 const OptTensor& lnc_w, const OptTensor& lnc_b, const OptTensor& peep,
+                                 const OptTensor& mask, const OptTensor& zh, const OptTensor& zc,
+                                 const Tensor& lengths, double eps) {
+  const Dims d = dims_of(kind, xg, h0);
+  const int64_t Tn = d.T, B = d.B, H = d.H, G = d.G;
+  const bool lstm = kind == 0, ln = data_or_null<T>(ln_w), lnc = data_or_null<T>(lnc_w);
+  auto opt = xg.options();
+  Tensor out = at::empty({B, Tn, H}, opt), h = h0.clone();
+  Tensor c = lstm ? c0->clone() : at::empty({0}, opt);
+  // finished rows' steps are never written: with ragged rows the saved tensors start at
+  // zero, so that the gradient sums over all steps read no stale memory there
+  const int64_t* len = lengths.data_ptr<int64_t>();
+  const bool z = *std::min_element(len, len + B) < Tn;
+  // with N and no dropout mask, h_{t-1} is not stored: the backward reads it from out (memory)
+  const bool keep_hd = !(ln && !data_or_null<T>(mask));
+  Tensor hd = empty_like_or_none(keep_hd, {Tn, B, H}, xg), act = empty_like_or_none(true, {Tn, B, G}, xg, z);
+  Tensor c_prev = empty_like_or_none(lstm, {Tn, B, H}, xg, z), c_new = empty_like_or_none(lstm, {Tn, B, H}, xg, z);
+  Tensor uhat = empty_like_or_none(ln, {Tn, B, G}, xg, z), rstd = empty_like_or_none(ln, {Tn, B}, xg, z);
+  Tensor chat = empty_like_or_none(lnc, {Tn, B, H}, xg, z), rstd_c = empty_like_or_none(lnc, {Tn, B}, xg, z);
+  Tensor u_n = empty_like_or_none(kind == 1 && !ln, {Tn, B, H}, xg, z);
+  Tensor rh = empty_like_or_none(kind == 2, {Tn, B, H}, xg, z);
+  Tensor u = at::empty({B, kind == 2 ? 2 * H : G}, opt), u2 = at::empty({B, kind == 2 ? H : 0}, opt);
+  Tensor w_t = (kind == 2 ? w_hh.narrow(0, 0, 2 * H) : w_hh).t(), w_n_t = w_hh.narrow(0, 2 * H, H).t();
+
+  // absent options become neutral arrays (peepholes 0, zoneout 0, gain 1, shift 0), so that
+  // each loop below is one branch-free simd loop (glibc's vector exp and tanh)
+  const std::vector<T> zeros(G, T(0)), ones(G, T(1));
+  const T *xg_p = xg.data_ptr<T>(), *b_p = b_hh.data_ptr<T>(), *m_p = data_or_null<T>(mask);
+  const T *lnw = data_or_null<T>(ln_w), *pp = data_or_null<T>(peep), *zh_p = data_or_null<T>(zh);
+  const T *zc_p = data_or_null<T>(zc), *lncw = lnc ? data_or_null<T>(lnc_w) : ones.data();
+  const T *lncb = lnc ? data_or_null<T>(lnc_b) : zeros.data();
+  const T *p_i = pp ? pp : zeros.data(), *p_f = pp ? pp + H : zeros.data(), *p_o = pp ? pp + 2 * H : zeros.data();
+  T *h_p = h.data_ptr<T>(), *c_p = lstm ? c.data_ptr<T>() : nullptr, *out_p = out.data_ptr<T>();
+  T *hd_p = keep_hd ? hd.data_ptr<T>() : nullptr, *act_p = act.data_ptr<T>(), *u_p = u.data_ptr<T>();
+
+  for (int64_t t = 0; t < Tn; ++t) {
+    const int64_t tb = t * B;
+    T* hd_t = keep_hd ? hd_p + tb * H : h_p;  // a row reads its own h before it writes it
+    if (m_p) {
+      for (int64_t k = 0; k < B * H; ++k) hd_t[k] = h_p[k] * m_p[k];
+    } else if (keep_hd) {
+      std::copy(h_p, h_p + B * H, hd_t);
+    }
+    at::mm_out(u, keep_hd ? hd[t] : h, w_t);
+    auto rows = [&](int64_t b0, int64_t b1, int pass) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t row = tb + b, xrow = b * Tn + t;  // row: time-major buffers; xrow: xg and out
+        T *o_r = out_p + xrow * H, *h_r = h_p + b * H, *a_r = act_p + row * G;
+        if (t >= len[b]) {
+          if (pass == 0) std::fill(o_r, o_r + H, T(0));
+          continue;
+        }
+        const T *x_r = xg_p + xrow * G, *hd_r = hd_t + b * H, *zh_r = zh_p ? zh_p + row * H : zeros.data();
+        T* u_r = u_p + b * u.size(1);
+        if (kind == 2 && pass == 0) {  // r and z, then r * hd for the second product
+          T* rh_r = rh.data_ptr<T>() + row * H;
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) {
+            const T r = sigmoid(x_r[j] + u_r[j] + b_p[j]), z = sigmoid(x_r[H + j] + u_r[H + j] + b_p[H + j]);
+            a_r[j] = r;
+            a_r[H + j] = z;
+            rh_r[j] = r * hd_r[j];
+          }
+          continue;
+        }
+        if (ln) {
+          T* uh_r = uhat.data_ptr<T>() + row * G;
+          rstd.data_ptr<T>()[row] = normalize(u_r, uh_r, G, eps);
+#pragma omp simd
+          for (int64_t k = 0; k < G; ++k) u_r[k] = uh_r[k] * lnw[k];
+        }
+        if (lstm) {
+          T *cp_r = c_prev.data_ptr<T>() + row * H, *cn_r = c_new.data_ptr<T>() + row * H, *c_r = c_p + b * H;
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) {
+            const T c_old = c_r[j];
+            const T i = sigmoid(x_r[j] + u_r[j] + b_p[j] + p_i[j] * c_old);
+            const T f = sigmoid(x_r[H + j] + u_r[H + j] + b_p[H + j] + p_f[j] * c_old);
+            const T g = std::tanh(x_r[2 * H + j] + u_r[2 * H + j] + b_p[2 * H + j]);
+            const T c1 = f * c_old + i * g;
+            a_r[j] = i;
+            a_r[H + j] = f;
+            a_r[2 * H + j] = g;
+            a_r[3 * H + j] = sigmoid(x_r[3 * H + j] + u_r[3 * H + j] + b_p[3 * H + j] + p_o[j] * c1);
+            cp_r[j] = c_old;
+            cn_r[j] = c1;
+          }
+          const T* c_in = cn_r;  // N_c's input, or its normalised value
+          if (lnc) {
+            T* ch_r = chat.data_ptr<T>() + row * H;
+            rstd_c.data_ptr<T>()[row] = normalize(cn_r, ch_r, H, eps);
+            c_in = ch_r;
+          }
+          const T* zc_r = zc_p ? zc_p + row * H : zeros.data();
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) {
+            const T h1 = a_r[3 * H + j] * std::tanh(c_in[j] * lncw[j] + lncb[j]);
+            h_r[j] = zh_r[j] * h_r[j] + (T(1) - zh_r[j]) * h1;
+            c_r[j] = zc_r[j] * c_r[j] + (T(1) - zc_r[j]) * cn_r[j];
+            o_r[j] = h_r[j];
+          }
+        } else if (kind == 1) {  // u holds all three products
+          T* un_r = ln ? u_r + 2 * H : u_n.data_ptr<T>() + row * H;  // the backward makes it from uhat with N
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) {
+            const T r = sigmoid(x_r[j] + u_r[j] + b_p[j]), z = sigmoid(x_r[H + j] + u_r[H + j] + b_p[H + j]);
+            un_r[j] = u_r[2 * H + j] + b_p[2 * H + j];
+            const T n = std::tanh(x_r[2 * H + j] + r * un_r[j]);
+            a_r[j] = r;
+            a_r[H + j] = z;
+            a_r[2 * H + j] = n;
+            const T h1 = (T(1) - z) * n + z * hd_r[j];
+            h_r[j] = zh_r[j] * h_r[j] + (T(1) - zh_r[j]) * h1;
+            o_r[j] = h_r[j];
+          }
+        } else {  // kind 2's second pass: u2 holds (r hd) W_n^T
+          const T* un = u2.data_ptr<T>() + b * H;
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) {
+            const T z = a_r[H + j], n = std::tanh(x_r[2 * H + j] + un[j] + b_p[2 * H + j]);
+            a_r[2 * H + j] = n;
+            const T h1 = (T(1) - z) * n + z * hd_r[j];
+            h_r[j] = zh_r[j] * h_r[j] + (T(1) - zh_r[j]) * h1;
+            o_r[j] = h_r[j];
+          }
+        }
+      }
+    };
+    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) { rows(b0, b1, 0); });
+    if (kind == 2) {
+      at::mm_out(u2, rh[t], w_n_t);
+      at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) { rows(b0, b1, 1); });
+    }
+  }
+  std::vector<Tensor> result{out, h, c, hd, act};
+  if (lstm) {
+    result.insert(result.end(), {c_prev, c_new});
+    if (ln) result.insert(result.end(), {uhat, rstd});
+    if (lnc) result.insert(result.end(), {chat, rstd_c});
+  } else if (kind == 1) {
+    if (!ln) result.push_back(u_n);
+    if (ln) result.insert(result.end(), {uhat, rstd});
+  } else {
+    result.push_back(rh);
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------
+// backward: [d xg (T,B,G: time-major), d h0, d c0, d W_hh, d b_hh, d ln_w, d lnc_w, d lnc_b,
+// d peep], an empty tensor where the input was absent. grad_out is batch-major (B,T,H).
+// Buffers over all steps: da = d(gate pre-activation) = d xg; du = d(recurrent product)
+// (the LSTM's is da itself without N); GRU with N: dun_n = d(u_n), which the n gate's bias
+// and gain need; kind 2: du_n = d(rh W_n^T + b_n). With N, du is one step's only and dW_hh
+// is summed step by step: a buffer over all steps would cost the layer-norm cells a
+// quarter more memory than torch.nn's LSTM.
+template <typename T>
+std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Tensor& grad_h, const OptTensor& grad_c,
+                                  const Tensor& out, const Tensor& h0, const Tensor& w_hh, const Tensor& b_hh,
+                                  const OptTensor& ln_w, const OptTensor& lnc_w,
+                                  const OptTensor& lnc_b, const OptTensor& peep, const OptTensor& mask, const OptTensor& zh,
+                                  const OptTensor& zc, const Tensor& lengths, const std::vector<Tensor>& saved) {
+  const int64_t B = grad_out.size(0), Tn = grad_out.size(1), H = grad_out.size(2), G = w_hh.size(0);
+  const bool lstm = kind == 0, ln = data_or_null<T>(ln_w), lnc = data_or_null<T>(lnc_w);
+  auto opt = grad_out.options();
+  size_t k = 0;
+  const Tensor hd = saved[k++], act = saved[k++];
+  Tensor c_prev, c_new, u_n, rh, uhat, rstd, chat, rstd_c;
+  if (lstm) {
+    c_prev = saved[k++];
+    c_new = saved[k++];
+  } else if (kind == 1) {
+    if (!ln) u_n = saved[k++];
+  } else {
+    rh = saved[k++];
+  }
+  if (ln) {
+    uhat = saved[k++];
+    rstd = saved[k++];
+  }
+  if (lnc) {
+    chat = saved[k++];
+    rstd_c = saved[k++];
+  }
+  const int64_t GU = kind == 2 ? 2 * H : G;  // columns of the (first) recurrent product
+  Tensor da = at::empty({Tn, B, G}, opt);
+  Tensor du = ln ? at::empty({B, GU}, opt) : lstm ? da : at::empty({Tn, B, GU}, opt);
+  Tensor dw = ln ? at::zeros({G, H}, opt) : Tensor();
+  // GRU with N: one step's d(u_n), and the n gate's bias and gain gradients summed step by step
+  Tensor dun_n = empty_like_or_none(kind == 1 && ln, {B, H}, grad_out);
+  Tensor db_n = kind == 1 && ln ? at::zeros({H}, opt) : Tensor(), dln_n = kind == 1 && ln ? at::zeros({H}, opt) : Tensor();
+  Tensor du_n = empty_like_or_none(kind == 2, {Tn, B, H}, grad_out);
+  Tensor dcn = empty_like_or_none(lnc, {Tn, B, H}, grad_out);
+  Tensor dh = grad_h.clone(), dc = lstm ? grad_c->clone() : at::empty({0}, opt);
+  Tensor carry = at::zeros({B, H}, opt), dhd = at::empty({B, H}, opt), drh = at::empty({B, H}, opt);
+  Tensor w_u = kind == 2 ? w_hh.narrow(0, 0, 2 * H) : w_hh, w_n = w_hh.narrow(0, 2 * H, H);
+
+  const std::vector<T> zeros(H, T(0)), ones(H, T(1));  // absent options: neutral arrays, as in the forward
+  const int64_t* len = lengths.data_ptr<int64_t>();
+  const bool keep_hd = hd.numel() > 0;  // else h_{t-1} is out's previous step, or h0
+  const T *go = grad_out.data_ptr<T>(), *hd_p = keep_hd ? hd.data_ptr<T>() : nullptr, *act_p = act.data_ptr<T>();
+  const T *out_p = out.data_ptr<T>(), *h0_p = h0.data_ptr<T>(), *b_p = b_hh.data_ptr<T>();
+  auto hd_at = [&](int64_t t) { return keep_hd ? hd[t] : t > 0 ? out.select(1, t - 1) : h0; };
+  const T *m_p = data_or_null<T>(mask), *zh_p = data_or_null<T>(zh), *zc_p = data_or_null<T>(zc);
+  const T *lnw = data_or_null<T>(ln_w), *pp = data_or_null<T>(peep);
+  const T *lncw = lnc ? data_or_null<T>(lnc_w) : ones.data(), *lncb = lnc ? data_or_null<T>(lnc_b) : zeros.data();
+  const T *p_i = pp ? pp : zeros.data(), *p_f = pp ? pp + H : zeros.data(), *p_o = pp ? pp + 2 * H : zeros.data();
+  T *dh_p = dh.data_ptr<T>(), *da_p = da.data_ptr<T>(), *du_p = du.data_ptr<T>();
+  T *carry_p = carry.data_ptr<T>(), *dhd_p = dhd.data_ptr<T>(), *drh_p = drh.data_ptr<T>();
+
+  for (int64_t t = Tn - 1; t >= 0; --t) {
+    const int64_t tb = t * B;
+    auto rows = [&](int64_t b0, int64_t b1, int pass) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t row = tb + b;
+        T *da_r = da_p + row * G, *du_r = du_p + (ln ? b : row) * GU, *dh_r = dh_p + b * H, *carry_r = carry_p + b * H;
+        T* dn_r = kind == 2 ? du_n.data_ptr<T>() + row * H : kind == 1 && ln ? dun_n.data_ptr<T>() + b * H : nullptr;
+        if (t >= len[b]) {  // finished: nothing happens at this step, dh and dc pass through
+          if (pass > 0) continue;
+          std::fill(da_r, da_r + G, T(0));
+          std::fill(du_r, du_r + GU, T(0));
+          if (dn_r) std::fill(dn_r, dn_r + H, T(0));
+          if (lnc) std::fill(dcn.data_ptr<T>() + row * H, dcn.data_ptr<T>() + (row + 1) * H, T(0));
+          std::fill(carry_r, carry_r + H, T(0));
+          continue;
+        }
+        const T *go_r = go + (b * Tn + t) * H, *a_r = act_p + row * G;
+        const T* hd_r = keep_hd ? hd_p + row * H : t > 0 ? out_p + (b * Tn + t - 1) * H : h0_p + b * H;
+        const T* zh_r = zh_p ? zh_p + row * H : zeros.data();
+        if (kind == 2 && pass == 1) {  // the reset gate, once d(r hd) is known
+          const T* drh_r = drh_p + b * H;
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) {
+            const T r = a_r[j], dar = drh_r[j] * hd_r[j] * r * (T(1) - r);
+            carry_r[j] += drh_r[j] * r;
+            da_r[j] = dar;
+            du_r[j] = dar;
+          }
+          continue;
+        }
+        // dh_r becomes the part of d(h_{t-1}) that skips the cell (zoneout); dh1 = d h'
+        if (lstm) {
+          T* dc_r = dc.data_ptr<T>() + b * H;
+          const T* cp_r = c_prev.data_ptr<T>() + row * H;
+          const T* zc_r = zc_p ? zc_p + row * H : zeros.data();
+          // tanh(N_c(c')) again, from what N_c saved (or c' itself): cheaper than storing it
+          const T* c_in = lnc ? chat.data_ptr<T>() + row * H : c_new.data_ptr<T>() + row * H;
+          T* dcn_r = lnc ? dcn.data_ptr<T>() + row * H : carry_r;  // carry is free in the LSTM
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) {
+            const T dh_new = dh_r[j] + go_r[j], o = a_r[3 * H + j], dh1 = (T(1) - zh_r[j]) * dh_new;
+            const T tc = std::tanh(c_in[j] * lncw[j] + lncb[j]);
+            dh_r[j] = zh_r[j] * dh_new;
+            da_r[3 * H + j] = dh1 * tc * o * (T(1) - o);
+            dcn_r[j] = dh1 * o * (T(1) - tc * tc);
+          }
+          const T* dc1 = dcn_r;
+          if (lnc) {  // d c' through N_c, in carry
+            std::copy(dcn_r, dcn_r + H, carry_r);
+            normalize_backward(carry_r, chat.data_ptr<T>() + row * H, lncw, rstd_c.data_ptr<T>()[row], H);
+            dc1 = carry_r;
+          }
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) {
+            const T i = a_r[j], f = a_r[H + j], g = a_r[2 * H + j], c_old = cp_r[j], dc_new = dc_r[j];
+            const T d = dc1[j] + (T(1) - zc_r[j]) * dc_new + da_r[3 * H + j] * p_o[j];
+            const T di = d * g * i * (T(1) - i), df = d * c_old * f * (T(1) - f);
+            da_r[j] = di;
+            da_r[H + j] = df;
+            da_r[2 * H + j] = d * i * (T(1) - g * g);
+            dc_r[j] = d * f + zc_r[j] * dc_new + di * p_i[j] + df * p_f[j];
+          }
+          std::fill(carry_r, carry_r + H, T(0));  // the LSTM's h' has no carry term
+        } else if (kind == 1) {
+          T* un_r = carry_r;  // u_n, made again from N's saved values; carry is rewritten below
+          if (ln) {
+            const T *uh = uhat.data_ptr<T>() + row * G + 2 * H, *gain = lnw + 2 * H, *bias = b_p + 2 * H;
+#pragma omp simd
+            for (int64_t j = 0; j < H; ++j) un_r[j] = uh[j] * gain[j] + bias[j];
+          } else {
+            un_r = u_n.data_ptr<T>() + row * H;
+          }
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) {
+            const T dh_new = dh_r[j] + go_r[j], r = a_r[j], z = a_r[H + j], n = a_r[2 * H + j];
+            const T dh1 = (T(1) - zh_r[j]) * dh_new;
+            dh_r[j] = zh_r[j] * dh_new;
+            const T dz = dh1 * (hd_r[j] - n) * z * (T(1) - z), dan = dh1 * (T(1) - z) * (T(1) - n * n);
+            const T dar = dan * un_r[j] * r * (T(1) - r);
+            carry_r[j] = dh1 * z;
+            da_r[j] = dar;
+            da_r[H + j] = dz;
+            da_r[2 * H + j] = dan;
+            du_r[j] = dar;
+            du_r[H + j] = dz;
+            du_r[2 * H + j] = dan * r;
+          }
+        } else {
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) {
+            const T dh_new = dh_r[j] + go_r[j], z = a_r[H + j], n = a_r[2 * H + j];
+            const T dh1 = (T(1) - zh_r[j]) * dh_new;
+            dh_r[j] = zh_r[j] * dh_new;
+            const T dz = dh1 * (hd_r[j] - n) * z * (T(1) - z), dan = dh1 * (T(1) - z) * (T(1) - n * n);
+            carry_r[j] = dh1 * z;
+            da_r[H + j] = dz;
+            da_r[2 * H + j] = dan;
+            du_r[H + j] = dz;
+            dn_r[j] = dan;
+          }
+        }
+        if (ln) {  // d product through N, in place; the LSTM's d(N output) is da itself
+          if (lstm) std::copy(da_r, da_r + G, du_r);
+          else std::copy(du_r + 2 * H, du_r + 3 * H, dn_r);
+          normalize_backward(du_r, uhat.data_ptr<T>() + row * GU, lnw, rstd.data_ptr<T>()[row], GU);
+        }
+      }
+    };
+    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) { rows(b0, b1, 0); });
+    if (kind == 2) {
+      at::mm_out(drh, du_n[t], w_n);
+      at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) { rows(b0, b1, 1); });
+    }
+    const Tensor du_t = ln ? du : du[t];
+    at::mm_out(dhd, du_t, w_u);
+    if (ln) dw.addmm_(du_t.t(), hd_at(t));
+    if (kind == 1 && ln) {
+      db_n.add_(column_sum<T>(dun_n));
+      dln_n.add_(column_sum<T>(dun_n, uhat[t].narrow(1, 2 * H, H)));
+    }
+    at::parallel_for(0, B * H, 2048, [&](int64_t k0, int64_t k1) {
+      if (m_p) {
+#pragma omp simd
+        for (int64_t k = k0; k < k1; ++k) dh_p[k] += (carry_p[k] + dhd_p[k]) * m_p[k];
+      } else {
+#pragma omp simd
+        for (int64_t k = k0; k < k1; ++k) dh_p[k] += carry_p[k] + dhd_p[k];
+      }
+    });
+  }
+  // parameter gradients, summed over all steps at once
+  auto flat = [&](const Tensor& x) { return x.reshape({Tn * B, x.size(2)}); };
+  auto none = [&] { return at::empty({0}, opt); };  // a custom op's outputs may not alias
+  if (!ln) dw = at::mm(flat(du).t(), flat(hd));
+  Tensor db, dln = none();
+  if (lstm) {  // b_hh and N's gain act where the gates' pre-activation is formed
+    db = column_sum<T>(flat(da));
+    if (ln) dln = column_sum<T>(flat(da), flat(uhat));
+  } else if (kind == 1 && ln) {  // r, z as the LSTM; n through u_n
+    const Tensor rz = flat(da).narrow(1, 0, 2 * H), uh = flat(uhat);
+    db = at::cat({column_sum<T>(rz), db_n});
+    dln = at::cat({column_sum<T>(rz, uh.narrow(1, 0, 2 * H)), dln_n});
+  } else if (kind == 1) {
+    db = column_sum<T>(flat(du));
+  } else {
+    dw = at::cat({dw, at::mm(flat(du_n).t(), flat(rh))}, 0);
+    db = at::cat({column_sum<T>(flat(du)), column_sum<T>(flat(du_n))});
+  }
+  Tensor dlnc_w = lnc ? column_sum<T>(flat(dcn), flat(chat)) : none(), dlnc_b = lnc ? column_sum<T>(flat(dcn)) : none();
+  Tensor dpeep = none();
+  if (pp) {
+    const Tensor da2 = flat(da);
+    dpeep = at::stack({column_sum<T>(da2.narrow(1, 0, H), flat(c_prev)), column_sum<T>(da2.narrow(1, H, H), flat(c_prev)),
+                       column_sum<T>(da2.narrow(1, 3 * H, H), flat(c_new))});
+  }
+  return {da, dh, lstm ? dc : none(), dw, db, dln, dlnc_w, dlnc_b, dpeep};
+}
+
+}  // namespace
+
+std::vector<Tensor> rnn_loop_forward(int64_t kind, const Tensor& xg, const Tensor& h0, const OptTensor& c0,
+                                     const Tensor& w_hh, const Tensor& b_hh, const OptTensor& ln_w,
+                                     const OptTensor& lnc_w, const OptTensor& lnc_b, const OptTensor& peep,
+                                     const OptTensor& mask, const OptTensor& zh, const OptTensor& zc,
+                                     const Tensor& lengths, double eps) {
+  const Dims d = dims_of(kind, xg, h0);
+  TORCH_CHECK(w_hh.dim() == 2 && w_hh.size(0) == d.G && w_hh.size(1) == d.H, "rnn_loop: w_hh must be (",
+              d.G, ", ", d.H, ")");
+  TORCH_CHECK(b_hh.numel() == d.G, "rnn_loop: b_hh must have ", d.G, " values");
+  TORCH_CHECK((kind == 0) == bool(c0 && c0->defined()), "rnn_loop: c0 is given exactly for the LSTM");
+  std::vector<Tensor> dense{xg, h0, w_hh, b_hh};
+  for (const auto& t : present({c0, ln_w, lnc_w, lnc_b, peep, mask, zh, zc})) dense.push_back(t);
+  check_inputs(d, dense, lengths);
+  TORCH_CHECK(!(zc && zc->defined() && zc->numel()) || kind == 0, "rnn_loop: zoneout on c needs the LSTM");
+  TORCH_CHECK(!(ln_w && ln_w->defined() && ln_w->numel()) || kind < 2, "rnn_loop: kind 2 has no layer norm");
+  TORCH_CHECK(!(lnc_w && lnc_w->defined() && lnc_w->numel()) || kind == 0, "rnn_loop: N_c needs the LSTM");
+  TORCH_CHECK(!(peep && peep->defined() && peep->numel()) || kind == 0, "rnn_loop: peepholes need the LSTM");
+  return AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "rnn_loop_forward", [&] {
+    return forward_impl<scalar_t>(kind, xg, h0, c0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, zh, zc, lengths,
+                                  eps);
+  });
+}
+
+std::vector<Tensor> rnn_loop_backward(int64_t kind, const Tensor& grad_out, const Tensor& grad_h,
+                                      const OptTensor& grad_c, const Tensor& out, const Tensor& h0,
+                                      const Tensor& w_hh, const Tensor& b_hh, const OptTensor& ln_w,
+                                      const OptTensor& lnc_w, const OptTensor& lnc_b, const OptTensor& peep,
+                                      const OptTensor& mask,
+                                      const OptTensor& zh, const OptTensor& zc, const Tensor& lengths,
+                                      const std::vector<Tensor>& saved) {
+  TORCH_CHECK(grad_out.dim() == 3 && saved.size() >= 2, "rnn_loop_backward: bad arguments");
+  const Dims d{grad_out.size(1), grad_out.size(0), grad_out.size(2), w_hh.size(0)};
+  std::vector<Tensor> dense{grad_out, grad_h, out, h0, w_hh, b_hh};
+  TORCH_CHECK(out.sizes() == grad_out.sizes() && h0.sizes() == grad_h.sizes() && b_hh.numel() == d.G,
+              "rnn_loop_backward: out, h0 or b_hh has the wrong shape");
+  for (const auto& t : present({grad_c, ln_w, lnc_w, lnc_b, peep, mask, zh, zc})) dense.push_back(t);
+  for (const auto& t : saved) dense.push_back(t);
+  check_inputs(d, dense, lengths);
+  return AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "rnn_loop_backward", [&] {
+    return backward_impl<scalar_t>(kind, grad_out, grad_h, grad_c, out, h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, zh, zc,
+                                   lengths, saved);
+  });
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("rnn_loop_forward", &rnn_loop_forward, "LSTM/GRU variant time loop, forward (CPU)");
+  m.def("rnn_loop_backward", &rnn_loop_backward, "LSTM/GRU variant time loop, backward (CPU)");
+}

@@ -1,0 +1,190 @@
+"""The loop executor: the LSTM and GRU variants' time loop in compiled code (CPU).
+
+torch's fused ops run only the plain cells. Layer norm, peepholes, recurrent dropout,
+zoneout and the reset-before GRU otherwise fall to the reference loop, whose per-step
+Python and autograd overhead makes training 3-4x slower than ``torch.nn.LSTM``. Here
+PyTorch computes the input side of every step in one GEMM (with its LayerNorm), and
+``csrc/rnn_loop.cpp`` runs the recurrence: one GEMM with W_hh and one fused pass over the
+gates per step, and a hand-written backward that leaves dW_hh to one GEMM over all steps.
+What it stores per step: h fed to the product, the gate activations, c before and after
+and tanh(c) (LSTM), and the layer norms' normalised values; see the C++ file.
+
+Cells: ``LSTMCell`` (peepholes allowed, no projection), ``LayerNormLSTMCell``, ``GRUCell``
+(either reset placement), ``LayerNormGRUCell``; wrapped as the drop-ins wrap them, from the
+outside in: ``Zoneout``, ``RecurrentDropout``, ``WeightDrop``. The random masks are drawn
+in the reference loop's order (weight mask, dropout mask, then each step's zoneout draws
+for h and c), so under one seed both executors use the same masks.
+
+CPU, float32 and float64; anything else runs the reference loop. The loop is a
+``torch.library`` custom op, so ``torch.compile(fullgraph=True)`` traces through it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rnnkit.cells.base import Cell, HiddenState, LSTMState
+from rnnkit.cells.gru import GRUCell
+from rnnkit.cells.lstm import LSTMCell
+from rnnkit.cells.variants import LayerNormGRUCell, LayerNormLSTMCell
+from rnnkit.cells.wrappers import RecurrentDropout, WeightDrop, Zoneout
+from rnnkit.kernels import _ext, reference
+
+name = "loop"
+_LSTM, _GRU, _GRU_RESET_BEFORE = 0, 1, 2  # the kernel's kinds
+
+
+def _unwrap(cell: Cell) -> tuple[Zoneout | None, RecurrentDropout | None, WeightDrop | None, Cell]:
+    """(zoneout, recurrent dropout, weight drop, core cell): the drop-ins' order of wrappers."""
+    parts: list = []
+    for kind in (Zoneout, RecurrentDropout, WeightDrop):
+        parts.append(cell if isinstance(cell, kind) else None)
+        cell = cell.cell if isinstance(cell, kind) else cell
+    return parts[0], parts[1], parts[2], cell
+
+
+def _kind(core: Cell) -> int | None:
+    if type(core) is LayerNormLSTMCell or (type(core) is LSTMCell and not core.proj_size):
+        return _LSTM
+    if type(core) is LayerNormGRUCell or (type(core) is GRUCell and core.reset_after):
+        return _GRU
+    return _GRU_RESET_BEFORE if type(core) is GRUCell else None
+
+
+def supports(cell: Cell) -> bool:
+    return _kind(_unwrap(cell)[3]) is not None and _ext.load("rnn_loop") is not None
+
+
+def _saved_shapes(kind: int, T: int, B: int, H: int, G: int, *, ln: bool, lnc: bool,
+                  masked: bool) -> list[tuple[int, ...]]:
+    """Shapes of what the forward keeps for the backward (the C++ file's order)."""
+    shapes = [(T, B, H) if masked or not ln else (0,), (T, B, G)]  # h fed to the product, gates
+    shapes += [(T, B, H)] * (2 if kind == _LSTM else 0 if ln and kind == _GRU else 1)  # c, c' | u_n | r h
+    shapes += [(T, B, G), (T, B)] if ln else []
+    shapes += [(T, B, H), (T, B)] if lnc else []
+    return shapes
+
+
+@torch.library.custom_op("rnnkit::rnn_loop", mutates_args=())
+def rnn_loop(kind: int, xg_BTG: Tensor, h0_BH: Tensor, c0_BH: Tensor | None, w_hh: Tensor, b_hh: Tensor,
+             ln_w: Tensor | None, lnc_w: Tensor | None, lnc_b: Tensor | None, peep_3H: Tensor | None,
+             mask_BH: Tensor | None, keep_h_TBH: Tensor | None, keep_c_TBH: Tensor | None,
+             lengths_B: Tensor, eps: float) -> list[Tensor]:
+    """[out_BTH, h_T, c_T (empty for the GRU), *saved for the backward]."""
+    return _ext.load("rnn_loop").rnn_loop_forward(kind, xg_BTG, h0_BH, c0_BH, w_hh, b_hh, ln_w, lnc_w, lnc_b,
+                                                  peep_3H, mask_BH, keep_h_TBH, keep_c_TBH, lengths_B, eps)
+
+
+@rnn_loop.register_fake
+def _(kind, xg_BTG, h0_BH, c0_BH, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep_3H, mask_BH, keep_h_TBH, keep_c_TBH,
+      lengths_B, eps):
+    (B, T, G), H = xg_BTG.shape, h0_BH.shape[1]
+    shapes = [(B, T, H), (B, H), (B, H) if kind == _LSTM else (0,)]
+    shapes += _saved_shapes(kind, T, B, H, G, ln=ln_w is not None, lnc=lnc_w is not None,
+                            masked=mask_BH is not None)
+    return [xg_BTG.new_empty(s) for s in shapes]
+
+
+@torch.library.custom_op("rnnkit::rnn_loop_backward", mutates_args=())
+def rnn_loop_backward(kind: int, grad_out_BTH: Tensor, grad_h_BH: Tensor, grad_c_BH: Tensor | None,
+                      out_BTH: Tensor, h0_BH: Tensor, w_hh: Tensor, b_hh: Tensor, ln_w: Tensor | None,
+                      lnc_w: Tensor | None, lnc_b: Tensor | None, peep_3H: Tensor | None,
+                      mask_BH: Tensor | None, keep_h_TBH: Tensor | None, keep_c_TBH: Tensor | None,
+                      lengths_B: Tensor, saved: list[Tensor]) -> list[Tensor]:
+    """[d xg (time-major), d h0, d c0, d w_hh, d b_hh, d ln_w, d lnc_w, d lnc_b, d peep] (empty
+    where absent)."""
+    ext = _ext.load("rnn_loop")
+    return ext.rnn_loop_backward(kind, grad_out_BTH, grad_h_BH, grad_c_BH, out_BTH, h0_BH, w_hh, b_hh, ln_w,
+                                 lnc_w, lnc_b, peep_3H, mask_BH, keep_h_TBH, keep_c_TBH, lengths_B, saved)
+
+
+@rnn_loop_backward.register_fake
+def _(kind, grad_out_BTH, grad_h_BH, grad_c_BH, out_BTH, h0_BH, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep_3H,
+      mask_BH, keep_h_TBH, keep_c_TBH, lengths_B, saved):
+    (B, T, H), G = grad_out_BTH.shape, w_hh.shape[0]
+    new = grad_out_BTH.new_empty
+    absent = (0,)
+    return [new(T, B, G), new(B, H), new(B, H) if kind == _LSTM else new(absent), new(w_hh.shape), new(G),
+            new(G if ln_w is not None else 0), *(new(H if lnc_w is not None else 0) for _ in range(2)),
+            new((3, H) if peep_3H is not None else absent)]
+
+
+def _setup_context(ctx, inputs, output):
+    kind, _, h0, c0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lengths_B, _ = inputs
+    ctx.kind, ctx.has_c0 = kind, c0 is not None
+    ctx.set_materialize_grads(False)  # no zero-filled gradients for the saved outputs
+    # out: the backward reads h_{t-1} there where the forward did not store it
+    ctx.save_for_backward(output[0], h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c,
+                          lengths_B, *output[3:])
+
+
+def _backward(ctx, grads):
+    out, h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lengths_B, *kept = ctx.saved_tensors
+    B, T, H = out.shape
+    grad_out, grad_h, grad_c = (torch.zeros(shape, dtype=w_hh.dtype) if g is None else g.contiguous()
+                                for g, shape in zip(grads[:3], [(B, T, H), (B, H), (B, H)], strict=True))
+    d = rnn_loop_backward(ctx.kind, grad_out, grad_h, grad_c if ctx.has_c0 else None, out, h0, w_hh, b_hh,
+                          ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lengths_B, kept)
+    d_xg, d_h0, d_c0, d_w, d_b, d_ln, d_lnc_w, d_lnc_b, d_peep = d
+
+    def given(grad, input_):
+        return None if input_ is None else grad
+
+    return (None, d_xg.transpose(0, 1), d_h0, d_c0 if ctx.has_c0 else None, d_w, d_b, given(d_ln, ln_w),
+            given(d_lnc_w, lnc_w), given(d_lnc_b, lnc_b), given(d_peep, peep), None, None, None, None, None)
+
+
+rnn_loop.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _input_side(core: Cell, x_BTI: Tensor) -> Tensor:
+    """xg: the gate pre-activations that depend on x alone, for all steps at once."""
+    if isinstance(core, LayerNormLSTMCell | LayerNormGRUCell):
+        xg_BTG = core.ln_ih(F.linear(x_BTI, core.weight_ih))
+        return xg_BTG if core.bias_ih is None else xg_BTG + core.bias_ih
+    return F.linear(x_BTI, core.weight_ih, core.bias_ih)
+
+
+def _keep_masks(zone: Zoneout, T: int, state, like: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    """Zoneout's (keep_h, keep_c) for every step, (T, B, H) each, or None where p = 0: 0/1
+    draws in training, in the reference's order (step by step, h then c); p at evaluation."""
+    probs = [zone.p_h, zone.p_c if isinstance(state, LSTMState) else 0.0]
+    if not zone.training:
+        return tuple(None if p == 0 else like.new_full((T, *like.shape), p) for p in probs)
+    draws = [[] for _ in probs]
+    for _ in range(T):
+        for p, steps in zip(probs, draws, strict=True):
+            if p > 0:
+                steps.append(Zoneout.draw_keep(p, like))
+    return tuple(torch.stack(steps).to(like.dtype) if steps else None for steps in draws)
+
+
+def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
+    if not x_BTI.is_cpu or x_BTI.dtype not in (torch.float32, torch.float64):
+        return reference.run(cell, x_BTI, state, lengths_B)
+    zone, dropout, weight_drop, core = _unwrap(cell)
+    kind = _kind(core)
+    B, T, _ = x_BTI.shape
+    h0_BH = state.h
+    # masks in the reference loop's order: the weight mask, the dropout mask, then zoneout's
+    w_hh = core.weight_hh if weight_drop is None else weight_drop.dropped_weight_hh()
+    mask_BH = None
+    if dropout is not None and dropout.training and dropout.p > 0:
+        mask_BH = dropout.draw_mask(B, device=x_BTI.device, dtype=x_BTI.dtype)
+    keep_h, keep_c = (None, None) if zone is None else _keep_masks(zone, T, state, h0_BH)
+    xg_BTG = _input_side(core, x_BTI).contiguous()
+    b_hh = core.bias_hh if core.bias_hh is not None else xg_BTG.new_zeros(xg_BTG.shape[-1])
+    layer_norm = isinstance(core, LayerNormLSTMCell | LayerNormGRUCell)
+    ln_w, eps = (core.ln_hh.weight, core.ln_hh.eps) if layer_norm else (None, 1e-5)
+    lnc_w, lnc_b = (core.ln_c.weight, core.ln_c.bias) if isinstance(core, LayerNormLSTMCell) else (None, None)
+    peep = (torch.stack([core.weight_ci, core.weight_cf, core.weight_co])
+            if isinstance(core, LSTMCell) and core.peephole else None)
+    lengths_B = (torch.full((B,), T, dtype=torch.long) if lengths_B is None
+                 else lengths_B.to(device="cpu", dtype=torch.long).contiguous())
+    c0_BH = state.c.contiguous() if kind == _LSTM else None
+    out_BTH, h_BH, c_BH, *_ = rnn_loop(kind, xg_BTG, h0_BH.contiguous(), c0_BH, w_hh.contiguous(), b_hh, ln_w,
+                                       lnc_w, lnc_b, peep, mask_BH, keep_h, keep_c, lengths_B, float(eps))
+    final = LSTMState(h_BH, c_BH) if kind == _LSTM else HiddenState(h_BH)
+    return out_BTH, final

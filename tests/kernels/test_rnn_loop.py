@@ -1,0 +1,147 @@
+"""The compiled time loop of the LSTM/GRU variants (kernels/loop.py, csrc/rnn_loop.cpp)
+beyond the shared equivalence test: the regularisers in training mode (same masks as the
+reference loop under one seed), gradcheck of the custom op per kind, float32 on a long
+sequence, torch.compile(fullgraph=True), bad input to the op, and the fallback."""
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit import kernels
+from rnnkit.cells import LayerNormLSTMCell, LSTMCell
+from rnnkit.kernels import _ext, loop
+from tests.harness import assert_all_close, grads, random_loss
+
+pytestmark = pytest.mark.skipif(_ext.load("rnn_loop") is None, reason="the extension could not be built")
+B, T = 5, 7
+TRAINING = {  # every regulariser at once, on every kind of core
+    "lstm-peephole": lambda **kw: rnnkit.LSTM(3, 5, peephole=True, recurrent_dropout=0.3, zoneout=(0.2, 0.3),
+                                              weight_drop=0.3, **kw),
+    "lstm-layer-norm": lambda **kw: rnnkit.LSTM(3, 5, layer_norm=True, recurrent_dropout=0.3, zoneout=0.2,
+                                                weight_drop=0.3, **kw),
+    "gru": lambda **kw: rnnkit.GRU(3, 5, recurrent_dropout=0.3, zoneout=0.2, weight_drop=0.2, **kw),
+    "gru-layer-norm": lambda **kw: rnnkit.GRU(3, 5, layer_norm=True, recurrent_dropout=0.3, zoneout=0.2,
+                                              **kw),
+    "gru-reset-before": lambda **kw: rnnkit.GRU(3, 5, reset_after=False, recurrent_dropout=0.3, zoneout=0.2,
+                                                bias=False, **kw),
+}
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_regularisers_in_training_draw_the_same_masks(name):
+    kw = dict(num_layers=2, bidirectional=True, batch_first=True)
+    reference = TRAINING[name](backend="reference", **kw).train()
+    fast = TRAINING[name](backend="loop", **kw).train()
+    fast.load_state_dict(reference.state_dict())
+    x = torch.randn(B, T, 3, requires_grad=True)
+    h0 = [torch.randn(4, B, 5, requires_grad=True)]
+    if "lstm" in name:
+        h0.append(torch.randn(4, B, 5, requires_grad=True))
+    lengths = torch.tensor([T, 1, 4, 6, 3])
+    results = []
+    for model in (reference, fast):
+        for t in (x, *h0):
+            t.grad = None
+        torch.manual_seed(7)
+        out = model(x, h0 if len(h0) == 2 else h0[0], lengths=lengths)
+        random_loss(out).backward()
+        results.append((out, grads([x, *h0, *model.parameters()])))
+    (want, want_grads), (got, got_grads) = results
+    assert_all_close(got, want)
+    assert_all_close(got_grads, want_grads)
+    torch.manual_seed(8)
+    assert not torch.allclose(fast(x, lengths=lengths)[0], want[0])  # the masks really are random
+
+
+def _op_inputs(kind: int, *, layer_norm: bool, peephole: bool, masks: bool):
+    H = 3
+    G = (4 if kind == loop._LSTM else 3) * H
+    g = torch.Generator().manual_seed(kind)
+
+    def rand(*shape, grad=True):
+        return torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_(grad)
+
+    keep = (torch.rand(4, 2, H, generator=g, dtype=torch.float64) < 0.3).double()
+    lstm = kind == loop._LSTM
+    return dict(
+        xg=rand(2, 4, G), h0=rand(2, H), c0=rand(2, H) if lstm else None, w_hh=rand(G, H), b_hh=rand(G),
+        ln_w=rand(G) if layer_norm else None, lnc_w=rand(H) if layer_norm and lstm else None,
+        lnc_b=rand(H) if layer_norm and lstm else None, peep=rand(3, H) if peephole else None,
+        mask=(torch.rand(2, H, generator=g, dtype=torch.float64) < 0.7).double() * 1.4 if masks else None,
+        keep_h=keep if masks else None, keep_c=keep.flip(0) if masks and lstm else None)
+
+
+OP_CASES = {
+    "lstm": (loop._LSTM, dict(layer_norm=False, peephole=True, masks=True)),
+    "lstm-layer-norm": (loop._LSTM, dict(layer_norm=True, peephole=False, masks=True)),
+    "gru": (loop._GRU, dict(layer_norm=False, peephole=False, masks=True)),
+    "gru-layer-norm": (loop._GRU, dict(layer_norm=True, peephole=False, masks=False)),
+    "gru-reset-before": (loop._GRU_RESET_BEFORE, dict(layer_norm=False, peephole=False, masks=True)),
+}
+
+
+@pytest.mark.parametrize("kind, options", OP_CASES.values(), ids=OP_CASES.keys())
+def test_gradcheck_of_the_custom_op(kind, options):
+    inputs = _op_inputs(kind, **options)
+    names = [n for n, t in inputs.items() if t is not None and t.requires_grad]
+    lengths = torch.tensor([4, 2])
+
+    def f(*tensors):
+        given = inputs | dict(zip(names, tensors, strict=True))
+        out = loop.rnn_loop(kind, given["xg"], given["h0"], given["c0"], given["w_hh"], given["b_hh"],
+                            given["ln_w"], given["lnc_w"], given["lnc_b"], given["peep"], given["mask"],
+                            given["keep_h"], given["keep_c"], lengths, 1e-5)
+        return out[0], out[1], *(out[2:3] if kind == loop._LSTM else ())
+
+    assert torch.autograd.gradcheck(f, [inputs[n] for n in names])
+
+
+def test_float32_stays_close_on_a_long_sequence():
+    torch.manual_seed(0)
+    cell = LayerNormLSTMCell(8, 16).double()
+    x = torch.randn(2, 600, 8, dtype=torch.float64)
+    want, _ = rnnkit.Recurrent(cell, backend="reference")(x)
+    got, _ = rnnkit.Recurrent(cell.float(), backend="loop")(x.float())
+    torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=2e-5)
+
+
+def test_auto_picks_the_loop_for_variants_and_native_for_plain_cells():
+    assert kernels.select("auto", LayerNormLSTMCell(3, 4)).name == "loop"
+    assert kernels.select("auto", LSTMCell(3, 4, peephole=True)).name == "loop"
+    assert kernels.select("auto", LSTMCell(3, 4)).name == "native"
+    assert kernels.select("auto", LSTMCell(3, 4, proj_size=2)).name == "native"
+
+
+def test_compiles_without_graph_breaks():
+    model = rnnkit.LSTM(3, 6, num_layers=2, batch_first=True, layer_norm=True, zoneout=0.1).eval()
+    assert {m.executor for m in model.modules() if isinstance(m, rnnkit.Recurrent)} == {"loop"}
+    x = torch.randn(2, 5, 3)
+    lengths = torch.tensor([5, 3])
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    got = compiled(x, lengths=lengths)
+    want = model(x, lengths=lengths)
+    assert_all_close(got, want)
+    got[0].sum().backward()  # the registered backward traces too
+
+
+def test_the_op_refuses_bad_lengths_and_shapes():
+    inputs = _op_inputs(loop._GRU, layer_norm=False, peephole=False, masks=False)
+    args = list(inputs.values())
+    with pytest.raises(RuntimeError, match=r"length 5 outside \[0, 4\]"):
+        loop.rnn_loop(loop._GRU, *args, torch.tensor([5, 2]), 1e-5)
+    with pytest.raises(RuntimeError, match=r"xg has 9 gate columns for H = 4"):
+        loop.rnn_loop(loop._GRU, args[0], torch.randn(2, 4, dtype=torch.float64), *args[2:],
+                      torch.tensor([4, 2]), 1e-5)
+
+
+def test_other_devices_and_dtypes_run_the_reference_loop():
+    model = rnnkit.GRU(3, 4, layer_norm=True, batch_first=True, dtype=torch.bfloat16)
+    out, _ = model(torch.randn(2, 5, 3, dtype=torch.bfloat16))
+    assert out.dtype == torch.bfloat16 and out.shape == (2, 5, 4)
+
+
+def test_without_the_extension_auto_falls_back_to_the_reference_loop(monkeypatch):
+    monkeypatch.setattr(_ext, "load", lambda name: None)
+    assert kernels.select("auto", LayerNormLSTMCell(3, 4)).name == "reference"
+    with pytest.raises(ValueError, match=r"(?s)backend 'loop' cannot run .*that can: \['reference'\]"):
+        kernels.select("loop", LayerNormLSTMCell(3, 4))
