@@ -8,7 +8,7 @@ module's state dict loads unchanged and gives the same numbers. On top of torch.
   (a PackedSequence input still works and gives a PackedSequence back);
 - variants as keyword arguments: ``layer_norm``, ``recurrent_dropout``, ``zoneout``,
   ``weight_drop``, ``peephole`` (LSTM), ``reset_after`` (GRU);
-- ``backend``: ``"auto"``, ``"reference"``, ``"native"`` or ``"scan"``.
+- ``backend``: ``"auto"`` or one executor of ``rnnkit.kernels.BACKENDS``.
 
 Inside, a drop-in is ``Stacked([Recurrent(cell) or Bidirectional(...), ...])``; on the
 ``native`` executor the whole stack runs as torch's one fused call, exactly as torch.nn does.
@@ -69,6 +69,8 @@ class DropIn(nn.Module):
         # Looked up once: forward runs per step in streaming use, where Module.__getattr__
         # chains would cost more than torch.nn's whole Python overhead.
         self._cells = [run.cell for run in self._runs()]  # torch.nn's (layer, direction) order
+        self._weight_dicts = [native.owner(cell)._parameters for cell in self._cells]
+        self._arity = len(self._state_type()._fields)
         self._fused_kind = native.op_kind(self._cells[0]) if backend in ("auto", "native") and all(
             native.supports(cell) for cell in self._cells) else None
         self._torch_names = self._name_map()
@@ -218,11 +220,11 @@ class DropIn(nn.Module):
             # anything it refuses goes through the checks below, which name the problem
             hx_t = (hx,) if type(hx) is Tensor else tuple(hx)
             try:  # the state's arity is the one thing the kernel cannot see
-                new = self._step_native(input, hx_t) if len(hx_t) == len(self._state_type()._fields) else None
+                stepped = self._step_native(input, hx_t) if len(hx_t) == self._arity else None
             except (RuntimeError, IndexError, TypeError):
-                new = None
-            if new is not None:
-                return new[0][-1], self._unpack_hx(new)
+                stepped = None
+            if stepped is not None:
+                return stepped[0], self._unpack_hx(stepped[1])
         if self.bidirectional:
             raise ValueError("step needs a unidirectional layer: a backward direction reads the whole "
                              "sequence first (use forward)")
@@ -242,13 +244,15 @@ class DropIn(nn.Module):
         if self.int8 and not compiled:
             raise RuntimeError("an int8 layer runs in eval mode under torch.no_grad() or "
                                "torch.inference_mode() only (it has no backward)")
-        new = self._step_native(x_BI, hx) if compiled else None
-        if new is None and self.int8:
+        stepped = self._step_native(x_BI, hx) if compiled else None
+        if stepped is None and self.int8:
             raise RuntimeError("the int8 step kernel is not available here (see the warning "
                                "about building it); quantize_dynamic needs it")
-        if new is None:
+        if stepped is None:
             new = self._step_cells(x_BI, hx)
-        out = new[0][-1]
+            out = new[0][-1]
+        else:
+            out, new = stepped
         if unbatched:
             out, new = out.squeeze(0), tuple(t.squeeze(1) for t in new)
         return out, self._unpack_hx(new)
@@ -257,14 +261,14 @@ class DropIn(nn.Module):
         """Drop ``step``'s copy of the weights; the next step makes it again from the current ones."""
         self._step_cache = None
 
-    def _step_native(self, x_BI: Tensor, hx: tuple[Tensor, ...]) -> tuple[Tensor, ...] | None:
+    def _step_native(self, x_BI: Tensor, hx: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]] | None:
         if getattr(self, "proj_size", 0):  # an LSTM projection: the cells step
             return None
         # [W_ih | W_hh] per layer (or int8), built again only when a weight was replaced or
-        # changed in place: the key reads the weights' owners directly, as it runs every step.
-        # Edits through ``.data`` leave no trace (no version bump): see ``step``.
-        key = (self.int8, *((w.data_ptr(), w._version) for cell in self._cells
-                            for w in native.owner(cell)._parameters.values() if w is not None))
+        # changed in place: the key reads the weight owners' parameter dicts directly, as it
+        # runs every step. Edits through ``.data`` leave no trace (no version bump): see ``step``.
+        key = (self.int8, *[(w.data_ptr(), w._version) for params in self._weight_dicts
+                            for w in params.values() if w is not None])
         if self._step_cache is None or self._step_cache[0] != key:
             layers = [native.flat_weights(cell) for cell in self._cells]
             self._step_cache = (key, native.step_weights(self._fused_kind, layers, int8=self.int8))

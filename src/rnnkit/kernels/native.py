@@ -160,17 +160,19 @@ native_rnn.register_autograd(_backward, setup_context=_setup_context)
 _STEP_KIND = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
 
 
-def step(kind: str, x_BI: Tensor, hx: HX, weights: list[Tensor], *, int8: bool = False) -> HX | None:
-    """One inference step of a whole stack in one compiled call (``csrc/step.cpp``): the new
-    (h,) or (h, c), each (L, B, H); None where that kernel cannot run (not built, not CPU,
-    not float32), and the caller steps the cells instead. ``weights``: ``step_weights``."""
+def step(kind: str, x_BI: Tensor, hx: HX, weights: list[Tensor], *,
+         int8: bool = False) -> tuple[Tensor, HX] | None:
+    """One inference step of a whole stack in one compiled call (``csrc/step.cpp``): the
+    output (B, H) and the new (h,) or (h, c), each (L, B, H); None where that kernel cannot
+    run (not built, not CPU, not float32), and the caller steps the cells instead.
+    ``weights``: ``step_weights``."""
     ext = _ext.load("step")
     if ext is None or not x_BI.is_cpu or x_BI.dtype != torch.float32:
         return None
     # with int8, fbgemm's deprecation notice goes to stderr from C++ once per process (c10's
     # log, not Python's warnings: an extension installs no Python warning handler)
-    h, c = ext.rnn_step(_STEP_KIND[kind], x_BI, hx[0], hx[1] if kind == "lstm" else None, weights, int8)
-    return (h, c) if kind == "lstm" else (h,)
+    h, c, out = ext.rnn_step(_STEP_KIND[kind], x_BI, hx[0], hx[1] if kind == "lstm" else None, weights, int8)
+    return out, ((h, c) if kind == "lstm" else (h,))
 
 
 def step_weights(kind: str, layers: list[list[Tensor]], *, int8: bool = False) -> list[Tensor]:

@@ -37,7 +37,8 @@ at::Tensor project(const at::Tensor& v, const at::Tensor* w, bool int8) {
 
 }  // namespace
 
-// x (B, I); h, c (L, B, H) (c only for LSTM). Returns the new (h, c); c is empty but for LSTM.
+// x (B, I); h, c (L, B, H) (c only for LSTM). Returns the new (h, c, output): c is empty but
+// for LSTM, and output (B, H) is the last layer's h (a view), which Python would index apart.
 std::vector<at::Tensor> rnn_step(int64_t kind, const at::Tensor& x_in, const at::Tensor& h,
                                  const std::optional<at::Tensor>& c_opt, const std::vector<at::Tensor>& weights,
                                  bool int8) {
@@ -74,8 +75,14 @@ std::vector<at::Tensor> rnn_step(int64_t kind, const at::Tensor& x_in, const at:
       a = project(x, w, int8).contiguous();
       r = project(h_in[l], w + per_projection, int8).contiguous();
       if (kind != kGRU) a.add_(r);  // only the GRU's n gate needs the two sums apart
-    } else {
-      a = project(at::cat({x, h_in[l]}, 1), w, int8).contiguous();
+    } else {  // [x; h] by hand: at::cat's dispatch costs about as much as the copy here
+      at::Tensor xh = at::empty({B, cols}, x.options());
+      for (int64_t b = 0; b < B; ++b) {
+        float* dst = xh.data_ptr<float>() + b * cols;
+        std::copy_n(x.data_ptr<float>() + b * in, in, dst);
+        std::copy_n(h_in.data_ptr<float>() + (l * B + b) * H, H, dst + in);
+      }
+      a = project(xh, w, int8).contiguous();
     }
     for (int64_t b = 0; b < B; ++b) {
       const float* __restrict__ ab = a.data_ptr<float>() + b * G;
@@ -106,7 +113,7 @@ std::vector<at::Tensor> rnn_step(int64_t kind, const at::Tensor& x_in, const at:
     }
     x = h_out[l];
   }
-  return {h_out, c_out};
+  return {h_out, c_out, x};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
