@@ -120,6 +120,26 @@ def equivalence(device) -> list[dict]:
         executor = next(m.executor for m in fast.modules() if isinstance(m, rnnkit.Recurrent))
         rows.append({"check": f"{name} ({executor}) vs reference loop, lengths", "max_abs_diff": err,
                      "ok": err < 1e-9})
+    for name, (kind, kwargs) in VARIANTS.items():  # the loop executor (Triton) against the reference loop
+        for ragged in (False, True):
+            ours = rnnkit.LSTM if kind == "lstm" else rnnkit.GRU
+            torch.manual_seed(0)
+            fast = ours(I, H, batch_first=True, dtype=torch.float64, **kwargs).to(device).train()
+            ref = ours(I, H, batch_first=True, dtype=torch.float64, backend="reference", **kwargs)
+            ref = ref.to(device).train()
+            ref.load_state_dict(fast.state_dict())
+            xs = [x.to(device).requires_grad_() for _ in range(2)]
+            outs = []
+            for m, xi in ((fast, xs[0]), (ref, xs[1])):
+                torch.manual_seed(3)
+                outs.append(flat(m(xi, lengths=lengths.to(device) if ragged else None)))
+                sum(t.sum() * (k + 1) for k, t in enumerate(outs[-1])).backward()
+            pairs = [*zip(outs[0], outs[1], strict=True), (xs[0].grad, xs[1].grad)]
+            pairs += [(p.grad, q.grad) for p, q in zip(fast.parameters(), ref.parameters(), strict=True)]
+            err = max((a - b).abs().max().item() for a, b in pairs)
+            executor = next(m.executor for m in fast.modules() if isinstance(m, rnnkit.Recurrent))
+            what = f"{name} ({executor}) vs reference loop, training" + (", lengths" if ragged else "")
+            rows.append({"check": what, "max_abs_diff": err, "ok": err < 1e-9})
     return rows
 
 
@@ -216,6 +236,11 @@ def variants(device, repeats) -> list[dict]:
         executor = next(m.executor for m in candidate.modules() if isinstance(m, rnnkit.Recurrent))
         shape = f"B={B} T={T} I={I} H={H}"
         rows.append(timed(f"{name} eager ({executor})", shape, step_a, step_c, repeats))
+        if executor != "reference":  # the reference loop for comparison
+            slow = ours(I, H, batch_first=True, backend="reference", **kwargs).to(device)
+            slow.load_state_dict(candidate.state_dict())
+            step_r = training_step(slow, lambda m=slow: flat(m(x)), probes)
+            rows.append(timed(f"{name} eager (reference)", shape, step_a, step_r, repeats))
         try:
             start = time.perf_counter()
             replay_c = graphed(step_c)

@@ -1,7 +1,13 @@
 """Tests run in float64 on CPU, deterministically, at small sizes."""
 
-import pytest
-import torch
+import os
+
+# Triton kernels (the GPU path of the loop executor) run on CPU tensors in its interpreter;
+# Triton reads this once, so it is set before anything can import it
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 def pytest_configure(config):

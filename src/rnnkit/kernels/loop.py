@@ -15,11 +15,15 @@ outside in: ``Zoneout``, ``RecurrentDropout``, ``WeightDrop``. The random masks 
 in the reference loop's order (weight mask, dropout mask, then each step's zoneout draws
 for h and c), so under one seed both executors use the same masks.
 
-CPU, float32 and float64; anything else runs the reference loop. The loop is a
-``torch.library`` custom op, so ``torch.compile(fullgraph=True)`` traces through it.
+CPU, float32 and float64: the loop is a ``torch.library`` custom op, so
+``torch.compile(fullgraph=True)`` traces through it. On a CUDA GPU with Triton the same
+loop runs as Triton kernels (``loop_triton``; the reset-before GRU excepted). Anything else
+runs the reference loop.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -53,8 +57,26 @@ def _kind(core: Cell) -> int | None:
     return _GRU_RESET_BEFORE if type(core) is GRUCell else None
 
 
+@functools.cache
+def _triton():
+    """``loop_triton`` where a CUDA GPU and Triton are at hand, else None."""
+    if not torch.cuda.is_available():
+        return None
+    try:
+        from rnnkit.kernels import loop_triton
+    except ImportError:
+        return None
+    return loop_triton
+
+
+@torch.compiler.assume_constant_result  # Dynamo calls it once instead of tracing the build
+def _cpu_built() -> bool:
+    return _ext.load("rnn_loop") is not None
+
+
 def supports(cell: Cell) -> bool:
-    return _kind(_unwrap(cell)[3]) is not None and _ext.load("rnn_loop") is not None
+    built = _ext.load("rnn_loop") is not None or _triton() is not None
+    return _kind(_unwrap(cell)[3]) is not None and built
 
 
 def _saved_shapes(kind: int, T: int, B: int, H: int, G: int, *, ln: bool, lnc: bool,
@@ -162,10 +184,13 @@ def _keep_masks(zone: Zoneout, T: int, state, like: Tensor) -> tuple[Tensor | No
 
 
 def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
-    if not x_BTI.is_cpu or x_BTI.dtype not in (torch.float32, torch.float64):
-        return reference.run(cell, x_BTI, state, lengths_B)
     zone, dropout, weight_drop, core = _unwrap(cell)
     kind = _kind(core)
+    run_loop = rnn_loop if x_BTI.is_cpu and _cpu_built() else None
+    if x_BTI.is_cuda and kind != _GRU_RESET_BEFORE and _triton() is not None:
+        run_loop = _triton().rnn_loop
+    if run_loop is None or x_BTI.dtype not in (torch.float32, torch.float64):
+        return reference.run(cell, x_BTI, state, lengths_B)
     B, T, _ = x_BTI.shape
     h0_BH = state.h
     # masks in the reference loop's order: the weight mask, the dropout mask, then zoneout's
@@ -181,10 +206,10 @@ def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
     lnc_w, lnc_b = (core.ln_c.weight, core.ln_c.bias) if isinstance(core, LayerNormLSTMCell) else (None, None)
     peep = (torch.stack([core.weight_ci, core.weight_cf, core.weight_co])
             if isinstance(core, LSTMCell) and core.peephole else None)
-    lengths_B = (torch.full((B,), T, dtype=torch.long) if lengths_B is None
-                 else lengths_B.to(device="cpu", dtype=torch.long).contiguous())
+    lengths_B = (torch.full((B,), T, dtype=torch.long, device=x_BTI.device) if lengths_B is None
+                 else lengths_B.to(device=x_BTI.device, dtype=torch.long).contiguous())
     c0_BH = state.c.contiguous() if kind == _LSTM else None
-    out_BTH, h_BH, c_BH, *_ = rnn_loop(kind, xg_BTG, h0_BH.contiguous(), c0_BH, w_hh.contiguous(), b_hh, ln_w,
+    out_BTH, h_BH, c_BH, *_ = run_loop(kind, xg_BTG, h0_BH.contiguous(), c0_BH, w_hh.contiguous(), b_hh, ln_w,
                                        lnc_w, lnc_b, peep, mask_BH, keep_h, keep_c, lengths_B, float(eps))
     final = LSTMState(h_BH, c_BH) if kind == _LSTM else HiddenState(h_BH)
     return out_BTH, final

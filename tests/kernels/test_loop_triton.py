@@ -1,0 +1,49 @@
+"""The GPU path of the loop executor (kernels/loop_triton.py) under Triton's CPU interpreter:
+the same training-mode comparison with the reference loop as tests/kernels/test_rnn_loop.py,
+with the Triton kernels standing in for the compiled C++ loop. Skipped where Triton is not
+installed (CPU builds of torch do not bring it; CUDA builds do)."""
+
+import os
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from rnnkit.kernels import loop, loop_triton
+from tests.harness import assert_all_close, grads, random_loss
+from tests.kernels.test_rnn_loop import TRAINING
+
+if os.environ.get("TRITON_INTERPRET") != "1":  # tests/conftest.py sets it unless told otherwise
+    pytest.skip("the Triton kernels run on CPU tensors only in Triton's interpreter", allow_module_level=True)
+B, T = 4, 5
+
+
+@pytest.fixture
+def triton_loop(monkeypatch):
+    monkeypatch.setattr(loop, "rnn_loop", lambda *args: list(loop_triton.rnn_loop(*args)))
+
+
+@pytest.mark.parametrize("name", [n for n in TRAINING if n != "gru-reset-before"])
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_triton_loop_matches_the_reference(triton_loop, name, training):
+    reference = TRAINING[name](backend="reference", batch_first=True).double().train(training)
+    fast = TRAINING[name](backend="loop", batch_first=True).double().train(training)
+    fast.load_state_dict(reference.state_dict())
+    x = torch.randn(B, T, 3, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([T, 1, 3, 4])
+    results = []
+    for model in (reference, fast):
+        x.grad = None
+        torch.manual_seed(7)
+        out = model(x, lengths=lengths)
+        random_loss(out).backward()
+        results.append((out, grads([x, *model.parameters()])))
+    (want, want_grads), (got, got_grads) = results
+    assert_all_close(got, want)
+    assert_all_close(got_grads, want_grads)
+
+
+def test_triton_loop_refuses_the_reset_before_gru():
+    with pytest.raises(ValueError, match="kind must be 0 .* or 1 .*got 2"):
+        loop_triton.rnn_loop(2, *([None] * 14))
