@@ -140,6 +140,15 @@ def test_other_devices_and_dtypes_run_the_reference_loop():
     assert out.dtype == torch.bfloat16 and out.shape == (2, 5, 4)
 
 
+def test_autocast_runs_the_reference_loop():
+    model = rnnkit.LSTM(3, 4, peephole=True, batch_first=True).float()  # its products turn bf16
+    x = torch.randn(2, 5, 3, dtype=torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = model(x)
+    out.float().sum().backward()
+    assert out.shape == (2, 5, 4) and model.weight_hh_l0.grad is not None
+
+
 def test_without_the_extension_auto_falls_back_to_the_reference_loop(monkeypatch):
     monkeypatch.setattr(_ext, "load", lambda name: None)
     assert kernels.select("auto", LayerNormLSTMCell(3, 4)).name == "reference"

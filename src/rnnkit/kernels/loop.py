@@ -189,7 +189,9 @@ def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
     run_loop = rnn_loop if x_BTI.is_cpu and _cpu_built() else None
     if x_BTI.is_cuda and kind != _GRU_RESET_BEFORE and _triton() is not None:
         run_loop = _triton().rnn_loop
-    if run_loop is None or x_BTI.dtype not in (torch.float32, torch.float64):
+    # under autocast the products come out in bf16/fp16, which the kernels do not take
+    autocast = torch.is_autocast_enabled(x_BTI.device.type)
+    if run_loop is None or autocast or x_BTI.dtype not in (torch.float32, torch.float64):
         return reference.run(cell, x_BTI, state, lengths_B)
     B, T, _ = x_BTI.shape
     h0_BH = state.h
