@@ -52,6 +52,11 @@ _BASE = {
                        "model.pooling=mean", "train.epochs=60", "data.batch_size=16", "train.lr=3e-3"],
 }
 _COSINE = ["train.schedule=cosine", "train.warmup_steps=20"]
+# LSTM-FCN (Karim et al. 2017): Wang et al.'s FCN branch beside the recurrent one, added 2026-11-28
+_FCN = ["model.conv_channels=128,256,128", "model.conv_kernels=8,5,3"]
+# the paper's recurrent branch: 8 unidirectional LSTM cells, final state, dropout 0.8
+_PAPER_LSTM = ["model.cell=lstm", "model.hidden_size=8", "model.bidirectional=false", "model.pooling=last",
+               "model.dropout=0.8"]
 CANDIDATES: dict[str, dict[str, list[str]]] = {
     "GunPoint": {
         "base": _BASE["GunPoint"],
@@ -67,6 +72,16 @@ CANDIDATES: dict[str, dict[str, list[str]]] = {
         # input noise (jitter) on the standardised series, added 2026-11-28
         **{f"gru64+cosine+noise{n}": [*_BASE["ItalyPowerDemand"], "model.cell=gru", "model.hidden_size=64",
                                       *_COSINE, f"model.input_noise={n}"] for n in (0.1, 0.3)},
+        "lstm32-fcn+cosine": [*_BASE["ItalyPowerDemand"], *_COSINE, *_FCN],
+        "gru64-fcn+cosine": [*_BASE["ItalyPowerDemand"], "model.cell=gru", "model.hidden_size=64", *_COSINE,
+                             *_FCN],
+        "lstm8-fcn+cosine+dropout0.8": [*_BASE["ItalyPowerDemand"], *_PAPER_LSTM, *_COSINE, *_FCN],
+        # second round (after the three above lost validation to gru64+cosine): the paper's
+        # learning rate with a longer budget, and an average of 5 members
+        "lstm8-fcn+cosine+dropout0.8+300ep+lr1e-3": [*_BASE["ItalyPowerDemand"], *_PAPER_LSTM, *_COSINE,
+                                                     *_FCN, "train.epochs=300", "train.lr=1e-3"],
+        "lstm8-fcn+cosine+dropout0.8+ensemble5": [*_BASE["ItalyPowerDemand"], *_PAPER_LSTM, *_COSINE, *_FCN,
+                                                  "ensemble=5"],
     },
     "JapaneseVowels": {
         "base": _BASE["JapaneseVowels"],
@@ -77,6 +92,11 @@ CANDIDATES: dict[str, dict[str, list[str]]] = {
         **{f"lstm128+cosine+dropout0.2+100ep+noise{n}": [
             *_BASE["JapaneseVowels"], "model.hidden_size=128", "model.dropout=0.2", "train.epochs=100",
             *_COSINE, f"model.input_noise={n}"] for n in (0.1, 0.3)},
+        "lstm64-fcn+cosine": [*_BASE["JapaneseVowels"], *_COSINE, *_FCN],
+        "lstm128-fcn+cosine+dropout0.2+100ep": [*_BASE["JapaneseVowels"], "model.hidden_size=128",
+                                                "model.dropout=0.2", "train.epochs=100", *_COSINE, *_FCN],
+        "lstm8-fcn+cosine+dropout0.8+100ep": [*_BASE["JapaneseVowels"], *_PAPER_LSTM, "train.epochs=100",
+                                              *_COSINE, *_FCN],
     },
 }
 SETTINGS = {name: next(iter(c.values())) for name, c in CANDIDATES.items()}

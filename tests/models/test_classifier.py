@@ -1,6 +1,7 @@
 """SequenceClassifier: pooling over valid steps only, attention weights, standardisation, saving."""
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -30,6 +31,32 @@ def test_padding_content_does_not_change_logits(cell, pooling, bidirectional):
     # each row alone, unpadded, gives the same logits: padding is invisible
     for b, n in enumerate(LENGTHS.tolist()):
         torch.testing.assert_close(model(x[b:b + 1, :n])[0], model(x, LENGTHS)[b])
+
+
+@pytest.mark.parametrize("cell,pooling,bidirectional", [("lstm", "mean", True), ("gru", "last", False)])
+def test_conv_branch_keeps_padding_invisible(cell, pooling, bidirectional):
+    model = make(cell=cell, pooling=pooling, bidirectional=bidirectional,
+                 conv_channels=(4, 5), conv_kernels=(4, 3))
+    for block in model.conv.blocks:  # evaluation-mode batch norm that is not the identity
+        block.norm.running_mean.normal_()
+        block.norm.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(3, 5, 2)
+    pad = torch.arange(5)[None, :] >= LENGTHS[:, None]
+    other = torch.where(pad[..., None], 100 * torch.randn(3, 5, 2), x)
+    torch.testing.assert_close(model(x, LENGTHS), model(other, LENGTHS))
+    for b, n in enumerate(LENGTHS.tolist()):
+        torch.testing.assert_close(model(x[b:b + 1, :n])[0], model(x, LENGTHS)[b])
+
+
+def test_conv_features_join_the_recurrent_ones_before_the_head():
+    model = make(bidirectional=True, pooling="mean", conv_channels=(4, 5), conv_kernels=(4, 3))
+    assert model.head.in_features == 2 * 6 + 5
+    x = torch.randn(3, 5, 2)
+    x_BTI = (x - model.feature_mean_I) / model.feature_std_I
+    recurrent_BF = model.pool(model.encoder(x_BTI, lengths=LENGTHS)[0], LENGTHS)
+    conv_BC = model.conv(x_BTI, LENGTHS)
+    torch.testing.assert_close(model(x, LENGTHS), model.head(torch.cat([recurrent_BF, conv_BC], dim=-1)))
+    assert make().conv is None and make().head.in_features == 6  # the default: no conv branch
 
 
 def test_bidirectional_last_reads_backward_state_at_step_0():
@@ -93,9 +120,12 @@ def test_token_input_through_embedding():
         model(ids.double(), LENGTHS)
 
 
-def test_save_load_round_trip(tmp_path):
-    model = make(bidirectional=True, pooling="attention", cell="gru")
+@pytest.mark.parametrize("conv", [{}, {"conv_channels": (4, 3), "conv_kernels": (3, 2)}], ids=["rnn", "fcn"])
+def test_save_load_round_trip(tmp_path, conv):
+    model = make(bidirectional=True, pooling="attention", cell="gru", **conv)
     model.fit_standardization(torch.randn(4, 5, 2) + 3, None)
+    model.train()(torch.randn(4, 5, 2), LENGTHS[[0, 1, 2, 0]])  # batch norm's running statistics move
+    model.eval()
     save_config(tmp_path, architecture_config(model))
     save_weights(tmp_path / "model.safetensors", model)
     loaded = load_model(tmp_path)
@@ -106,13 +136,22 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_config_round_trips_and_checks():
-    cfg = ClassifierConfig(num_classes=4, vocab_size=50, cell="gru", pooling="mean", bidirectional=True)
+    cfg = ClassifierConfig(num_classes=4, vocab_size=50, cell="gru", pooling="mean", bidirectional=True,
+                           conv_channels=(16, 8), conv_kernels=(5, 3))
     assert config.from_dict(ClassifierConfig, config.to_dict(cfg)) == cfg
+    assert config.from_dict(ClassifierConfig, json.loads(json.dumps(config.to_dict(cfg)))) == cfg
     for bad, message in (({"num_classes": 1}, "num_classes must be >= 2"),
                          ({"pooling": "max"}, "pooling must be one of"),
                          ({"cell": "mingru"}, "cell must be one of"),
                          ({"dropout": 1.0}, "dropout must be in"),
-                         ({"input_noise": -0.5}, "input_noise must be a finite float >= 0")):
+                         ({"input_noise": -0.5}, "input_noise must be a finite float >= 0"),
+                         ({"conv_channels": (8, 0, 8)},
+                          r"conv_channels must be a tuple of ints >= 1, got \(8, 0, 8\)"),
+                         ({"conv_channels": [8, 8, 8]},
+                          r"conv_channels must be a tuple of ints >= 1, got \[8, 8, 8\]"),
+                         ({"conv_kernels": (8, True)}, "conv_kernels must be a tuple of ints >= 1"),
+                         ({"conv_channels": (8, 8)}, r"conv_kernels must give one kernel size per conv block "
+                                                     r"\(conv_channels has 2\), got \[8, 5, 3\]")):
         with pytest.raises(ValueError, match=message):
             dataclasses.replace(ClassifierConfig(num_classes=2), **bad)
 

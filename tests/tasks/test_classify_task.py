@@ -64,6 +64,22 @@ def test_learns_the_trend_rule_and_predicts_the_test_file(tmp_path, trend):
     assert results["val_loss"] > 0 and results["train_loss"] > 0
 
 
+def test_lstm_fcn_trains_saves_and_predicts(tmp_path, trend):
+    train, test = trend
+    out = tmp_path / "fcn"
+    results = train_classifier(cfg_for(train, "model.conv_channels=8,16,8", "model.conv_kernels=4,3,2",
+                                       "model.pooling=mean"), out)
+    saved = json.loads((out / "config.json").read_text())["model"]
+    assert saved["conv_channels"] == [8, 16, 8] and saved["conv_kernels"] == [4, 3, 2]
+    assert results["test_accuracy"] >= 0.9
+    # predict rebuilds the conv branch, batch norm statistics included, from the run directory
+    rows = predict(out, test)
+    hits = sum(r["label"] == ("up", "down")[r["id"] % 2] for r in rows)
+    assert hits / 24 == pytest.approx(results["test_accuracy"])
+    truth = [r["probabilities"][("up", "down")[r["id"] % 2]] for r in rows]
+    assert results["test_loss"] == pytest.approx(-sum(math.log(p) for p in truth) / 24, rel=1e-5)
+
+
 def test_no_validation_split_and_no_test_file(tmp_path):
     train = write_trend_ts(tmp_path / "alone.ts", 16, seed=3)
     results = train_classifier(cfg_for(train, "data.val_fraction=0", "train.epochs=1"), tmp_path / "run")
@@ -106,15 +122,24 @@ def test_unknown_test_label_names_the_line(tmp_path, trend):
         train_classifier(cfg_for(train, "train.epochs=1"), tmp_path / "run")
 
 
-def test_config_checks():
+def test_config_checks(tmp_path):
     with pytest.raises(ValueError, match="data.val_fraction must be in"):
         config.load(ClassifyConfig, None, ["data.val_fraction=1.5"])
     with pytest.raises(ValueError, match="pooling must be one of"):
         config.load(ClassifyConfig, None, ["model.pooling=max"])
     with pytest.raises(ValueError, match="data.path must name the training file"):
         train_classifier(ClassifyConfig(), "unused")
-    cfg = config.load(ClassifyConfig, None, ["data.path=x.ts", "model.cell=gru", "train.epochs=3"])
+    with pytest.raises(ValueError, match=r"conv_kernels must give one kernel size per conv block"):
+        config.load(ClassifyConfig, None, ["model.conv_channels=8,8"])
+    with pytest.raises(ValueError, match=r"model.conv_channels must be int, got 'x'"):
+        config.load(ClassifyConfig, None, ["model.conv_channels=8,x"])
+    cfg = config.load(ClassifyConfig, None, ["data.path=x.ts", "model.cell=gru", "train.epochs=3",
+                                             "model.conv_channels=128,256,128"])
+    assert cfg.model.conv_channels == (128, 256, 128) and cfg.model.conv_kernels == (8, 5, 3)
     assert config.from_dict(ClassifyConfig, config.to_dict(cfg)) == cfg
+    toml = tmp_path / "run.toml"
+    toml.write_text(config.to_toml(cfg))
+    assert config.load(ClassifyConfig, toml) == cfg
 
 
 def test_ensemble_averages_its_members_probabilities(tmp_path, trend):

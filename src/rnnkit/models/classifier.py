@@ -1,4 +1,5 @@
-"""A sequence classifier: [embedding] -> recurrent encoder -> pooling over valid steps -> logits.
+"""A sequence classifier: [embedding] -> recurrent encoder -> pooling over valid steps -> logits,
+with an optional convolutional branch beside the encoder (LSTM-FCN).
 
 Pooling (each a module with ``forward(out_BTF, lengths_B) -> pooled_BF``):
 
@@ -13,6 +14,13 @@ Pooling (each a module with ``forward(out_BTF, lengths_B) -> pooled_BF``):
 
 ``input_noise`` adds N(0, σ²) to the standardised series (or the embeddings) in training
 only, Keras's ``GaussianNoise``: the jitter augmentation for small time-series sets.
+
+``conv_channels`` adds the fully convolutional branch of LSTM-FCN (Karim et al. 2017,
+sec. 3.1; ``rnnkit.models.fcn``) beside the recurrent encoder: both read the standardised
+input, and the pooled features of the two are concatenated before the output layer
+(dropout acts on the recurrent half only, as in the paper). Unlike the paper, the
+recurrent branch reads the series one step at a time, not as one step of T features (its
+"dimension shuffle").
 
 Series input is standardised per feature inside the model, ``(x - mean_D) / std_D``, with
 buffers that ``fit_standardization`` sets from the training set; they are saved with the
@@ -30,6 +38,7 @@ from torch import Tensor, nn
 import rnnkit
 from rnnkit._checks import check_lengths
 from rnnkit.layers import GaussianNoise, gather_last, lengths_to_mask
+from rnnkit.models.fcn import FullyConvolutional
 
 Cell = Literal["lstm", "gru", "rnn"]
 Pooling = Literal["last", "mean", "attention"]
@@ -50,6 +59,8 @@ class ClassifierConfig:
     attention_size: int = 64
     dropout: float = 0.0  # between layers and on the pooled features
     input_noise: float = 0.0  # std of Gaussian noise on the standardised series / embeddings, training only
+    conv_channels: tuple[int, ...] = ()  # LSTM-FCN: filters per conv block, e.g. (128, 256, 128); (): none
+    conv_kernels: tuple[int, ...] = (8, 5, 3)  # kernel size per conv block; ignored without conv_channels
 
     def __post_init__(self):
         for name in ("num_classes", "input_size", "embed_size", "hidden_size", "num_layers",
@@ -69,6 +80,14 @@ class ClassifierConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if isinstance(self.input_noise, bool) or not 0.0 <= self.input_noise < float("inf"):
             raise ValueError(f"input_noise must be a finite float >= 0, got {self.input_noise!r}")
+        for name in ("conv_channels", "conv_kernels"):
+            values = getattr(self, name)
+            if not isinstance(values, tuple) or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+                raise ValueError(f"{name} must be a tuple of ints >= 1, got {values!r}")
+        if self.conv_channels and len(self.conv_kernels) != len(self.conv_channels):
+            raise ValueError(f"conv_kernels must give one kernel size per conv block "
+                             f"(conv_channels has {len(self.conv_channels)}), got {list(self.conv_kernels)}")
 
 
 class LastPooling(nn.Module):
@@ -135,7 +154,10 @@ class SequenceClassifier(nn.Module):
         self.pool = {"last": lambda: LastPooling(D), "mean": MeanPooling,
                      "attention": lambda: AttentionPooling(features, config.attention_size)}[config.pooling]()
         self.drop = nn.Dropout(config.dropout)
-        self.head = nn.Linear(features, config.num_classes)
+        self.conv = (FullyConvolutional(size_in, config.conv_channels, config.conv_kernels)
+                     if config.conv_channels else None)
+        conv_features = 0 if self.conv is None else self.conv.out_features
+        self.head = nn.Linear(features + conv_features, config.num_classes)
 
     @classmethod
     def from_config(cls, config: ClassifierConfig) -> SequenceClassifier:
@@ -162,9 +184,12 @@ class SequenceClassifier(nn.Module):
             x_BTI = self.embed(x)
         else:
             x_BTI = (x.to(self.feature_mean_I.dtype) - self.feature_mean_I) / self.feature_std_I
-        out_BTF, _ = self.encoder(self.noise(x_BTI), lengths=lengths)
-        pooled_BF = self.pool(out_BTF, lengths)
-        return self.head(self.drop(pooled_BF))
+        x_BTI = self.noise(x_BTI)
+        out_BTF, _ = self.encoder(x_BTI, lengths=lengths)
+        pooled_BF = self.drop(self.pool(out_BTF, lengths))
+        if self.conv is not None:
+            pooled_BF = torch.cat([pooled_BF, self.conv(x_BTI, lengths)], dim=-1)
+        return self.head(pooled_BF)
 
     def _check_input(self, x: Tensor, lengths: Tensor | None) -> Tensor | None:
         if self.embed is not None:

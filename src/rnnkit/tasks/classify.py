@@ -65,9 +65,11 @@ class ModelSection:
     embed_size: int = 64  # text
     dropout: float = 0.0
     input_noise: float = 0.0  # training-only Gaussian noise on the standardised input
+    conv_channels: tuple[int, ...] = ()  # LSTM-FCN conv branch: filters per block, e.g. 128,256,128
+    conv_kernels: tuple[int, ...] = (8, 5, 3)  # its kernel size per block
 
     def __post_init__(self):
-        ClassifierConfig(num_classes=2, **_config.to_dict(self))  # its checks, before any data is read
+        ClassifierConfig(num_classes=2, **dataclasses.asdict(self))  # its checks, before any data is read
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -218,7 +220,7 @@ def _split(data: Labelled, fraction: float, seed: int) -> tuple[Labelled, Labell
 def _model_config(section: ModelSection, data: Labelled, vocab: Vocab | None) -> ClassifierConfig:
     features = 1 if vocab is not None else data.inputs.shape[-1]
     return ClassifierConfig(num_classes=len(data.classes), input_size=features,
-                            vocab_size=None if vocab is None else len(vocab), **_config.to_dict(section))
+                            vocab_size=None if vocab is None else len(vocab), **dataclasses.asdict(section))
 
 
 def _loader(data: Labelled, batch_size: int, seed: int = 0, *, shuffle: bool = True) -> TensorLoader:
