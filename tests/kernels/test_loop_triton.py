@@ -20,8 +20,9 @@ B, T = 4, 5
 
 
 @pytest.fixture
-def triton_loop(monkeypatch):
-    monkeypatch.setattr(loop, "rnn_loop", lambda *args: list(loop_triton.rnn_loop(*args)))
+def triton_loop(monkeypatch):  # CPU tensors through the Triton kernels (interpreted)
+    monkeypatch.setattr(loop, "_where", lambda x, kind: "triton")
+    monkeypatch.setattr(loop, "_triton", lambda: loop_triton)
 
 
 @pytest.mark.parametrize("name", [n for n in TRAINING if n != "gru-reset-before"])

@@ -68,7 +68,8 @@ def _op_inputs(kind: int, *, layer_norm: bool, peephole: bool, masks: bool):
         ln_w=rand(G) if layer_norm else None, lnc_w=rand(H) if layer_norm and lstm else None,
         lnc_b=rand(H) if layer_norm and lstm else None, peep=rand(3, H) if peephole else None,
         mask=(torch.rand(2, H, generator=g, dtype=torch.float64) < 0.7).double() * 1.4 if masks else None,
-        keep_h=keep if masks else None, keep_c=keep.flip(0) if masks and lstm else None)
+        keep_h=keep if masks else None, keep_c=keep.flip(0) if masks and lstm else None,
+        lni_w=rand(G) if layer_norm else None, b_ih=rand(G) if layer_norm else None)
 
 
 OP_CASES = {
@@ -90,7 +91,7 @@ def test_gradcheck_of_the_custom_op(kind, options):
         given = inputs | dict(zip(names, tensors, strict=True))
         out = loop.rnn_loop(kind, given["xg"], given["h0"], given["c0"], given["w_hh"], given["b_hh"],
                             given["ln_w"], given["lnc_w"], given["lnc_b"], given["peep"], given["mask"],
-                            given["keep_h"], given["keep_c"], lengths, 1e-5)
+                            given["keep_h"], given["keep_c"], given["lni_w"], given["b_ih"], lengths, 1e-5)
         return out[0], out[1], *(out[2:3] if kind == loop._LSTM else ())
 
     assert torch.autograd.gradcheck(f, [inputs[n] for n in names])

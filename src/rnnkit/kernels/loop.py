@@ -79,13 +79,14 @@ def supports(cell: Cell) -> bool:
     return _kind(_unwrap(cell)[3]) is not None and built
 
 
-def _saved_shapes(kind: int, T: int, B: int, H: int, G: int, *, ln: bool, lnc: bool,
+def _saved_shapes(kind: int, T: int, B: int, H: int, G: int, *, ln: bool, lnc: bool, lni: bool,
                   masked: bool) -> list[tuple[int, ...]]:
     """Shapes of what the forward keeps for the backward (the C++ file's order)."""
     shapes = [(T, B, H) if masked or not ln else (0,), (T, B, G)]  # h fed to the product, gates
     shapes += [(T, B, H)] * (2 if kind == _LSTM else 0 if ln and kind == _GRU else 1)  # c, c' | u_n | r h
     shapes += [(T, B, G), (T, B)] if ln else []
     shapes += [(T, B, H), (T, B)] if lnc else []
+    shapes += [(T, B, G), (T, B)] if lni else []
     return shapes
 
 
@@ -93,19 +94,22 @@ def _saved_shapes(kind: int, T: int, B: int, H: int, G: int, *, ln: bool, lnc: b
 def rnn_loop(kind: int, xg_BTG: Tensor, h0_BH: Tensor, c0_BH: Tensor | None, w_hh: Tensor, b_hh: Tensor,
              ln_w: Tensor | None, lnc_w: Tensor | None, lnc_b: Tensor | None, peep_3H: Tensor | None,
              mask_BH: Tensor | None, keep_h_TBH: Tensor | None, keep_c_TBH: Tensor | None,
-             lengths_B: Tensor, eps: float) -> list[Tensor]:
-    """[out_BTH, h_T, c_T (empty for the GRU), *saved for the backward]."""
+             lni_w: Tensor | None, b_ih: Tensor | None, lengths_B: Tensor, eps: float) -> list[Tensor]:
+    """[out_BTH, h_T, c_T (empty for the GRU), *saved for the backward]. With ``lni_w``, xg
+    is x W_ih^T alone, and the input side's LayerNorm (gain ``lni_w``) and ``b_ih`` are
+    applied here, a row at a time (cheaper than torch's LayerNorm over the whole tensor)."""
     return _ext.load("rnn_loop").rnn_loop_forward(kind, xg_BTG, h0_BH, c0_BH, w_hh, b_hh, ln_w, lnc_w, lnc_b,
-                                                  peep_3H, mask_BH, keep_h_TBH, keep_c_TBH, lengths_B, eps)
+                                                  peep_3H, mask_BH, keep_h_TBH, keep_c_TBH, lni_w, b_ih,
+                                                  lengths_B, eps)
 
 
 @rnn_loop.register_fake
 def _(kind, xg_BTG, h0_BH, c0_BH, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep_3H, mask_BH, keep_h_TBH, keep_c_TBH,
-      lengths_B, eps):
+      lni_w, b_ih, lengths_B, eps):
     (B, T, G), H = xg_BTG.shape, h0_BH.shape[1]
     shapes = [(B, T, H), (B, H), (B, H) if kind == _LSTM else (0,)]
     shapes += _saved_shapes(kind, T, B, H, G, ln=ln_w is not None, lnc=lnc_w is not None,
-                            masked=mask_BH is not None)
+                            lni=lni_w is not None, masked=mask_BH is not None)
     return [xg_BTG.new_empty(s) for s in shapes]
 
 
@@ -114,48 +118,53 @@ def rnn_loop_backward(kind: int, grad_out_BTH: Tensor, grad_h_BH: Tensor, grad_c
                       out_BTH: Tensor, h0_BH: Tensor, w_hh: Tensor, b_hh: Tensor, ln_w: Tensor | None,
                       lnc_w: Tensor | None, lnc_b: Tensor | None, peep_3H: Tensor | None,
                       mask_BH: Tensor | None, keep_h_TBH: Tensor | None, keep_c_TBH: Tensor | None,
-                      lengths_B: Tensor, saved: list[Tensor]) -> list[Tensor]:
-    """[d xg (time-major), d h0, d c0, d w_hh, d b_hh, d ln_w, d lnc_w, d lnc_b, d peep] (empty
-    where absent)."""
+                      lni_w: Tensor | None, lengths_B: Tensor, saved: list[Tensor]) -> list[Tensor]:
+    """[d xg (time-major), d h0, d c0, d w_hh, d b_hh, d ln_w, d lnc_w, d lnc_b, d peep, d lni_w,
+    d b_ih] (empty where absent)."""
     ext = _ext.load("rnn_loop")
     return ext.rnn_loop_backward(kind, grad_out_BTH, grad_h_BH, grad_c_BH, out_BTH, h0_BH, w_hh, b_hh, ln_w,
-                                 lnc_w, lnc_b, peep_3H, mask_BH, keep_h_TBH, keep_c_TBH, lengths_B, saved)
+                                 lnc_w, lnc_b, peep_3H, mask_BH, keep_h_TBH, keep_c_TBH, lni_w, lengths_B,
+                                 saved)
 
 
 @rnn_loop_backward.register_fake
 def _(kind, grad_out_BTH, grad_h_BH, grad_c_BH, out_BTH, h0_BH, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep_3H,
-      mask_BH, keep_h_TBH, keep_c_TBH, lengths_B, saved):
+      mask_BH, keep_h_TBH, keep_c_TBH, lni_w, lengths_B, saved):
     (B, T, H), G = grad_out_BTH.shape, w_hh.shape[0]
     new = grad_out_BTH.new_empty
     absent = (0,)
     return [new(T, B, G), new(B, H), new(B, H) if kind == _LSTM else new(absent), new(w_hh.shape), new(G),
             new(G if ln_w is not None else 0), *(new(H if lnc_w is not None else 0) for _ in range(2)),
-            new((3, H) if peep_3H is not None else absent)]
+            new((3, H) if peep_3H is not None else absent),
+            *(new(G if lni_w is not None else 0) for _ in range(2))]
 
 
 def _setup_context(ctx, inputs, output):
-    kind, _, h0, c0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lengths_B, _ = inputs
-    ctx.kind, ctx.has_c0 = kind, c0 is not None
+    kind, _, h0, c0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lni_w, b_ih, lengths_B, _ = (
+        inputs)
+    ctx.kind, ctx.has_c0, ctx.has_b_ih = kind, c0 is not None, b_ih is not None
     ctx.set_materialize_grads(False)  # no zero-filled gradients for the saved outputs
     # out: the backward reads h_{t-1} there where the forward did not store it
-    ctx.save_for_backward(output[0], h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c,
+    ctx.save_for_backward(output[0], h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lni_w,
                           lengths_B, *output[3:])
 
 
 def _backward(ctx, grads):
-    out, h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lengths_B, *kept = ctx.saved_tensors
+    out, h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lni_w, lengths_B, *kept = (
+        ctx.saved_tensors)
     B, T, H = out.shape
     grad_out, grad_h, grad_c = (torch.zeros(shape, dtype=w_hh.dtype) if g is None else g.contiguous()
                                 for g, shape in zip(grads[:3], [(B, T, H), (B, H), (B, H)], strict=True))
     d = rnn_loop_backward(ctx.kind, grad_out, grad_h, grad_c if ctx.has_c0 else None, out, h0, w_hh, b_hh,
-                          ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lengths_B, kept)
-    d_xg, d_h0, d_c0, d_w, d_b, d_ln, d_lnc_w, d_lnc_b, d_peep = d
+                          ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lni_w, lengths_B, kept)
+    d_xg, d_h0, d_c0, d_w, d_b, d_ln, d_lnc_w, d_lnc_b, d_peep, d_lni, d_b_ih = d
 
     def given(grad, input_):
         return None if input_ is None else grad
 
     return (None, d_xg.transpose(0, 1), d_h0, d_c0 if ctx.has_c0 else None, d_w, d_b, given(d_ln, ln_w),
-            given(d_lnc_w, lnc_w), given(d_lnc_b, lnc_b), given(d_peep, peep), None, None, None, None, None)
+            given(d_lnc_w, lnc_w), given(d_lnc_b, lnc_b), given(d_peep, peep), None, None, None,
+            given(d_lni, lni_w), d_b_ih if ctx.has_b_ih else None, None, None)
 
 
 rnn_loop.register_autograd(_backward, setup_context=_setup_context)
@@ -175,23 +184,31 @@ def _keep_masks(zone: Zoneout, T: int, state, like: Tensor) -> tuple[Tensor | No
     probs = [zone.p_h, zone.p_c if isinstance(state, LSTMState) else 0.0]
     if not zone.training:
         return tuple(None if p == 0 else like.new_full((T, *like.shape), p) for p in probs)
-    draws = [[] for _ in probs]
-    for _ in range(T):
-        for p, steps in zip(probs, draws, strict=True):
-            if p > 0:
-                steps.append(Zoneout.draw_keep(p, like))
-    return tuple(torch.stack(steps).to(like.dtype) if steps else None for steps in draws)
+    drawn = [p for p in probs if p > 0]
+    if like.is_cpu:  # the CPU generator fills one tensor in order: one call draws what 2T calls would
+        uniform = torch.rand(T, len(drawn), *like.shape, dtype=like.dtype)
+    else:
+        uniform = torch.stack([torch.stack([torch.rand_like(like) for _ in drawn]) for _ in range(T)])
+    keep = iter((uniform[:, k] < p).to(like.dtype) for k, p in enumerate(drawn))
+    return tuple(next(keep) if p > 0 else None for p in probs)
+
+
+def _where(x_BTI: Tensor, kind: int) -> str | None:
+    """Which loop runs this input: "cpu" (the C++ op), "triton" (a CUDA tensor), or None."""
+    if x_BTI.is_cpu and _cpu_built():
+        return "cpu"
+    if x_BTI.is_cuda and kind != _GRU_RESET_BEFORE and _triton() is not None:
+        return "triton"
+    return None
 
 
 def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
     zone, dropout, weight_drop, core = _unwrap(cell)
     kind = _kind(core)
-    run_loop = rnn_loop if x_BTI.is_cpu and _cpu_built() else None
-    if x_BTI.is_cuda and kind != _GRU_RESET_BEFORE and _triton() is not None:
-        run_loop = _triton().rnn_loop
+    where = _where(x_BTI, kind)
     # under autocast the products come out in bf16/fp16, which the kernels do not take
     autocast = torch.is_autocast_enabled(x_BTI.device.type)
-    if run_loop is None or autocast or x_BTI.dtype not in (torch.float32, torch.float64):
+    if where is None or autocast or x_BTI.dtype not in (torch.float32, torch.float64):
         return reference.run(cell, x_BTI, state, lengths_B)
     B, T, _ = x_BTI.shape
     h0_BH = state.h
@@ -201,9 +218,15 @@ def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
     if dropout is not None and dropout.training and dropout.p > 0:
         mask_BH = dropout.draw_mask(B, device=x_BTI.device, dtype=x_BTI.dtype)
     keep_h, keep_c = (None, None) if zone is None else _keep_masks(zone, T, state, h0_BH)
-    xg_BTG = _input_side(core, x_BTI).contiguous()
-    b_hh = core.bias_hh if core.bias_hh is not None else xg_BTG.new_zeros(xg_BTG.shape[-1])
     layer_norm = isinstance(core, LayerNormLSTMCell | LayerNormGRUCell)
+    if layer_norm and where == "cpu":  # the C++ loop applies the input side's LayerNorm itself
+        xg_BTG, fused = F.linear(x_BTI, core.weight_ih).contiguous(), (core.ln_ih.weight, core.bias_ih)
+        if core.ln_ih.eps != core.ln_hh.eps:
+            raise ValueError(f"the loop executor needs one eps for both LayerNorms, got {core.ln_ih.eps} "
+                             f"and {core.ln_hh.eps}")
+    else:
+        xg_BTG, fused = _input_side(core, x_BTI).contiguous(), ()
+    b_hh = core.bias_hh if core.bias_hh is not None else xg_BTG.new_zeros(xg_BTG.shape[-1])
     ln_w, eps = (core.ln_hh.weight, core.ln_hh.eps) if layer_norm else (None, 1e-5)
     lnc_w, lnc_b = (core.ln_c.weight, core.ln_c.bias) if isinstance(core, LayerNormLSTMCell) else (None, None)
     peep = (torch.stack([core.weight_ci, core.weight_cf, core.weight_co])
@@ -211,7 +234,11 @@ def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
     lengths_B = (torch.full((B,), T, dtype=torch.long, device=x_BTI.device) if lengths_B is None
                  else lengths_B.to(device=x_BTI.device, dtype=torch.long).contiguous())
     c0_BH = state.c.contiguous() if kind == _LSTM else None
-    out_BTH, h_BH, c_BH, *_ = run_loop(kind, xg_BTG, h0_BH.contiguous(), c0_BH, w_hh.contiguous(), b_hh, ln_w,
-                                       lnc_w, lnc_b, peep, mask_BH, keep_h, keep_c, lengths_B, float(eps))
+    args = (kind, xg_BTG, h0_BH.contiguous(), c0_BH, w_hh.contiguous(), b_hh, ln_w, lnc_w, lnc_b, peep,
+            mask_BH, keep_h, keep_c)
+    if where == "cpu":
+        out_BTH, h_BH, c_BH, *_ = rnn_loop(*args, *(fused or (None, None)), lengths_B, float(eps))
+    else:
+        out_BTH, h_BH, c_BH = _triton().rnn_loop(*args, lengths_B, float(eps))
     final = LSTMState(h_BH, c_BH) if kind == _LSTM else HiddenState(h_BH)
     return out_BTH, final

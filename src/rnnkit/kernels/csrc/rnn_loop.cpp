@@ -39,6 +39,12 @@ namespace {
 
 using rnnkit::sigmoid;
 
+// Rows per thread in the per-step gate passes. A step's gate math for one row is a few
+// microseconds: splitting 32 rows over two threads lost more to waking the second thread
+// (which also runs the GEMMs' BLAS) than it gained (the layer-norm LSTM's forward went
+// from 36 to 57 ms), so only large batches are split.
+constexpr int64_t kRowGrain = 64;
+
 template <typename T>
 const T* data_or_null(const OptTensor& t) {
   return t && t->defined() && t->numel() ? t->data_ptr<T>() : nullptr;
@@ -52,13 +58,14 @@ Tensor empty_like_or_none(bool needed, at::IntArrayRef shape, const Tensor& like
 // LayerNorm statistics of one row: writes xhat = (x - mean) * rstd, returns rstd
 template <typename T>
 T normalize(const T* x, T* xhat, int64_t n, double eps) {
-  double sum = 0, sq = 0;
+  // accumulated in T: a float32 row of 1024 loses ~1e-6 relative, as torch's own LayerNorm
+  T sum = 0, sq = 0;
 #pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < n; ++j) sum += x[j];
-  const double mean = sum / n;
+  const T m = sum / T(n);
 #pragma omp simd reduction(+ : sq)
-  for (int64_t j = 0; j < n; ++j) sq += (x[j] - mean) * (x[j] - mean);
-  const T rstd = T(1.0 / std::sqrt(sq / n + eps)), m = T(mean);
+  for (int64_t j = 0; j < n; ++j) sq += (x[j] - m) * (x[j] - m);
+  const T rstd = T(1) / std::sqrt(sq / T(n) + T(eps));
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) xhat[j] = (x[j] - m) * rstd;
   return rstd;
@@ -67,13 +74,13 @@ T normalize(const T* x, T* xhat, int64_t n, double eps) {
 // d(LayerNorm input) of one row from dy = d(output), written over dy
 template <typename T>
 void normalize_backward(T* dy, const T* xhat, const T* gain, T rstd, int64_t n) {
-  double mean_d = 0, mean_dx = 0;
+  T mean_d = 0, mean_dx = 0;
 #pragma omp simd reduction(+ : mean_d, mean_dx)
   for (int64_t j = 0; j < n; ++j) {
     mean_d += dy[j] * gain[j];
     mean_dx += dy[j] * gain[j] * xhat[j];
   }
-  const T a = T(mean_d / n), c = T(mean_dx / n);
+  const T a = mean_d / T(n), c = mean_dx / T(n);
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) dy[j] = rstd * (dy[j] * gain[j] - a - xhat[j] * c);
 }
@@ -155,7 +162,7 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
                                  const Tensor& w_hh, const Tensor& b_hh, const OptTensor& ln_w,
                                  const OptTensor& lnc_w, const OptTensor& lnc_b, const OptTensor& peep,
                                  const OptTensor& mask, const OptTensor& zh, const OptTensor& zc,
-                                 const Tensor& lengths, double eps) {
+                                 const OptTensor& lni_w, const OptTensor& b_ih, const Tensor& lengths, double eps) {
   const Dims d = dims_of(kind, xg, h0);
   const int64_t Tn = d.T, B = d.B, H = d.H, G = d.G;
   const bool lstm = kind == 0, ln = data_or_null<T>(ln_w), lnc = data_or_null<T>(lnc_w);
@@ -174,6 +181,9 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
   Tensor chat = empty_like_or_none(lnc, {Tn, B, H}, xg, z), rstd_c = empty_like_or_none(lnc, {Tn, B}, xg, z);
   Tensor u_n = empty_like_or_none(kind == 1 && !ln, {Tn, B, H}, xg, z);
   Tensor rh = empty_like_or_none(kind == 2, {Tn, B, H}, xg, z);
+  // N_i, the input side's LayerNorm (gain lni_w, then + b_ih), when it is done here
+  const bool lni = data_or_null<T>(lni_w);
+  Tensor xhat = empty_like_or_none(lni, {Tn, B, G}, xg, z), rstd_i = empty_like_or_none(lni, {Tn, B}, xg, z);
   Tensor u = at::empty({B, kind == 2 ? 2 * H : G}, opt), u2 = at::empty({B, kind == 2 ? H : 0}, opt);
   Tensor w_t = (kind == 2 ? w_hh.narrow(0, 0, 2 * H) : w_hh).t(), w_n_t = w_hh.narrow(0, 2 * H, H).t();
 
@@ -198,14 +208,24 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
     }
     at::mm_out(u, keep_hd ? hd[t] : h, w_t);
     auto rows = [&](int64_t b0, int64_t b1, int pass) {
+      std::vector<T> xrow(lni ? G : 0);
       for (int64_t b = b0; b < b1; ++b) {
-        const int64_t row = tb + b, xrow = b * Tn + t;  // row: time-major buffers; xrow: xg and out
-        T *o_r = out_p + xrow * H, *h_r = h_p + b * H, *a_r = act_p + row * G;
+        const int64_t row = tb + b, xrow_i = b * Tn + t;  // row: time-major buffers; xrow_i: xg and out
+        T *o_r = out_p + xrow_i * H, *h_r = h_p + b * H, *a_r = act_p + row * G;
         if (t >= len[b]) {
           if (pass == 0) std::fill(o_r, o_r + H, T(0));
           continue;
         }
-        const T *x_r = xg_p + xrow * G, *hd_r = hd_t + b * H, *zh_r = zh_p ? zh_p + row * H : zeros.data();
+        const T *x_r = xg_p + xrow_i * G, *hd_r = hd_t + b * H, *zh_r = zh_p ? zh_p + row * H : zeros.data();
+        if (lni) {  // xg = N_i(x W_ih^T) + b_ih, one row at a time
+          T* xh_r = xhat.data_ptr<T>() + row * G;
+          rstd_i.data_ptr<T>()[row] = normalize(x_r, xh_r, G, eps);
+          const T *gain = data_or_null<T>(lni_w), *bias = data_or_null<T>(b_ih);
+          if (!bias) bias = zeros.data();
+#pragma omp simd
+          for (int64_t k = 0; k < G; ++k) xrow[k] = xh_r[k] * gain[k] + bias[k];
+          x_r = xrow.data();
+        }
         T* u_r = u_p + b * u.size(1);
         if (kind == 2 && pass == 0) {  // r and z, then r * hd for the second product
           T* rh_r = rh.data_ptr<T>() + row * H;
@@ -281,10 +301,10 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
         }
       }
     };
-    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) { rows(b0, b1, 0); });
+    at::parallel_for(0, B, kRowGrain, [&](int64_t b0, int64_t b1) { rows(b0, b1, 0); });
     if (kind == 2) {
       at::mm_out(u2, rh[t], w_n_t);
-      at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) { rows(b0, b1, 1); });
+      at::parallel_for(0, B, kRowGrain, [&](int64_t b0, int64_t b1) { rows(b0, b1, 1); });
     }
   }
   std::vector<Tensor> result{out, h, c, hd, act};
@@ -298,6 +318,7 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
   } else {
     result.push_back(rh);
   }
+  if (lni) result.insert(result.end(), {xhat, rstd_i});
   return result;
 }
 
@@ -314,7 +335,8 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
                                   const Tensor& out, const Tensor& h0, const Tensor& w_hh, const Tensor& b_hh,
                                   const OptTensor& ln_w, const OptTensor& lnc_w,
                                   const OptTensor& lnc_b, const OptTensor& peep, const OptTensor& mask, const OptTensor& zh,
-                                  const OptTensor& zc, const Tensor& lengths, const std::vector<Tensor>& saved) {
+                                  const OptTensor& zc, const OptTensor& lni_w, const Tensor& lengths,
+                                  const std::vector<Tensor>& saved) {
   const int64_t B = grad_out.size(0), Tn = grad_out.size(1), H = grad_out.size(2), G = w_hh.size(0);
   const bool lstm = kind == 0, ln = data_or_null<T>(ln_w), lnc = data_or_null<T>(lnc_w);
   auto opt = grad_out.options();
@@ -337,6 +359,13 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
     chat = saved[k++];
     rstd_c = saved[k++];
   }
+  const bool lni = data_or_null<T>(lni_w);
+  Tensor xhat, rstd_i;
+  if (lni) {
+    xhat = saved[k++];
+    rstd_i = saved[k++];
+  }
+  Tensor dx = lni ? at::empty({Tn, B, G}, opt) : Tensor();  // d(x W_ih^T) through N_i
   const int64_t GU = kind == 2 ? 2 * H : G;  // columns of the (first) recurrent product
   Tensor da = at::empty({Tn, B, G}, opt);
   Tensor du = ln ? at::empty({B, GU}, opt) : lstm ? da : at::empty({Tn, B, GU}, opt);
@@ -373,6 +402,7 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
         if (t >= len[b]) {  // finished: nothing happens at this step, dh and dc pass through
           if (pass > 0) continue;
           std::fill(da_r, da_r + G, T(0));
+          if (lni) std::fill(dx.data_ptr<T>() + row * G, dx.data_ptr<T>() + (row + 1) * G, T(0));
           std::fill(du_r, du_r + GU, T(0));
           if (dn_r) std::fill(dn_r, dn_r + H, T(0));
           if (lnc) std::fill(dcn.data_ptr<T>() + row * H, dcn.data_ptr<T>() + (row + 1) * H, T(0));
@@ -464,6 +494,11 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
             dn_r[j] = dan;
           }
         }
+        if (lni) {  // d(x W_ih^T) through N_i (layer-norm cells: kinds 0 and 1)
+          T* dx_r = dx.data_ptr<T>() + row * G;
+          std::copy(da_r, da_r + G, dx_r);
+          normalize_backward(dx_r, xhat.data_ptr<T>() + row * G, data_or_null<T>(lni_w), rstd_i.data_ptr<T>()[row], G);
+        }
         if (ln) {  // d product through N, in place; the LSTM's d(N output) is da itself
           if (lstm) std::copy(da_r, da_r + G, du_r);
           else std::copy(du_r + 2 * H, du_r + 3 * H, dn_r);
@@ -471,10 +506,10 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
         }
       }
     };
-    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) { rows(b0, b1, 0); });
+    at::parallel_for(0, B, kRowGrain, [&](int64_t b0, int64_t b1) { rows(b0, b1, 0); });
     if (kind == 2) {
       at::mm_out(drh, du_n[t], w_n);
-      at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) { rows(b0, b1, 1); });
+      at::parallel_for(0, B, kRowGrain, [&](int64_t b0, int64_t b1) { rows(b0, b1, 1); });
     }
     const Tensor du_t = ln ? du : du[t];
     at::mm_out(dhd, du_t, w_u);
@@ -483,7 +518,7 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
       db_n.add_(column_sum<T>(dun_n));
       dln_n.add_(column_sum<T>(dun_n, uhat[t].narrow(1, 2 * H, H)));
     }
-    at::parallel_for(0, B * H, 2048, [&](int64_t k0, int64_t k1) {
+    at::parallel_for(0, B * H, kRowGrain * H, [&](int64_t k0, int64_t k1) {
       if (m_p) {
 #pragma omp simd
         for (int64_t k = k0; k < k1; ++k) dh_p[k] += (carry_p[k] + dhd_p[k]) * m_p[k];
@@ -518,7 +553,8 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
     dpeep = at::stack({column_sum<T>(da2.narrow(1, 0, H), flat(c_prev)), column_sum<T>(da2.narrow(1, H, H), flat(c_prev)),
                        column_sum<T>(da2.narrow(1, 3 * H, H), flat(c_new))});
   }
-  return {da, dh, lstm ? dc : none(), dw, db, dln, dlnc_w, dlnc_b, dpeep};
+  Tensor dlni = lni ? column_sum<T>(flat(da), flat(xhat)) : none(), db_ih = lni ? column_sum<T>(flat(da)) : none();
+  return {lni ? dx : da, dh, lstm ? dc : none(), dw, db, dln, dlnc_w, dlnc_b, dpeep, dlni, db_ih};
 }
 
 }  // namespace
@@ -527,21 +563,25 @@ std::vector<Tensor> rnn_loop_forward(int64_t kind, const Tensor& xg, const Tenso
                                      const Tensor& w_hh, const Tensor& b_hh, const OptTensor& ln_w,
                                      const OptTensor& lnc_w, const OptTensor& lnc_b, const OptTensor& peep,
                                      const OptTensor& mask, const OptTensor& zh, const OptTensor& zc,
-                                     const Tensor& lengths, double eps) {
+                                     const OptTensor& lni_w, const OptTensor& b_ih, const Tensor& lengths,
+                                     double eps) {
   const Dims d = dims_of(kind, xg, h0);
   TORCH_CHECK(w_hh.dim() == 2 && w_hh.size(0) == d.G && w_hh.size(1) == d.H, "rnn_loop: w_hh must be (",
               d.G, ", ", d.H, ")");
   TORCH_CHECK(b_hh.numel() == d.G, "rnn_loop: b_hh must have ", d.G, " values");
   TORCH_CHECK((kind == 0) == bool(c0 && c0->defined()), "rnn_loop: c0 is given exactly for the LSTM");
   std::vector<Tensor> dense{xg, h0, w_hh, b_hh};
-  for (const auto& t : present({c0, ln_w, lnc_w, lnc_b, peep, mask, zh, zc})) dense.push_back(t);
+  for (const auto& t : present({c0, ln_w, lnc_w, lnc_b, peep, mask, zh, zc, lni_w, b_ih})) dense.push_back(t);
+  TORCH_CHECK(!(lni_w && lni_w->defined() && lni_w->numel()) || lni_w->numel() == d.G, "rnn_loop: lni_w must have ",
+              d.G, " values");
   check_inputs(d, dense, lengths);
   TORCH_CHECK(!(zc && zc->defined() && zc->numel()) || kind == 0, "rnn_loop: zoneout on c needs the LSTM");
   TORCH_CHECK(!(ln_w && ln_w->defined() && ln_w->numel()) || kind < 2, "rnn_loop: kind 2 has no layer norm");
   TORCH_CHECK(!(lnc_w && lnc_w->defined() && lnc_w->numel()) || kind == 0, "rnn_loop: N_c needs the LSTM");
   TORCH_CHECK(!(peep && peep->defined() && peep->numel()) || kind == 0, "rnn_loop: peepholes need the LSTM");
   return AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "rnn_loop_forward", [&] {
-    return forward_impl<scalar_t>(kind, xg, h0, c0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, zh, zc, lengths,
+    return forward_impl<scalar_t>(kind, xg, h0, c0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, zh, zc, lni_w, b_ih,
+                                  lengths,
                                   eps);
   });
 }
@@ -550,20 +590,20 @@ std::vector<Tensor> rnn_loop_backward(int64_t kind, const Tensor& grad_out, cons
                                       const OptTensor& grad_c, const Tensor& out, const Tensor& h0,
                                       const Tensor& w_hh, const Tensor& b_hh, const OptTensor& ln_w,
                                       const OptTensor& lnc_w, const OptTensor& lnc_b, const OptTensor& peep,
-                                      const OptTensor& mask,
-                                      const OptTensor& zh, const OptTensor& zc, const Tensor& lengths,
+                                      const OptTensor& mask, const OptTensor& zh, const OptTensor& zc,
+                                      const OptTensor& lni_w, const Tensor& lengths,
                                       const std::vector<Tensor>& saved) {
   TORCH_CHECK(grad_out.dim() == 3 && saved.size() >= 2, "rnn_loop_backward: bad arguments");
   const Dims d{grad_out.size(1), grad_out.size(0), grad_out.size(2), w_hh.size(0)};
   std::vector<Tensor> dense{grad_out, grad_h, out, h0, w_hh, b_hh};
   TORCH_CHECK(out.sizes() == grad_out.sizes() && h0.sizes() == grad_h.sizes() && b_hh.numel() == d.G,
               "rnn_loop_backward: out, h0 or b_hh has the wrong shape");
-  for (const auto& t : present({grad_c, ln_w, lnc_w, lnc_b, peep, mask, zh, zc})) dense.push_back(t);
+  for (const auto& t : present({grad_c, ln_w, lnc_w, lnc_b, peep, mask, zh, zc, lni_w})) dense.push_back(t);
   for (const auto& t : saved) dense.push_back(t);
   check_inputs(d, dense, lengths);
   return AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "rnn_loop_backward", [&] {
-    return backward_impl<scalar_t>(kind, grad_out, grad_h, grad_c, out, h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, zh, zc,
-                                   lengths, saved);
+    return backward_impl<scalar_t>(kind, grad_out, grad_h, grad_c, out, h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask,
+                                   zh, zc, lni_w, lengths, saved);
   });
 }
 
