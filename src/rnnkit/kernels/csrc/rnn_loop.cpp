@@ -367,7 +367,12 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
   }
   Tensor dx = lni ? at::empty({Tn, B, G}, opt) : Tensor();  // d(x W_ih^T) through N_i
   const int64_t GU = kind == 2 ? 2 * H : G;  // columns of the (first) recurrent product
-  Tensor da = at::empty({Tn, B, G}, opt);
+  // With N_i (the layer-norm cells) dx is what goes back, and da is one step's only: its
+  // sums (the biases' and gains' gradients) are taken step by step, which keeps a buffer over
+  // all steps out of the peak memory.
+  Tensor da = lni ? at::empty({B, G}, opt) : at::empty({Tn, B, G}, opt);
+  Tensor da_sum = lni ? at::zeros({G}, opt) : Tensor(), da_uhat = lni && ln ? at::zeros({G}, opt) : Tensor();
+  Tensor da_xhat = lni ? at::zeros({G}, opt) : Tensor();
   Tensor du = ln ? at::empty({B, GU}, opt) : lstm ? da : at::empty({Tn, B, GU}, opt);
   Tensor dw = ln ? at::zeros({G, H}, opt) : Tensor();
   // GRU with N: one step's d(u_n), and the n gate's bias and gain gradients summed step by step
@@ -389,7 +394,7 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
   const T *lnw = data_or_null<T>(ln_w), *pp = data_or_null<T>(peep);
   const T *lncw = lnc ? data_or_null<T>(lnc_w) : ones.data(), *lncb = lnc ? data_or_null<T>(lnc_b) : zeros.data();
   const T *p_i = pp ? pp : zeros.data(), *p_f = pp ? pp + H : zeros.data(), *p_o = pp ? pp + 2 * H : zeros.data();
-  T *dh_p = dh.data_ptr<T>(), *da_p = da.data_ptr<T>(), *du_p = du.data_ptr<T>();
+  T *dh_p = dh.data_ptr<T>(), *du_p = du.data_ptr<T>();
   T *carry_p = carry.data_ptr<T>(), *dhd_p = dhd.data_ptr<T>(), *drh_p = drh.data_ptr<T>();
 
   for (int64_t t = Tn - 1; t >= 0; --t) {
@@ -397,7 +402,8 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
     auto rows = [&](int64_t b0, int64_t b1, int pass) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t row = tb + b;
-        T *da_r = da_p + row * G, *du_r = du_p + (ln ? b : row) * GU, *dh_r = dh_p + b * H, *carry_r = carry_p + b * H;
+        T *da_r = da.data_ptr<T>() + (lni ? b : row) * G, *du_r = du_p + (ln ? b : row) * GU;
+        T *dh_r = dh_p + b * H, *carry_r = carry_p + b * H;
         T* dn_r = kind == 2 ? du_n.data_ptr<T>() + row * H : kind == 1 && ln ? dun_n.data_ptr<T>() + b * H : nullptr;
         if (t >= len[b]) {  // finished: nothing happens at this step, dh and dc pass through
           if (pass > 0) continue;
@@ -511,6 +517,11 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
       at::mm_out(drh, du_n[t], w_n);
       at::parallel_for(0, B, kRowGrain, [&](int64_t b0, int64_t b1) { rows(b0, b1, 1); });
     }
+    if (lni) {  // this step's share of the sums over da
+      da_sum.add_(column_sum<T>(da));
+      if (ln) da_uhat.add_(column_sum<T>(da, uhat[t]));
+      da_xhat.add_(column_sum<T>(da, xhat[t]));
+    }
     const Tensor du_t = ln ? du : du[t];
     at::mm_out(dhd, du_t, w_u);
     if (ln) dw.addmm_(du_t.t(), hd_at(t));
@@ -528,18 +539,17 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
       }
     });
   }
-  // parameter gradients, summed over all steps at once
+  // parameter gradients, summed over all steps at once (with N_i, da's sums came step by step)
   auto flat = [&](const Tensor& x) { return x.reshape({Tn * B, x.size(2)}); };
   auto none = [&] { return at::empty({0}, opt); };  // a custom op's outputs may not alias
   if (!ln) dw = at::mm(flat(du).t(), flat(hd));
   Tensor db, dln = none();
   if (lstm) {  // b_hh and N's gain act where the gates' pre-activation is formed
-    db = column_sum<T>(flat(da));
-    if (ln) dln = column_sum<T>(flat(da), flat(uhat));
-  } else if (kind == 1 && ln) {  // r, z as the LSTM; n through u_n
-    const Tensor rz = flat(da).narrow(1, 0, 2 * H), uh = flat(uhat);
-    db = at::cat({column_sum<T>(rz), db_n});
-    dln = at::cat({column_sum<T>(rz, uh.narrow(1, 0, 2 * H)), dln_n});
+    db = lni ? da_sum.clone() : column_sum<T>(flat(da));
+    if (ln) dln = lni ? da_uhat : column_sum<T>(flat(da), flat(uhat));
+  } else if (kind == 1 && ln) {  // r, z as the LSTM; n through u_n (N means N_i here too)
+    db = at::cat({da_sum.narrow(0, 0, 2 * H), db_n});
+    dln = at::cat({da_uhat.narrow(0, 0, 2 * H), dln_n});
   } else if (kind == 1) {
     db = column_sum<T>(flat(du));
   } else {
@@ -553,7 +563,7 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
     dpeep = at::stack({column_sum<T>(da2.narrow(1, 0, H), flat(c_prev)), column_sum<T>(da2.narrow(1, H, H), flat(c_prev)),
                        column_sum<T>(da2.narrow(1, 3 * H, H), flat(c_new))});
   }
-  Tensor dlni = lni ? column_sum<T>(flat(da), flat(xhat)) : none(), db_ih = lni ? column_sum<T>(flat(da)) : none();
+  Tensor dlni = lni ? da_xhat : none(), db_ih = lni ? da_sum : none();
   return {lni ? dx : da, dh, lstm ? dc : none(), dw, db, dln, dlnc_w, dlnc_b, dpeep, dlni, db_ih};
 }
 
