@@ -42,9 +42,10 @@ MODELS = {
     "gru-layer-norm": lambda **kw: rnnkit.GRU(3, 5, layer_norm=True, recurrent_dropout=0.3, **kw),
     "gru-reset-before": lambda **kw: rnnkit.GRU(3, 5, reset_after=False, zoneout=0.2, **kw),
     "gru-zoneout-nobias": lambda **kw: rnnkit.GRU(3, 5, zoneout=0.2, bias=False, **kw),
+    "gru-layer-norm-nobias": lambda **kw: rnnkit.GRU(3, 5, layer_norm=True, bias=False, **kw),
 }
 LOOP = ["lstm-layer-norm", "lstm-peephole-all", "lstm-layer-norm-zoneout", "gru-layer-norm",
-        "gru-reset-before", "gru-zoneout-nobias"]
+        "gru-reset-before", "gru-zoneout-nobias", "gru-layer-norm-nobias"]
 FAST = {"native": ["rnn-tanh", "rnn-relu", "lstm", "lstm-proj", "lstm-nobias",
                    "lstm-weight-drop", "gru"],
         "fused": ["mingru", "minlstm"], "scan": ["mingru", "minlstm"],

@@ -135,6 +135,29 @@ def test_the_op_refuses_bad_lengths_and_shapes():
                       torch.tensor([4, 2]), 1e-5)
 
 
+@pytest.mark.parametrize("change, message", [
+    (dict(lnc_b=None), r"lnc_w and lnc_b come together"),
+    (dict(c0=torch.zeros(1, 3, dtype=torch.float64)), r"c0 must be \[2, 3\], got \[1, 3\]"),
+    (dict(mask=torch.ones(1, 1, dtype=torch.float64)), r"mask must be \[2, 3\], got \[1, 1\]"),
+    (dict(keep_h=torch.ones(4, 2, 2, dtype=torch.float64)), r"keep_h must be \[4, 2, 3\]"),
+    (dict(lni_w=None), r"the layer norms of both products come together"),
+    (dict(peep=torch.ones(2, 3, dtype=torch.float64)), r"peep must be \[3, 3\]"),
+], ids=["lnc_b-missing", "c0-shape", "mask-shape", "keep_h-shape", "lni_w-missing", "peep-shape"])
+def test_the_op_checks_every_option(change, message):
+    """The kernels trust these shapes: each wrong one is refused before any is read."""
+    inputs = _op_inputs(loop._LSTM, layer_norm=True, peephole=True, masks=True) | change
+    with pytest.raises(RuntimeError, match=message):
+        loop.rnn_loop(loop._LSTM, *inputs.values(), torch.tensor([4, 2]), 1e-5)
+
+
+def test_the_output_may_change_in_place_where_it_is_not_saved():
+    """Only the layer-norm cells without dropout read h_{t-1} back from the output."""
+    model = rnnkit.LSTM(3, 4, peephole=True, batch_first=True)
+    out, _ = model(torch.randn(2, 5, 3))
+    out.relu_().sum().backward()
+    assert model.weight_hh_l0.grad.abs().sum() > 0
+
+
 def test_other_devices_and_dtypes_run_the_reference_loop():
     model = rnnkit.GRU(3, 4, layer_norm=True, batch_first=True, dtype=torch.bfloat16)
     out, _ = model(torch.randn(2, 5, 3, dtype=torch.bfloat16))

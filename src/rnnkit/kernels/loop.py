@@ -3,11 +3,12 @@
 torch's fused ops run only the plain cells. Layer norm, peepholes, recurrent dropout,
 zoneout and the reset-before GRU otherwise fall to the reference loop, whose per-step
 Python and autograd overhead makes training 3-4x slower than ``torch.nn.LSTM``. Here
-PyTorch computes the input side of every step in one GEMM (with its LayerNorm), and
-``csrc/rnn_loop.cpp`` runs the recurrence: one GEMM with W_hh and one fused pass over the
-gates per step, and a hand-written backward that leaves dW_hh to one GEMM over all steps.
-What it stores per step: h fed to the product, the gate activations, c before and after
-and tanh(c) (LSTM), and the layer norms' normalised values; see the C++ file.
+PyTorch computes x W_ih^T for every step in one GEMM, and ``csrc/rnn_loop.cpp`` does the
+rest: the input side's LayerNorm and bias (layer-norm cells), and per step one GEMM with
+W_hh and one fused pass over the gates, with a hand-written backward. What it stores per
+step: the gate activations, c before and after (LSTM), the layer norms' normalised values,
+and h fed to the product, except for the layer-norm cells without recurrent dropout, whose
+backward reads h_{t-1} from the (then saved) output; see the C++ file.
 
 Cells: ``LSTMCell`` (peepholes allowed, no projection), ``LayerNormLSTMCell``, ``GRUCell``
 (either reset placement), ``LayerNormGRUCell``; wrapped as the drop-ins wrap them, from the
@@ -144,15 +145,19 @@ def _setup_context(ctx, inputs, output):
         inputs)
     ctx.kind, ctx.has_c0, ctx.has_b_ih = kind, c0 is not None, b_ih is not None
     ctx.set_materialize_grads(False)  # no zero-filled gradients for the saved outputs
-    # out: the backward reads h_{t-1} there where the forward did not store it
-    ctx.save_for_backward(output[0], h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lni_w,
+    # out only where the forward did not store h_{t-1} (the backward reads it there): saved,
+    # the output may not be changed in place before the backward
+    out = output[0] if output[3].numel() == 0 else None
+    ctx.save_for_backward(out, h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lni_w,
                           lengths_B, *output[3:])
 
 
 def _backward(ctx, grads):
     out, h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lni_w, lengths_B, *kept = (
         ctx.saved_tensors)
-    B, T, H = out.shape
+    T, B, _ = kept[1].shape  # the gate activations
+    H = h0.shape[1]
+    out = h0.new_empty(0) if out is None else out
     grad_out, grad_h, grad_c = (torch.zeros(shape, dtype=w_hh.dtype) if g is None else g.contiguous()
                                 for g, shape in zip(grads[:3], [(B, T, H), (B, H), (B, H)], strict=True))
     d = rnn_loop_backward(ctx.kind, grad_out, grad_h, grad_c if ctx.has_c0 else None, out, h0, w_hh, b_hh,

@@ -2,11 +2,13 @@
 // dropout, zoneout and the GRU with the reset gate before the product, forward and
 // backward, in compiled code.
 //
-// PyTorch computes the input side xg = x W_ih^T (+ LayerNorm) + b_ih of every step in one
-// GEMM beforehand; this file runs the recurrence. Per step: one GEMM with W_hh (two for
-// the reset-before GRU) through ATen, then the gate math of every row in one fused pass.
-// The backward pass walks time in reverse with the same structure and leaves the weight
-// gradient to a single GEMM over all steps at the end (dW_hh = sum_t du_t^T hd_t).
+// PyTorch computes the input side x W_ih^T of every step in one GEMM beforehand (with its
+// bias; for the layer-norm cells, their LayerNorm N_i and bias are applied here, a row at a
+// time); this file runs the recurrence. Per step: one GEMM with W_hh (two for the
+// reset-before GRU) through ATen, then the gate math of every row in one fused pass. The
+// backward pass walks time in reverse with the same structure; the weight gradient
+// dW_hh = sum_t du_t^T hd_t is one GEMM over all steps at the end, or, with layer norm,
+// summed step by step (to keep d(product) of one step only).
 //
 // Kinds (gate layout as torch.nn):
 //   0 LSTM   a = xg + N(hd W_hh^T) + b_hh;  (i, f, g, o) = a, peepholes optional
@@ -323,8 +325,9 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
 }
 
 // ---------------------------------------------------------------------------------------
-// backward: [d xg (T,B,G: time-major), d h0, d c0, d W_hh, d b_hh, d ln_w, d lnc_w, d lnc_b,
-// d peep], an empty tensor where the input was absent. grad_out is batch-major (B,T,H).
+// backward: [d xg (T,B,G: time-major; d(x W_ih^T) with N_i), d h0, d c0, d W_hh, d b_hh,
+// d ln_w, d lnc_w, d lnc_b, d peep, d lni_w, d b_ih], an empty tensor where the input was
+// absent. grad_out is batch-major (B,T,H); out is read only where hd was not saved.
 // Buffers over all steps: da = d(gate pre-activation) = d xg; du = d(recurrent product)
 // (the LSTM's is da itself without N); GRU with N: dun_n = d(u_n), which the n gate's bias
 // and gain need; kind 2: du_n = d(rh W_n^T + b_n). With N, du is one step's only and dW_hh
@@ -569,6 +572,54 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
 
 }  // namespace
 
+namespace {
+
+bool given(const OptTensor& t) { return t && t->defined() && t->numel(); }
+
+void check_shape(const OptTensor& t, at::IntArrayRef shape, const char* name) {
+  TORCH_CHECK(!given(t) || t->sizes() == shape, "rnn_loop: ", name, " must be ", shape, ", got ", t->sizes());
+}
+
+// The options of both ops, each against the kind and the sizes: the kernels trust them.
+void check_options(int64_t kind, const Dims& d, const OptTensor& c0, const OptTensor& ln_w, const OptTensor& lnc_w,
+                   const OptTensor& lnc_b, const OptTensor& peep, const OptTensor& mask, const OptTensor& zh,
+                   const OptTensor& zc, const OptTensor& lni_w) {
+  TORCH_CHECK(kind >= 0 && kind <= 2, "rnn_loop: kind must be 0, 1 or 2, got ", kind);
+  TORCH_CHECK(d.B >= 1 && d.T >= 1, "rnn_loop: needs at least one row and one step, got B = ", d.B, ", T = ", d.T);
+  TORCH_CHECK((kind == 0) == given(c0), "rnn_loop: the cell state is given exactly for the LSTM");
+  check_shape(c0, {d.B, d.H}, "c0");
+  TORCH_CHECK(!given(ln_w) || kind < 2, "rnn_loop: kind 2 has no layer norm");
+  TORCH_CHECK(given(ln_w) == given(lni_w), "rnn_loop: the layer norms of both products come together");
+  check_shape(ln_w, {d.G}, "ln_w");
+  check_shape(lni_w, {d.G}, "lni_w");
+  TORCH_CHECK(!given(lnc_w) || kind == 0, "rnn_loop: N_c needs the LSTM");
+  TORCH_CHECK(given(lnc_w) == given(lnc_b), "rnn_loop: lnc_w and lnc_b come together");
+  check_shape(lnc_w, {d.H}, "lnc_w");
+  check_shape(lnc_b, {d.H}, "lnc_b");
+  TORCH_CHECK(!given(peep) || kind == 0, "rnn_loop: peepholes need the LSTM");
+  check_shape(peep, {3, d.H}, "peep");
+  check_shape(mask, {d.B, d.H}, "mask");
+  check_shape(zh, {d.T, d.B, d.H}, "keep_h");
+  TORCH_CHECK(!given(zc) || kind == 0, "rnn_loop: zoneout on c needs the LSTM");
+  check_shape(zc, {d.T, d.B, d.H}, "keep_c");
+}
+
+// What the forward returns after (out, h, c), in order: see forward_impl
+std::vector<std::vector<int64_t>> saved_shapes(int64_t kind, const Dims& d, bool ln, bool lnc, bool masked) {
+  const int64_t T = d.T, B = d.B, H = d.H, G = d.G;
+  std::vector<std::vector<int64_t>> shapes;
+  shapes.push_back(masked || !ln ? std::vector<int64_t>{T, B, H} : std::vector<int64_t>{0});
+  shapes.push_back({T, B, G});
+  const int64_t extra = kind == 0 ? 2 : kind == 1 && ln ? 0 : 1;
+  for (int64_t i = 0; i < extra; ++i) shapes.push_back({T, B, H});
+  if (ln) shapes.insert(shapes.end(), {{T, B, G}, {T, B}});
+  if (lnc) shapes.insert(shapes.end(), {{T, B, H}, {T, B}});
+  if (ln) shapes.insert(shapes.end(), {{T, B, G}, {T, B}});  // N_i's, which comes with N
+  return shapes;
+}
+
+}  // namespace
+
 std::vector<Tensor> rnn_loop_forward(int64_t kind, const Tensor& xg, const Tensor& h0, const OptTensor& c0,
                                      const Tensor& w_hh, const Tensor& b_hh, const OptTensor& ln_w,
                                      const OptTensor& lnc_w, const OptTensor& lnc_b, const OptTensor& peep,
@@ -579,20 +630,15 @@ std::vector<Tensor> rnn_loop_forward(int64_t kind, const Tensor& xg, const Tenso
   TORCH_CHECK(w_hh.dim() == 2 && w_hh.size(0) == d.G && w_hh.size(1) == d.H, "rnn_loop: w_hh must be (",
               d.G, ", ", d.H, ")");
   TORCH_CHECK(b_hh.numel() == d.G, "rnn_loop: b_hh must have ", d.G, " values");
-  TORCH_CHECK((kind == 0) == bool(c0 && c0->defined()), "rnn_loop: c0 is given exactly for the LSTM");
+  check_options(kind, d, c0, ln_w, lnc_w, lnc_b, peep, mask, zh, zc, lni_w);
+  TORCH_CHECK(!given(b_ih) || given(lni_w), "rnn_loop: b_ih is added here only with lni_w");
+  check_shape(b_ih, {d.G}, "b_ih");
   std::vector<Tensor> dense{xg, h0, w_hh, b_hh};
   for (const auto& t : present({c0, ln_w, lnc_w, lnc_b, peep, mask, zh, zc, lni_w, b_ih})) dense.push_back(t);
-  TORCH_CHECK(!(lni_w && lni_w->defined() && lni_w->numel()) || lni_w->numel() == d.G, "rnn_loop: lni_w must have ",
-              d.G, " values");
   check_inputs(d, dense, lengths);
-  TORCH_CHECK(!(zc && zc->defined() && zc->numel()) || kind == 0, "rnn_loop: zoneout on c needs the LSTM");
-  TORCH_CHECK(!(ln_w && ln_w->defined() && ln_w->numel()) || kind < 2, "rnn_loop: kind 2 has no layer norm");
-  TORCH_CHECK(!(lnc_w && lnc_w->defined() && lnc_w->numel()) || kind == 0, "rnn_loop: N_c needs the LSTM");
-  TORCH_CHECK(!(peep && peep->defined() && peep->numel()) || kind == 0, "rnn_loop: peepholes need the LSTM");
   return AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "rnn_loop_forward", [&] {
     return forward_impl<scalar_t>(kind, xg, h0, c0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, zh, zc, lni_w, b_ih,
-                                  lengths,
-                                  eps);
+                                  lengths, eps);
   });
 }
 
@@ -603,13 +649,26 @@ std::vector<Tensor> rnn_loop_backward(int64_t kind, const Tensor& grad_out, cons
                                       const OptTensor& mask, const OptTensor& zh, const OptTensor& zc,
                                       const OptTensor& lni_w, const Tensor& lengths,
                                       const std::vector<Tensor>& saved) {
-  TORCH_CHECK(grad_out.dim() == 3 && saved.size() >= 2, "rnn_loop_backward: bad arguments");
+  TORCH_CHECK(grad_out.dim() == 3 && w_hh.dim() == 2, "rnn_loop_backward: grad_out must be (B, T, H)");
   const Dims d{grad_out.size(1), grad_out.size(0), grad_out.size(2), w_hh.size(0)};
-  std::vector<Tensor> dense{grad_out, grad_h, out, h0, w_hh, b_hh};
-  TORCH_CHECK(out.sizes() == grad_out.sizes() && h0.sizes() == grad_h.sizes() && b_hh.numel() == d.G,
-              "rnn_loop_backward: out, h0 or b_hh has the wrong shape");
+  TORCH_CHECK(d.G == (kind == 0 ? 4 : 3) * d.H && w_hh.size(1) == d.H && b_hh.numel() == d.G &&
+                  grad_h.sizes() == h0.sizes() && h0.dim() == 2 && h0.size(0) == d.B && h0.size(1) == d.H,
+              "rnn_loop_backward: w_hh, b_hh, grad_h or h0 has the wrong shape");
+  check_options(kind, d, grad_c, ln_w, lnc_w, lnc_b, peep, mask, zh, zc, lni_w);
+  const auto shapes = saved_shapes(kind, d, given(ln_w), given(lnc_w), given(mask));
+  TORCH_CHECK(saved.size() == shapes.size(), "rnn_loop_backward: ", shapes.size(), " saved tensors expected, got ",
+              saved.size());
+  for (size_t i = 0; i < shapes.size(); ++i)
+    TORCH_CHECK(saved[i].sizes() == at::IntArrayRef(shapes[i]), "rnn_loop_backward: saved tensor ", i, " must be ",
+                at::IntArrayRef(shapes[i]), ", got ", saved[i].sizes());
+  // out is read (as h_{t-1}) only where the forward did not store h_{t-1}
+  TORCH_CHECK(saved[0].numel() || out.sizes() == grad_out.sizes(), "rnn_loop_backward: out must be ",
+              grad_out.sizes(), ", got ", out.sizes());
+  std::vector<Tensor> dense{grad_out, grad_h, h0, w_hh, b_hh};
+  if (!saved[0].numel()) dense.push_back(out);
   for (const auto& t : present({grad_c, ln_w, lnc_w, lnc_b, peep, mask, zh, zc, lni_w})) dense.push_back(t);
-  for (const auto& t : saved) dense.push_back(t);
+  for (const auto& t : saved)
+    if (t.numel()) dense.push_back(t);
   check_inputs(d, dense, lengths);
   return AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "rnn_loop_backward", [&] {
     return backward_impl<scalar_t>(kind, grad_out, grad_h, grad_c, out, h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask,
