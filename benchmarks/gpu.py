@@ -34,7 +34,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnkit
-from rnnkit.bench import compare
+from rnnkit.bench import compare, executor_of
 
 REF = dict(B=32, T=128, I=128, H=256)
 
@@ -117,7 +117,7 @@ def equivalence(device) -> list[dict]:
         pairs = [*zip(outs[0], outs[1], strict=True), (xs[0].grad, xs[1].grad)]
         pairs += [(p.grad, q.grad) for p, q in zip(fast.parameters(), ref.parameters(), strict=True)]
         err = max((a - b).abs().max().item() for a, b in pairs)
-        executor = next(m.executor for m in fast.modules() if isinstance(m, rnnkit.Recurrent))
+        executor = executor_of(fast)
         rows.append({"check": f"{name} ({executor}) vs reference loop, lengths", "max_abs_diff": err,
                      "ok": err < 1e-9})
     for name, (kind, kwargs) in VARIANTS.items():  # the loop executor (Triton) against the reference loop
@@ -137,7 +137,7 @@ def equivalence(device) -> list[dict]:
             pairs = [*zip(outs[0], outs[1], strict=True), (xs[0].grad, xs[1].grad)]
             pairs += [(p.grad, q.grad) for p, q in zip(fast.parameters(), ref.parameters(), strict=True)]
             err = max((a - b).abs().max().item() for a, b in pairs)
-            executor = next(m.executor for m in fast.modules() if isinstance(m, rnnkit.Recurrent))
+            executor = executor_of(fast)
             what = f"{name} ({executor}) vs reference loop, training" + (", lengths" if ragged else "")
             rows.append({"check": what, "max_abs_diff": err, "ok": err < 1e-9})
     return rows
@@ -233,7 +233,7 @@ def variants(device, repeats) -> list[dict]:
         fa, fc = (lambda m=anchor: flat(m(x))), (lambda m=candidate: flat(m(x)))
         probes = probes_for(fa, g, device)
         step_a, step_c = training_step(anchor, fa, probes), training_step(candidate, fc, probes)
-        executor = next(m.executor for m in candidate.modules() if isinstance(m, rnnkit.Recurrent))
+        executor = executor_of(candidate)
         shape = f"B={B} T={T} I={I} H={H}"
         rows.append(timed(f"{name} eager ({executor})", shape, step_a, step_c, repeats))
         if executor != "reference":  # the reference loop for comparison

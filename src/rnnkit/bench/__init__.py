@@ -111,6 +111,13 @@ def checked_comparison(result: dict, steps: tuple[Callable, Callable, Callable[[
     return result | {"status": "ok"} | compare(step_a, step_c, repeats).to_dict()
 
 
+def executor_of(module: torch.nn.Module) -> str:
+    """The executor the first recurrent layer of ``module`` runs on (``backend="auto"`` picks it)."""
+    import rnnkit
+
+    return next(m.executor for m in module.modules() if isinstance(m, rnnkit.Recurrent))
+
+
 def run_each(cases: Sequence, measure: Callable[[object, int], dict], repeats: int,
              on_result: Callable[[dict], object] | None) -> list[dict]:
     """``measure(case, repeats)`` for every case, each result passed to ``on_result`` as it comes."""
@@ -235,5 +242,5 @@ def write_json(path: str | os.PathLike, report: dict) -> None:
     write_atomic(path, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
 
 
-__all__ = ["SUITES", "Comparison", "EquivalenceError", "Timing", "checked_comparison", "compare", "machine",
-           "run_each", "run_suites", "write_json"]
+__all__ = ["SUITES", "Comparison", "EquivalenceError", "Timing", "checked_comparison", "compare",
+           "executor_of", "machine", "run_each", "run_suites", "write_json"]

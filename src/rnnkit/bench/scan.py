@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnkit
-from rnnkit.bench import DTYPE, EquivalenceError, checked_comparison, run_each
+from rnnkit.bench import DTYPE, EquivalenceError, checked_comparison, executor_of, run_each
 from rnnkit.bench.layers import Shape
 
 CELLS = {"mingru": rnnkit.MinGRU, "minlstm": rnnkit.MinLSTM}
@@ -99,13 +99,8 @@ def _steps(case: Case) -> tuple[Callable, Callable, Callable[[], None]]:
 def measure(case: Case, repeats: int) -> dict:
     result = {"suite": "scan", "case": case.name, "shape": str(case.shape), "cell": case.cell,
               "mode": case.mode, "dims": asdict(case.shape), "anchor_module": "torch.nn.GRU",
-              "executor": _executor(case)}
+              "executor": executor_of(CELLS[case.cell](2, 2))}
     return checked_comparison(result, _steps(case), repeats)
-
-
-def _executor(case: Case) -> str:
-    layer = CELLS[case.cell](2, 2)
-    return next(m.executor for m in layer.modules() if isinstance(m, rnnkit.Recurrent))
 
 
 def run(*, quick: bool = False, repeats: int = 9,

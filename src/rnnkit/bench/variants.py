@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 import rnnkit
-from rnnkit.bench import DTYPE, EquivalenceError, checked_comparison, run_each
+from rnnkit.bench import DTYPE, EquivalenceError, checked_comparison, executor_of, run_each
 from rnnkit.bench.layers import REFERENCE, Shape
 
 SEED = 0
@@ -103,7 +103,7 @@ def _steps(case: Case) -> tuple[Callable, Callable, Callable[[], None]]:
 def measure(case: Case, repeats: int) -> dict:
     cell, kwargs = VARIANTS[case.name]
     _, candidate = _build(case)
-    executor = next(m.executor for m in candidate.modules() if isinstance(m, rnnkit.Recurrent))
+    executor = executor_of(candidate)
     result = {"suite": "variants", "case": case.name, "shape": str(case.shape), "cell": cell,
               "options": kwargs, "dims": asdict(case.shape), "mode": "train",
               "anchor_module": f"torch.nn.{cell.upper()}", "executor": executor}

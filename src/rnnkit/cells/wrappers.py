@@ -94,15 +94,11 @@ class Zoneout(CellWrapper):
             if p == 0.0:
                 mixed[field] = new_t
             elif self.training:
-                mixed[field] = torch.where(self.draw_keep(p, new_t), old_t, new_t)
+                keep_old = torch.rand_like(new_t) < p
+                mixed[field] = torch.where(keep_old, old_t, new_t)
             else:
                 mixed[field] = p * old_t + (1.0 - p) * new_t
         return type(new)(**mixed)
-
-    @staticmethod
-    def draw_keep(p: float, like: Tensor) -> Tensor:
-        """Where a unit keeps its previous value this step (training), shaped like ``like``."""
-        return torch.rand_like(like) < p
 
     def extra_repr(self) -> str:
         return f"h={self.p_h}, c={self.p_c}"

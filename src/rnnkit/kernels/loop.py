@@ -76,8 +76,7 @@ def _cpu_built() -> bool:
 
 
 def supports(cell: Cell) -> bool:
-    built = _ext.load("rnn_loop") is not None or _triton() is not None
-    return _kind(_unwrap(cell)[3]) is not None and built
+    return _kind(_unwrap(cell)[3]) is not None and (_cpu_built() or _triton() is not None)
 
 
 def _saved_shapes(kind: int, T: int, B: int, H: int, G: int, *, ln: bool, lnc: bool, lni: bool,

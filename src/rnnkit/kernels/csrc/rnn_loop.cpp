@@ -47,9 +47,12 @@ using rnnkit::sigmoid;
 // from 36 to 57 ms), so only large batches are split.
 constexpr int64_t kRowGrain = 64;
 
+// An optional tensor is absent when None, undefined or empty (the Python side's None)
+bool given(const OptTensor& t) { return t && t->defined() && t->numel(); }
+
 template <typename T>
 const T* data_or_null(const OptTensor& t) {
-  return t && t->defined() && t->numel() ? t->data_ptr<T>() : nullptr;
+  return given(t) ? t->data_ptr<T>() : nullptr;
 }
 
 Tensor empty_like_or_none(bool needed, at::IntArrayRef shape, const Tensor& like, bool zeroed = false) {
@@ -145,7 +148,7 @@ void check_inputs(const Dims& d, const std::vector<Tensor>& dense, const Tensor&
 std::vector<Tensor> present(std::initializer_list<OptTensor> opts) {
   std::vector<Tensor> out;
   for (const auto& o : opts)
-    if (o && o->defined() && o->numel()) out.push_back(*o);
+    if (given(o)) out.push_back(*o);
   return out;
 }
 
@@ -573,8 +576,6 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
 }  // namespace
 
 namespace {
-
-bool given(const OptTensor& t) { return t && t->defined() && t->numel(); }
 
 void check_shape(const OptTensor& t, at::IntArrayRef shape, const char* name) {
   TORCH_CHECK(!given(t) || t->sizes() == shape, "rnn_loop: ", name, " must be ", shape, ", got ", t->sizes());
