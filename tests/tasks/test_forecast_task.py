@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rnnkit import config
+from rnnkit.models import load_model
 from rnnkit.tasks.forecast import (
     ForecastConfig,
     Split,
@@ -84,6 +85,50 @@ def test_trains_scores_and_forecasts_with_covariates(tmp_path):
     assert [str(t) for t in out["times"][:2]] == ["2010-01", "2010-02"]
     assert out["forecast_HQ"].shape == (12, 3) and out["quantiles"] == (0.1, 0.5, 0.9)
     assert bool(np.all(np.diff(out["forecast_HQ"], axis=1) >= 0))
+
+
+def test_rolling_calibration_uses_only_windows_known_at_each_origin(tmp_path):
+    """Changing the last horizon's values changes no test forecast (their windows are not yet
+    known at any origin) but does change the scale saved for forecasts past the end."""
+    path = write_seasonal_csv(tmp_path / "a.csv")
+    rows = path.read_text().splitlines()
+    changed = [f"{r.split(',')[0]},{float(r.split(',')[1]) + 30:.4f},{r.split(',')[2]}" for r in rows[-12:]]
+    other = tmp_path / "b.csv"
+    other.write_text("\n".join(rows[:-12] + changed) + "\n")
+    sets = ("data.test_size=36", "data.val_size=20")
+    a = train_forecaster(cfg_for(path, *sets), tmp_path / "a")
+    b = train_forecaster(cfg_for(other, *sets), tmp_path / "b")
+    assert a["origins"] == [84, 96, 108]
+    np.testing.assert_array_equal(a["forecast_BHQ"], b["forecast_BHQ"])
+    assert a["interval_scale"] != b["interval_scale"]
+
+
+def test_rolling_calibration_slides_over_the_newest_windows(tmp_path):
+    """Origin o is calibrated on the `calibration_windows` newest windows ending by o; the
+    first test origin sees exactly the validation windows, as the fixed calibration does."""
+    path = write_seasonal_csv(tmp_path / "s.csv")
+    sets = ("data.test_size=36", "data.val_size=20")  # 9 validation windows
+    fixed = train_forecaster(cfg_for(path, *sets, "calibrate=validation"), tmp_path / "fixed")
+    rolling = train_forecaster(cfg_for(path, *sets, "calibration_windows=5"), tmp_path / "rolling")
+    same = train_forecaster(cfg_for(path, *sets), tmp_path / "same")  # 9 windows, sliding
+    q_fixed, q_rolling, q_same = (np.array(r["forecast_BHQ"]) for r in (fixed, rolling, same))
+    np.testing.assert_array_equal(q_fixed[..., 1], q_rolling[..., 1])  # the medians never move
+    np.testing.assert_allclose(q_same[0], q_fixed[0])
+    assert not np.allclose(q_same[1:], q_fixed[1:]) and not np.allclose(q_rolling[0], q_fixed[0])
+    # the saved scale: the 5 newest windows (origins 104-108), rank ⌈6·0.8⌉ = 5, their maximum
+    model = load_model(tmp_path / "rolling")
+    values_NF = torch.as_tensor(np.loadtxt(path, delimiter=",", skiprows=1, usecols=1),
+                                dtype=model.mean_F.dtype)[:, None]
+    x_NWF = torch.stack([values_NF[o - 24: o] for o in range(104, 109)])
+    y_NH = torch.stack([values_NF[o: o + 12, 0] for o in range(104, 109)])
+    model.interval_scale_H.fill_(7.0)  # ignored by interval_factors
+    needed_NH = model.interval_factors(x_NWF, y_NH)
+    torch.testing.assert_close(torch.tensor(rolling["interval_scale"], dtype=needed_NH.dtype),
+                               needed_NH.max(dim=0).values)
+    with pytest.raises(ValueError, match="calibration_windows must be an int >= 4, got 3"):
+        cfg_for(path, "calibration_windows=3")
+    with pytest.raises(ValueError, match="calibrate"):
+        cfg_for(path, "calibrate=true")
 
 
 def test_a_trained_model_beats_seasonal_naive_on_a_trending_series(tmp_path):

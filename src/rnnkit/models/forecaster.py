@@ -239,15 +239,28 @@ class Forecaster(nn.Module):
         share of held-out truth, per horizon step (split conformal prediction, Papadopoulos
         et al. 2002; the form of Romano et al. 2019, sec. 3, measured from the median).
 
-        On each held-out window the needed factor is c = (median - y) / (median - q_low) below
-        the median, (y - median) / (q_high - median) above it, in the scaled space; the
-        ``interval_scale_H`` buffer gets the ⌈(n + 1)·coverage⌉-th smallest c of each step,
-        and ``forecast`` then sets every level q to median + c·(q - median). Use windows the
-        weights were not fitted on (the validation part); with fewer than
+        Sets ``interval_scale_H`` to ``conformal_scale(self.interval_factors(...))``: use
+        windows the weights were not fitted on (the validation part); with fewer than
         coverage / (1 - coverage) of them (4 for 80%) the rank is out of reach and it refuses.
 
         Returns:
             interval_scale_H (the factors set).
+        """
+        needed_NH = self.interval_factors(x_NTF, y_NH, coverage=coverage, samples=samples,
+                                          generator=generator)
+        self.interval_scale_H.copy_(conformal_scale(needed_NH, coverage))
+        return self.interval_scale_H.clone()
+
+    @torch.no_grad()
+    def interval_factors(self, x_NTF: Tensor, y_NH: Tensor, *, coverage: float = 0.8, samples: int = 200,
+                         generator: torch.Generator | None = None) -> Tensor:
+        """The conformity score of each window and step: the factor by which the model's own
+        central ``coverage`` interval (``interval_scale_H`` ignored) must be stretched around
+        the median to reach the truth, c = (median - y) / (median - q_low) below the median,
+        (y - median) / (q_high - median) above it, in the scaled space (0 at the median).
+
+        Returns:
+            needed_NH.
         """
         if self.config.output == "point":
             raise ValueError("output='point' has no intervals to calibrate")
@@ -262,20 +275,17 @@ class Forecaster(nn.Module):
         if self.config.output == "quantile" and not {low, high} <= set(self.config.quantiles):
             raise ValueError(f"calibrating {coverage:.0%} intervals needs the levels {low:g} and {high:g} "
                              f"among the trained quantiles {self.config.quantiles}")
+        kept_H = self.interval_scale_H.clone()
         self.interval_scale_H.fill_(1.0)
-        z_NHQ = self._scaled_quantiles(x_NLF, (low, 0.5, high), H, samples, generator)
+        try:
+            z_NHQ = self._scaled_quantiles(x_NLF, (low, 0.5, high), H, samples, generator)
+        finally:
+            self.interval_scale_H.copy_(kept_H)
         low_NH, median_NH, high_NH = z_NHQ.unbind(-1)
         z_NH = self.scale_target(y_NH, x_NLF)
         below_NH = (median_NH - z_NH) / (median_NH - low_NH).clamp_min(1e-12)
         above_NH = (z_NH - median_NH) / (high_NH - median_NH).clamp_min(1e-12)
-        needed_NH = torch.where(z_NH < median_NH, below_NH, above_NH)
-        n = needed_NH.shape[0]
-        rank = math.ceil((n + 1) * coverage - 1e-9)  # the finite-sample conformal rank
-        if rank > n:
-            least = next(m for m in range(1, n + 10_000) if math.ceil((m + 1) * coverage - 1e-9) <= m)
-            raise ValueError(f"calibrating {coverage:.0%} intervals needs at least {least} windows, got {n}")
-        self.interval_scale_H.copy_(needed_NH.sort(dim=0).values[rank - 1])
-        return self.interval_scale_H.clone()
+        return torch.where(z_NH < median_NH, below_NH, above_NH)
 
     def _scaled_quantiles(self, x_BLF: Tensor, quantiles: tuple[float, ...], horizon: int, samples: int,
                           generator: torch.Generator | None) -> Tensor:
@@ -354,3 +364,15 @@ class Forecaster(nn.Module):
             raise ValueError(f"quantiles must be among the trained levels {cfg.quantiles}, got {quantiles!r}")
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
             raise ValueError(f"samples must be an int >= 2, got {samples!r}")
+
+
+def conformal_scale(needed_NH: Tensor, coverage: float = 0.8) -> Tensor:
+    """Per step, the ⌈(n + 1)·coverage⌉-th smallest of n conformity scores
+    (``Forecaster.interval_factors``): the finite-sample split-conformal quantile, so that a
+    new exchangeable window falls inside with probability >= coverage."""
+    n = needed_NH.shape[0]
+    rank = math.ceil((n + 1) * coverage - 1e-9)
+    if rank > n:
+        least = next(m for m in range(1, n + 10_000) if math.ceil((m + 1) * coverage - 1e-9) <= m)
+        raise ValueError(f"calibrating {coverage:.0%} intervals needs at least {least} windows, got {n}")
+    return needed_NH.sort(dim=0).values[rank - 1]

@@ -16,6 +16,12 @@ forecasts), and scored by:
 - coverage: the fraction of test values inside the central 80% interval.
 
 The seasonal-naive forecast ŷ_{o+h} = y_{o+h-m⌈h/m⌉} is scored on the same origins.
+
+The 80% intervals are calibrated after training by split conformal prediction on windows
+the model was not fitted on (``calibrate``): by default each test origin is calibrated on
+the newest windows whose truth is known at that origin (the validation part's windows at
+the first origin, then sliding forward), and the model saves the scale of the newest
+windows for forecasts past the end of the series.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from rnnkit._io import write_atomic
 from rnnkit.data.series import DataError
 from rnnkit.data.timeseries import TimeSeries, bundled_airline, read_series_csv
 from rnnkit.models import architecture_config, load_model
-from rnnkit.models.forecaster import Forecaster, ForecasterConfig
+from rnnkit.models.forecaster import Forecaster, ForecasterConfig, conformal_scale
 from rnnkit.train import TensorLoader, TrainConfig, fit, read_config, seed_everything
 from rnnkit.train.checkpoint import WEIGHTS, save_weights
 
@@ -94,9 +100,19 @@ class ForecastConfig:
     data: DataSection = field(default_factory=DataSection)
     model: ModelSection = field(default_factory=ModelSection)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=200, lr=3e-3, clip_norm=1.0))
-    # after training, rescale the 80% intervals to cover 80% of the validation windows
-    # (split conformal, Forecaster.calibrate_intervals); needs val_size >= horizon + 3
-    calibrate: bool = True
+    # after training, rescale the 80% intervals so that they hold 80% of windows the model was
+    # not fitted on (split conformal, Forecaster.calibrate_intervals; needs val_size >= horizon
+    # + 3): "rolling" recalibrates at every test origin on the most recent windows whose truth
+    # is known by then (as Darts' conformal models do); "validation" keeps the scale fitted on
+    # the validation windows; "off" keeps the model's own intervals
+    calibrate: Literal["rolling", "validation", "off"] = "rolling"
+    # how many of the most recent windows a rolling calibration uses; None: as many as the
+    # validation part holds (val_size - horizon + 1), so the calibration set slides forward
+    calibration_windows: int | None = None
+
+    def __post_init__(self):
+        if self.calibration_windows is not None:
+            _check_int("calibration_windows", self.calibration_windows, 4, section="")
 
 
 @dataclass(frozen=True)
@@ -148,18 +164,25 @@ def train_forecaster(cfg: ForecastConfig, out: str | Path, *, overwrite: bool = 
     val = _loader(model, values_NF, val_origins, 256, shuffle=False) if len(val_origins) else None
     result = fit(model, train, cfg.train, loss_fn=model.loss, val=val, run_dir=out, overwrite=overwrite,
                  config={**architecture_config(model), "task": "forecast", "data": _config.to_dict(cfg.data)})
-    calibration = None
     # too few validation windows (4 for 80%): the conformal rank is out of reach, keep the model's
-    if cfg.calibrate and len(val_origins) >= 4 and model.config.output != "point":
-        W, H = model.config.window, model.config.horizon
-        x_NWF = torch.stack([values_NF[o - W: o] for o in val_origins])
-        y_NH = torch.stack([values_NF[o: o + H, 0] for o in val_origins])
-        generator = torch.Generator().manual_seed(cfg.train.seed)
-        calibration = model.calibrate_intervals(x_NWF, y_NH, generator=generator).tolist()
-        save_weights(out / WEIGHTS, model)  # fit saved them before the calibration
-    scores = score(model, series, split.test_start, season)
+    calibrating = cfg.calibrate != "off" and len(val_origins) >= 4 and model.config.output != "point"
+    if calibrating:
+        # conformity scores of every window after the fitting part, validation and test
+        needed_NH = _interval_factors(model, values_NF, split.val_start, cfg.train.seed)
+        model.interval_scale_H.copy_(conformal_scale(needed_NH[: len(val_origins)]))
     val_scores = None if split.val_start == split.test_start else score(
         model, series, split.val_start, season, end=split.test_start)
+    scales = None
+    if calibrating and cfg.calibrate == "rolling":
+        count, H = cfg.calibration_windows or len(val_origins), cfg.data.horizon
+        # at origin o the windows o' <= o - H are known: the newest `count` of them calibrate
+        ends = [o - H + 1 - split.val_start for o in test_origins(len(series), split.test_start, H)]
+        scales = [conformal_scale(needed_NH[max(0, end - count): end]) for end in ends]
+        model.interval_scale_H.copy_(conformal_scale(needed_NH[-count:]))  # for forecasts past the end
+    scores = score(model, series, split.test_start, season, scales=scales)
+    calibration = model.interval_scale_H.tolist() if calibrating else None
+    if calibrating:
+        save_weights(out / WEIGHTS, model)  # fit saved them before the calibration
     results = {**scores, "val": None if val_scores is None else {
                    k: val_scores[k] for k in ("mase", "smape", "coverage_80", "seasonal_naive")
                    if k in val_scores},
@@ -171,18 +194,29 @@ def train_forecaster(cfg: ForecastConfig, out: str | Path, *, overwrite: bool = 
     return results
 
 
-def score(model: Forecaster, series: TimeSeries, start: int, season: int,
-          end: int | None = None) -> dict[str, Any]:
+def score(model: Forecaster, series: TimeSeries, start: int, season: int, end: int | None = None,
+          scales: list[Tensor] | None = None) -> dict[str, Any]:
     """The model against seasonal naive on the origins ``test_origins(end, start, H)`` (see
     the module docstring), MASE scaled by the data before ``start``; ``forecast_BHQ`` and
-    ``naive_BH`` hold the forecasts, ``actual_BH`` the truth."""
+    ``naive_BH`` hold the forecasts, ``actual_BH`` the truth. ``scales``: one
+    ``interval_scale_H`` per origin (a rolling calibration) instead of the model's."""
     H = model.config.horizon
     origins = test_origins(len(series) if end is None else end, start, H)
     values_NF = torch.as_tensor(series.values_NF, dtype=next(model.parameters()).dtype)
     levels = (0.5,) if model.config.output == "point" else INTERVAL
     windows_BLF = torch.stack([values_NF[o - model.config.window: o] for o in origins])
     generator = torch.Generator().manual_seed(0)
-    q_BHQ = model.forecast(windows_BLF, quantiles=levels, generator=generator).to(torch.float64).numpy()
+    if scales is None:
+        q_BHQ = model.forecast(windows_BLF, quantiles=levels, generator=generator)
+    else:
+        kept_H = model.interval_scale_H.clone()
+        q_BHQ = []
+        for window_1LF, scale_H in zip(windows_BLF.split(1), scales, strict=True):
+            model.interval_scale_H.copy_(scale_H)
+            q_BHQ.append(model.forecast(window_1LF, quantiles=levels, generator=generator))
+        model.interval_scale_H.copy_(kept_H)
+        q_BHQ = torch.cat(q_BHQ)
+    q_BHQ = q_BHQ.to(torch.float64).numpy()
     y_N = series.target_N
     actual_BH = np.stack([y_N[o: o + H] for o in origins])
     naive_BH = np.stack([seasonal_naive(y_N[:o], H, season) for o in origins])
@@ -271,6 +305,15 @@ def _loader(model: Forecaster, values_NF: Tensor, origins: range, batch_size: in
     return TensorLoader(x, y, batch_size=min(batch_size, len(origins)), shuffle=shuffle, seed=seed)
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
+def _interval_factors(model: Forecaster, values_NF: Tensor, first: int, seed: int) -> Tensor:
+    """``model.interval_factors`` of every window from origin ``first`` to the end of the series."""
+    W, H = model.config.window, model.config.horizon
+    origins = range(first, len(values_NF) - H + 1)
+    x_NWF = torch.stack([values_NF[o - W: o] for o in origins])
+    y_NH = torch.stack([values_NF[o: o + H, 0] for o in origins])
+    return model.interval_factors(x_NWF, y_NH, generator=torch.Generator().manual_seed(seed))
+
+
+def _check_int(name: str, value: Any, low: int, section: str = "data.") -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"data.{name} must be an int >= {low}, got {value!r}")
+        raise ValueError(f"{section}{name} must be an int >= {low}, got {value!r}")
