@@ -1,6 +1,9 @@
 """DropIn.step: one streaming step at a time gives what forward gives on the whole sequence,
 on the compiled one-call path (eval, no autograd) and on the cell-by-cell path (autograd)."""
 
+import pickle
+from copy import deepcopy
+
 import pytest
 import torch
 
@@ -58,7 +61,7 @@ def test_the_compiled_path_runs_in_inference_mode_and_matches_the_cells(make):
     hx = (h, torch.randn_like(h)) if isinstance(model, rnnkit.LSTM) else h
     with torch.inference_mode():
         fast = model.step(x_BI, hx)
-    assert (model._step_cache is not None) == (_ext.load("step") is not None)
+    assert (model._stepper is not None) == (_ext.load("step") is not None)
     # autograd on: the cells, one by one
     assert_all_close(fast, model.step(x_BI, hx), rtol=1e-5, atol=1e-6)
 
@@ -168,6 +171,30 @@ def test_step_edge_cases_found_in_review():
         out, _ = fp32.step(x, hx)
         want = fp32._step_cells(x, hx)[0][-1]
         assert_all_close(out, want, rtol=1e-5, atol=1e-6)
+
+
+def test_the_stepper_sees_replaced_weights_and_is_not_copied():
+    """A parameter replaced (not changed in place) is seen too, and deepcopy / pickle of a
+    layer that has stepped leave the compiled stepper behind and step the same."""
+    model = rnnkit.GRU(I, H).float().eval()
+    x = torch.randn(B, I, dtype=torch.float32)
+    with torch.inference_mode():
+        _, h = model.step(x)
+    model.weight_hh_l0 = torch.nn.Parameter(torch.randn(3 * H, H, dtype=torch.float64))
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="weights must be float32, got Double"):
+        model.step(x, h)
+    model.weight_hh_l0 = torch.nn.Parameter(torch.randn(3 * H, H, dtype=torch.float32))
+    with torch.inference_mode():
+        out, _ = model.step(x, h)
+        assert_all_close(out, model._step_cells(x, (h,))[0][-1], rtol=1e-5, atol=1e-6)
+    for copy in (deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert copy._stepper is None
+        with torch.inference_mode():
+            assert_all_close(copy.step(x, h), model.step(x, h))
+    with torch.inference_mode():  # a list state, not a tuple: the checked path takes it
+        lstm = rnnkit.LSTM(I, H).float().eval()
+        _, (h, c) = lstm.step(x)
+        assert_all_close(lstm.step(x, [h, c]), lstm.step(x, (h, c)))
 
 
 def test_minlstm_backward_stays_finite_when_both_gates_vanish():

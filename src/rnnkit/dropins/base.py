@@ -74,7 +74,7 @@ class DropIn(nn.Module):
         self._fused_kind = native.op_kind(self._cells[0]) if backend in ("auto", "native") and all(
             native.supports(cell) for cell in self._cells) else None
         self._torch_names = self._name_map()
-        self._step_cache: tuple | None = None  # (weight versions, concatenated weights) for step
+        self._stepper = None  # step's compiled kernel with its copy of the weights
         self.int8 = False  # set by rnnkit.quantize_dynamic: step and forward use int8 weights
         self.register_state_dict_post_hook(_rename_saved)
         self.register_load_state_dict_pre_hook(_rename_loaded)
@@ -209,22 +209,19 @@ class DropIn(nn.Module):
         evaluation mode under ``torch.no_grad()`` or ``torch.inference_mode()`` on CPU
         (float32), a plain LSTM, GRU or RNN stack runs as one compiled call
         (``kernels/csrc/step.cpp``) on a copy of the weights ([W_ih | W_hh], or int8) made
-        at the first step and again whenever a weight changes (optimizer steps,
-        ``load_state_dict``, ``.to``); a change made through ``.data`` is not seen: call
-        ``forget_step_weights()`` after one. Otherwise the cells step one by one, with
-        autograd.
+        at the first step and again whenever a weight changes or is replaced (optimizer
+        steps, ``load_state_dict``, ``.to``); a change made through ``.data`` (or to a model
+        made under ``inference_mode``) is not seen: call ``forget_step_weights()`` after one.
+        At batch 1 each layer's product goes straight to BLAS's gemv. Otherwise the cells
+        step one by one, with autograd.
         """
-        if (self._step_cache is not None and hx is not None and not self.training
-                and not torch.is_grad_enabled() and type(input) is Tensor and input.dim() == 2):
-            # the streaming loop: the compiled kernel checks shapes and dtypes itself, and
-            # anything it refuses goes through the checks below, which name the problem
-            hx_t = (hx,) if type(hx) is Tensor else tuple(hx)
-            try:  # the state's arity is the one thing the kernel cannot see
-                stepped = self._step_native(input, hx_t) if len(hx_t) == self._arity else None
-            except (RuntimeError, IndexError, TypeError):
-                stepped = None
+        stepper = self._stepper
+        if stepper is not None and not self.training:
+            # the streaming loop: the kernel checks the mode, weights and arguments itself and
+            # returns None for anything it cannot take, which the checks below then name
+            stepped = stepper.stream(input, hx)
             if stepped is not None:
-                return stepped[0], self._unpack_hx(stepped[1])
+                return stepped
         if self.bidirectional:
             raise ValueError("step needs a unidirectional layer: a backward direction reads the whole "
                              "sequence first (use forward)")
@@ -259,20 +256,34 @@ class DropIn(nn.Module):
 
     def forget_step_weights(self) -> None:
         """Drop ``step``'s copy of the weights; the next step makes it again from the current ones."""
-        self._step_cache = None
+        self._stepper = None
+
+    @property
+    def int8(self) -> bool:
+        return self._int8
+
+    @int8.setter
+    def int8(self, value: bool) -> None:
+        self._int8 = value
+        self._stepper = None  # its copy of the weights is float32 or int8
+
+    def __getstate__(self):
+        # the compiled stepper neither pickles nor deep-copies; it is made again at the next step
+        return {**super().__getstate__(), "_stepper": None}
 
     def _step_native(self, x_BI: Tensor, hx: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]] | None:
-        if getattr(self, "proj_size", 0):  # an LSTM projection: the cells step
-            return None
-        # [W_ih | W_hh] per layer (or int8), built again only when a weight was replaced or
-        # changed in place: the key reads the weight owners' parameter dicts directly, as it
-        # runs every step. Edits through ``.data`` leave no trace (no version bump): see ``step``.
-        key = (self.int8, *[(w.data_ptr(), w._version) for params in self._weight_dicts
-                            for w in params.values() if w is not None])
-        if self._step_cache is None or self._step_cache[0] != key:
+        if getattr(self, "proj_size", 0) or not x_BI.is_cpu or x_BI.dtype != torch.float32:
+            return None  # the kernel: CPU, float32, no LSTM projection
+        stepper = self._stepper
+        if stepper is None or not stepper.fresh():
             layers = [native.flat_weights(cell) for cell in self._cells]
-            self._step_cache = (key, native.step_weights(self._fused_kind, layers, int8=self.int8))
-        return native.step(self._fused_kind, x_BI, hx, self._step_cache[1], int8=self.int8)
+            stepper = native.stepper(self._fused_kind, layers, self._weight_dicts, int8=self.int8)
+            self._stepper = stepper
+            if stepper is None:
+                return None
+        lstm = self._fused_kind == "lstm"
+        h, c, out = stepper.run(x_BI, hx[0], hx[1] if lstm else None)
+        return out, ((h, c) if lstm else (h,))
 
     def _run_steps(self, x_BTI: Tensor, hx: tuple[Tensor, ...], lengths_B: Tensor | None):
         """A sequence as one ``step`` per time step (the int8 path); finished rows keep their

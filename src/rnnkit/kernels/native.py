@@ -160,27 +160,25 @@ native_rnn.register_autograd(_backward, setup_context=_setup_context)
 _STEP_KIND = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
 
 
-def step(kind: str, x_BI: Tensor, hx: HX, weights: list[Tensor], *,
-         int8: bool = False) -> tuple[Tensor, HX] | None:
-    """One inference step of a whole stack in one compiled call (``csrc/step.cpp``): the
-    output (B, H) and the new (h,) or (h, c), each (L, B, H); None where that kernel cannot
-    run (not built, not CPU, not float32), and the caller steps the cells instead.
-    ``weights``: ``step_weights``."""
+def stepper(kind: str, layers: list[list[Tensor]], params: list[dict], *, int8: bool = False):
+    """The compiled one-step kernel (``csrc/step.cpp``) with its own copy of a stack's
+    weights (``step_weights``), or None where it is not built. ``params``: the weight owners'
+    parameter dicts, which its ``fresh()`` compares with what the copy was made from.
+    ``run(x_BI, h_LBH, c_LBH or None) -> (h, c, output)`` steps with checks;
+    ``stream(x, hx)`` is the streaming call: ``(output, hx)`` as ``DropIn.step`` returns
+    it, or None where it cannot run as given (the caller then takes its checked path)."""
     ext = _ext.load("step")
-    if ext is None or not x_BI.is_cpu or x_BI.dtype != torch.float32:
+    if ext is None:
         return None
-    # with int8, fbgemm's deprecation notice goes to stderr from C++ once per process (c10's
-    # log, not Python's warnings: an extension installs no Python warning handler)
-    h, c, out = ext.rnn_step(_STEP_KIND[kind], x_BI, hx[0], hx[1] if kind == "lstm" else None, weights, int8)
-    return out, ((h, c) if kind == "lstm" else (h,))
+    return ext.Stepper(_STEP_KIND[kind], int8, step_weights(kind, layers, int8=int8), params)
 
 
 def step_weights(kind: str, layers: list[list[Tensor]], *, int8: bool = False) -> list[Tensor]:
     """The projections ``step`` makes, per layer: [W_ih | W_hh] with b_ih + b_hh (LSTM,
     RNN: one pass over the weights per step), or W_ih with b_ih and W_hh with b_hh (GRU,
-    and int8). ``int8``: each matrix quantized for fbgemm's dynamic int8 linear (per
-    tensor, symmetric; x and h are quantized per call, each with its own scale), as
-    torch's first quantized LSTM did."""
+    and int8); float32 matrices transposed, (K, G). ``int8``: each matrix quantized for
+    fbgemm's dynamic int8 linear (per tensor, symmetric; x and h are quantized per call,
+    each with its own scale), as torch's first quantized LSTM did."""
     out = []
     for w_ih, w_hh, *biases in layers:
         b_ih, b_hh = biases if biases else (w_ih.new_zeros(w_ih.shape[0]),) * 2
@@ -188,7 +186,8 @@ def step_weights(kind: str, layers: list[list[Tensor]], *, int8: bool = False) -
                  else [(torch.cat([w_ih, w_hh], dim=1), b_ih + b_hh)])
         for w, b in pairs:  # the model's dtype: the kernel refuses all but float32
             w, b = w.detach().contiguous(), b.detach().contiguous()
-            out += [*_int8(w), b] if int8 else [w, b]
+            # float32 as w^T (K, G): MKL's gemv reads that layout faster (see step.cpp)
+            out += [*_int8(w), b] if int8 else [w.t().contiguous(), b]
     return out
 
 
