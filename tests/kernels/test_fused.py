@@ -78,3 +78,22 @@ def test_compiled_lengths_check_still_refuses_out_of_range_lengths():
     compiled = torch.compile(rnnkit.MinGRU(3, 6, batch_first=True), fullgraph=True, backend="aot_eager")
     with pytest.raises(RuntimeError, match=r"lengths must be in \[1, 5\]"):
         compiled(torch.randn(2, 5, 3), lengths=torch.tensor([6, 3]))
+
+
+def test_two_threads_split_rows_and_blocks_and_give_the_same_numbers():
+    """The suite runs on one thread; here the (row, block) tasks really run in parallel."""
+    model = rnnkit.MinGRU(3, 70, batch_first=True, backend="fused")
+    x = torch.randn(4, 9, 3, requires_grad=True)
+    lengths = torch.tensor([9, 2, 5, 7])
+    results = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            x.grad = None
+            model.zero_grad()
+            out = model(x, lengths=lengths)
+            random_loss(out).backward()
+            results.append((out, grads([x, *model.parameters()])))
+        finally:
+            torch.set_num_threads(1)
+    assert_all_close(results[1], results[0])

@@ -178,3 +178,25 @@ def test_without_the_extension_auto_falls_back_to_the_reference_loop(monkeypatch
     assert kernels.select("auto", LayerNormLSTMCell(3, 4)).name == "reference"
     with pytest.raises(ValueError, match=r"(?s)backend 'loop' cannot run .*that can: \['reference'\]"):
         kernels.select("loop", LayerNormLSTMCell(3, 4))
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_two_threads_split_the_rows_and_give_the_same_numbers(name):
+    """The suite runs on one thread; here the per-step row passes really run in parallel
+    (40 rows: three chunks of kRowGrain = 16), ragged rows included."""
+    model = TRAINING[name](backend="loop", batch_first=True).train()
+    x = torch.randn(40, T, 3, requires_grad=True)
+    lengths = torch.randint(1, T + 1, (40,))
+    results = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            x.grad = None
+            model.zero_grad()
+            torch.manual_seed(3)
+            out = model(x, lengths=lengths)
+            random_loss(out).backward()
+            results.append((out, grads([x, *model.parameters()])))
+        finally:
+            torch.set_num_threads(1)
+    assert_all_close(results[1], results[0])

@@ -29,7 +29,11 @@ SOURCES = Path(__file__).parent / "csrc"
 # -march=native: the build runs on the machine that uses it (the CPU's flags are part of
 # the cache key). -ffast-math lets GCC call glibc's vector exp in the simd loops; it is a
 # compile flag only, so the shared library does not set the process's flush-to-zero mode.
-CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd"]
+# -fopenmp: without it ATen's at::parallel_for, a header template, compiles to a serial
+# loop in this file's code. The library it links, libgomp.so.1, is the one torch has
+# already loaded (same soname), so torch.set_num_threads governs both.
+CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
+LDFLAGS = ["-fopenmp"]
 
 
 def _cpu_flags() -> bytes:
@@ -43,7 +47,7 @@ def _cpu_flags() -> bytes:
 def build_dir(name: str) -> Path:
     source = SOURCES / f"{name}.cpp"
     headers = b"".join(h.read_bytes() for h in sorted(SOURCES.glob("*.h")))  # included sources count too
-    key = source.read_bytes() + headers + " ".join(CFLAGS).encode() + _cpu_flags()
+    key = source.read_bytes() + headers + " ".join(CFLAGS + LDFLAGS).encode() + _cpu_flags()
     digest = hashlib.sha256(key).hexdigest()[:12]
     return cache_dir() / "ext" / f"torch-{torch.__version__}" / f"{name}-{digest}"
 
@@ -62,7 +66,8 @@ def load(name: str) -> ModuleType | None:
             print(f"rnnkit: compiling the {name} kernel into {build} (once; about a minute)",
                   file=sys.stderr, flush=True)
         return build_and_load(f"rnnkit_{name}_{build.name.rsplit('-', 1)[1]}", [str(SOURCES / f"{name}.cpp")],
-                              build_directory=str(build), extra_cflags=CFLAGS, verbose=False)
+                              build_directory=str(build), extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
+                              verbose=False)
     except (OSError, RuntimeError, ImportError, subprocess.SubprocessError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         warnings.warn(f"rnnkit: the compiled {name} kernel could not be built ({reason}); the "

@@ -41,11 +41,10 @@ namespace {
 
 using rnnkit::sigmoid;
 
-// Rows per thread in the per-step gate passes. A step's gate math for one row is a few
-// microseconds: splitting 32 rows over two threads lost more to waking the second thread
-// (which also runs the GEMMs' BLAS) than it gained (the layer-norm LSTM's forward went
-// from 36 to 57 ms), so only large batches are split.
-constexpr int64_t kRowGrain = 64;
+// Rows per thread in the per-step gate passes: the reference shape's 32 rows go to two
+// threads. (Until 2026-11-28 this file was built without -fopenmp, so at::parallel_for ran
+// serially and splitting rows measured nothing; see _ext.CFLAGS.)
+constexpr int64_t kRowGrain = 16;
 
 // An optional tensor is absent when None, undefined or empty (the Python side's None)
 bool given(const OptTensor& t) { return t && t->defined() && t->numel(); }
@@ -101,7 +100,10 @@ Tensor column_sum(const Tensor& a, const Tensor& b = Tensor()) {
   Tensor out = at::empty({C}, a.options());
   const T *a_p = a.data_ptr<T>(), *b_p = b.defined() ? b.data_ptr<T>() : nullptr;
   T* o_p = out.data_ptr<T>();
-  at::parallel_for(0, C, 64, [&](int64_t c0, int64_t c1) {
+  // one step's rows (the per-step sums of the layer-norm cells' backward) stay on this
+  // thread: waking a second one several times a step cost more than the sum itself
+  const int64_t grain = R * C < (int64_t(1) << 16) ? C : 64;
+  at::parallel_for(0, C, grain, [&](int64_t c0, int64_t c1) {
     std::vector<T> acc(c1 - c0, T(0));
     for (int64_t r = 0; r < R; ++r) {
       const T* a_r = a_p + r * lda + c0;
@@ -203,6 +205,15 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
   T *h_p = h.data_ptr<T>(), *c_p = lstm ? c.data_ptr<T>() : nullptr, *out_p = out.data_ptr<T>();
   T *hd_p = keep_hd ? hd.data_ptr<T>() : nullptr, *act_p = act.data_ptr<T>(), *u_p = u.data_ptr<T>();
 
+  if (lni) {  // N_i needs no state: every row at once, in parallel, before the serial loop
+    T *xhat_p = xhat.data_ptr<T>(), *rstd_i_p = rstd_i.data_ptr<T>();
+    at::parallel_for(0, Tn * B, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t row = r0; row < r1; ++row) {
+        const int64_t t = row / B, b = row % B;
+        if (t < len[b]) rstd_i_p[row] = normalize(xg_p + (b * Tn + t) * G, xhat_p + row * G, G, eps);
+      }
+    });
+  }
   for (int64_t t = 0; t < Tn; ++t) {
     const int64_t tb = t * B;
     T* hd_t = keep_hd ? hd_p + tb * H : h_p;  // a row reads its own h before it writes it
@@ -222,9 +233,8 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
           continue;
         }
         const T *x_r = xg_p + xrow_i * G, *hd_r = hd_t + b * H, *zh_r = zh_p ? zh_p + row * H : zeros.data();
-        if (lni) {  // xg = N_i(x W_ih^T) + b_ih, one row at a time
-          T* xh_r = xhat.data_ptr<T>() + row * G;
-          rstd_i.data_ptr<T>()[row] = normalize(x_r, xh_r, G, eps);
+        if (lni) {  // xg = N_i(x W_ih^T) + b_ih, normalised before the loop
+          const T* xh_r = xhat.data_ptr<T>() + row * G;
           const T *gain = data_or_null<T>(lni_w), *bias = data_or_null<T>(b_ih);
           if (!bias) bias = zeros.data();
 #pragma omp simd
@@ -373,12 +383,11 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
   }
   Tensor dx = lni ? at::empty({Tn, B, G}, opt) : Tensor();  // d(x W_ih^T) through N_i
   const int64_t GU = kind == 2 ? 2 * H : G;  // columns of the (first) recurrent product
-  // With N_i (the layer-norm cells) dx is what goes back, and da is one step's only: its
-  // sums (the biases' and gains' gradients) are taken step by step, which keeps a buffer over
-  // all steps out of the peak memory.
+  // With N_i (the layer-norm cells) dx is what goes back, and da is one step's only: dx
+  // holds every step's da until N_i's backward runs over all of it after the loop (a second
+  // buffer over all steps would raise the peak memory).
   Tensor da = lni ? at::empty({B, G}, opt) : at::empty({Tn, B, G}, opt);
-  Tensor da_sum = lni ? at::zeros({G}, opt) : Tensor(), da_uhat = lni && ln ? at::zeros({G}, opt) : Tensor();
-  Tensor da_xhat = lni ? at::zeros({G}, opt) : Tensor();
+  Tensor da_sum, da_uhat, da_xhat;  // with N_i: sums over da, the biases' and gains' gradients
   Tensor du = ln ? at::empty({B, GU}, opt) : lstm ? da : at::empty({Tn, B, GU}, opt);
   Tensor dw = ln ? at::zeros({G, H}, opt) : Tensor();
   // GRU with N: one step's d(u_n), and the n gate's bias and gain gradients summed step by step
@@ -506,11 +515,7 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
             dn_r[j] = dan;
           }
         }
-        if (lni) {  // d(x W_ih^T) through N_i (layer-norm cells: kinds 0 and 1)
-          T* dx_r = dx.data_ptr<T>() + row * G;
-          std::copy(da_r, da_r + G, dx_r);
-          normalize_backward(dx_r, xhat.data_ptr<T>() + row * G, data_or_null<T>(lni_w), rstd_i.data_ptr<T>()[row], G);
-        }
+        if (lni) std::copy(da_r, da_r + G, dx.data_ptr<T>() + row * G);  // N_i's backward: after the loop
         if (ln) {  // d product through N, in place; the LSTM's d(N output) is da itself
           if (lstm) std::copy(da_r, da_r + G, du_r);
           else std::copy(du_r + 2 * H, du_r + 3 * H, dn_r);
@@ -522,11 +527,6 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
     if (kind == 2) {
       at::mm_out(drh, du_n[t], w_n);
       at::parallel_for(0, B, kRowGrain, [&](int64_t b0, int64_t b1) { rows(b0, b1, 1); });
-    }
-    if (lni) {  // this step's share of the sums over da
-      da_sum.add_(column_sum<T>(da));
-      if (ln) da_uhat.add_(column_sum<T>(da, uhat[t]));
-      da_xhat.add_(column_sum<T>(da, xhat[t]));
     }
     const Tensor du_t = ln ? du : du[t];
     at::mm_out(dhd, du_t, w_u);
@@ -545,9 +545,20 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
       }
     });
   }
-  // parameter gradients, summed over all steps at once (with N_i, da's sums came step by step)
+  // parameter gradients, summed over all steps at once
   auto flat = [&](const Tensor& x) { return x.reshape({Tn * B, x.size(2)}); };
   auto none = [&] { return at::empty({0}, opt); };  // a custom op's outputs may not alias
+  if (lni) {  // dx holds da: its sums, then d(x W_ih^T) through N_i, every row in parallel
+    da_sum = column_sum<T>(flat(dx));
+    if (ln) da_uhat = column_sum<T>(flat(dx), flat(uhat));
+    da_xhat = column_sum<T>(flat(dx), flat(xhat));
+    T* dx_p = dx.data_ptr<T>();
+    const T *xhat_p = xhat.data_ptr<T>(), *rstd_i_p = rstd_i.data_ptr<T>(), *gain = data_or_null<T>(lni_w);
+    at::parallel_for(0, Tn * B, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t row = r0; row < r1; ++row)
+        if (row / B < len[row % B]) normalize_backward(dx_p + row * G, xhat_p + row * G, gain, rstd_i_p[row], G);
+    });
+  }
   if (!ln) dw = at::mm(flat(du).t(), flat(hd));
   Tensor db, dln = none();
   if (lstm) {  // b_hh and N's gain act where the gates' pre-activation is formed
