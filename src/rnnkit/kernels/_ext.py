@@ -30,10 +30,11 @@ SOURCES = Path(__file__).parent / "csrc"
 # the cache key). -ffast-math lets GCC call glibc's vector exp in the simd loops; it is a
 # compile flag only, so the shared library does not set the process's flush-to-zero mode.
 # -fopenmp: without it ATen's at::parallel_for, a header template, compiles to a serial
-# loop in this file's code. The library it links, libgomp.so.1, is the one torch has
-# already loaded (same soname), so torch.set_num_threads governs both.
-CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
-LDFLAGS = ["-fopenmp"]
+# loop in our code. The library it links, libgomp.so.1, is the one torch has already
+# loaded (same soname), so torch.set_num_threads governs both. A compiler without OpenMP
+# (Apple's clang) gets the second set: the same kernels, their parallel passes serial.
+CFLAGS = ["-O3", "-march=native", "-ffast-math"]
+FLAG_SETS = ((CFLAGS + ["-fopenmp"], ["-fopenmp"]), (CFLAGS + ["-fopenmp-simd"], []))
 
 
 def _cpu_flags() -> bytes:
@@ -44,10 +45,10 @@ def _cpu_flags() -> bytes:
     return next((line for line in info.splitlines() if line.startswith("flags")), "").encode()
 
 
-def build_dir(name: str) -> Path:
+def build_dir(name: str, cflags: list[str] = FLAG_SETS[0][0], ldflags: list[str] = FLAG_SETS[0][1]) -> Path:
     source = SOURCES / f"{name}.cpp"
     headers = b"".join(h.read_bytes() for h in sorted(SOURCES.glob("*.h")))  # included sources count too
-    key = source.read_bytes() + headers + " ".join(CFLAGS + LDFLAGS).encode() + _cpu_flags()
+    key = source.read_bytes() + headers + " ".join(cflags + ldflags).encode() + _cpu_flags()
     digest = hashlib.sha256(key).hexdigest()[:12]
     return cache_dir() / "ext" / f"torch-{torch.__version__}" / f"{name}-{digest}"
 
@@ -57,20 +58,22 @@ def load(name: str) -> ModuleType | None:
     """The compiled ``csrc/<name>.cpp``, or None (warned once) when it cannot be built."""
     if os.environ.get("RNNKIT_NO_EXT", "") not in ("", "0"):
         return None
-    build = build_dir(name)
-    try:
-        from torch.utils.cpp_extension import load as build_and_load
+    from torch.utils.cpp_extension import load as build_and_load
 
-        build.mkdir(parents=True, exist_ok=True)
-        if not any(build.glob("*.so")):
-            print(f"rnnkit: compiling the {name} kernel into {build} (once; about a minute)",
-                  file=sys.stderr, flush=True)
-        return build_and_load(f"rnnkit_{name}_{build.name.rsplit('-', 1)[1]}", [str(SOURCES / f"{name}.cpp")],
-                              build_directory=str(build), extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
-                              verbose=False)
-    except (OSError, RuntimeError, ImportError, subprocess.SubprocessError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        warnings.warn(f"rnnkit: the compiled {name} kernel could not be built ({reason}); the "
-                      f"pure-PyTorch executors run instead. RNNKIT_NO_EXT=1 skips the attempt.",
-                      RuntimeWarning, stacklevel=2)
-        return None
+    reasons = []
+    for cflags, ldflags in FLAG_SETS:
+        build = build_dir(name, cflags, ldflags)
+        try:
+            build.mkdir(parents=True, exist_ok=True)
+            if not any(build.glob("*.so")):
+                print(f"rnnkit: compiling the {name} kernel into {build} (once; about a minute)",
+                      file=sys.stderr, flush=True)
+            module = f"rnnkit_{name}_{build.name.rsplit('-', 1)[1]}"
+            return build_and_load(module, [str(SOURCES / f"{name}.cpp")], build_directory=str(build),
+                                  extra_cflags=cflags, extra_ldflags=ldflags, verbose=False)
+        except (OSError, RuntimeError, ImportError, subprocess.SubprocessError) as e:
+            reasons.append(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+    warnings.warn(f"rnnkit: the compiled {name} kernel could not be built ({reasons[-1]}); the "
+                  f"pure-PyTorch executors run instead. RNNKIT_NO_EXT=1 skips the attempt.",
+                  RuntimeWarning, stacklevel=2)
+    return None

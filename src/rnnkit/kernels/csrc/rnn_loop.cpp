@@ -43,7 +43,7 @@ using rnnkit::sigmoid;
 
 // Rows per thread in the per-step gate passes: the reference shape's 32 rows go to two
 // threads. (Until 2026-11-28 this file was built without -fopenmp, so at::parallel_for ran
-// serially and splitting rows measured nothing; see _ext.CFLAGS.)
+// serially and splitting rows measured nothing; see _ext.FLAG_SETS.)
 constexpr int64_t kRowGrain = 16;
 
 // An optional tensor is absent when None, undefined or empty (the Python side's None)
