@@ -37,6 +37,24 @@ def random_loss(result, seed: int = 1) -> Tensor:
     return sum((t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum() for t in flatten(result))
 
 
+def same_on_two_threads(model, x: Tensor, **kw) -> None:
+    """A training step of ``model`` on 1 and on 2 intra-op threads gives the same output and
+    gradients (the suite itself runs on one thread, so parallel passes are tested here)."""
+    results = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            x.grad = None
+            model.zero_grad()
+            torch.manual_seed(3)  # the same masks where the model draws any
+            out = model(x, **kw)
+            random_loss(out).backward()
+            results.append((out, grads([x, *model.parameters()])))
+        finally:
+            torch.set_num_threads(1)
+    assert_all_close(results[1], results[0])
+
+
 def check_cell(cell: Cell, batch: int = 3) -> None:
     """Shapes, dtype propagation, state helpers and state_dict round trip for one cell."""
     x_BI = torch.randn(batch, cell.input_size)

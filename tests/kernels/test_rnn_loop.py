@@ -10,7 +10,7 @@ import rnnkit
 from rnnkit import kernels
 from rnnkit.cells import LayerNormLSTMCell, LSTMCell
 from rnnkit.kernels import _ext, loop
-from tests.harness import assert_all_close, grads, random_loss
+from tests.harness import assert_all_close, grads, random_loss, same_on_two_threads
 
 pytestmark = pytest.mark.skipif(_ext.load("rnn_loop") is None, reason="the extension could not be built")
 B, T = 5, 7
@@ -187,16 +187,4 @@ def test_two_threads_split_the_rows_and_give_the_same_numbers(name):
     model = TRAINING[name](backend="loop", batch_first=True).train()
     x = torch.randn(40, T, 3, requires_grad=True)
     lengths = torch.randint(1, T + 1, (40,))
-    results = []
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        try:
-            x.grad = None
-            model.zero_grad()
-            torch.manual_seed(3)
-            out = model(x, lengths=lengths)
-            random_loss(out).backward()
-            results.append((out, grads([x, *model.parameters()])))
-        finally:
-            torch.set_num_threads(1)
-    assert_all_close(results[1], results[0])
+    same_on_two_threads(model, x, lengths=lengths)
