@@ -260,7 +260,8 @@ class DropIn(nn.Module):
 
     @property
     def int8(self) -> bool:
-        return self._int8
+        # a layer pickled whole before int8 was a property keeps it as a plain attribute
+        return self.__dict__.get("_int8", self.__dict__.get("int8", False))
 
     @int8.setter
     def int8(self, value: bool) -> None:
