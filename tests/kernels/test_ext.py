@@ -14,7 +14,8 @@ class FakeCompiler:
     def __call__(self, name, sources, *, build_directory, extra_cflags, extra_ldflags, verbose):
         self.calls.append(extra_cflags)
         if not self.works or ("-fopenmp" in extra_cflags and not self.openmp):
-            raise RuntimeError("error: unsupported option '-fopenmp'")
+            raise RuntimeError("Error building extension: [1/2] c++ -O3 ... -c step.cpp\n"
+                               "c++: error: unsupported option '-fopenmp'\nninja: build stopped")
         return f"built with {extra_cflags[-1]}"
 
 
@@ -46,6 +47,6 @@ def test_a_compiler_without_openmp_gets_the_serial_build(compiler):
 
 def test_nothing_builds_warns_once_and_returns_none(compiler):
     compiler.works = False
-    with pytest.warns(RuntimeWarning, match="could not be built .*unsupported option"):
+    with pytest.warns(RuntimeWarning, match=r"could not be built \(c\+\+: error: unsupported option"):
         assert load("step") is None
     assert len(compiler.calls) == 2

@@ -72,8 +72,15 @@ def load(name: str) -> ModuleType | None:
             return build_and_load(module, [str(SOURCES / f"{name}.cpp")], build_directory=str(build),
                                   extra_cflags=cflags, extra_ldflags=ldflags, verbose=False)
         except (OSError, RuntimeError, ImportError, subprocess.SubprocessError) as e:
-            reasons.append(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+            reasons.append(_reason(e))
     warnings.warn(f"rnnkit: the compiled {name} kernel could not be built ({reasons[-1]}); the "
                   f"pure-PyTorch executors run instead. RNNKIT_NO_EXT=1 skips the attempt.",
                   RuntimeWarning, stacklevel=2)
     return None
+
+
+def _reason(e: Exception) -> str:
+    """The line of a build error that says what went wrong: the compiler's first
+    ``error:`` line where there is one (a failed build's message starts with the command)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return next((line for line in lines if "error:" in line), lines[0] if lines else type(e).__name__)
