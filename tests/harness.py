@@ -37,6 +37,15 @@ def random_loss(result, seed: int = 1) -> Tensor:
     return sum((t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum() for t in flatten(result))
 
 
+def compiles_like_eager(model, x: Tensor, **kw) -> None:
+    """``torch.compile(fullgraph=True)`` traces ``model`` without a graph break, gives eager
+    mode's numbers, and its backward traces too."""
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    got = compiled(x, **kw)
+    assert_all_close(got, model(x, **kw))
+    got[0].sum().backward()
+
+
 def same_on_two_threads(model, x: Tensor, **kw) -> None:
     """A training step of ``model`` on 1 and on 2 intra-op threads gives the same output and
     gradients (the suite itself runs on one thread, so parallel passes are tested here)."""

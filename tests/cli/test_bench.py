@@ -96,14 +96,19 @@ def test_scan_suite_at_tiny_shapes_checks_and_times_every_case(tiny):
     assert {c.name for c in scan.cases(quick=True)} == {"mingru train vs gru", "mingru ragged vs gru"}
 
 
+def skew_outputs(monkeypatch, executor):
+    """The executor module's ``run`` returns outputs 1% off: a fast path gone wrong."""
+    real = executor.run
+    monkeypatch.setattr(executor, "run", lambda cell, x, state, lengths: (
+        lambda out, final: (out * 1.01, final))(*real(cell, x, state, lengths)))
+
+
 def test_scan_suite_reports_executors_that_differ(tiny, monkeypatch):
     from rnnkit.kernels import _ext, fused
 
     if _ext.load("min_scan") is None:
         pytest.skip("the compiled scan could not be built")
-    real = fused.run
-    monkeypatch.setattr(fused, "run", lambda cell, x, state, lengths: (
-        lambda out, final: (out * 1.01, final))(*real(cell, x, state, lengths)))
+    skew_outputs(monkeypatch, fused)
     r = scan.measure(scan.Case("mingru", "train", TINY), repeats=1)
     assert r["executor"] == "fused" and r["status"] == "mismatch" and "ratio" not in r
     assert "the mingru executors differ" in r["error"]
@@ -125,9 +130,7 @@ def test_variants_suite_reports_executors_that_differ(tiny, monkeypatch):
 
     if _ext.load("rnn_loop") is None:
         pytest.skip("the compiled loop could not be built")
-    real = loop.run
-    monkeypatch.setattr(loop, "run", lambda cell, x, state, lengths: (
-        lambda out, final: (out * 1.01, final))(*real(cell, x, state, lengths)))
+    skew_outputs(monkeypatch, loop)
     r = variants.measure(variants.Case("lstm peephole", TINY), repeats=1)
     assert r["executor"] == "loop" and r["status"] == "mismatch" and "ratio" not in r
     assert "the fast executor and the reference loop differ" in r["error"]

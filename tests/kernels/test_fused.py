@@ -9,7 +9,7 @@ import rnnkit
 from rnnkit import kernels
 from rnnkit.cells import HiddenState, MinGRUCell, MinLSTMCell
 from rnnkit.kernels import _ext, fused
-from tests.harness import assert_all_close, grads, random_loss, same_on_two_threads
+from tests.harness import assert_all_close, compiles_like_eager, grads, random_loss, same_on_two_threads
 
 pytestmark = pytest.mark.skipif(_ext.load("min_scan") is None, reason="the extension could not be built")
 CELLS = {"mingru": MinGRUCell, "minlstm": MinLSTMCell}
@@ -58,13 +58,7 @@ def test_float32_stays_close_on_long_sequences(name):
 def test_compiles_without_graph_breaks():
     model = rnnkit.MinGRU(3, 6, num_layers=2, batch_first=True)
     assert {m.executor for m in model.modules() if isinstance(m, rnnkit.Recurrent)} == {"fused"}
-    x = torch.randn(2, 5, 3)
-    lengths = torch.tensor([5, 3])
-    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
-    got = compiled(x, lengths=lengths)
-    want = model(x, lengths=lengths)
-    assert_all_close(got, want)
-    got[0].sum().backward()  # the registered backward traces too
+    compiles_like_eager(model, torch.randn(2, 5, 3), lengths=torch.tensor([5, 3]))
 
 
 def test_without_the_extension_auto_falls_back_to_the_log_space_scan(monkeypatch):

@@ -10,7 +10,7 @@ import rnnkit
 from rnnkit import kernels
 from rnnkit.cells import LayerNormLSTMCell, LSTMCell
 from rnnkit.kernels import _ext, loop
-from tests.harness import assert_all_close, grads, random_loss, same_on_two_threads
+from tests.harness import assert_all_close, compiles_like_eager, grads, random_loss, same_on_two_threads
 
 pytestmark = pytest.mark.skipif(_ext.load("rnn_loop") is None, reason="the extension could not be built")
 B, T = 5, 7
@@ -116,13 +116,7 @@ def test_auto_picks_the_loop_for_variants_and_native_for_plain_cells():
 def test_compiles_without_graph_breaks():
     model = rnnkit.LSTM(3, 6, num_layers=2, batch_first=True, layer_norm=True, zoneout=0.1).eval()
     assert {m.executor for m in model.modules() if isinstance(m, rnnkit.Recurrent)} == {"loop"}
-    x = torch.randn(2, 5, 3)
-    lengths = torch.tensor([5, 3])
-    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
-    got = compiled(x, lengths=lengths)
-    want = model(x, lengths=lengths)
-    assert_all_close(got, want)
-    got[0].sum().backward()  # the registered backward traces too
+    compiles_like_eager(model, torch.randn(2, 5, 3), lengths=torch.tensor([5, 3]))
 
 
 def test_the_op_refuses_bad_lengths_and_shapes():

@@ -19,18 +19,22 @@ def make(**kw):
     return SequenceClassifier(ClassifierConfig(num_classes=3, input_size=2, hidden_size=6, **kw)).eval()
 
 
+def assert_padding_invisible(model):
+    """Whatever the padding holds, the logits stay; each row alone, unpadded, gives the same."""
+    x = torch.randn(3, 5, 2)
+    pad = torch.arange(5)[None, :] >= LENGTHS[:, None]
+    other = torch.where(pad[..., None], 100 * torch.randn(3, 5, 2), x)
+    torch.testing.assert_close(model(x, LENGTHS), model(other, LENGTHS))
+    for b, n in enumerate(LENGTHS.tolist()):
+        torch.testing.assert_close(model(x[b:b + 1, :n])[0], model(x, LENGTHS)[b])
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("pooling", ["last", "mean", "attention"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 def test_padding_content_does_not_change_logits(cell, pooling, bidirectional):
     model = make(cell=cell, pooling=pooling, bidirectional=bidirectional, num_layers=2)
-    x = torch.randn(3, 5, 2)
-    pad = torch.arange(5)[None, :] >= LENGTHS[:, None]
-    other = torch.where(pad[..., None], 100 * torch.randn(3, 5, 2), x)
-    torch.testing.assert_close(model(x, LENGTHS), model(other, LENGTHS))
-    # each row alone, unpadded, gives the same logits: padding is invisible
-    for b, n in enumerate(LENGTHS.tolist()):
-        torch.testing.assert_close(model(x[b:b + 1, :n])[0], model(x, LENGTHS)[b])
+    assert_padding_invisible(model)
 
 
 @pytest.mark.parametrize("cell,pooling,bidirectional", [("lstm", "mean", True), ("gru", "last", False)])
@@ -40,12 +44,7 @@ def test_conv_branch_keeps_padding_invisible(cell, pooling, bidirectional):
     for block in model.conv.blocks:  # evaluation-mode batch norm that is not the identity
         block.norm.running_mean.normal_()
         block.norm.running_var.uniform_(0.5, 2.0)
-    x = torch.randn(3, 5, 2)
-    pad = torch.arange(5)[None, :] >= LENGTHS[:, None]
-    other = torch.where(pad[..., None], 100 * torch.randn(3, 5, 2), x)
-    torch.testing.assert_close(model(x, LENGTHS), model(other, LENGTHS))
-    for b, n in enumerate(LENGTHS.tolist()):
-        torch.testing.assert_close(model(x[b:b + 1, :n])[0], model(x, LENGTHS)[b])
+    assert_padding_invisible(model)
 
 
 def test_conv_features_join_the_recurrent_ones_before_the_head():

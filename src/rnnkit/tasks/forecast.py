@@ -211,10 +211,12 @@ def score(model: Forecaster, series: TimeSeries, start: int, season: int, end: i
     else:
         kept_H = model.interval_scale_H.clone()
         q_BHQ = []
-        for window_1LF, scale_H in zip(windows_BLF.split(1), scales, strict=True):
-            model.interval_scale_H.copy_(scale_H)
-            q_BHQ.append(model.forecast(window_1LF, quantiles=levels, generator=generator))
-        model.interval_scale_H.copy_(kept_H)
+        try:
+            for window_1LF, scale_H in zip(windows_BLF.split(1), scales, strict=True):
+                model.interval_scale_H.copy_(scale_H)
+                q_BHQ.append(model.forecast(window_1LF, quantiles=levels, generator=generator))
+        finally:
+            model.interval_scale_H.copy_(kept_H)
         q_BHQ = torch.cat(q_BHQ)
     q_BHQ = q_BHQ.to(torch.float64).numpy()
     y_N = series.target_N
