@@ -129,17 +129,24 @@ def test_the_op_refuses_bad_lengths_and_shapes():
                       torch.tensor([4, 2]), 1e-5)
 
 
+NO_LN = dict(ln_w=None, lni_w=None, b_ih=None, lnc_w=None, lnc_b=None)
+
+
 @pytest.mark.parametrize("change, message", [
     (dict(lnc_b=None), r"lnc_w and lnc_b come together"),
     (dict(c0=torch.zeros(1, 3, dtype=torch.float64)), r"c0 must be \[2, 3\], got \[1, 3\]"),
     (dict(mask=torch.ones(1, 1, dtype=torch.float64)), r"mask must be \[2, 3\], got \[1, 1\]"),
     (dict(keep_h=torch.ones(4, 2, 2, dtype=torch.float64)), r"keep_h must be \[4, 2, 3\]"),
     (dict(lni_w=None), r"the layer norms of both products come together"),
-    (dict(peep=torch.ones(2, 3, dtype=torch.float64)), r"peep must be \[3, 3\]"),
-], ids=["lnc_b-missing", "c0-shape", "mask-shape", "keep_h-shape", "lni_w-missing", "peep-shape"])
+    (dict(NO_LN, peep=torch.ones(2, 3, dtype=torch.float64)), r"peep must be \[3, 3\]"),
+    (dict(peep=torch.ones(3, 3, dtype=torch.float64)), r"peepholes need the LSTM without N"),
+    (dict(NO_LN, lnc_w=torch.ones(3, dtype=torch.float64), lnc_b=torch.ones(3, dtype=torch.float64)),
+     r"N_c needs the LSTM with N"),
+], ids=["lnc_b-missing", "c0-shape", "mask-shape", "keep_h-shape", "lni_w-missing", "peep-shape",
+        "peep-with-ln", "lnc-without-ln"])
 def test_the_op_checks_every_option(change, message):
     """The kernels trust these shapes: each wrong one is refused before any is read."""
-    inputs = _op_inputs(loop._LSTM, layer_norm=True, peephole=True, masks=True) | change
+    inputs = _op_inputs(loop._LSTM, layer_norm=True, peephole=False, masks=True) | change
     with pytest.raises(RuntimeError, match=message):
         loop.rnn_loop(loop._LSTM, *inputs.values(), torch.tensor([4, 2]), 1e-5)
 
@@ -176,9 +183,42 @@ def test_without_the_extension_auto_falls_back_to_the_reference_loop(monkeypatch
 
 @pytest.mark.parametrize("name", TRAINING)
 def test_two_threads_split_the_rows_and_give_the_same_numbers(name):
-    """The suite runs on one thread; here the per-step row passes really run in parallel
-    (40 rows: three chunks of kRowGrain = 16), ragged rows included."""
+    """The suite runs on one thread; here two blocks of rows really run in parallel (41
+    rows: 21 and 20, so the layer-norm cells' weight-gradient ring has an empty row; 19
+    steps: two full rings of 8 and a partial one), ragged rows included."""
     model = TRAINING[name](backend="loop", batch_first=True).train()
-    x = torch.randn(40, T, 3, requires_grad=True)
-    lengths = torch.randint(1, T + 1, (40,))
+    x = torch.randn(41, 19, 3, requires_grad=True)
+    lengths = torch.randint(1, 20, (41,))
     same_on_two_threads(model, x, lengths=lengths)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_without_blas_the_aten_products_give_the_same_numbers(monkeypatch, dtype):
+    """Where torch exports no BLAS the loop runs all rows as one block through ATen's
+    products; a build with RNNKIT_NO_BLAS (cached like the real one) takes that path."""
+    from torch.utils.cpp_extension import load
+
+    flags = (_ext.FLAG_SETS[0][0] + ["-DRNNKIT_NO_BLAS"], _ext.FLAG_SETS[0][1])
+    build = _ext.build_dir("rnn_loop", *flags)
+    build.mkdir(parents=True, exist_ok=True)
+    without_blas = load(f"rnnkit_rnn_loop_no_blas_{build.name.rsplit('-', 1)[1]}",
+                        [str(_ext.SOURCES / "rnn_loop.cpp")], build_directory=str(build),
+                        extra_cflags=flags[0], extra_ldflags=flags[1])
+    x = torch.randn(6, 11, 3, dtype=dtype)
+    lengths = torch.tensor([11, 1, 4, 9, 11, 2])
+    for name in ("lstm-layer-norm", "gru-reset-before", "lstm-peephole"):
+        model = TRAINING[name](backend="loop", batch_first=True, dtype=dtype).train()
+        results = []
+        for ext in (_ext.load("rnn_loop"), without_blas):
+            monkeypatch.setattr(loop, "_ext", type("Ext", (), {"load": staticmethod(lambda _, ext=ext: ext)}))
+            model.zero_grad()
+            torch.manual_seed(5)
+            torch.set_num_threads(2)  # the BLAS build splits the rows in two blocks, the other cannot
+            try:
+                out = model(x, lengths=lengths)
+                random_loss(out).backward()
+            finally:
+                torch.set_num_threads(1)
+            results.append((out, grads(list(model.parameters()))))
+        assert_all_close(results[1], results[0])

@@ -4,11 +4,13 @@ torch's fused ops run only the plain cells. Layer norm, peepholes, recurrent dro
 zoneout and the reset-before GRU otherwise fall to the reference loop, whose per-step
 Python and autograd overhead makes training 3-4x slower than ``torch.nn.LSTM``. Here
 PyTorch computes x W_ih^T for every step in one GEMM, and ``csrc/rnn_loop.cpp`` does the
-rest: the input side's LayerNorm and bias (layer-norm cells), and per step one GEMM with
-W_hh and one fused pass over the gates, with a hand-written backward. What it stores per
-step: the gate activations, c before and after (LSTM), the layer norms' normalised values,
-and h fed to the product, except for the layer-norm cells without recurrent dropout, whose
-backward reads h_{t-1} from the (then saved) output; see the C++ file.
+rest: the input side's LayerNorm and bias (layer-norm cells), and per step one product with
+W_hh and one fused pass over the gates, each thread running its own block of rows through
+every step, with a hand-written backward. What it stores per step: the gate activations,
+c before and after (LSTM), the recurrent product's normalised values and the LayerNorms' row
+statistics (the input side's is normalised again in the backward, from x W_ih^T, which is
+kept), and h fed to the product, except for the layer-norm cells without recurrent dropout,
+whose backward reads h_{t-1} from the (then saved) output; see the C++ file.
 
 Cells: ``LSTMCell`` (peepholes allowed, no projection), ``LayerNormLSTMCell``, ``GRUCell``
 (either reset placement), ``LayerNormGRUCell``; wrapped as the drop-ins wrap them, from the
@@ -86,7 +88,7 @@ def _saved_shapes(kind: int, T: int, B: int, H: int, G: int, *, ln: bool, lnc: b
     shapes += [(T, B, H)] * (2 if kind == _LSTM else 0 if ln and kind == _GRU else 1)  # c, c' | u_n | r h
     shapes += [(T, B, G), (T, B)] if ln else []
     shapes += [(T, B, H), (T, B)] if lnc else []
-    shapes += [(T, B, G), (T, B)] if lni else []
+    shapes += [(T, B), (T, B)] if lni else []  # N_i's row means and 1/std
     return shapes
 
 
@@ -118,41 +120,45 @@ def rnn_loop_backward(kind: int, grad_out_BTH: Tensor, grad_h_BH: Tensor, grad_c
                       out_BTH: Tensor, h0_BH: Tensor, w_hh: Tensor, b_hh: Tensor, ln_w: Tensor | None,
                       lnc_w: Tensor | None, lnc_b: Tensor | None, peep_3H: Tensor | None,
                       mask_BH: Tensor | None, keep_h_TBH: Tensor | None, keep_c_TBH: Tensor | None,
-                      lni_w: Tensor | None, lengths_B: Tensor, saved: list[Tensor]) -> list[Tensor]:
-    """[d xg (time-major), d h0, d c0, d w_hh, d b_hh, d ln_w, d lnc_w, d lnc_b, d peep, d lni_w,
-    d b_ih] (empty where absent)."""
+                      lni_w: Tensor | None, xg_BTG: Tensor | None, lengths_B: Tensor,
+                      saved: list[Tensor]) -> list[Tensor]:
+    """[d xg (time-major; batch-major with ``lni_w``), d h0, d c0, d w_hh, d b_hh, d ln_w, d lnc_w,
+    d lnc_b, d peep, d lni_w, d b_ih] (empty where absent). ``xg_BTG``, the forward's, with
+    ``lni_w`` only."""
     ext = _ext.load("rnn_loop")
     return ext.rnn_loop_backward(kind, grad_out_BTH, grad_h_BH, grad_c_BH, out_BTH, h0_BH, w_hh, b_hh, ln_w,
-                                 lnc_w, lnc_b, peep_3H, mask_BH, keep_h_TBH, keep_c_TBH, lni_w, lengths_B,
-                                 saved)
+                                 lnc_w, lnc_b, peep_3H, mask_BH, keep_h_TBH, keep_c_TBH, lni_w, xg_BTG,
+                                 lengths_B, saved)
 
 
 @rnn_loop_backward.register_fake
 def _(kind, grad_out_BTH, grad_h_BH, grad_c_BH, out_BTH, h0_BH, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep_3H,
-      mask_BH, keep_h_TBH, keep_c_TBH, lni_w, lengths_B, saved):
+      mask_BH, keep_h_TBH, keep_c_TBH, lni_w, xg_BTG, lengths_B, saved):
     (B, T, H), G = grad_out_BTH.shape, w_hh.shape[0]
     new = grad_out_BTH.new_empty
     absent = (0,)
-    return [new(T, B, G), new(B, H), new(B, H) if kind == _LSTM else new(absent), new(w_hh.shape), new(G),
+    d_xg = new(B, T, G) if lni_w is not None else new(T, B, G)
+    return [d_xg, new(B, H), new(B, H) if kind == _LSTM else new(absent), new(w_hh.shape), new(G),
             new(G if ln_w is not None else 0), *(new(H if lnc_w is not None else 0) for _ in range(2)),
             new((3, H) if peep_3H is not None else absent),
             *(new(G if lni_w is not None else 0) for _ in range(2))]
 
 
 def _setup_context(ctx, inputs, output):
-    kind, _, h0, c0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lni_w, b_ih, lengths_B, _ = (
-        inputs)
+    (kind, xg, h0, c0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lni_w, b_ih, lengths_B,
+     _) = inputs
     ctx.kind, ctx.has_c0, ctx.has_b_ih = kind, c0 is not None, b_ih is not None
     ctx.set_materialize_grads(False)  # no zero-filled gradients for the saved outputs
     # out only where the forward did not store h_{t-1} (the backward reads it there): saved,
     # the output may not be changed in place before the backward
     out = output[0] if output[3].numel() == 0 else None
+    # xg where N_i is done in the op: its backward normalises xg again
     ctx.save_for_backward(out, h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lni_w,
-                          lengths_B, *output[3:])
+                          xg if lni_w is not None else None, lengths_B, *output[3:])
 
 
 def _backward(ctx, grads):
-    out, h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lni_w, lengths_B, *kept = (
+    out, h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lni_w, xg, lengths_B, *kept = (
         ctx.saved_tensors)
     T, B, _ = kept[1].shape  # the gate activations
     H = h0.shape[1]
@@ -160,13 +166,14 @@ def _backward(ctx, grads):
     grad_out, grad_h, grad_c = (torch.zeros(shape, dtype=w_hh.dtype) if g is None else g.contiguous()
                                 for g, shape in zip(grads[:3], [(B, T, H), (B, H), (B, H)], strict=True))
     d = rnn_loop_backward(ctx.kind, grad_out, grad_h, grad_c if ctx.has_c0 else None, out, h0, w_hh, b_hh,
-                          ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lni_w, lengths_B, kept)
+                          ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lni_w, xg, lengths_B, kept)
     d_xg, d_h0, d_c0, d_w, d_b, d_ln, d_lnc_w, d_lnc_b, d_peep, d_lni, d_b_ih = d
 
     def given(grad, input_):
         return None if input_ is None else grad
 
-    return (None, d_xg.transpose(0, 1), d_h0, d_c0 if ctx.has_c0 else None, d_w, d_b, given(d_ln, ln_w),
+    d_xg = d_xg if lni_w is not None else d_xg.transpose(0, 1)  # time-major without N_i
+    return (None, d_xg, d_h0, d_c0 if ctx.has_c0 else None, d_w, d_b, given(d_ln, ln_w),
             given(d_lnc_w, lnc_w), given(d_lnc_b, lnc_b), given(d_peep, peep), None, None, None,
             given(d_lni, lni_w), d_b_ih if ctx.has_b_ih else None, None, None)
 

@@ -4,11 +4,17 @@
 //
 // PyTorch computes the input side x W_ih^T of every step in one GEMM beforehand (with its
 // bias; for the layer-norm cells, their LayerNorm N_i and bias are applied here, a row at a
-// time); this file runs the recurrence. Per step: one GEMM with W_hh (two for the
-// reset-before GRU) through ATen, then the gate math of every row in one fused pass. The
-// backward pass walks time in reverse with the same structure; the weight gradient
+// time); this file runs the recurrence. A row's recurrence never reads another row, so the
+// rows are split into one block per thread and each thread runs its block through every
+// step with no waiting: per step one product with W_hh for the block's rows (two for the
+// reset-before GRU), straight to BLAS, then the gate math of each row in one fused pass.
+// The backward pass walks time in reverse with the same structure; the weight gradient
 // dW_hh = sum_t du_t^T hd_t is one GEMM over all steps at the end, or, with layer norm,
-// summed step by step (to keep d(product) of one step only).
+// summed every few steps per block (to keep d(product) of a few steps only).
+//
+// Measured on 2 cores (docs/performance.md): a block per thread with MKL's packed weights
+// made the layer-norm LSTM's forward 1.5x faster than one ATen GEMM over all rows a step
+// followed by a parallel gate pass, which made each thread read the other's rows.
 //
 // Kinds (gate layout as torch.nn):
 //   0 LSTM   a = xg + N(hd W_hh^T) + b_hh;  (i, f, g, o) = a, peepholes optional
@@ -41,11 +47,6 @@ namespace {
 
 using rnnkit::sigmoid;
 
-// Rows per thread in the per-step gate passes: the reference shape's 32 rows go to two
-// threads. (Until 2026-11-28 this file was built without -fopenmp, so at::parallel_for ran
-// serially and splitting rows measured nothing; see _ext.FLAG_SETS.)
-constexpr int64_t kRowGrain = 16;
-
 // An optional tensor is absent when None, undefined or empty (the Python side's None)
 bool given(const OptTensor& t) { return t && t->defined() && t->numel(); }
 
@@ -59,9 +60,9 @@ Tensor empty_like_or_none(bool needed, at::IntArrayRef shape, const Tensor& like
   return zeroed ? at::zeros(shape, like.options()) : at::empty(shape, like.options());
 }
 
-// LayerNorm statistics of one row: writes xhat = (x - mean) * rstd, returns rstd
+// LayerNorm statistics of one row: (mean, 1 / standard deviation)
 template <typename T>
-T normalize(const T* x, T* xhat, int64_t n, double eps) {
+std::pair<T, T> moments(const T* x, int64_t n, double eps) {
   // accumulated in T: a float32 row of 1024 loses ~1e-6 relative, as torch's own LayerNorm
   T sum = 0, sq = 0;
 #pragma omp simd reduction(+ : sum)
@@ -69,9 +70,21 @@ T normalize(const T* x, T* xhat, int64_t n, double eps) {
   const T m = sum / T(n);
 #pragma omp simd reduction(+ : sq)
   for (int64_t j = 0; j < n; ++j) sq += (x[j] - m) * (x[j] - m);
-  const T rstd = T(1) / std::sqrt(sq / T(n) + T(eps));
+  return {m, T(1) / std::sqrt(sq / T(n) + T(eps))};
+}
+
+// xhat = (x - mean) * rstd
+template <typename T>
+void standardize(const T* x, T mean, T rstd, T* xhat, int64_t n) {
 #pragma omp simd
-  for (int64_t j = 0; j < n; ++j) xhat[j] = (x[j] - m) * rstd;
+  for (int64_t j = 0; j < n; ++j) xhat[j] = (x[j] - mean) * rstd;
+}
+
+// LayerNorm of one row without its gain: writes xhat, returns rstd
+template <typename T>
+T normalize(const T* x, T* xhat, int64_t n, double eps) {
+  const auto [mean, rstd] = moments(x, n, eps);
+  standardize(x, mean, rstd, xhat, n);
   return rstd;
 }
 
@@ -100,8 +113,7 @@ Tensor column_sum(const Tensor& a, const Tensor& b = Tensor()) {
   Tensor out = at::empty({C}, a.options());
   const T *a_p = a.data_ptr<T>(), *b_p = b.defined() ? b.data_ptr<T>() : nullptr;
   T* o_p = out.data_ptr<T>();
-  // one step's rows (the per-step sums of the layer-norm cells' backward) stay on this
-  // thread: waking a second one several times a step cost more than the sum itself
+  // a small sum stays on this thread: waking a second one would cost more than the sum
   const int64_t grain = R * C < (int64_t(1) << 16) ? C : 64;
   at::parallel_for(0, C, grain, [&](int64_t c0, int64_t c1) {
     std::vector<T> acc(c1 - c0, T(0));
@@ -120,6 +132,115 @@ Tensor column_sum(const Tensor& a, const Tensor& b = Tensor()) {
   });
   return out;
 }
+
+// BLAS, as ATen itself calls it (libtorch exports MKL's or OpenBLAS's); weak, so that a
+// torch without it still loads this file and takes the ATen path. MKL's packed GEMM too.
+extern "C" {
+void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
+            const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+            const int* ldc) __attribute__((weak));
+void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
+            const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+            const int* ldc) __attribute__((weak));
+size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k) __attribute__((weak));
+void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k, float alpha, const float* src,
+                      int ld, float* dest) __attribute__((weak));
+void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda,
+                         const float* b, int ldb, float beta, float* c, int ldc) __attribute__((weak));
+}
+enum { kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162 };
+
+template <typename T>
+void gemm(const char* ta, const char* tb, int m, int n, int k, T alpha, const T* a, int lda, const T* b, int ldb,
+          T beta, T* c, int ldc) {
+  if constexpr (std::is_same_v<T, float>) sgemm_(ta, tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc);
+  else dgemm_(ta, tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc);
+}
+
+// Whether the products can run inside the loop's threads: straight to BLAS (ATen's ops
+// would need the calling thread's thread-local state there)
+template <typename T>
+bool blas_at_hand() {
+#ifdef RNNKIT_NO_BLAS  // the tests' build of the ATen path
+  return false;
+#else
+  return std::is_same_v<T, float> ? sgemm_ != nullptr : dgemm_ != nullptr;
+#endif
+}
+
+// One weight's product with a block of rows, row-major: y (m, n) = x (m, k) W^T for W (n, k)
+// (the forward), or x (m, k) W for W (k, n) (the backward). float32 with MKL: W in MKL's
+// packed layout, made once per call, which its GEMM reads faster at these shapes (32 rows:
+// 7-9 against 11-16 ms for 128 steps); else BLAS; without BLAS, ATen (from one thread only).
+template <typename T>
+class Product {
+ public:
+  Product(const Tensor& w, bool transposed, int64_t rows)
+      : w_(w.contiguous()), t_(transposed), n_(w.size(transposed ? 0 : 1)), k_(w.size(transposed ? 1 : 0)) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (blas_at_hand<T>() && cblas_sgemm_pack && cblas_sgemm_compute && cblas_sgemm_pack_get_size) {
+        const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, rows, n_, k_);
+        packed_ = at::empty({int64_t(bytes / sizeof(float)) + 1}, w.options());
+        cblas_sgemm_pack(kRowMajor, kBMatrix, t_ ? kTrans : kNoTrans, rows, n_, k_, 1.f, w_.data_ptr<float>(),
+                         w_.size(1), packed_.data_ptr<float>());
+      }
+    }
+  }
+
+  // y = x op(W) for m rows of x, ldx apart
+  void operator()(const T* x, int64_t ldx, int64_t m, T* y) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (packed_.defined()) {
+        cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, m, n_, k_, x, ldx, packed_.data_ptr<float>(), n_, 0.f, y,
+                            n_);
+        return;
+      }
+    }
+    if (blas_at_hand<T>()) {  // column-major: y^T = op(W)^T x^T
+      gemm<T>(t_ ? "T" : "N", "N", n_, m, k_, T(1), w_.data_ptr<T>(), w_.size(1), x, ldx, T(0), y, n_);
+      return;
+    }
+    Tensor x_ = at::from_blob(const_cast<T*>(x), {m, k_}, {ldx, 1}, w_.options());
+    Tensor y_ = at::from_blob(y, {m, n_}, w_.options());
+    at::mm_out(y_, x_, t_ ? w_.t() : w_);
+  }
+
+ private:
+  Tensor w_, packed_;
+  bool t_;
+  int64_t n_, k_;
+};
+
+// dW (n, k) += dy^T x over m rows: dy (m, n), x (m, k, rows ldx apart); BLAS or, as Product, ATen
+template <typename T>
+void add_outer(T* dw, int64_t n, int64_t k, const T* dy, const T* x, int64_t ldx, int64_t m) {
+  if (blas_at_hand<T>()) {  // column-major: dW^T (k, n) += x^T (k, m) dy (m, n)
+    gemm<T>("N", "T", k, n, m, T(1), x, ldx, dy, n, T(1), dw, k);
+    return;
+  }
+  const auto opt = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  Tensor dw_ = at::from_blob(dw, {n, k}, opt);
+  Tensor dy_ = at::from_blob(const_cast<T*>(dy), {m, n}, opt);
+  dw_.addmm_(dy_.t(), at::from_blob(const_cast<T*>(x), {m, k}, {ldx, 1}, opt));
+}
+
+// The rows in blocks, a block per thread, each block through every step: a row's recurrence
+// reads no other row, so the threads never wait for each other. One block where the
+// products cannot run in the threads.
+template <typename T>
+struct Blocks {
+  int64_t B, n = blas_at_hand<T>() ? std::min<int64_t>(B, at::get_num_threads()) : 1, rows = (B + n - 1) / n;
+
+  template <typename F>  // f(block, first row, end row)
+  void run(const F& f) const {
+    at::parallel_for(0, n, 1, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) f(k, k * rows, std::min(B, (k + 1) * rows));
+    });
+  }
+};
+
+// Steps whose weight gradient is summed in one product (the layer-norm cells' backward)
+constexpr int64_t kSteps = 8;
 
 struct Dims {
   int64_t T, B, H, G;
@@ -157,13 +278,14 @@ std::vector<Tensor> present(std::initializer_list<OptTensor> opts) {
 // ---------------------------------------------------------------------------------------
 // forward
 // xg and out are batch-major (B,T,.), as the layers hold them; what is saved is time-major
-// (T,B,.), so that each step's rows are one matrix for the GEMMs.
+// (T,B,.), so that a block's rows at one step are one matrix for the products.
 // Returns [out (B,T,H), h_T, c_T (LSTM; else empty), *saved]. Saved, per kind:
 //   LSTM: hd (T,B,H; empty with N and no mask), act (T,B,4H) = s(i), s(f), tanh(g), s(o);
 //         c_prev, c_new (T,B,H); with N: uhat (T,B,G), rstd (T,B); with N_c: chat (T,B,H),
 //         rstd_c (T,B)
 //   GRU:  hd, act (T,B,3H) = r, z, n; u_n (T,B,H; empty with N); with N: uhat, rstd
 //   GRU2: hd, act = r, z, n; rh (T,B,H) = r hd
+// and last, with N, N_i's row statistics mean_i, rstd_i (T,B).
 template <typename T>
 std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h0, const OptTensor& c0,
                                  const Tensor& w_hh, const Tensor& b_hh, const OptTensor& ln_w,
@@ -188,11 +310,15 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
   Tensor chat = empty_like_or_none(lnc, {Tn, B, H}, xg, z), rstd_c = empty_like_or_none(lnc, {Tn, B}, xg, z);
   Tensor u_n = empty_like_or_none(kind == 1 && !ln, {Tn, B, H}, xg, z);
   Tensor rh = empty_like_or_none(kind == 2, {Tn, B, H}, xg, z);
-  // N_i, the input side's LayerNorm (gain lni_w, then + b_ih), when it is done here
-  const bool lni = data_or_null<T>(lni_w);
-  Tensor xhat = empty_like_or_none(lni, {Tn, B, G}, xg, z), rstd_i = empty_like_or_none(lni, {Tn, B}, xg, z);
-  Tensor u = at::empty({B, kind == 2 ? 2 * H : G}, opt), u2 = at::empty({B, kind == 2 ? H : 0}, opt);
-  Tensor w_t = (kind == 2 ? w_hh.narrow(0, 0, 2 * H) : w_hh).t(), w_n_t = w_hh.narrow(0, 2 * H, H).t();
+  // N_i, the input side's LayerNorm (gain lni_w, then + b_ih), which comes with N: its row
+  // statistics only, the backward normalises xg again (cheaper than writing xhat)
+  Tensor mean_i = empty_like_or_none(ln, {Tn, B}, xg, z), rstd_i = empty_like_or_none(ln, {Tn, B}, xg, z);
+  const int64_t GU = kind == 2 ? 2 * H : G;  // columns of the (first) recurrent product
+  Tensor u = at::empty({B, GU}, opt), u2 = at::empty({B, kind == 2 ? H : 0}, opt);
+  const Blocks<T> blocks{B};
+  const Product<T> product(w_hh.narrow(0, 0, GU), true, blocks.rows);
+  const std::optional<Product<T>> product_n =
+      kind == 2 ? std::make_optional<Product<T>>(w_hh.narrow(0, 2 * H, H), true, blocks.rows) : std::nullopt;
 
   // absent options become neutral arrays (peepholes 0, zoneout 0, gain 1, shift 0), so that
   // each loop below is one branch-free simd loop (glibc's vector exp and tanh)
@@ -204,124 +330,120 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
   const T *p_i = pp ? pp : zeros.data(), *p_f = pp ? pp + H : zeros.data(), *p_o = pp ? pp + 2 * H : zeros.data();
   T *h_p = h.data_ptr<T>(), *c_p = lstm ? c.data_ptr<T>() : nullptr, *out_p = out.data_ptr<T>();
   T *hd_p = keep_hd ? hd.data_ptr<T>() : nullptr, *act_p = act.data_ptr<T>(), *u_p = u.data_ptr<T>();
+  T *rh_p = kind == 2 ? rh.data_ptr<T>() : nullptr, *u2_p = u2.data_ptr<T>();
 
-  if (lni) {  // N_i needs no state: every row at once, in parallel, before the serial loop
-    T *xhat_p = xhat.data_ptr<T>(), *rstd_i_p = rstd_i.data_ptr<T>();
-    at::parallel_for(0, Tn * B, 16, [&](int64_t r0, int64_t r1) {
-      for (int64_t row = r0; row < r1; ++row) {
-        const int64_t t = row / B, b = row % B;
-        if (t < len[b]) rstd_i_p[row] = normalize(xg_p + (b * Tn + t) * G, xhat_p + row * G, G, eps);
+  const T *gain_i = data_or_null<T>(lni_w), *b_i = given(b_ih) ? data_or_null<T>(b_ih) : zeros.data();
+  T *mean_i_p = ln ? mean_i.data_ptr<T>() : nullptr, *rstd_i_p = ln ? rstd_i.data_ptr<T>() : nullptr;
+  blocks.run([&](int64_t, int64_t b0, int64_t b1) {
+    std::vector<T> xrow(ln ? G : 0);
+    for (int64_t t = 0; t < Tn; ++t) {
+      const int64_t tb = t * B;
+      T* hd_t = keep_hd ? hd_p + tb * H : h_p;  // a row reads its own h before it writes it
+      if (m_p) {
+        for (int64_t k = b0 * H; k < b1 * H; ++k) hd_t[k] = h_p[k] * m_p[k];
+      } else if (keep_hd) {
+        std::copy(h_p + b0 * H, h_p + b1 * H, hd_t + b0 * H);
       }
-    });
-  }
-  for (int64_t t = 0; t < Tn; ++t) {
-    const int64_t tb = t * B;
-    T* hd_t = keep_hd ? hd_p + tb * H : h_p;  // a row reads its own h before it writes it
-    if (m_p) {
-      for (int64_t k = 0; k < B * H; ++k) hd_t[k] = h_p[k] * m_p[k];
-    } else if (keep_hd) {
-      std::copy(h_p, h_p + B * H, hd_t);
-    }
-    at::mm_out(u, keep_hd ? hd[t] : h, w_t);
-    auto rows = [&](int64_t b0, int64_t b1, int pass) {
-      std::vector<T> xrow(lni ? G : 0);
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t row = tb + b, xrow_i = b * Tn + t;  // row: time-major buffers; xrow_i: xg and out
-        T *o_r = out_p + xrow_i * H, *h_r = h_p + b * H, *a_r = act_p + row * G;
-        if (t >= len[b]) {
-          if (pass == 0) std::fill(o_r, o_r + H, T(0));
-          continue;
-        }
-        const T *x_r = xg_p + xrow_i * G, *hd_r = hd_t + b * H, *zh_r = zh_p ? zh_p + row * H : zeros.data();
-        if (lni) {  // xg = N_i(x W_ih^T) + b_ih, normalised before the loop
-          const T* xh_r = xhat.data_ptr<T>() + row * G;
-          const T *gain = data_or_null<T>(lni_w), *bias = data_or_null<T>(b_ih);
-          if (!bias) bias = zeros.data();
-#pragma omp simd
-          for (int64_t k = 0; k < G; ++k) xrow[k] = xh_r[k] * gain[k] + bias[k];
-          x_r = xrow.data();
-        }
-        T* u_r = u_p + b * u.size(1);
-        if (kind == 2 && pass == 0) {  // r and z, then r * hd for the second product
-          T* rh_r = rh.data_ptr<T>() + row * H;
-#pragma omp simd
-          for (int64_t j = 0; j < H; ++j) {
-            const T r = sigmoid(x_r[j] + u_r[j] + b_p[j]), z = sigmoid(x_r[H + j] + u_r[H + j] + b_p[H + j]);
-            a_r[j] = r;
-            a_r[H + j] = z;
-            rh_r[j] = r * hd_r[j];
+      product(hd_t + b0 * H, H, b1 - b0, u_p + b0 * GU);
+      auto rows = [&](int pass) {
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t row = tb + b, xrow_i = b * Tn + t;  // row: time-major buffers; xrow_i: xg and out
+          T *o_r = out_p + xrow_i * H, *h_r = h_p + b * H, *a_r = act_p + row * G;
+          if (t >= len[b]) {
+            if (pass == 0) std::fill(o_r, o_r + H, T(0));
+            continue;
           }
-          continue;
-        }
-        if (ln) {
-          T* uh_r = uhat.data_ptr<T>() + row * G;
-          rstd.data_ptr<T>()[row] = normalize(u_r, uh_r, G, eps);
+          const T *x_r = xg_p + xrow_i * G, *hd_r = hd_t + b * H, *zh_r = zh_p ? zh_p + row * H : zeros.data();
+          if (ln) {  // xg = N_i(x W_ih^T) + b_ih
+            const auto [m, r] = moments(x_r, G, eps);
+            mean_i_p[row] = m;
+            rstd_i_p[row] = r;
 #pragma omp simd
-          for (int64_t k = 0; k < G; ++k) u_r[k] = uh_r[k] * lnw[k];
-        }
-        if (lstm) {
-          T *cp_r = c_prev.data_ptr<T>() + row * H, *cn_r = c_new.data_ptr<T>() + row * H, *c_r = c_p + b * H;
-#pragma omp simd
-          for (int64_t j = 0; j < H; ++j) {
-            const T c_old = c_r[j];
-            const T i = sigmoid(x_r[j] + u_r[j] + b_p[j] + p_i[j] * c_old);
-            const T f = sigmoid(x_r[H + j] + u_r[H + j] + b_p[H + j] + p_f[j] * c_old);
-            const T g = std::tanh(x_r[2 * H + j] + u_r[2 * H + j] + b_p[2 * H + j]);
-            const T c1 = f * c_old + i * g;
-            a_r[j] = i;
-            a_r[H + j] = f;
-            a_r[2 * H + j] = g;
-            a_r[3 * H + j] = sigmoid(x_r[3 * H + j] + u_r[3 * H + j] + b_p[3 * H + j] + p_o[j] * c1);
-            cp_r[j] = c_old;
-            cn_r[j] = c1;
+            for (int64_t k = 0; k < G; ++k) xrow[k] = (x_r[k] - m) * r * gain_i[k] + b_i[k];
+            x_r = xrow.data();
           }
-          const T* c_in = cn_r;  // N_c's input, or its normalised value
-          if (lnc) {
-            T* ch_r = chat.data_ptr<T>() + row * H;
-            rstd_c.data_ptr<T>()[row] = normalize(cn_r, ch_r, H, eps);
-            c_in = ch_r;
-          }
-          const T* zc_r = zc_p ? zc_p + row * H : zeros.data();
+          T* u_r = u_p + b * GU;
+          if (kind == 2 && pass == 0) {  // r and z, then r * hd for the second product
+            T* rh_r = rh.data_ptr<T>() + row * H;
 #pragma omp simd
-          for (int64_t j = 0; j < H; ++j) {
-            const T h1 = a_r[3 * H + j] * std::tanh(c_in[j] * lncw[j] + lncb[j]);
-            h_r[j] = zh_r[j] * h_r[j] + (T(1) - zh_r[j]) * h1;
-            c_r[j] = zc_r[j] * c_r[j] + (T(1) - zc_r[j]) * cn_r[j];
-            o_r[j] = h_r[j];
+            for (int64_t j = 0; j < H; ++j) {
+              const T r = sigmoid(x_r[j] + u_r[j] + b_p[j]), z = sigmoid(x_r[H + j] + u_r[H + j] + b_p[H + j]);
+              a_r[j] = r;
+              a_r[H + j] = z;
+              rh_r[j] = r * hd_r[j];
+            }
+            continue;
           }
-        } else if (kind == 1) {  // u holds all three products
-          T* un_r = ln ? u_r + 2 * H : u_n.data_ptr<T>() + row * H;  // the backward makes it from uhat with N
+          if (ln) {
+            T* uh_r = uhat.data_ptr<T>() + row * G;
+            rstd.data_ptr<T>()[row] = normalize(u_r, uh_r, G, eps);
 #pragma omp simd
-          for (int64_t j = 0; j < H; ++j) {
-            const T r = sigmoid(x_r[j] + u_r[j] + b_p[j]), z = sigmoid(x_r[H + j] + u_r[H + j] + b_p[H + j]);
-            un_r[j] = u_r[2 * H + j] + b_p[2 * H + j];
-            const T n = std::tanh(x_r[2 * H + j] + r * un_r[j]);
-            a_r[j] = r;
-            a_r[H + j] = z;
-            a_r[2 * H + j] = n;
-            const T h1 = (T(1) - z) * n + z * hd_r[j];
-            h_r[j] = zh_r[j] * h_r[j] + (T(1) - zh_r[j]) * h1;
-            o_r[j] = h_r[j];
+            for (int64_t k = 0; k < G; ++k) u_r[k] = uh_r[k] * lnw[k];
           }
-        } else {  // kind 2's second pass: u2 holds (r hd) W_n^T
-          const T* un = u2.data_ptr<T>() + b * H;
+          if (lstm) {
+            T *cp_r = c_prev.data_ptr<T>() + row * H, *cn_r = c_new.data_ptr<T>() + row * H, *c_r = c_p + b * H;
 #pragma omp simd
-          for (int64_t j = 0; j < H; ++j) {
-            const T z = a_r[H + j], n = std::tanh(x_r[2 * H + j] + un[j] + b_p[2 * H + j]);
-            a_r[2 * H + j] = n;
-            const T h1 = (T(1) - z) * n + z * hd_r[j];
-            h_r[j] = zh_r[j] * h_r[j] + (T(1) - zh_r[j]) * h1;
-            o_r[j] = h_r[j];
+            for (int64_t j = 0; j < H; ++j) {
+              const T c_old = c_r[j];
+              const T i = sigmoid(x_r[j] + u_r[j] + b_p[j] + p_i[j] * c_old);
+              const T f = sigmoid(x_r[H + j] + u_r[H + j] + b_p[H + j] + p_f[j] * c_old);
+              const T g = std::tanh(x_r[2 * H + j] + u_r[2 * H + j] + b_p[2 * H + j]);
+              const T c1 = f * c_old + i * g;
+              a_r[j] = i;
+              a_r[H + j] = f;
+              a_r[2 * H + j] = g;
+              a_r[3 * H + j] = sigmoid(x_r[3 * H + j] + u_r[3 * H + j] + b_p[3 * H + j] + p_o[j] * c1);
+              cp_r[j] = c_old;
+              cn_r[j] = c1;
+            }
+            const T* c_in = cn_r;  // N_c's input, or its normalised value
+            if (lnc) {
+              T* ch_r = chat.data_ptr<T>() + row * H;
+              rstd_c.data_ptr<T>()[row] = normalize(cn_r, ch_r, H, eps);
+              c_in = ch_r;
+            }
+            const T* zc_r = zc_p ? zc_p + row * H : zeros.data();
+#pragma omp simd
+            for (int64_t j = 0; j < H; ++j) {
+              const T h1 = a_r[3 * H + j] * std::tanh(c_in[j] * lncw[j] + lncb[j]);
+              h_r[j] = zh_r[j] * h_r[j] + (T(1) - zh_r[j]) * h1;
+              c_r[j] = zc_r[j] * c_r[j] + (T(1) - zc_r[j]) * cn_r[j];
+              o_r[j] = h_r[j];
+            }
+          } else if (kind == 1) {  // u holds all three products
+            T* un_r = ln ? u_r + 2 * H : u_n.data_ptr<T>() + row * H;  // the backward makes it from uhat with N
+#pragma omp simd
+            for (int64_t j = 0; j < H; ++j) {
+              const T r = sigmoid(x_r[j] + u_r[j] + b_p[j]), z = sigmoid(x_r[H + j] + u_r[H + j] + b_p[H + j]);
+              un_r[j] = u_r[2 * H + j] + b_p[2 * H + j];
+              const T n = std::tanh(x_r[2 * H + j] + r * un_r[j]);
+              a_r[j] = r;
+              a_r[H + j] = z;
+              a_r[2 * H + j] = n;
+              const T h1 = (T(1) - z) * n + z * hd_r[j];
+              h_r[j] = zh_r[j] * h_r[j] + (T(1) - zh_r[j]) * h1;
+              o_r[j] = h_r[j];
+            }
+          } else {  // kind 2's second pass: u2 holds (r hd) W_n^T
+            const T* un = u2.data_ptr<T>() + b * H;
+#pragma omp simd
+            for (int64_t j = 0; j < H; ++j) {
+              const T z = a_r[H + j], n = std::tanh(x_r[2 * H + j] + un[j] + b_p[2 * H + j]);
+              a_r[2 * H + j] = n;
+              const T h1 = (T(1) - z) * n + z * hd_r[j];
+              h_r[j] = zh_r[j] * h_r[j] + (T(1) - zh_r[j]) * h1;
+              o_r[j] = h_r[j];
+            }
           }
         }
+      };
+      rows(0);
+      if (kind == 2) {
+        (*product_n)(rh_p + (tb + b0) * H, H, b1 - b0, u2_p + b0 * H);
+        rows(1);
       }
-    };
-    at::parallel_for(0, B, kRowGrain, [&](int64_t b0, int64_t b1) { rows(b0, b1, 0); });
-    if (kind == 2) {
-      at::mm_out(u2, rh[t], w_n_t);
-      at::parallel_for(0, B, kRowGrain, [&](int64_t b0, int64_t b1) { rows(b0, b1, 1); });
     }
-  }
+  });
   std::vector<Tensor> result{out, h, c, hd, act};
   if (lstm) {
     result.insert(result.end(), {c_prev, c_new});
@@ -333,26 +455,29 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
   } else {
     result.push_back(rh);
   }
-  if (lni) result.insert(result.end(), {xhat, rstd_i});
+  if (ln) result.insert(result.end(), {mean_i, rstd_i});
   return result;
 }
 
 // ---------------------------------------------------------------------------------------
-// backward: [d xg (T,B,G: time-major; d(x W_ih^T) with N_i), d h0, d c0, d W_hh, d b_hh,
-// d ln_w, d lnc_w, d lnc_b, d peep, d lni_w, d b_ih], an empty tensor where the input was
-// absent. grad_out is batch-major (B,T,H); out is read only where hd was not saved.
-// Buffers over all steps: da = d(gate pre-activation) = d xg; du = d(recurrent product)
-// (the LSTM's is da itself without N); GRU with N: dun_n = d(u_n), which the n gate's bias
-// and gain need; kind 2: du_n = d(rh W_n^T + b_n). With N, du is one step's only and dW_hh
-// is summed step by step: a buffer over all steps would cost the layer-norm cells a
-// quarter more memory than torch.nn's LSTM.
+// backward: [d xg (T,B,G: time-major; with N, d(x W_ih^T) through N_i, batch-major B,T,G),
+// d h0, d c0, d W_hh, d b_hh, d ln_w, d lnc_w, d lnc_b, d peep, d lni_w, d b_ih], an empty
+// tensor where the input was absent. grad_out is batch-major (B,T,H); out is read only
+// where hd was not saved; xg (the forward's, B,T,G) only with N.
+// Buffers over all steps, without N: da = d(gate pre-activation) = d xg; du = d(recurrent
+// product) (the LSTM's is da itself); kind 2: du_n = d(rh W_n^T + b_n).
+// With N everything is one step's, and each row's step goes through both LayerNorms' backward
+// at once: a row's parameter gradients are summed over its steps in sums (B, 4G [+ 2H]),
+// added over the rows in a fixed order at the end, and dW_hh is summed step by step. Buffers
+// over all steps would cost the layer-norm cells a quarter more memory than torch.nn's LSTM
+// and passes over memory after the loop.
 template <typename T>
 std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Tensor& grad_h, const OptTensor& grad_c,
                                   const Tensor& out, const Tensor& h0, const Tensor& w_hh, const Tensor& b_hh,
                                   const OptTensor& ln_w, const OptTensor& lnc_w,
                                   const OptTensor& lnc_b, const OptTensor& peep, const OptTensor& mask, const OptTensor& zh,
-                                  const OptTensor& zc, const OptTensor& lni_w, const Tensor& lengths,
-                                  const std::vector<Tensor>& saved) {
+                                  const OptTensor& zc, const OptTensor& lni_w, const OptTensor& xg,
+                                  const Tensor& lengths, const std::vector<Tensor>& saved) {
   const int64_t B = grad_out.size(0), Tn = grad_out.size(1), H = grad_out.size(2), G = w_hh.size(0);
   const bool lstm = kind == 0, ln = data_or_null<T>(ln_w), lnc = data_or_null<T>(lnc_w);
   auto opt = grad_out.options();
@@ -375,167 +500,201 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
     chat = saved[k++];
     rstd_c = saved[k++];
   }
-  const bool lni = data_or_null<T>(lni_w);
-  Tensor xhat, rstd_i;
-  if (lni) {
-    xhat = saved[k++];
+  Tensor mean_i, rstd_i;  // N_i's
+  if (ln) {
+    mean_i = saved[k++];
     rstd_i = saved[k++];
   }
-  Tensor dx = lni ? at::empty({Tn, B, G}, opt) : Tensor();  // d(x W_ih^T) through N_i
   const int64_t GU = kind == 2 ? 2 * H : G;  // columns of the (first) recurrent product
-  // With N_i (the layer-norm cells) dx is what goes back, and da is one step's only: dx
-  // holds every step's da until N_i's backward runs over all of it after the loop (a second
-  // buffer over all steps would raise the peak memory).
-  Tensor da = lni ? at::empty({B, G}, opt) : at::empty({Tn, B, G}, opt);
-  Tensor da_sum, da_uhat, da_xhat;  // with N_i: sums over da, the biases' and gains' gradients
-  Tensor du = ln ? at::empty({B, GU}, opt) : lstm ? da : at::empty({Tn, B, GU}, opt);
-  Tensor dw = ln ? at::zeros({G, H}, opt) : Tensor();
-  // GRU with N: one step's d(u_n), and the n gate's bias and gain gradients summed step by step
-  Tensor dun_n = empty_like_or_none(kind == 1 && ln, {B, H}, grad_out);
-  Tensor db_n = kind == 1 && ln ? at::zeros({H}, opt) : Tensor(), dln_n = kind == 1 && ln ? at::zeros({H}, opt) : Tensor();
+  Tensor dx = ln ? at::empty({B, Tn, G}, opt) : Tensor();  // d(x W_ih^T) through N_i
+  Tensor da = ln ? at::empty({B, G}, opt) : at::empty({Tn, B, G}, opt);
+  const Blocks<T> blocks{B};
+  // with N, du and h_{t-1} of the last kSteps steps, per block of rows, (kSteps * rows, .)
+  // each: dW_hh takes them in one product every kSteps steps (one a step was 1.3x slower).
+  // Zeros: a last block with fewer rows leaves its slots' last rows so.
+  Tensor du = ln ? at::zeros({blocks.n, kSteps * blocks.rows, GU}, opt) : lstm ? da : at::empty({Tn, B, GU}, opt);
+  Tensor hd_ring = ln ? at::zeros({blocks.n, kSteps * blocks.rows, H}, opt) : Tensor();
+  // with N, dW_hh summed step by step, a sum per block of rows (added in block order at the end)
+  Tensor dw_blocks = ln ? at::zeros({blocks.n, G, H}, opt) : Tensor();
+  // with N, each row's sums over its steps: d b_ih, d lni_w, d b_hh, d ln_w (G each), then
+  // with N_c d lnc_w, d lnc_b (H each)
+  const int64_t SW = 4 * G + (lnc ? 2 * H : 0);
+  Tensor sums = ln ? at::zeros({B, SW}, opt) : Tensor();
   Tensor du_n = empty_like_or_none(kind == 2, {Tn, B, H}, grad_out);
-  Tensor dcn = empty_like_or_none(lnc, {Tn, B, H}, grad_out);
+  Tensor dcn = empty_like_or_none(lnc, {B, H}, grad_out);  // one step's d(N_c output)
   Tensor dh = grad_h.clone(), dc = lstm ? grad_c->clone() : at::empty({0}, opt);
   Tensor carry = at::zeros({B, H}, opt), dhd = at::empty({B, H}, opt), drh = at::empty({B, H}, opt);
-  Tensor w_u = kind == 2 ? w_hh.narrow(0, 0, 2 * H) : w_hh, w_n = w_hh.narrow(0, 2 * H, H);
+  const Product<T> product(w_hh.narrow(0, 0, GU), false, blocks.rows);
+  const std::optional<Product<T>> product_n =
+      kind == 2 ? std::make_optional<Product<T>>(w_hh.narrow(0, 2 * H, H), false, blocks.rows) : std::nullopt;
 
   const std::vector<T> zeros(H, T(0)), ones(H, T(1));  // absent options: neutral arrays, as in the forward
   const int64_t* len = lengths.data_ptr<int64_t>();
   const bool keep_hd = hd.numel() > 0;  // else h_{t-1} is out's previous step, or h0
   const T *go = grad_out.data_ptr<T>(), *hd_p = keep_hd ? hd.data_ptr<T>() : nullptr, *act_p = act.data_ptr<T>();
   const T *out_p = out.data_ptr<T>(), *h0_p = h0.data_ptr<T>(), *b_p = b_hh.data_ptr<T>();
-  auto hd_at = [&](int64_t t) { return keep_hd ? hd[t] : t > 0 ? out.select(1, t - 1) : h0; };
+  // h_{t-1} fed to the product, for row b: (pointer, distance between rows)
+  auto hd_row = [&](int64_t t, int64_t b) -> std::pair<const T*, int64_t> {
+    if (keep_hd) return {hd_p + (t * B + b) * H, H};
+    return t > 0 ? std::make_pair(out_p + (b * Tn + t - 1) * H, Tn * H) : std::make_pair(h0_p + b * H, H);
+  };
   const T *m_p = data_or_null<T>(mask), *zh_p = data_or_null<T>(zh), *zc_p = data_or_null<T>(zc);
   const T *lnw = data_or_null<T>(ln_w), *pp = data_or_null<T>(peep);
   const T *lncw = lnc ? data_or_null<T>(lnc_w) : ones.data(), *lncb = lnc ? data_or_null<T>(lnc_b) : zeros.data();
   const T *p_i = pp ? pp : zeros.data(), *p_f = pp ? pp + H : zeros.data(), *p_o = pp ? pp + 2 * H : zeros.data();
   T *dh_p = dh.data_ptr<T>(), *du_p = du.data_ptr<T>();
   T *carry_p = carry.data_ptr<T>(), *dhd_p = dhd.data_ptr<T>(), *drh_p = drh.data_ptr<T>();
+  const T *xg_p = ln ? xg->data_ptr<T>() : nullptr, *gain_i = data_or_null<T>(lni_w);
+  const T *mean_i_p = ln ? mean_i.data_ptr<T>() : nullptr, *rstd_i_p = ln ? rstd_i.data_ptr<T>() : nullptr;
 
-  for (int64_t t = Tn - 1; t >= 0; --t) {
-    const int64_t tb = t * B;
-    auto rows = [&](int64_t b0, int64_t b1, int pass) {
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t row = tb + b;
-        T *da_r = da.data_ptr<T>() + (lni ? b : row) * G, *du_r = du_p + (ln ? b : row) * GU;
-        T *dh_r = dh_p + b * H, *carry_r = carry_p + b * H;
-        T* dn_r = kind == 2 ? du_n.data_ptr<T>() + row * H : kind == 1 && ln ? dun_n.data_ptr<T>() + b * H : nullptr;
-        if (t >= len[b]) {  // finished: nothing happens at this step, dh and dc pass through
-          if (pass > 0) continue;
-          std::fill(da_r, da_r + G, T(0));
-          if (lni) std::fill(dx.data_ptr<T>() + row * G, dx.data_ptr<T>() + (row + 1) * G, T(0));
-          std::fill(du_r, du_r + GU, T(0));
-          if (dn_r) std::fill(dn_r, dn_r + H, T(0));
-          if (lnc) std::fill(dcn.data_ptr<T>() + row * H, dcn.data_ptr<T>() + (row + 1) * H, T(0));
-          std::fill(carry_r, carry_r + H, T(0));
-          continue;
-        }
-        const T *go_r = go + (b * Tn + t) * H, *a_r = act_p + row * G;
-        const T* hd_r = keep_hd ? hd_p + row * H : t > 0 ? out_p + (b * Tn + t - 1) * H : h0_p + b * H;
-        const T* zh_r = zh_p ? zh_p + row * H : zeros.data();
-        if (kind == 2 && pass == 1) {  // the reset gate, once d(r hd) is known
-          const T* drh_r = drh_p + b * H;
-#pragma omp simd
-          for (int64_t j = 0; j < H; ++j) {
-            const T r = a_r[j], dar = drh_r[j] * hd_r[j] * r * (T(1) - r);
-            carry_r[j] += drh_r[j] * r;
-            da_r[j] = dar;
-            du_r[j] = dar;
+  blocks.run([&](int64_t block, int64_t b0, int64_t b1) {
+    std::vector<T> xhat(ln ? G : 0);  // N_i's normalised input of a row, made again
+    const int64_t R = blocks.rows;  // rows a ring slot holds
+    T *ring_du = ln ? du_p + block * kSteps * R * GU : nullptr;
+    T *ring_hd = ln ? hd_ring.data_ptr<T>() + block * kSteps * R * H : nullptr;
+    for (int64_t t = Tn - 1; t >= 0; --t) {
+      const int64_t tb = t * B, slot = t % kSteps;
+      // this step's du rows: the block's ring slot with N, else the step's rows over all steps
+      T* du_t = ln ? ring_du + slot * R * GU : du_p + (tb + b0) * GU;
+      auto rows = [&](int pass) {
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t row = tb + b;
+          T *da_r = da.data_ptr<T>() + (ln ? b : row) * G, *du_r = du_t + (b - b0) * GU;
+          T *dh_r = dh_p + b * H, *carry_r = carry_p + b * H;
+          T* dn_r = kind == 2 ? du_n.data_ptr<T>() + row * H : nullptr;
+          if (t >= len[b]) {  // finished: nothing happens at this step, dh and dc pass through
+            if (pass > 0) continue;
+            std::fill(da_r, da_r + G, T(0));
+            if (ln) std::fill_n(dx.data_ptr<T>() + (b * Tn + t) * G, G, T(0));
+            std::fill(du_r, du_r + GU, T(0));
+            if (dn_r) std::fill(dn_r, dn_r + H, T(0));
+            std::fill(carry_r, carry_r + H, T(0));
+            continue;
           }
-          continue;
-        }
-        // dh_r becomes the part of d(h_{t-1}) that skips the cell (zoneout); dh1 = d h'
-        if (lstm) {
-          T* dc_r = dc.data_ptr<T>() + b * H;
-          const T* cp_r = c_prev.data_ptr<T>() + row * H;
-          const T* zc_r = zc_p ? zc_p + row * H : zeros.data();
-          // tanh(N_c(c')) again, from what N_c saved (or c' itself): cheaper than storing it
-          const T* c_in = lnc ? chat.data_ptr<T>() + row * H : c_new.data_ptr<T>() + row * H;
-          T* dcn_r = lnc ? dcn.data_ptr<T>() + row * H : carry_r;  // carry is free in the LSTM
+          const T *go_r = go + (b * Tn + t) * H, *a_r = act_p + row * G;
+          const T* hd_r = hd_row(t, b).first;
+          const T* zh_r = zh_p ? zh_p + row * H : zeros.data();
+          if (kind == 2 && pass == 1) {  // the reset gate, once d(r hd) is known
+            const T* drh_r = drh_p + b * H;
 #pragma omp simd
-          for (int64_t j = 0; j < H; ++j) {
-            const T dh_new = dh_r[j] + go_r[j], o = a_r[3 * H + j], dh1 = (T(1) - zh_r[j]) * dh_new;
-            const T tc = std::tanh(c_in[j] * lncw[j] + lncb[j]);
-            dh_r[j] = zh_r[j] * dh_new;
-            da_r[3 * H + j] = dh1 * tc * o * (T(1) - o);
-            dcn_r[j] = dh1 * o * (T(1) - tc * tc);
+            for (int64_t j = 0; j < H; ++j) {
+              const T r = a_r[j], dar = drh_r[j] * hd_r[j] * r * (T(1) - r);
+              carry_r[j] += drh_r[j] * r;
+              da_r[j] = dar;
+              du_r[j] = dar;
+            }
+            continue;
           }
-          const T* dc1 = dcn_r;
-          if (lnc) {  // d c' through N_c, in carry
-            std::copy(dcn_r, dcn_r + H, carry_r);
-            normalize_backward(carry_r, chat.data_ptr<T>() + row * H, lncw, rstd_c.data_ptr<T>()[row], H);
-            dc1 = carry_r;
-          }
+          // dh_r becomes the part of d(h_{t-1}) that skips the cell (zoneout); dh1 = d h'
+          if (lstm) {
+            T* dc_r = dc.data_ptr<T>() + b * H;
+            const T* cp_r = c_prev.data_ptr<T>() + row * H;
+            const T* zc_r = zc_p ? zc_p + row * H : zeros.data();
+            // tanh(N_c(c')) again, from what N_c saved (or c' itself): cheaper than storing it
+            const T* c_in = lnc ? chat.data_ptr<T>() + row * H : c_new.data_ptr<T>() + row * H;
+            T* dcn_r = lnc ? dcn.data_ptr<T>() + b * H : carry_r;  // carry is free in the LSTM
 #pragma omp simd
-          for (int64_t j = 0; j < H; ++j) {
-            const T i = a_r[j], f = a_r[H + j], g = a_r[2 * H + j], c_old = cp_r[j], dc_new = dc_r[j];
-            const T d = dc1[j] + (T(1) - zc_r[j]) * dc_new + da_r[3 * H + j] * p_o[j];
-            const T di = d * g * i * (T(1) - i), df = d * c_old * f * (T(1) - f);
-            da_r[j] = di;
-            da_r[H + j] = df;
-            da_r[2 * H + j] = d * i * (T(1) - g * g);
-            dc_r[j] = d * f + zc_r[j] * dc_new + di * p_i[j] + df * p_f[j];
-          }
-          std::fill(carry_r, carry_r + H, T(0));  // the LSTM's h' has no carry term
-        } else if (kind == 1) {
-          T* un_r = carry_r;  // u_n, made again from N's saved values; carry is rewritten below
-          if (ln) {
-            const T *uh = uhat.data_ptr<T>() + row * G + 2 * H, *gain = lnw + 2 * H, *bias = b_p + 2 * H;
+            for (int64_t j = 0; j < H; ++j) {
+              const T dh_new = dh_r[j] + go_r[j], o = a_r[3 * H + j], dh1 = (T(1) - zh_r[j]) * dh_new;
+              const T tc = std::tanh(c_in[j] * lncw[j] + lncb[j]);
+              dh_r[j] = zh_r[j] * dh_new;
+              da_r[3 * H + j] = dh1 * tc * o * (T(1) - o);
+              dcn_r[j] = dh1 * o * (T(1) - tc * tc);
+            }
+            const T* dc1 = dcn_r;
+            if (lnc) {  // d c' through N_c, in carry; N_c's parameters' gradients
+              const T* ch_r = chat.data_ptr<T>() + row * H;
+              T* s = sums.data_ptr<T>() + b * SW + 4 * G;
 #pragma omp simd
-            for (int64_t j = 0; j < H; ++j) un_r[j] = uh[j] * gain[j] + bias[j];
+              for (int64_t j = 0; j < H; ++j) {
+                s[j] += dcn_r[j] * ch_r[j];
+                s[H + j] += dcn_r[j];
+                carry_r[j] = dcn_r[j];
+              }
+              normalize_backward(carry_r, ch_r, lncw, rstd_c.data_ptr<T>()[row], H);
+              dc1 = carry_r;
+            }
+#pragma omp simd
+            for (int64_t j = 0; j < H; ++j) {
+              const T i = a_r[j], f = a_r[H + j], g = a_r[2 * H + j], c_old = cp_r[j], dc_new = dc_r[j];
+              const T d = dc1[j] + (T(1) - zc_r[j]) * dc_new + da_r[3 * H + j] * p_o[j];
+              const T di = d * g * i * (T(1) - i), df = d * c_old * f * (T(1) - f);
+              da_r[j] = di;
+              da_r[H + j] = df;
+              da_r[2 * H + j] = d * i * (T(1) - g * g);
+              dc_r[j] = d * f + zc_r[j] * dc_new + di * p_i[j] + df * p_f[j];
+            }
+            std::fill(carry_r, carry_r + H, T(0));  // the LSTM's h' has no carry term
+          } else if (kind == 1) {
+            T* un_r = carry_r;  // u_n, made again from N's saved values; carry is rewritten below
+            if (ln) {
+              const T *uh = uhat.data_ptr<T>() + row * G + 2 * H, *gain = lnw + 2 * H, *bias = b_p + 2 * H;
+#pragma omp simd
+              for (int64_t j = 0; j < H; ++j) un_r[j] = uh[j] * gain[j] + bias[j];
+            } else {
+              un_r = u_n.data_ptr<T>() + row * H;
+            }
+#pragma omp simd
+            for (int64_t j = 0; j < H; ++j) {
+              const T dh_new = dh_r[j] + go_r[j], r = a_r[j], z = a_r[H + j], n = a_r[2 * H + j];
+              const T dh1 = (T(1) - zh_r[j]) * dh_new;
+              dh_r[j] = zh_r[j] * dh_new;
+              const T dz = dh1 * (hd_r[j] - n) * z * (T(1) - z), dan = dh1 * (T(1) - z) * (T(1) - n * n);
+              const T dar = dan * un_r[j] * r * (T(1) - r);
+              carry_r[j] = dh1 * z;
+              da_r[j] = dar;
+              da_r[H + j] = dz;
+              da_r[2 * H + j] = dan;
+              du_r[j] = dar;
+              du_r[H + j] = dz;
+              du_r[2 * H + j] = dan * r;
+            }
           } else {
-            un_r = u_n.data_ptr<T>() + row * H;
-          }
 #pragma omp simd
-          for (int64_t j = 0; j < H; ++j) {
-            const T dh_new = dh_r[j] + go_r[j], r = a_r[j], z = a_r[H + j], n = a_r[2 * H + j];
-            const T dh1 = (T(1) - zh_r[j]) * dh_new;
-            dh_r[j] = zh_r[j] * dh_new;
-            const T dz = dh1 * (hd_r[j] - n) * z * (T(1) - z), dan = dh1 * (T(1) - z) * (T(1) - n * n);
-            const T dar = dan * un_r[j] * r * (T(1) - r);
-            carry_r[j] = dh1 * z;
-            da_r[j] = dar;
-            da_r[H + j] = dz;
-            da_r[2 * H + j] = dan;
-            du_r[j] = dar;
-            du_r[H + j] = dz;
-            du_r[2 * H + j] = dan * r;
+            for (int64_t j = 0; j < H; ++j) {
+              const T dh_new = dh_r[j] + go_r[j], z = a_r[H + j], n = a_r[2 * H + j];
+              const T dh1 = (T(1) - zh_r[j]) * dh_new;
+              dh_r[j] = zh_r[j] * dh_new;
+              const T dz = dh1 * (hd_r[j] - n) * z * (T(1) - z), dan = dh1 * (T(1) - z) * (T(1) - n * n);
+              carry_r[j] = dh1 * z;
+              da_r[H + j] = dz;
+              da_r[2 * H + j] = dan;
+              du_r[H + j] = dz;
+              dn_r[j] = dan;
+            }
           }
-        } else {
+          if (ln) {  // through N_i (da = d N_i's output) and N (du = d N's output; the LSTM's is da)
+            if (lstm) std::copy(da_r, da_r + G, du_r);
+            const T *uh_r = uhat.data_ptr<T>() + row * G, *xg_r = xg_p + (b * Tn + t) * G;
+            T *dx_r = dx.data_ptr<T>() + (b * Tn + t) * G, *s = sums.data_ptr<T>() + b * SW;
+            standardize(xg_r, mean_i_p[row], rstd_i_p[row], xhat.data(), G);
 #pragma omp simd
-          for (int64_t j = 0; j < H; ++j) {
-            const T dh_new = dh_r[j] + go_r[j], z = a_r[H + j], n = a_r[2 * H + j];
-            const T dh1 = (T(1) - zh_r[j]) * dh_new;
-            dh_r[j] = zh_r[j] * dh_new;
-            const T dz = dh1 * (hd_r[j] - n) * z * (T(1) - z), dan = dh1 * (T(1) - z) * (T(1) - n * n);
-            carry_r[j] = dh1 * z;
-            da_r[H + j] = dz;
-            da_r[2 * H + j] = dan;
-            du_r[H + j] = dz;
-            dn_r[j] = dan;
+            for (int64_t k = 0; k < G; ++k) {
+              s[k] += da_r[k];
+              s[G + k] += da_r[k] * xhat[k];
+              s[2 * G + k] += du_r[k];
+              s[3 * G + k] += du_r[k] * uh_r[k];
+              dx_r[k] = da_r[k];
+            }
+            normalize_backward(dx_r, xhat.data(), gain_i, rstd_i_p[row], G);
+            normalize_backward(du_r, uh_r, lnw, rstd.data_ptr<T>()[row], G);
           }
         }
-        if (lni) std::copy(da_r, da_r + G, dx.data_ptr<T>() + row * G);  // N_i's backward: after the loop
-        if (ln) {  // d product through N, in place; the LSTM's d(N output) is da itself
-          if (lstm) std::copy(da_r, da_r + G, du_r);
-          else std::copy(du_r + 2 * H, du_r + 3 * H, dn_r);
-          normalize_backward(du_r, uhat.data_ptr<T>() + row * GU, lnw, rstd.data_ptr<T>()[row], GU);
-        }
+      };
+      rows(0);
+      if (kind == 2) {
+        (*product_n)(du_n.data_ptr<T>() + (tb + b0) * H, H, b1 - b0, drh_p + b0 * H);
+        rows(1);
       }
-    };
-    at::parallel_for(0, B, kRowGrain, [&](int64_t b0, int64_t b1) { rows(b0, b1, 0); });
-    if (kind == 2) {
-      at::mm_out(drh, du_n[t], w_n);
-      at::parallel_for(0, B, kRowGrain, [&](int64_t b0, int64_t b1) { rows(b0, b1, 1); });
-    }
-    const Tensor du_t = ln ? du : du[t];
-    at::mm_out(dhd, du_t, w_u);
-    if (ln) dw.addmm_(du_t.t(), hd_at(t));
-    if (kind == 1 && ln) {
-      db_n.add_(column_sum<T>(dun_n));
-      dln_n.add_(column_sum<T>(dun_n, uhat[t].narrow(1, 2 * H, H)));
-    }
-    at::parallel_for(0, B * H, kRowGrain * H, [&](int64_t k0, int64_t k1) {
+      product(du_t, GU, b1 - b0, dhd_p + b0 * H);
+      if (ln) {
+        const auto [hd_t, ld] = hd_row(t, b0);
+        for (int64_t b = 0; b < b1 - b0; ++b) std::copy_n(hd_t + b * ld, H, ring_hd + (slot * R + b) * H);
+        if (slot == 0)  // the ring holds steps t .. t + filled - 1
+          add_outer<T>(dw_blocks.data_ptr<T>() + block * G * H, G, H, ring_du, ring_hd, H,
+                       std::min(kSteps, Tn - t) * R);
+      }
+      const int64_t k0 = b0 * H, k1 = b1 * H;
       if (m_p) {
 #pragma omp simd
         for (int64_t k = k0; k < k1; ++k) dh_p[k] += (carry_p[k] + dhd_p[k]) * m_p[k];
@@ -543,45 +702,40 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
 #pragma omp simd
         for (int64_t k = k0; k < k1; ++k) dh_p[k] += carry_p[k] + dhd_p[k];
       }
-    });
+    }
+  });
+  auto none = [&] { return at::empty({0}, opt); };  // a custom op's outputs may not alias
+  if (ln) {  // the rows' sums, added in row order (the same on any number of threads)
+    Tensor total = at::zeros({SW}, opt);
+    T* tot_p = total.data_ptr<T>();
+    for (int64_t b = 0; b < B; ++b) {
+      const T* s = sums.data_ptr<T>() + b * SW;
+#pragma omp simd
+      for (int64_t k = 0; k < SW; ++k) tot_p[k] += s[k];
+    }
+    auto part = [&](int64_t at, int64_t n) { return n ? total.narrow(0, at, n).clone() : none(); };
+    const int64_t nc = lnc ? H : 0;
+    return {dx, dh, lstm ? dc : none(),  dw_blocks.sum(0), part(2 * G, G), part(3 * G, G), part(4 * G, nc),
+            part(4 * G + nc, nc), none(), part(G, G), part(0, G)};
   }
   // parameter gradients, summed over all steps at once
   auto flat = [&](const Tensor& x) { return x.reshape({Tn * B, x.size(2)}); };
-  auto none = [&] { return at::empty({0}, opt); };  // a custom op's outputs may not alias
-  if (lni) {  // dx holds da: its sums, then d(x W_ih^T) through N_i, every row in parallel
-    da_sum = column_sum<T>(flat(dx));
-    if (ln) da_uhat = column_sum<T>(flat(dx), flat(uhat));
-    da_xhat = column_sum<T>(flat(dx), flat(xhat));
-    T* dx_p = dx.data_ptr<T>();
-    const T *xhat_p = xhat.data_ptr<T>(), *rstd_i_p = rstd_i.data_ptr<T>(), *gain = data_or_null<T>(lni_w);
-    at::parallel_for(0, Tn * B, 16, [&](int64_t r0, int64_t r1) {
-      for (int64_t row = r0; row < r1; ++row)
-        if (row / B < len[row % B]) normalize_backward(dx_p + row * G, xhat_p + row * G, gain, rstd_i_p[row], G);
-    });
-  }
-  if (!ln) dw = at::mm(flat(du).t(), flat(hd));
-  Tensor db, dln = none();
-  if (lstm) {  // b_hh and N's gain act where the gates' pre-activation is formed
-    db = lni ? da_sum.clone() : column_sum<T>(flat(da));
-    if (ln) dln = lni ? da_uhat : column_sum<T>(flat(da), flat(uhat));
-  } else if (kind == 1 && ln) {  // r, z as the LSTM; n through u_n (N means N_i here too)
-    db = at::cat({da_sum.narrow(0, 0, 2 * H), db_n});
-    dln = at::cat({da_uhat.narrow(0, 0, 2 * H), dln_n});
+  Tensor dw_all = at::mm(flat(du).t(), flat(hd)), db;
+  if (lstm) {  // b_hh acts where the gates' pre-activation is formed
+    db = column_sum<T>(flat(da));
   } else if (kind == 1) {
     db = column_sum<T>(flat(du));
   } else {
-    dw = at::cat({dw, at::mm(flat(du_n).t(), flat(rh))}, 0);
+    dw_all = at::cat({dw_all, at::mm(flat(du_n).t(), flat(rh))}, 0);
     db = at::cat({column_sum<T>(flat(du)), column_sum<T>(flat(du_n))});
   }
-  Tensor dlnc_w = lnc ? column_sum<T>(flat(dcn), flat(chat)) : none(), dlnc_b = lnc ? column_sum<T>(flat(dcn)) : none();
   Tensor dpeep = none();
   if (pp) {
     const Tensor da2 = flat(da);
     dpeep = at::stack({column_sum<T>(da2.narrow(1, 0, H), flat(c_prev)), column_sum<T>(da2.narrow(1, H, H), flat(c_prev)),
                        column_sum<T>(da2.narrow(1, 3 * H, H), flat(c_new))});
   }
-  Tensor dlni = lni ? da_xhat : none(), db_ih = lni ? da_sum : none();
-  return {lni ? dx : da, dh, lstm ? dc : none(), dw, db, dln, dlnc_w, dlnc_b, dpeep, dlni, db_ih};
+  return {da, dh, lstm ? dc : none(), dw_all, db, none(), none(), none(), dpeep, none(), none()};
 }
 
 }  // namespace
@@ -604,11 +758,11 @@ void check_options(int64_t kind, const Dims& d, const OptTensor& c0, const OptTe
   TORCH_CHECK(given(ln_w) == given(lni_w), "rnn_loop: the layer norms of both products come together");
   check_shape(ln_w, {d.G}, "ln_w");
   check_shape(lni_w, {d.G}, "lni_w");
-  TORCH_CHECK(!given(lnc_w) || kind == 0, "rnn_loop: N_c needs the LSTM");
+  TORCH_CHECK(!given(lnc_w) || (kind == 0 && given(ln_w)), "rnn_loop: N_c needs the LSTM with N");
   TORCH_CHECK(given(lnc_w) == given(lnc_b), "rnn_loop: lnc_w and lnc_b come together");
   check_shape(lnc_w, {d.H}, "lnc_w");
   check_shape(lnc_b, {d.H}, "lnc_b");
-  TORCH_CHECK(!given(peep) || kind == 0, "rnn_loop: peepholes need the LSTM");
+  TORCH_CHECK(!given(peep) || (kind == 0 && !given(ln_w)), "rnn_loop: peepholes need the LSTM without N");
   check_shape(peep, {3, d.H}, "peep");
   check_shape(mask, {d.B, d.H}, "mask");
   check_shape(zh, {d.T, d.B, d.H}, "keep_h");
@@ -626,7 +780,7 @@ std::vector<std::vector<int64_t>> saved_shapes(int64_t kind, const Dims& d, bool
   for (int64_t i = 0; i < extra; ++i) shapes.push_back({T, B, H});
   if (ln) shapes.insert(shapes.end(), {{T, B, G}, {T, B}});
   if (lnc) shapes.insert(shapes.end(), {{T, B, H}, {T, B}});
-  if (ln) shapes.insert(shapes.end(), {{T, B, G}, {T, B}});  // N_i's, which comes with N
+  if (ln) shapes.insert(shapes.end(), {{T, B}, {T, B}});  // N_i's, which comes with N
   return shapes;
 }
 
@@ -659,7 +813,7 @@ std::vector<Tensor> rnn_loop_backward(int64_t kind, const Tensor& grad_out, cons
                                       const Tensor& w_hh, const Tensor& b_hh, const OptTensor& ln_w,
                                       const OptTensor& lnc_w, const OptTensor& lnc_b, const OptTensor& peep,
                                       const OptTensor& mask, const OptTensor& zh, const OptTensor& zc,
-                                      const OptTensor& lni_w, const Tensor& lengths,
+                                      const OptTensor& lni_w, const OptTensor& xg, const Tensor& lengths,
                                       const std::vector<Tensor>& saved) {
   TORCH_CHECK(grad_out.dim() == 3 && w_hh.dim() == 2, "rnn_loop_backward: grad_out must be (B, T, H)");
   const Dims d{grad_out.size(1), grad_out.size(0), grad_out.size(2), w_hh.size(0)};
@@ -676,15 +830,19 @@ std::vector<Tensor> rnn_loop_backward(int64_t kind, const Tensor& grad_out, cons
   // out is read (as h_{t-1}) only where the forward did not store h_{t-1}
   TORCH_CHECK(saved[0].numel() || out.sizes() == grad_out.sizes(), "rnn_loop_backward: out must be ",
               grad_out.sizes(), ", got ", out.sizes());
+  // xg is read (N_i's input, normalised again) with N only
+  TORCH_CHECK(given(xg) == given(ln_w), "rnn_loop_backward: xg is given exactly with ln_w");
+  check_shape(xg, {d.B, d.T, d.G}, "xg");
   std::vector<Tensor> dense{grad_out, grad_h, h0, w_hh, b_hh};
   if (!saved[0].numel()) dense.push_back(out);
+  if (given(xg)) dense.push_back(*xg);
   for (const auto& t : present({grad_c, ln_w, lnc_w, lnc_b, peep, mask, zh, zc, lni_w})) dense.push_back(t);
   for (const auto& t : saved)
     if (t.numel()) dense.push_back(t);
   check_inputs(d, dense, lengths);
   return AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "rnn_loop_backward", [&] {
     return backward_impl<scalar_t>(kind, grad_out, grad_h, grad_c, out, h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask,
-                                   zh, zc, lni_w, lengths, saved);
+                                   zh, zc, lni_w, xg, lengths, saved);
   });
 }
 
