@@ -7,7 +7,7 @@ point is the median of 5 timed calls after 1 warm-up, all layers timed at the sa
 one after another. Swept around B=8, T=256, H=256: T in 64..1024, B in 1..64, H in 64..512.
 Layers: torch.nn.LSTM and torch.nn.GRU (the anchors), rnnkit.LSTM on the native executor
 (torch's fused op), rnnkit.MinGRU on the fused executor (compiled scan), and
-rnnkit.LSTM(layer_norm=True) on the reference loop (the variant cells' path today).
+rnnkit.LSTM(layer_norm=True) on the loop executor (the variant cells' compiled time loop).
 Writes benchmarks/results/scale-cpu.json and docs/img/scale_cpu.png.
 """
 

@@ -169,16 +169,20 @@ bool blas_at_hand() {
 }
 
 // One weight's product with a block of rows, row-major: y (m, n) = x (m, k) W^T for W (n, k)
-// (the forward), or x (m, k) W for W (k, n) (the backward). float32 with MKL: W in MKL's
-// packed layout, made once per call, which its GEMM reads faster at these shapes (32 rows:
-// 7-9 against 11-16 ms for 128 steps); else BLAS; without BLAS, ATen (from one thread only).
+// (the forward), or x (m, k) W for W (k, n) (the backward). float32 with MKL, over at least
+// kPackSteps steps: W in MKL's packed layout, made once per call, which its GEMM reads
+// faster at these shapes (32 rows: 7-9 against 11-16 ms for 128 steps; packing 1024 x 256
+// takes 0.05 ms, about one step); else BLAS; without BLAS, ATen (from one thread only).
+constexpr int64_t kPackSteps = 4;
+
 template <typename T>
 class Product {
  public:
-  Product(const Tensor& w, bool transposed, int64_t rows)
+  Product(const Tensor& w, bool transposed, int64_t rows, int64_t steps)
       : w_(w.contiguous()), t_(transposed), n_(w.size(transposed ? 0 : 1)), k_(w.size(transposed ? 1 : 0)) {
     if constexpr (std::is_same_v<T, float>) {
-      if (blas_at_hand<T>() && cblas_sgemm_pack && cblas_sgemm_compute && cblas_sgemm_pack_get_size) {
+      if (steps >= kPackSteps && blas_at_hand<T>() && cblas_sgemm_pack && cblas_sgemm_compute &&
+          cblas_sgemm_pack_get_size) {
         const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, rows, n_, k_);
         packed_ = at::empty({int64_t(bytes / sizeof(float)) + 1}, w.options());
         cblas_sgemm_pack(kRowMajor, kBMatrix, t_ ? kTrans : kNoTrans, rows, n_, k_, 1.f, w_.data_ptr<float>(),
@@ -211,17 +215,18 @@ class Product {
   int64_t n_, k_;
 };
 
-// dW (n, k) += dy^T x over m rows: dy (m, n), x (m, k, rows ldx apart); BLAS or, as Product, ATen
+// dW (n, k) = beta dW + dy^T x over m rows: dy (m, n), x (m, k, rows ldx apart); dW is not
+// read where beta = 0. BLAS or, as Product, ATen.
 template <typename T>
-void add_outer(T* dw, int64_t n, int64_t k, const T* dy, const T* x, int64_t ldx, int64_t m) {
-  if (blas_at_hand<T>()) {  // column-major: dW^T (k, n) += x^T (k, m) dy (m, n)
-    gemm<T>("N", "T", k, n, m, T(1), x, ldx, dy, n, T(1), dw, k);
+void add_outer(T* dw, int64_t n, int64_t k, const T* dy, const T* x, int64_t ldx, int64_t m, T beta) {
+  if (blas_at_hand<T>()) {  // column-major: dW^T (k, n) = beta dW^T + x^T (k, m) dy (m, n)
+    gemm<T>("N", "T", k, n, m, T(1), x, ldx, dy, n, beta, dw, k);
     return;
   }
   const auto opt = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
   Tensor dw_ = at::from_blob(dw, {n, k}, opt);
   Tensor dy_ = at::from_blob(const_cast<T*>(dy), {m, n}, opt);
-  dw_.addmm_(dy_.t(), at::from_blob(const_cast<T*>(x), {m, k}, {ldx, 1}, opt));
+  dw_.addmm_(dy_.t(), at::from_blob(const_cast<T*>(x), {m, k}, {ldx, 1}, opt), beta);
 }
 
 // The rows in blocks, a block per thread, each block through every step: a row's recurrence
@@ -316,9 +321,9 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
   const int64_t GU = kind == 2 ? 2 * H : G;  // columns of the (first) recurrent product
   Tensor u = at::empty({B, GU}, opt), u2 = at::empty({B, kind == 2 ? H : 0}, opt);
   const Blocks<T> blocks{B};
-  const Product<T> product(w_hh.narrow(0, 0, GU), true, blocks.rows);
+  const Product<T> product(w_hh.narrow(0, 0, GU), true, blocks.rows, Tn);
   const std::optional<Product<T>> product_n =
-      kind == 2 ? std::make_optional<Product<T>>(w_hh.narrow(0, 2 * H, H), true, blocks.rows) : std::nullopt;
+      kind == 2 ? std::make_optional<Product<T>>(w_hh.narrow(0, 2 * H, H), true, blocks.rows, Tn) : std::nullopt;
 
   // absent options become neutral arrays (peepholes 0, zoneout 0, gain 1, shift 0), so that
   // each loop below is one branch-free simd loop (glibc's vector exp and tanh)
@@ -509,13 +514,14 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
   Tensor dx = ln ? at::empty({B, Tn, G}, opt) : Tensor();  // d(x W_ih^T) through N_i
   Tensor da = ln ? at::empty({B, G}, opt) : at::empty({Tn, B, G}, opt);
   const Blocks<T> blocks{B};
-  // with N, du and h_{t-1} of the last kSteps steps, per block of rows, (kSteps * rows, .)
-  // each: dW_hh takes them in one product every kSteps steps (one a step was 1.3x slower).
-  // Zeros: a last block with fewer rows leaves its slots' last rows so.
-  Tensor du = ln ? at::zeros({blocks.n, kSteps * blocks.rows, GU}, opt) : lstm ? da : at::empty({Tn, B, GU}, opt);
-  Tensor hd_ring = ln ? at::zeros({blocks.n, kSteps * blocks.rows, H}, opt) : Tensor();
-  // with N, dW_hh summed step by step, a sum per block of rows (added in block order at the end)
-  Tensor dw_blocks = ln ? at::zeros({blocks.n, G, H}, opt) : Tensor();
+  // with N, du and h_{t-1} of the last S steps, per block of rows, (S * rows, .) each: dW_hh
+  // takes them in one product every S steps (one a step was 1.3x slower)
+  const int64_t S = std::min(kSteps, Tn);
+  Tensor du = ln ? at::empty({blocks.n, S * blocks.rows, GU}, opt) : lstm ? da : at::empty({Tn, B, GU}, opt);
+  Tensor hd_ring = ln ? at::empty({blocks.n, S * blocks.rows, H}, opt) : Tensor();
+  // with N, dW_hh summed over the steps per block of rows: the first block's sum in dw, the
+  // others' in dw_more, added in block order at the end
+  Tensor dw = ln ? at::empty({G, H}, opt) : Tensor(), dw_more = ln ? at::empty({blocks.n - 1, G, H}, opt) : Tensor();
   // with N, each row's sums over its steps: d b_ih, d lni_w, d b_hh, d ln_w (G each), then
   // with N_c d lnc_w, d lnc_b (H each)
   const int64_t SW = 4 * G + (lnc ? 2 * H : 0);
@@ -524,9 +530,9 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
   Tensor dcn = empty_like_or_none(lnc, {B, H}, grad_out);  // one step's d(N_c output)
   Tensor dh = grad_h.clone(), dc = lstm ? grad_c->clone() : at::empty({0}, opt);
   Tensor carry = at::zeros({B, H}, opt), dhd = at::empty({B, H}, opt), drh = at::empty({B, H}, opt);
-  const Product<T> product(w_hh.narrow(0, 0, GU), false, blocks.rows);
+  const Product<T> product(w_hh.narrow(0, 0, GU), false, blocks.rows, Tn);
   const std::optional<Product<T>> product_n =
-      kind == 2 ? std::make_optional<Product<T>>(w_hh.narrow(0, 2 * H, H), false, blocks.rows) : std::nullopt;
+      kind == 2 ? std::make_optional<Product<T>>(w_hh.narrow(0, 2 * H, H), false, blocks.rows, Tn) : std::nullopt;
 
   const std::vector<T> zeros(H, T(0)), ones(H, T(1));  // absent options: neutral arrays, as in the forward
   const int64_t* len = lengths.data_ptr<int64_t>();
@@ -549,9 +555,10 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
 
   blocks.run([&](int64_t block, int64_t b0, int64_t b1) {
     std::vector<T> xhat(ln ? G : 0);  // N_i's normalised input of a row, made again
-    const int64_t R = blocks.rows;  // rows a ring slot holds
-    T *ring_du = ln ? du_p + block * kSteps * R * GU : nullptr;
-    T *ring_hd = ln ? hd_ring.data_ptr<T>() + block * kSteps * R * H : nullptr;
+    const int64_t R = b1 - b0;  // rows a ring slot holds
+    T *ring_du = ln ? du_p + block * S * blocks.rows * GU : nullptr;
+    T *ring_hd = ln ? hd_ring.data_ptr<T>() + block * S * blocks.rows * H : nullptr;
+    T* dw_block = !ln ? nullptr : block == 0 ? dw.data_ptr<T>() : dw_more.data_ptr<T>() + (block - 1) * G * H;
     for (int64_t t = Tn - 1; t >= 0; --t) {
       const int64_t tb = t * B, slot = t % kSteps;
       // this step's du rows: the block's ring slot with N, else the step's rows over all steps
@@ -691,8 +698,8 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
         const auto [hd_t, ld] = hd_row(t, b0);
         for (int64_t b = 0; b < b1 - b0; ++b) std::copy_n(hd_t + b * ld, H, ring_hd + (slot * R + b) * H);
         if (slot == 0)  // the ring holds steps t .. t + filled - 1
-          add_outer<T>(dw_blocks.data_ptr<T>() + block * G * H, G, H, ring_du, ring_hd, H,
-                       std::min(kSteps, Tn - t) * R);
+          add_outer<T>(dw_block, G, H, ring_du, ring_hd, H, std::min(kSteps, Tn - t) * R,
+                       T(t + kSteps < Tn));  // the first product writes dW
       }
       const int64_t k0 = b0 * H, k1 = b1 * H;
       if (m_p) {
@@ -706,6 +713,7 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
   });
   auto none = [&] { return at::empty({0}, opt); };  // a custom op's outputs may not alias
   if (ln) {  // the rows' sums, added in row order (the same on any number of threads)
+    for (int64_t k = 0; k + 1 < blocks.n; ++k) dw.add_(dw_more[k]);
     Tensor total = at::zeros({SW}, opt);
     T* tot_p = total.data_ptr<T>();
     for (int64_t b = 0; b < B; ++b) {
@@ -715,7 +723,7 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
     }
     auto part = [&](int64_t at, int64_t n) { return n ? total.narrow(0, at, n).clone() : none(); };
     const int64_t nc = lnc ? H : 0;
-    return {dx, dh, lstm ? dc : none(),  dw_blocks.sum(0), part(2 * G, G), part(3 * G, G), part(4 * G, nc),
+    return {dx, dh, lstm ? dc : none(),  dw, part(2 * G, G), part(3 * G, G), part(4 * G, nc),
             part(4 * G + nc, nc), none(), part(G, G), part(0, G)};
   }
   // parameter gradients, summed over all steps at once
