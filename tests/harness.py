@@ -46,12 +46,13 @@ def compiles_like_eager(model, x: Tensor, **kw) -> None:
     got[0].sum().backward()
 
 
-def same_on_two_threads(model, x: Tensor, **kw) -> None:
-    """A training step of ``model`` on 1 and on 2 intra-op threads gives the same output and
-    gradients (the suite itself runs on one thread, so parallel passes are tested here)."""
+def same_on_threads(model, x: Tensor, threads: int = 2, **kw) -> None:
+    """A training step of ``model`` on 1 and on ``threads`` intra-op threads gives the same
+    output and gradients (the suite itself runs on one thread, so parallel passes are tested
+    here; more threads than cores are fine)."""
     results = []
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
+    for n in (1, threads):
+        torch.set_num_threads(n)
         try:
             x.grad = None
             model.zero_grad()

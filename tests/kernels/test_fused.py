@@ -9,7 +9,7 @@ import rnnkit
 from rnnkit import kernels
 from rnnkit.cells import HiddenState, MinGRUCell, MinLSTMCell
 from rnnkit.kernels import _ext, fused
-from tests.harness import assert_all_close, compiles_like_eager, grads, random_loss, same_on_two_threads
+from tests.harness import assert_all_close, compiles_like_eager, grads, random_loss, same_on_threads
 
 pytestmark = pytest.mark.skipif(_ext.load("min_scan") is None, reason="the extension could not be built")
 CELLS = {"mingru": MinGRUCell, "minlstm": MinLSTMCell}
@@ -79,4 +79,4 @@ def test_two_threads_split_rows_and_blocks_and_give_the_same_numbers():
     model = rnnkit.MinGRU(3, 70, batch_first=True, backend="fused")
     x = torch.randn(4, 9, 3, requires_grad=True)
     lengths = torch.tensor([9, 2, 5, 7])
-    same_on_two_threads(model, x, lengths=lengths)
+    same_on_threads(model, x, lengths=lengths)

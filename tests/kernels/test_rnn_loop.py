@@ -10,7 +10,7 @@ import rnnkit
 from rnnkit import kernels
 from rnnkit.cells import LayerNormLSTMCell, LSTMCell
 from rnnkit.kernels import _ext, loop
-from tests.harness import assert_all_close, compiles_like_eager, grads, random_loss, same_on_two_threads
+from tests.harness import assert_all_close, compiles_like_eager, grads, random_loss, same_on_threads
 
 pytestmark = pytest.mark.skipif(_ext.load("rnn_loop") is None, reason="the extension could not be built")
 B, T = 5, 7
@@ -184,12 +184,23 @@ def test_without_the_extension_auto_falls_back_to_the_reference_loop(monkeypatch
 @pytest.mark.parametrize("name", TRAINING)
 def test_two_threads_split_the_rows_and_give_the_same_numbers(name):
     """The suite runs on one thread; here two blocks of rows really run in parallel (41
-    rows: 21 and 20, so the layer-norm cells' weight-gradient ring has an empty row; 19
-    steps: two full rings of 8 and a partial one), ragged rows included."""
+    rows: 21 and 20, so the second block is shorter than the rings are wide; 19 steps: two
+    full rings of 8 steps for the layer-norm cells' dW_hh and a partial one), ragged rows
+    included."""
     model = TRAINING[name](backend="loop", batch_first=True).train()
     x = torch.randn(41, 19, 3, requires_grad=True)
     lengths = torch.randint(1, 20, (41,))
-    same_on_two_threads(model, x, lengths=lengths)
+    same_on_threads(model, x, lengths=lengths)
+
+
+@pytest.mark.parametrize("rows, threads", [(5, 4), (7, 6)])
+def test_more_threads_than_blocks_leave_no_block_empty(rows, threads):
+    """5 rows on 4 threads are blocks of 2, 2 and 1 (not a fourth, empty one), 7 on 6 four
+    blocks of 2, 2, 2 and 1."""
+    for name in ("lstm-layer-norm", "gru-reset-before"):
+        model = TRAINING[name](backend="loop", batch_first=True).train()
+        x = torch.randn(rows, 10, 3, requires_grad=True)
+        same_on_threads(model, x, threads=threads, lengths=torch.randint(1, 11, (rows,)))
 
 
 @pytest.mark.slow

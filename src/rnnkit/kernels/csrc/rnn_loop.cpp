@@ -234,7 +234,9 @@ void add_outer(T* dw, int64_t n, int64_t k, const T* dy, const T* x, int64_t ldx
 // products cannot run in the threads.
 template <typename T>
 struct Blocks {
-  int64_t B, n = blas_at_hand<T>() ? std::min<int64_t>(B, at::get_num_threads()) : 1, rows = (B + n - 1) / n;
+  int64_t B;
+  int64_t rows = blas_at_hand<T>() ? (B + at::get_num_threads() - 1) / at::get_num_threads() : B;
+  int64_t n = (B + rows - 1) / rows;  // none empty: 4 rows on 3 threads are 2 blocks of 2
 
   template <typename F>  // f(block, first row, end row)
   void run(const F& f) const {
@@ -471,11 +473,12 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
 // where hd was not saved; xg (the forward's, B,T,G) only with N.
 // Buffers over all steps, without N: da = d(gate pre-activation) = d xg; du = d(recurrent
 // product) (the LSTM's is da itself); kind 2: du_n = d(rh W_n^T + b_n).
-// With N everything is one step's, and each row's step goes through both LayerNorms' backward
-// at once: a row's parameter gradients are summed over its steps in sums (B, 4G [+ 2H]),
-// added over the rows in a fixed order at the end, and dW_hh is summed step by step. Buffers
-// over all steps would cost the layer-norm cells a quarter more memory than torch.nn's LSTM
-// and passes over memory after the loop.
+// With N, each row's step goes through both LayerNorms' backward at once: a row's parameter
+// gradients are summed over its steps in sums (B, 4G [+ 2H]), added over the rows in a fixed
+// order at the end; du and h_{t-1} are kept for the last kSteps steps only, in a ring per
+// block of rows, and dW_hh takes them in one product every kSteps steps (one sum per block,
+// added in block order at the end). Buffers over all steps would cost the layer-norm cells a
+// quarter more memory than torch.nn's LSTM and passes over memory after the loop.
 template <typename T>
 std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Tensor& grad_h, const OptTensor& grad_c,
                                   const Tensor& out, const Tensor& h0, const Tensor& w_hh, const Tensor& b_hh,
@@ -712,7 +715,8 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
     }
   });
   auto none = [&] { return at::empty({0}, opt); };  // a custom op's outputs may not alias
-  if (ln) {  // the rows' sums, added in row order (the same on any number of threads)
+  if (ln) {  // the rows' sums, added in row order (the same on any number of threads; dW_hh's
+             // rounding depends on the blocks)
     for (int64_t k = 0; k + 1 < blocks.n; ++k) dw.add_(dw_more[k]);
     Tensor total = at::zeros({SW}, opt);
     T* tot_p = total.data_ptr<T>();
