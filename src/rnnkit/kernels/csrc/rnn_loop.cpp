@@ -37,7 +37,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <optional>
+#include <string>
 #include <vector>
 
 using at::Tensor;
@@ -158,15 +160,33 @@ void gemm(const char* ta, const char* tb, int m, int n, int k, T alpha, const T*
 }
 
 // Whether the products can run inside the loop's threads: straight to BLAS (ATen's ops
-// would need the calling thread's thread-local state there)
+// would need the calling thread's thread-local state there). RNNKIT_NO_BLAS=1, read at each
+// call, takes ATen's products on one thread instead: the tests' way to that path, and a way
+// around a BLAS that misbehaves when several threads call it at once.
 template <typename T>
 bool blas_at_hand() {
-#ifdef RNNKIT_NO_BLAS  // the tests' build of the ATen path
-  return false;
-#else
+  const char* off = std::getenv("RNNKIT_NO_BLAS");
+  if (off && *off && std::string(off) != "0") return false;
   return std::is_same_v<T, float> ? sgemm_ != nullptr : dgemm_ != nullptr;
-#endif
 }
+
+// The rows in blocks, a block per thread, each block through every step: a row's recurrence
+// reads no other row, so the threads never wait for each other. One block where the
+// products cannot run in the threads.
+template <typename T>
+struct Blocks {
+  int64_t B;
+  bool blas = blas_at_hand<T>();
+  int64_t rows = blas ? (B + at::get_num_threads() - 1) / at::get_num_threads() : B;
+  int64_t n = (B + rows - 1) / rows;  // none empty: 4 rows on 3 threads are 2 blocks of 2
+
+  template <typename F>  // f(block, first row, end row)
+  void run(const F& f) const {
+    at::parallel_for(0, n, 1, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) f(k, k * rows, std::min(B, (k + 1) * rows));
+    });
+  }
+};
 
 // One weight's product with a block of rows, row-major: y (m, n) = x (m, k) W^T for W (n, k)
 // (the forward), or x (m, k) W for W (k, n) (the backward). float32 with MKL, over at least
@@ -178,14 +198,17 @@ constexpr int64_t kPackSteps = 4;
 template <typename T>
 class Product {
  public:
-  Product(const Tensor& w, bool transposed, int64_t rows, int64_t steps)
-      : w_(w.contiguous()), t_(transposed), n_(w.size(transposed ? 0 : 1)), k_(w.size(transposed ? 1 : 0)) {
+  Product(const Tensor& w, bool transposed, const Blocks<T>& blocks, int64_t steps)
+      : w_(w.contiguous()),
+        blas_(blocks.blas),
+        t_(transposed),
+        n_(w.size(transposed ? 0 : 1)),
+        k_(w.size(transposed ? 1 : 0)) {
     if constexpr (std::is_same_v<T, float>) {
-      if (steps >= kPackSteps && blas_at_hand<T>() && cblas_sgemm_pack && cblas_sgemm_compute &&
-          cblas_sgemm_pack_get_size) {
-        const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, rows, n_, k_);
+      if (steps >= kPackSteps && blas_ && cblas_sgemm_pack && cblas_sgemm_compute && cblas_sgemm_pack_get_size) {
+        const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, blocks.rows, n_, k_);
         packed_ = at::empty({int64_t(bytes / sizeof(float)) + 1}, w.options());
-        cblas_sgemm_pack(kRowMajor, kBMatrix, t_ ? kTrans : kNoTrans, rows, n_, k_, 1.f, w_.data_ptr<float>(),
+        cblas_sgemm_pack(kRowMajor, kBMatrix, t_ ? kTrans : kNoTrans, blocks.rows, n_, k_, 1.f, w_.data_ptr<float>(),
                          w_.size(1), packed_.data_ptr<float>());
       }
     }
@@ -200,7 +223,7 @@ class Product {
         return;
       }
     }
-    if (blas_at_hand<T>()) {  // column-major: y^T = op(W)^T x^T
+    if (blas_) {  // column-major: y^T = op(W)^T x^T
       gemm<T>(t_ ? "T" : "N", "N", n_, m, k_, T(1), w_.data_ptr<T>(), w_.size(1), x, ldx, T(0), y, n_);
       return;
     }
@@ -211,15 +234,15 @@ class Product {
 
  private:
   Tensor w_, packed_;
-  bool t_;
+  bool blas_, t_;
   int64_t n_, k_;
 };
 
 // dW (n, k) = beta dW + dy^T x over m rows: dy (m, n), x (m, k, rows ldx apart); dW is not
 // read where beta = 0. BLAS or, as Product, ATen.
 template <typename T>
-void add_outer(T* dw, int64_t n, int64_t k, const T* dy, const T* x, int64_t ldx, int64_t m, T beta) {
-  if (blas_at_hand<T>()) {  // column-major: dW^T (k, n) = beta dW^T + x^T (k, m) dy (m, n)
+void add_outer(bool blas, T* dw, int64_t n, int64_t k, const T* dy, const T* x, int64_t ldx, int64_t m, T beta) {
+  if (blas) {  // column-major: dW^T (k, n) = beta dW^T + x^T (k, m) dy (m, n)
     gemm<T>("N", "T", k, n, m, T(1), x, ldx, dy, n, beta, dw, k);
     return;
   }
@@ -229,22 +252,6 @@ void add_outer(T* dw, int64_t n, int64_t k, const T* dy, const T* x, int64_t ldx
   dw_.addmm_(dy_.t(), at::from_blob(const_cast<T*>(x), {m, k}, {ldx, 1}, opt), beta);
 }
 
-// The rows in blocks, a block per thread, each block through every step: a row's recurrence
-// reads no other row, so the threads never wait for each other. One block where the
-// products cannot run in the threads.
-template <typename T>
-struct Blocks {
-  int64_t B;
-  int64_t rows = blas_at_hand<T>() ? (B + at::get_num_threads() - 1) / at::get_num_threads() : B;
-  int64_t n = (B + rows - 1) / rows;  // none empty: 4 rows on 3 threads are 2 blocks of 2
-
-  template <typename F>  // f(block, first row, end row)
-  void run(const F& f) const {
-    at::parallel_for(0, n, 1, [&](int64_t k0, int64_t k1) {
-      for (int64_t k = k0; k < k1; ++k) f(k, k * rows, std::min(B, (k + 1) * rows));
-    });
-  }
-};
 
 // Steps whose weight gradient is summed in one product (the layer-norm cells' backward)
 constexpr int64_t kSteps = 8;
@@ -323,9 +330,9 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
   const int64_t GU = kind == 2 ? 2 * H : G;  // columns of the (first) recurrent product
   Tensor u = at::empty({B, GU}, opt), u2 = at::empty({B, kind == 2 ? H : 0}, opt);
   const Blocks<T> blocks{B};
-  const Product<T> product(w_hh.narrow(0, 0, GU), true, blocks.rows, Tn);
+  const Product<T> product(w_hh.narrow(0, 0, GU), true, blocks, Tn);
   const std::optional<Product<T>> product_n =
-      kind == 2 ? std::make_optional<Product<T>>(w_hh.narrow(0, 2 * H, H), true, blocks.rows, Tn) : std::nullopt;
+      kind == 2 ? std::make_optional<Product<T>>(w_hh.narrow(0, 2 * H, H), true, blocks, Tn) : std::nullopt;
 
   // absent options become neutral arrays (peepholes 0, zoneout 0, gain 1, shift 0), so that
   // each loop below is one branch-free simd loop (glibc's vector exp and tanh)
@@ -533,9 +540,9 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
   Tensor dcn = empty_like_or_none(lnc, {B, H}, grad_out);  // one step's d(N_c output)
   Tensor dh = grad_h.clone(), dc = lstm ? grad_c->clone() : at::empty({0}, opt);
   Tensor carry = at::zeros({B, H}, opt), dhd = at::empty({B, H}, opt), drh = at::empty({B, H}, opt);
-  const Product<T> product(w_hh.narrow(0, 0, GU), false, blocks.rows, Tn);
+  const Product<T> product(w_hh.narrow(0, 0, GU), false, blocks, Tn);
   const std::optional<Product<T>> product_n =
-      kind == 2 ? std::make_optional<Product<T>>(w_hh.narrow(0, 2 * H, H), false, blocks.rows, Tn) : std::nullopt;
+      kind == 2 ? std::make_optional<Product<T>>(w_hh.narrow(0, 2 * H, H), false, blocks, Tn) : std::nullopt;
 
   const std::vector<T> zeros(H, T(0)), ones(H, T(1));  // absent options: neutral arrays, as in the forward
   const int64_t* len = lengths.data_ptr<int64_t>();
@@ -701,7 +708,7 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
         const auto [hd_t, ld] = hd_row(t, b0);
         for (int64_t b = 0; b < b1 - b0; ++b) std::copy_n(hd_t + b * ld, H, ring_hd + (slot * R + b) * H);
         if (slot == 0)  // the ring holds steps t .. t + filled - 1
-          add_outer<T>(dw_block, G, H, ring_du, ring_hd, H, std::min(kSteps, Tn - t) * R,
+          add_outer<T>(blocks.blas, dw_block, G, H, ring_du, ring_hd, H, std::min(kSteps, Tn - t) * R,
                        T(t + kSteps < Tn));  // the first product writes dW
       }
       const int64_t k0 = b0 * H, k1 = b1 * H;
