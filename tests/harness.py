@@ -46,23 +46,26 @@ def compiles_like_eager(model, x: Tensor, **kw) -> None:
     got[0].sum().backward()
 
 
+def training_step(model, x: Tensor, threads: int = 1, **kw) -> tuple:
+    """(output, gradients of x and of the parameters) of one training step of ``model`` on
+    ``threads`` intra-op threads (back to the suite's one after), masks drawn from one seed."""
+    torch.set_num_threads(threads)
+    try:
+        x.grad = None
+        model.zero_grad()
+        torch.manual_seed(3)  # the same masks where the model draws any
+        out = model(x, **kw)
+        random_loss(out).backward()
+        return out, grads([x, *model.parameters()])
+    finally:
+        torch.set_num_threads(1)
+
+
 def same_on_threads(model, x: Tensor, threads: int = 2, **kw) -> None:
     """A training step of ``model`` on 1 and on ``threads`` intra-op threads gives the same
     output and gradients (the suite itself runs on one thread, so parallel passes are tested
     here; more threads than cores are fine)."""
-    results = []
-    for n in (1, threads):
-        torch.set_num_threads(n)
-        try:
-            x.grad = None
-            model.zero_grad()
-            torch.manual_seed(3)  # the same masks where the model draws any
-            out = model(x, **kw)
-            random_loss(out).backward()
-            results.append((out, grads([x, *model.parameters()])))
-        finally:
-            torch.set_num_threads(1)
-    assert_all_close(results[1], results[0])
+    assert_all_close(training_step(model, x, threads, **kw), training_step(model, x, 1, **kw))
 
 
 def check_cell(cell: Cell, batch: int = 3) -> None:

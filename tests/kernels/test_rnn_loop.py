@@ -10,7 +10,14 @@ import rnnkit
 from rnnkit import kernels
 from rnnkit.cells import LayerNormLSTMCell, LSTMCell
 from rnnkit.kernels import _ext, loop
-from tests.harness import assert_all_close, compiles_like_eager, grads, random_loss, same_on_threads
+from tests.harness import (
+    assert_all_close,
+    compiles_like_eager,
+    grads,
+    random_loss,
+    same_on_threads,
+    training_step,
+)
 
 pytestmark = pytest.mark.skipif(_ext.load("rnn_loop") is None, reason="the extension could not be built")
 B, T = 5, 7
@@ -207,20 +214,13 @@ def test_more_threads_than_blocks_leave_no_block_empty(rows, threads):
 def test_without_blas_the_aten_products_give_the_same_numbers(monkeypatch, dtype):
     """Where torch exports no BLAS (or with RNNKIT_NO_BLAS=1) the loop runs all rows as one
     block through ATen's products."""
-    x = torch.randn(6, 11, 3, dtype=dtype)
+    x = torch.randn(6, 11, 3, dtype=dtype, requires_grad=True)
     lengths = torch.tensor([11, 1, 4, 9, 11, 2])
     for name in ("lstm-layer-norm", "gru-reset-before", "lstm-peephole"):
         model = TRAINING[name](backend="loop", batch_first=True, dtype=dtype).train()
         results = []
         for no_blas in ("0", "1"):
             monkeypatch.setenv("RNNKIT_NO_BLAS", no_blas)
-            model.zero_grad()
-            torch.manual_seed(5)
-            torch.set_num_threads(2)  # with BLAS the rows split in two blocks, without they cannot
-            try:
-                out = model(x, lengths=lengths)
-                random_loss(out).backward()
-            finally:
-                torch.set_num_threads(1)
-            results.append((out, grads(list(model.parameters()))))
+            # two threads: with BLAS the rows split in two blocks, without they cannot
+            results.append(training_step(model, x, threads=2, lengths=lengths))
         assert_all_close(results[1], results[0])

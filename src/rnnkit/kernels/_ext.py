@@ -60,7 +60,7 @@ def load(name: str) -> ModuleType | None:
         return None
     from torch.utils.cpp_extension import load as build_and_load
 
-    reasons = []
+    reason = ""
     for cflags, ldflags in FLAG_SETS:
         build = build_dir(name, cflags, ldflags)
         try:
@@ -72,8 +72,8 @@ def load(name: str) -> ModuleType | None:
             return build_and_load(module, [str(SOURCES / f"{name}.cpp")], build_directory=str(build),
                                   extra_cflags=cflags, extra_ldflags=ldflags, verbose=False)
         except (OSError, RuntimeError, ImportError, subprocess.SubprocessError) as e:
-            reasons.append(_reason(e))
-    warnings.warn(f"rnnkit: the compiled {name} kernel could not be built ({reasons[-1]}); the "
+            reason = _reason(e)  # the last attempt's, the one without OpenMP
+    warnings.warn(f"rnnkit: the compiled {name} kernel could not be built ({reason}); the "
                   f"pure-PyTorch executors run instead. RNNKIT_NO_EXT=1 skips the attempt.",
                   RuntimeWarning, stacklevel=2)
     return None

@@ -725,13 +725,7 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
   if (ln) {  // the rows' sums, added in row order (the same on any number of threads; dW_hh's
              // rounding depends on the blocks)
     for (int64_t k = 0; k + 1 < blocks.n; ++k) dw.add_(dw_more[k]);
-    Tensor total = at::zeros({SW}, opt);
-    T* tot_p = total.data_ptr<T>();
-    for (int64_t b = 0; b < B; ++b) {
-      const T* s = sums.data_ptr<T>() + b * SW;
-#pragma omp simd
-      for (int64_t k = 0; k < SW; ++k) tot_p[k] += s[k];
-    }
+    const Tensor total = column_sum<T>(sums);
     auto part = [&](int64_t at, int64_t n) { return n ? total.narrow(0, at, n).clone() : none(); };
     const int64_t nc = lnc ? H : 0;
     return {dx, dh, lstm ? dc : none(),  dw, part(2 * G, G), part(3 * G, G), part(4 * G, nc),
