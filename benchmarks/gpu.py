@@ -6,16 +6,20 @@ Nothing in CI runs this (no GPU there); it is run by hand when a GPU is at hand.
 in order:
 
 1. equivalence on the GPU in float64: the drop-ins against torch.nn (cuDNN) with lengths,
-   bidirectional and stacked; minGRU/minLSTM's executor against the reference loop;
+   bidirectional and stacked, and their weights in one cuDNN buffer as torch.nn's are;
+   minGRU/minLSTM's executor against the reference loop;
 2. timing (float32, training = forward + backward of a random-probe loss, A B A B after
    warm-up, median of ``--repeats``; each call ends with ``torch.cuda.synchronize``):
    - drop-in LSTM/GRU against ``torch.nn`` at BENCH.md's reference shape;
    - minGRU/minLSTM against cuDNN ``nn.GRU`` at B=8, H=256, T in {256, 1024, 4096}, dense
      and with lengths uniform in [1, T] (anchor: ``pack_padded_sequence`` + ``nn.GRU``);
    - the variant cells (layer norm, peepholes, recurrent dropout, zoneout, GRU variants)
-     against cuDNN ``nn.LSTM``/``nn.GRU`` at the reference shape, eagerly and with the whole
-     training step captured in a CUDA graph (``torch.cuda.graphs``), which removes the
-     per-step launch cost but not the per-step kernels.
+     against cuDNN ``nn.LSTM``/``nn.GRU`` at the reference shape, eagerly (the Triton loop
+     in both launch plans, ``RNNKIT_TRITON_LOOP=steps`` and ``persistent``, with the first
+     call's compile time) and with the whole training step captured in a CUDA graph
+     (``torch.cuda.graphs``), which removes the per-step launch cost but not the per-step
+     kernels;
+   - the persistent plan's tiles (``tiles``): a few (BK, warps) for its in-kernel product.
 
 Results: one JSON with the device, torch version and every row (ratio = anchor / rnnkit).
 """
@@ -23,11 +27,13 @@ Results: one JSON with the device, torch version and every row (ratio = anchor /
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 from torch import nn
@@ -37,6 +43,11 @@ import rnnkit
 from rnnkit.bench import compare, executor_of
 
 REF = dict(B=32, T=128, I=128, H=256)
+LOOP_MODES = ("steps", "persistent")  # RNNKIT_TRITON_LOOP: kernels/loop_triton.py's two launch plans
+
+
+def triton_loop(mode: str):
+    return mock.patch.dict(os.environ, {"RNNKIT_TRITON_LOOP": mode})
 
 
 def synced(fn):
@@ -90,6 +101,9 @@ def equivalence(device) -> list[dict]:
             anchor = theirs(I, H, num_layers=L, bidirectional=bi, batch_first=True,
                             dtype=torch.float64).to(device)
             candidate = ours.from_torch(anchor).to(device)
+            storages = {p.untyped_storage().data_ptr() for p in candidate.parameters()}
+            rows.append({"check": f"{name} L{L} {'bi' if bi else 'uni'} weights in one cuDNN buffer "
+                         "(flatten_parameters)", "storages": len(storages), "ok": len(storages) == 1})
             xd = x.to(device).requires_grad_()
             xa = x.to(device).requires_grad_()
             packed = pack_padded_sequence(xa, lengths, batch_first=True, enforce_sorted=False)
@@ -120,11 +134,15 @@ def equivalence(device) -> list[dict]:
         executor = executor_of(fast)
         rows.append({"check": f"{name} ({executor}) vs reference loop, lengths", "max_abs_diff": err,
                      "ok": err < 1e-9})
-    for name, (kind, kwargs) in VARIANTS.items():  # the loop executor (Triton) against the reference loop
-        for ragged in (False, True):
+    for (name, (kind, kwargs)), mode, ragged in itertools.product(  # the Triton loop vs the reference loop
+            VARIANTS.items(), LOOP_MODES, (False, True)):
+        with triton_loop(mode):
             ours = rnnkit.LSTM if kind == "lstm" else rnnkit.GRU
             torch.manual_seed(0)
             fast = ours(I, H, batch_first=True, dtype=torch.float64, **kwargs).to(device).train()
+            executor = executor_of(fast)
+            if executor != "loop" and mode != LOOP_MODES[0]:
+                continue  # the reference loop runs the same either way
             ref = ours(I, H, batch_first=True, dtype=torch.float64, backend="reference", **kwargs)
             ref = ref.to(device).train()
             ref.load_state_dict(fast.state_dict())
@@ -137,7 +155,8 @@ def equivalence(device) -> list[dict]:
             pairs = [*zip(outs[0], outs[1], strict=True), (xs[0].grad, xs[1].grad)]
             pairs += [(p.grad, q.grad) for p, q in zip(fast.parameters(), ref.parameters(), strict=True)]
             err = max((a - b).abs().max().item() for a, b in pairs)
-            executor = executor_of(fast)
+            if executor == "loop":
+                executor += f", {mode}"
             what = f"{name} ({executor}) vs reference loop, training" + (", lengths" if ragged else "")
             rows.append({"check": what, "max_abs_diff": err, "ok": err < 1e-9})
     return rows
@@ -235,7 +254,15 @@ def variants(device, repeats) -> list[dict]:
         step_a, step_c = training_step(anchor, fa, probes), training_step(candidate, fc, probes)
         executor = executor_of(candidate)
         shape = f"B={B} T={T} I={I} H={H}"
-        rows.append(timed(f"{name} eager ({executor})", shape, step_a, step_c, repeats))
+        for mode in LOOP_MODES if executor == "loop" else LOOP_MODES[:1]:
+            with triton_loop(mode):
+                start = time.perf_counter()
+                step_c()  # the first call compiles this plan's kernels
+                torch.cuda.synchronize()
+                first_s = round(time.perf_counter() - start, 2)
+                label = f"loop, {mode}" if executor == "loop" else executor
+                rows.append(timed(f"{name} eager ({label})", shape, step_a, step_c, repeats,
+                                  first_call_s=first_s))
         if executor != "reference":  # the reference loop for comparison
             slow = ours(I, H, batch_first=True, backend="reference", **kwargs).to(device)
             slow.load_state_dict(candidate.state_dict())
@@ -255,12 +282,38 @@ def variants(device, repeats) -> list[dict]:
     return rows
 
 
+TILES = [(64, 4), (128, 4), (128, 8), (256, 8), (128, 16)]  # (BK, num_warps); BN: 32 elements a thread
+
+
+def tiles(device, repeats) -> list[dict]:
+    """The persistent plan's in-kernel product tiles, on the layer-norm LSTM (eager)."""
+    from rnnkit.kernels import loop_triton
+
+    rows = []
+    B, T, I, H = REF.values()
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(B, T, I, generator=g).to(device)
+    torch.manual_seed(0)
+    anchor = nn.LSTM(I, H, batch_first=True).to(device)
+    candidate = rnnkit.LSTM(I, H, batch_first=True, layer_norm=True).to(device)
+    fa, fc = (lambda: flat(anchor(x))), (lambda: flat(candidate(x)))
+    probes = probes_for(fa, g, device)
+    step_a, step_c = training_step(anchor, fa, probes), training_step(candidate, fc, probes)
+    for BK, warps in TILES:
+        config = dict(BN=32 * 32 * warps // BK, BK=BK, num_warps=warps)
+        with triton_loop("persistent"), mock.patch.object(loop_triton, "_tiles", lambda H, c=config: c):
+            rows.append(timed(f"lstm layer_norm persistent {config}", f"B={B} T={T} I={I} H={H}", step_a,
+                              step_c, repeats))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "gpu.json"))
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--sections", nargs="*", default=["equivalence", "dropins", "scans", "variants"])
+    parser.add_argument("--sections", nargs="*",
+                        default=["equivalence", "dropins", "scans", "variants", "tiles"])
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("benchmarks/gpu.py needs a CUDA GPU; torch.cuda.is_available() is False")
@@ -275,7 +328,8 @@ def main() -> None:
     sections = {"equivalence": lambda: equivalence(device),
                 "dropins": lambda: dropins(device, args.repeats),
                 "scans": lambda: scans(device, args.repeats),
-                "variants": lambda: variants(device, args.repeats)}
+                "variants": lambda: variants(device, args.repeats),
+                "tiles": lambda: tiles(device, args.repeats)}
     for name in args.sections:
         start = time.perf_counter()
         try:
@@ -287,7 +341,9 @@ def main() -> None:
             continue
         if name == "equivalence":
             for r in report[name]:
-                print(f"{r['check']:<60} max |diff| {r['max_abs_diff']:.2e} {'ok' if r['ok'] else 'FAILED'}")
+                got = (f"max |diff| {r['max_abs_diff']:.2e}" if "max_abs_diff" in r
+                       else f"{r['storages']} storage(s)")
+                print(f"{r['check']:<60} {got} {'ok' if r['ok'] else 'FAILED'}")
         print(f"-- {name}: {time.perf_counter() - start:.1f} s", flush=True)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

@@ -198,3 +198,21 @@ def test_torch_compile_runs_and_matches(name, ragged):
     x = torch.randn(B, T, I)
     lengths = lengths_with_ends() if ragged else None
     assert_all_close(compiled(x, lengths=lengths), ours(x, lengths=lengths))
+
+
+def test_flatten_parameters_runs_where_torch_nn_runs_it(monkeypatch):
+    """On CUDA it moves the weights into cuDNN's one buffer (checked by benchmarks/gpu.py);
+    here: it runs after every change that scatters them, and changes nothing on the CPU."""
+    ours, theirs = make_pair("lstm", "auto", num_layers=2)
+    before = {n: (p, p.data_ptr()) for n, p in ours.named_parameters()}
+    ours.flatten_parameters()
+    assert all(p is q and p.data_ptr() == ptr for (n, p), (q, ptr) in
+               zip(ours.named_parameters(), before.values(), strict=True))
+    calls = []
+    monkeypatch.setattr(ours, "flatten_parameters", lambda: calls.append(1))
+    ours.double()
+    ours.load_state_dict({k: v.double() for k, v in theirs.state_dict().items()}, assign=True)
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    assert_all_close(ours(x), theirs.double()(x))
+    ours.weight_hh_l1 = torch.nn.Parameter(torch.randn(4 * H, H, dtype=torch.float64))
+    assert len(calls) == 3

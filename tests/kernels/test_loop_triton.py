@@ -10,6 +10,7 @@ import torch
 
 pytest.importorskip("triton")
 
+import rnnkit
 from rnnkit.kernels import loop, loop_triton
 from tests.harness import assert_all_close, grads, random_loss
 from tests.kernels.test_rnn_loop import TRAINING
@@ -25,9 +26,11 @@ def triton_loop(monkeypatch):  # CPU tensors through the Triton kernels (interpr
     monkeypatch.setattr(loop, "_triton", lambda: loop_triton)
 
 
+@pytest.mark.parametrize("mode", ["steps", "persistent"])
 @pytest.mark.parametrize("name", [n for n in TRAINING if n != "gru-reset-before"])
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
-def test_triton_loop_matches_the_reference(triton_loop, name, training):
+def test_triton_loop_matches_the_reference(triton_loop, monkeypatch, name, training, mode):
+    monkeypatch.setenv("RNNKIT_TRITON_LOOP", mode)
     reference = TRAINING[name](backend="reference", batch_first=True).double().train(training)
     fast = TRAINING[name](backend="loop", batch_first=True).double().train(training)
     fast.load_state_dict(reference.state_dict())
@@ -48,3 +51,35 @@ def test_triton_loop_matches_the_reference(triton_loop, name, training):
 def test_triton_loop_refuses_the_reset_before_gru():
     with pytest.raises(ValueError, match="kind must be 0 .* or 1 .*got 2"):
         loop_triton.rnn_loop(2, *([None] * 14))
+
+
+def test_row_times_over_uneven_tiles():
+    """The persistent loop's in-kernel product: several tiles each way, the last ones partial."""
+    N, K = 37, 20
+    w = torch.randn(N, K, dtype=torch.float64)
+    v = torch.randn(N, dtype=torch.float64)
+    out = torch.full((K,), float("nan"), dtype=torch.float64)
+    loop_triton._row_times[(1,)](v, w, out, N, K, BN=8, BK=16)
+    assert_all_close(out, v @ w)
+
+
+def test_persistent_loop_at_the_default_tiles(triton_loop, monkeypatch):
+    """H = 130: _tiles gives (64, 128) tiles, so G = 520 spans 9 of them and H 2, both partial."""
+    monkeypatch.setenv("RNNKIT_TRITON_LOOP", "persistent")
+    reference = rnnkit.LSTM(3, 130, layer_norm=True, batch_first=True, backend="reference").double()
+    fast = rnnkit.LSTM(3, 130, layer_norm=True, batch_first=True, backend="loop").double()
+    fast.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 3, 3, dtype=torch.float64, requires_grad=True)
+    results = []
+    for model in (reference, fast):
+        x.grad = None
+        out = model(x, lengths=torch.tensor([3, 2]))
+        random_loss(out).backward()
+        results.append((out, grads([x, *model.parameters()])))
+    assert_all_close(results[1], results[0])
+
+
+def test_triton_loop_mode_is_checked(monkeypatch):
+    monkeypatch.setenv("RNNKIT_TRITON_LOOP", "fast")
+    with pytest.raises(ValueError, match="RNNKIT_TRITON_LOOP must be 'steps' or 'persistent', got 'fast'"):
+        loop_triton._persistent()

@@ -79,6 +79,7 @@ class DropIn(nn.Module):
         self.register_state_dict_post_hook(_rename_saved)
         self.register_load_state_dict_pre_hook(_rename_loaded)
         self.register_load_state_dict_post_hook(_rename_missing)
+        self.register_load_state_dict_post_hook(_flatten_loaded)
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
 
@@ -137,6 +138,7 @@ class DropIn(nn.Module):
         if names is not None and name in names:  # lstm.weight_hh_l0 = nn.Parameter(...)
             owner, _, attr = names[name].rpartition(".")
             setattr(self.get_submodule(owner), attr, value)
+            self.flatten_parameters()
             return
         super().__setattr__(name, value)
 
@@ -145,7 +147,34 @@ class DropIn(nn.Module):
         return [list(core_cell(cell).parameters()) for cell in self._cells]
 
     def flatten_parameters(self) -> None:
-        """No-op, for code written for torch.nn (our weights are never copied into a flat buffer)."""
+        """Keep the fused op's weights in one buffer in cuDNN's layout, as torch.nn does.
+
+        Only on CUDA with cuDNN; elsewhere there is no such layout and nothing changes.
+        cuDNN otherwise copies scattered weights into one buffer at every call (and warns).
+        Called at construction, after ``.to()``/``.cuda()``, after loading a state dict and
+        after a weight is replaced by name; the parameters stay the same objects, now views.
+        """
+        if self._fused_kind is None or self.weight_drop:  # no fused op, or a fresh w_hh per call
+            return
+        weights = [w for cell in self._cells for w in native.flat_weights(cell)]
+        first = weights[0]
+        if not all(w.is_cuda and w.dtype == first.dtype and torch.backends.cudnn.is_acceptable(w)
+                   for w in weights):
+            return
+        if len({w.data_ptr() for w in weights}) != len(weights) or not torch._use_cudnn_rnn_flatten_weight():
+            return  # tied weights keep cuDNN's copying path, as in torch.nn
+        from torch.backends.cudnn import rnn as cudnn_rnn
+
+        with torch.cuda.device_of(first), torch.no_grad():  # no_grad: it re-points the parameters
+            torch._cudnn_rnn_flatten_weight(
+                weights, len(weights) // len(self._cells), self.input_size,
+                cudnn_rnn.get_cudnn_mode(self._fused_kind.upper()), self.hidden_size,
+                getattr(self, "proj_size", 0), self.num_layers, self.batch_first, self.bidirectional)
+
+    def _apply(self, fn, recurse=True):
+        module = super()._apply(fn, recurse)  # .to(), .cuda(), .half(): new tensors, scattered
+        self.flatten_parameters()
+        return module
 
     # -- forward -----------------------------------------------------------------------------
     def forward(self, input, hx=None, *, lengths=None):
@@ -464,6 +493,10 @@ def _rename_missing(module: DropIn, incompatible) -> None:
             if key == internal or key.endswith("." + internal):
                 incompatible.missing_keys[k] = key[: len(key) - len(internal)] + theirs
                 break
+
+
+def _flatten_loaded(module: DropIn, incompatible) -> None:
+    module.flatten_parameters()  # load_state_dict(assign=True) brings new, scattered tensors
 
 
 def _rename_loaded(module: DropIn, state_dict, prefix: str, *args) -> None:

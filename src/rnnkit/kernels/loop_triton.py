@@ -7,12 +7,21 @@ the next step's product), and the same two per step backwards. The dh of a step 
 into the next backward kernel, so a step costs two launches each way; the weight and bias
 gradients are one GEMM and a few reductions over all steps at the end.
 
+With ``RNNKIT_TRITON_LOOP=persistent`` the whole time loop is one launch each way instead
+(``_forward_seq``, ``_backward_seq``): a program per batch row computes its own product
+with W_hh (``_row_times``, W_hh read from L2 at every step) and then runs the same step
+kernel's body, so eager calls no longer pay a launch per step. It is the plan for an eager
+0.8x of cuDNN; it is checked in the interpreter and compiles for sm_90, but has not been
+timed on a GPU yet (``benchmarks/gpu.py`` times both), so ``steps`` stays the default.
+
 Kinds 0 (LSTM: layer norm, peepholes) and 1 (GRU, reset gate after the product, layer
 norm); the reset-before GRU runs the reference loop on a GPU. Needs ``triton``; with
 ``TRITON_INTERPRET=1`` the kernels also run on CPU tensors (the tests use that).
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 import triton
@@ -275,6 +284,84 @@ def _backward_step(grad_out, dh, dc, carry, dhd, mask, keep_h, keep_c, lengths, 
     tl.store(carry + b * H + j, tl.where(live, carry_new, 0.0), mask=m)
 
 
+@triton.jit
+def _row_times(v_ptr, w_ptr, out_ptr, N: tl.constexpr, K: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+    """out = v W for one row v (N) and W (N, K) row-major, in (BN, BK) tiles read along K,
+    W's contiguous axis, and summed over N inside each thread (no shuffles). N and K are
+    compile-time: constant trip counts, and Triton's interpreter can range() over them."""
+    n_ = tl.arange(0, BN)
+    k_ = tl.arange(0, BK)
+    for k0 in range(0, K, BK):
+        mk = k0 + k_ < K
+        acc = tl.zeros([BK], dtype=w_ptr.dtype.element_ty)
+        for n0 in range(0, N, BN):
+            mn = n0 + n_ < N
+            w = tl.load(w_ptr + (n0 + n_)[:, None] * K + (k0 + k_)[None, :], mask=mn[:, None] & mk[None, :],
+                        other=0.0)
+            acc += tl.sum(w * tl.load(v_ptr + n0 + n_, mask=mn, other=0.0)[:, None], axis=0)
+        tl.store(out_ptr + k0 + k_, acc, mask=mk)
+
+
+@triton.jit
+def _forward_seq(xg, u, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lengths,
+                 h, c, out, act, hd, c_prev, c_new, uhat, rstd, chat, rstd_c, u_n, w_hh_t,
+                 T, B, H: tl.constexpr, G: tl.constexpr, eps,
+                 LSTM: tl.constexpr, LN: tl.constexpr, LNC: tl.constexpr, PEEP: tl.constexpr,
+                 MASK: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, BLOCK: tl.constexpr,
+                 BN: tl.constexpr, BK: tl.constexpr):
+    """All T steps of one row in one launch: the row's product with W_hh, then _forward_step.
+    Rows never read each other, so programs need no synchronisation; the threads of one
+    program do (the product reads all of h_{t-1}, the gate math all of the product). H and
+    G (given: G computed here would be a tensor in the interpreter) are compile-time, one
+    build per hidden size; T is not, and the time loop is a while loop, which Triton's
+    interpreter can run with a runtime bound under NumPy 2."""
+    b = tl.program_id(0)
+    t = tl.full([], 0, tl.int32)
+    while t < T:
+        _row_times(hd + (t * B + b) * H, w_hh_t, u + b * G, H, G, BN, BK)
+        tl.debug_barrier()
+        _forward_step(xg, u, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lengths, h, c, out, act,
+                      hd, c_prev, c_new, uhat, rstd, chat, rstd_c, u_n, t, T, B, H, eps,
+                      LSTM, LN, LNC, PEEP, MASK, ZH, ZC, BLOCK)
+        tl.debug_barrier()
+        t += 1
+
+
+@triton.jit
+def _backward_seq(grad_out, dh, dc, carry, dhd, mask, keep_h, keep_c, lengths, act, hd, c_prev, c_new,
+                  uhat, rstd, chat, rstd_c, u_n, ln_w, lnc_w, lnc_b, peep, da, dun, du, dcn, w_hh,
+                  T, B, H: tl.constexpr, G: tl.constexpr,
+                  LSTM: tl.constexpr, LN: tl.constexpr, LNC: tl.constexpr, PEEP: tl.constexpr,
+                  MASK: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, BLOCK: tl.constexpr,
+                  BN: tl.constexpr, BK: tl.constexpr):
+    """All T steps of one row's backward in one launch: _backward_step, then d(product) W_hh."""
+    b = tl.program_id(0)
+    t = tl.full([], 0, tl.int32) + T - 1
+    while t >= 0:
+        _backward_step(grad_out, dh, dc, carry, dhd, mask, keep_h, keep_c, lengths, act, hd, c_prev, c_new,
+                       uhat, rstd, chat, rstd_c, u_n, ln_w, lnc_w, lnc_b, peep, da, dun, du, dcn,
+                       t, T, B, H, LSTM, LN, LNC, PEEP, MASK, ZH, ZC, BLOCK)
+        tl.debug_barrier()
+        _row_times(du + (t * B + b) * G, w_hh, dhd + b * H, G, H, BN, BK)
+        tl.debug_barrier()
+        t -= 1
+
+
+def _persistent() -> bool:
+    """RNNKIT_TRITON_LOOP, read per call: "steps" (the default: two launches per step each
+    way, measured) or "persistent" (one launch each way, a program per row; not yet timed)."""
+    mode = os.environ.get("RNNKIT_TRITON_LOOP", "steps")
+    if mode not in ("steps", "persistent"):
+        raise ValueError(f"RNNKIT_TRITON_LOOP must be 'steps' or 'persistent', got {mode!r}")
+    return mode == "persistent"
+
+
+def _tiles(H: int) -> dict:
+    """(BN, BK) tiles of the in-kernel product: 8192 elements, 32 per thread at 8 warps."""
+    BK = min(128, triton.next_power_of_2(H))
+    return dict(BN=8192 // BK, BK=BK, num_warps=8)
+
+
 class _Loop(torch.autograd.Function):
     @staticmethod
     def forward(ctx, kind, xg_BTG, h0_BH, c0_BH, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep_3H, mask_BH, keep_h_TBH,
@@ -298,10 +385,14 @@ class _Loop(torch.autograd.Function):
         u_n = stand_in if lstm else zeros(T, B, H)
         saved = [act, hd, c_prev, c_new, uhat, rstd, chat, rstd_c, u_n]
         w_t, options = w_hh.t(), [stand_in if x is None else x for x in given]
-        for t in range(T):
-            torch.mm(hd[t], w_t, out=u)
-            _forward_step[(B,)](xg_BTG, u, b_hh, *options, lengths_B, h, c, out, *saved, t, T, B, H, eps,
-                                **flags)
+        if _persistent():
+            _forward_seq[(B,)](xg_BTG, u, b_hh, *options, lengths_B, h, c, out, *saved, w_t.contiguous(), T, B,
+                               H, G, eps, **flags, **_tiles(H))
+        else:
+            for t in range(T):
+                torch.mm(hd[t], w_t, out=u)
+                _forward_step[(B,)](xg_BTG, u, b_hh, *options, lengths_B, h, c, out, *saved, t, T, B, H, eps,
+                                    **flags)
         ctx.flags, ctx.has_c0 = flags, lstm
         ctx.save_for_backward(w_hh, *given, lengths_B, *saved)
         return out, h, (c if lstm else new(0))
@@ -327,10 +418,14 @@ class _Loop(torch.autograd.Function):
         dcn = new(T, B, H) if flags["LNC"] else stand_in
         masks = [stand_in if x is None else x for x in (mask, keep_h, keep_c)]
         params = [stand_in if x is None else x for x in (ln_w, lnc_w, lnc_b, peep)]
-        for t in reversed(range(T)):
-            _backward_step[(B,)](grad_out, dh, dc, carry, dhd, *masks, lengths_B, *saved, *params, da, dun,
-                                 du, dcn, t, T, B, H, **flags)
-            torch.mm(du[t], w_hh, out=dhd)
+        if _persistent():
+            _backward_seq[(B,)](grad_out, dh, dc, carry, dhd, *masks, lengths_B, *saved, *params, da, dun,
+                                du, dcn, w_hh, T, B, H, G, **flags, **_tiles(H))
+        else:
+            for t in reversed(range(T)):
+                _backward_step[(B,)](grad_out, dh, dc, carry, dhd, *masks, lengths_B, *saved, *params, da,
+                                     dun, du, dcn, t, T, B, H, **flags)
+                torch.mm(du[t], w_hh, out=dhd)
         d_in = carry + dhd  # the fold of the first step's backward, done here for h0
         dh0 = dh + (d_in if mask is None else d_in * mask)
 
