@@ -8,7 +8,7 @@ import torch
 
 import rnnkit
 from rnnkit import kernels
-from rnnkit.cells import LayerNormLSTMCell, LSTMCell
+from rnnkit.cells import LayerNormLSTMCell, LSTMCell, core_cell
 from rnnkit.kernels import _ext, loop
 from tests.harness import (
     assert_all_close,
@@ -179,6 +179,22 @@ def test_autocast_runs_the_reference_loop():
         out, _ = model(x)
     out.float().sum().backward()
     assert out.shape == (2, 5, 4) and model.weight_hh_l0.grad is not None
+
+
+@pytest.mark.parametrize("cls", [rnnkit.LSTM, rnnkit.GRU])
+def test_layer_norms_given_different_eps_run_the_reference_loop(cls):
+    """The kernels take one eps per cell; one changed after construction must still count."""
+    models = [cls(3, 5, layer_norm=True, batch_first=True, backend=b).double() for b in ("reference", "loop")]
+    models[1].load_state_dict(models[0].state_dict())
+    plain = [model(x := torch.randn(B, T, 3, dtype=torch.float64))[0] for model in models]
+    for model in models:
+        core = core_cell(model._cells[0])
+        core.ln_hh.eps = 0.5
+        if hasattr(core, "ln_c"):
+            core.ln_c.eps = 0.25
+    want, got = (model(x)[0] for model in models)
+    assert_all_close(got, want)
+    assert not torch.allclose(got, plain[1], atol=1e-3)  # the eps matters at these values
 
 
 def test_without_the_extension_auto_falls_back_to_the_reference_loop(monkeypatch):

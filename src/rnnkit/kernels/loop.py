@@ -213,13 +213,20 @@ def _where(x_BTI: Tensor, kind: int) -> str | None:
     return None
 
 
+def _mixed_eps(core: Cell) -> bool:
+    """The kernels take one eps for all of a cell's LayerNorms, as the cells are built; one
+    changed afterwards (``cell.ln_c.eps = ...``) sends the cell to the reference loop."""
+    norms = [getattr(core, name, None) for name in ("ln_ih", "ln_hh", "ln_c")]
+    return len({norm.eps for norm in norms if norm is not None}) > 1
+
+
 def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
     zone, dropout, weight_drop, core = _unwrap(cell)
     kind = _kind(core)
     where = _where(x_BTI, kind)
     # under autocast the products come out in bf16/fp16, which the kernels do not take
     autocast = torch.is_autocast_enabled(x_BTI.device.type)
-    if where is None or autocast or x_BTI.dtype not in (torch.float32, torch.float64):
+    if where is None or autocast or x_BTI.dtype not in (torch.float32, torch.float64) or _mixed_eps(core):
         return reference.run(cell, x_BTI, state, lengths_B)
     B, T, _ = x_BTI.shape
     h0_BH = state.h
@@ -232,9 +239,6 @@ def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
     layer_norm = isinstance(core, LayerNormLSTMCell | LayerNormGRUCell)
     if layer_norm and where == "cpu":  # the C++ loop applies the input side's LayerNorm itself
         xg_BTG, fused = F.linear(x_BTI, core.weight_ih).contiguous(), (core.ln_ih.weight, core.bias_ih)
-        if core.ln_ih.eps != core.ln_hh.eps:
-            raise ValueError(f"the loop executor needs one eps for both LayerNorms, got {core.ln_ih.eps} "
-                             f"and {core.ln_hh.eps}")
     else:
         xg_BTG, fused = _input_side(core, x_BTI).contiguous(), ()
     b_hh = core.bias_hh if core.bias_hh is not None else xg_BTG.new_zeros(xg_BTG.shape[-1])
