@@ -386,8 +386,8 @@ class _Loop(torch.autograd.Function):
         saved = [act, hd, c_prev, c_new, uhat, rstd, chat, rstd_c, u_n]
         w_t, options = w_hh.t(), [stand_in if x is None else x for x in given]
         if _persistent():
-            _forward_seq[(B,)](xg_BTG, u, b_hh, *options, lengths_B, h, c, out, *saved, w_t.contiguous(), T, B,
-                               H, G, eps, **flags, **_tiles(H))
+            _forward_seq[(B,)](xg_BTG, u, b_hh, *options, lengths_B, h, c, out, *saved, w_t.contiguous(),
+                               T, B, H, G, eps, **flags, **_tiles(H))
         else:
             for t in range(T):
                 torch.mm(hd[t], w_t, out=u)
