@@ -200,14 +200,30 @@ def test_torch_compile_runs_and_matches(name, ragged):
     assert_all_close(compiled(x, lengths=lengths), ours(x, lengths=lengths))
 
 
-def test_flatten_parameters_runs_where_torch_nn_runs_it(monkeypatch):
-    """On CUDA it moves the weights into cuDNN's one buffer (checked by benchmarks/gpu.py);
-    here: it runs after every change that scatters them, and changes nothing on the CPU."""
+@pytest.mark.parametrize("name, layout", [("lstm", {}), ("lstm-proj", dict(num_layers=2, bidirectional=True)),
+                                          ("gru", dict(bias=False, batch_first=True)),
+                                          ("rnn-relu", dict(num_layers=2))])
+def test_flat_weight_buffer_arguments_are_torch_nns(name, layout):
+    """What flatten_parameters hands cuDNN on a GPU (benchmarks/gpu.py checks the buffer
+    there): torch.nn's weights in torch.nn's order, and the arguments torch.nn passes."""
+    ours, theirs = make_pair(name, "auto", **layout)
+    weights, *args = ours._flat_weight_args()
+    assert len(weights) == len(theirs._flat_weights)
+    assert all(torch.equal(a, b) for a, b in zip(weights, theirs._flat_weights, strict=True))
+    per_layer = (4 if theirs.bias else 2) + (theirs.proj_size > 0)
+    assert args == [per_layer, I, theirs.mode, H, theirs.proj_size, theirs.num_layers, theirs.batch_first,
+                    theirs.bidirectional]
+    assert rnnkit.LSTM(I, H, layer_norm=True)._flat_weight_args() is None  # no fused op
+    assert rnnkit.LSTM(I, H, weight_drop=0.2)._flat_weight_args() is None  # a new w_hh per call
+
+
+def test_flatten_parameters_runs_after_what_scatters_the_weights(monkeypatch):
+    """It runs after .to() (as in torch.nn), a load and a replacement by name, and changes
+    nothing on the CPU."""
     ours, theirs = make_pair("lstm", "auto", num_layers=2)
-    before = {n: (p, p.data_ptr()) for n, p in ours.named_parameters()}
+    before = [(p, p.data_ptr()) for p in ours.parameters()]
     ours.flatten_parameters()
-    assert all(p is q and p.data_ptr() == ptr for (n, p), (q, ptr) in
-               zip(ours.named_parameters(), before.values(), strict=True))
+    assert all(p is q and p.data_ptr() == ptr for p, (q, ptr) in zip(ours.parameters(), before, strict=True))
     calls = []
     monkeypatch.setattr(ours, "flatten_parameters", lambda: calls.append(1))
     ours.double()

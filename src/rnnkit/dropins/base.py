@@ -151,25 +151,39 @@ class DropIn(nn.Module):
 
         Only on CUDA with cuDNN; elsewhere there is no such layout and nothing changes.
         cuDNN otherwise copies scattered weights into one buffer at every call (and warns).
-        Called at construction, after ``.to()``/``.cuda()``, after loading a state dict and
-        after a weight is replaced by name; the parameters stay the same objects, now views.
+        Called at construction and after ``.to()``/``.cuda()`` (as in torch.nn), and after a
+        load or a replacement by name, where it does something only if that brought new,
+        scattered tensors: weights already in one buffer keep their addresses (a CUDA graph
+        captured before a ``load_state_dict`` keeps reading the loaded values).
         """
-        if self._fused_kind is None or self.weight_drop:  # no fused op, or a fresh w_hh per call
+        args = self._flat_weight_args()
+        if args is None:
             return
-        weights = [w for cell in self._cells for w in native.flat_weights(cell)]
-        first = weights[0]
+        weights, first = args[0], args[0][0]
         if not all(w.is_cuda and w.dtype == first.dtype and torch.backends.cudnn.is_acceptable(w)
                    for w in weights):
             return
+        if len({w.untyped_storage().data_ptr() for w in weights}) == 1:
+            return  # flat already
         if len({w.data_ptr() for w in weights}) != len(weights) or not torch._use_cudnn_rnn_flatten_weight():
             return  # tied weights keep cuDNN's copying path, as in torch.nn
         from torch.backends.cudnn import rnn as cudnn_rnn
 
         with torch.cuda.device_of(first), torch.no_grad():  # no_grad: it re-points the parameters
-            torch._cudnn_rnn_flatten_weight(
-                weights, len(weights) // len(self._cells), self.input_size,
-                cudnn_rnn.get_cudnn_mode(self._fused_kind.upper()), self.hidden_size,
-                getattr(self, "proj_size", 0), self.num_layers, self.batch_first, self.bidirectional)
+            torch._cudnn_rnn_flatten_weight(weights, args[1], args[2], cudnn_rnn.get_cudnn_mode(args[3]),
+                                            *args[4:])
+
+    def _flat_weight_args(self) -> tuple | None:
+        """``torch._cudnn_rnn_flatten_weight``'s arguments as torch.nn makes them (the mode by
+        name), or None where no fused op runs or a cell lacks a weight."""
+        if self._fused_kind is None or self.weight_drop:  # no fused op, or a fresh w_hh per call
+            return None
+        per_cell = [native.flat_weights(cell) for cell in self._cells]
+        if len({len(w) for w in per_cell}) != 1:  # pruned, or a bias set to None
+            return None
+        return ([w for ws in per_cell for w in ws], len(per_cell[0]), self.input_size, self._fused_kind.upper(),
+                self.hidden_size, getattr(self, "proj_size", 0), self.num_layers, self.batch_first,
+                self.bidirectional)
 
     def _apply(self, fn, recurse=True):
         module = super()._apply(fn, recurse)  # .to(), .cuda(), .half(): new tensors, scattered

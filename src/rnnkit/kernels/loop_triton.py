@@ -75,6 +75,7 @@ def _forward_step(xg, u, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, l
                   LSTM: tl.constexpr, LN: tl.constexpr, LNC: tl.constexpr, PEEP: tl.constexpr,
                   MASK: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, BLOCK: tl.constexpr):
     b = tl.program_id(0)
+    t = t + tl.zeros([], tl.int64)  # 64-bit offsets: (t B + b) G passes 2^31 on large inputs
     j = tl.arange(0, BLOCK)
     m = j < H
     G = 4 * H if LSTM else 3 * H
@@ -187,6 +188,7 @@ def _backward_step(grad_out, dh, dc, carry, dhd, mask, keep_h, keep_c, lengths, 
                    LSTM: tl.constexpr, LN: tl.constexpr, LNC: tl.constexpr, PEEP: tl.constexpr,
                    MASK: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, BLOCK: tl.constexpr):
     b = tl.program_id(0)
+    t = t + tl.zeros([], tl.int64)  # 64-bit offsets: (t B + b) G passes 2^31 on large inputs
     j = tl.arange(0, BLOCK)
     m = j < H
     G = 4 * H if LSTM else 3 * H
@@ -287,19 +289,20 @@ def _backward_step(grad_out, dh, dc, carry, dhd, mask, keep_h, keep_c, lengths, 
 @triton.jit
 def _row_times(v_ptr, w_ptr, out_ptr, N: tl.constexpr, K: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
     """out = v W for one row v (N) and W (N, K) row-major, in (BN, BK) tiles read along K,
-    W's contiguous axis, and summed over N inside each thread (no shuffles). N and K are
-    compile-time: constant trip counts, and Triton's interpreter can range() over them."""
+    W's contiguous axis. Each thread adds up its own elements over the N tiles and the
+    tile is summed across threads once per K tile. N and K are compile-time: constant trip
+    counts, and Triton's interpreter can range() over them."""
     n_ = tl.arange(0, BN)
     k_ = tl.arange(0, BK)
     for k0 in range(0, K, BK):
         mk = k0 + k_ < K
-        acc = tl.zeros([BK], dtype=w_ptr.dtype.element_ty)
+        acc = tl.zeros([BN, BK], dtype=w_ptr.dtype.element_ty)
         for n0 in range(0, N, BN):
             mn = n0 + n_ < N
             w = tl.load(w_ptr + (n0 + n_)[:, None] * K + (k0 + k_)[None, :], mask=mn[:, None] & mk[None, :],
                         other=0.0)
-            acc += tl.sum(w * tl.load(v_ptr + n0 + n_, mask=mn, other=0.0)[:, None], axis=0)
-        tl.store(out_ptr + k0 + k_, acc, mask=mk)
+            acc += w * tl.load(v_ptr + n0 + n_, mask=mn, other=0.0)[:, None]
+        tl.store(out_ptr + k0 + k_, tl.sum(acc, axis=0), mask=mk)
 
 
 @triton.jit
@@ -316,7 +319,7 @@ def _forward_seq(xg, u, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, le
     build per hidden size; T is not, and the time loop is a while loop, which Triton's
     interpreter can run with a runtime bound under NumPy 2."""
     b = tl.program_id(0)
-    t = tl.full([], 0, tl.int32)
+    t = tl.full([], 0, tl.int64)
     while t < T:
         _row_times(hd + (t * B + b) * H, w_hh_t, u + b * G, H, G, BN, BK)
         tl.debug_barrier()
@@ -336,7 +339,7 @@ def _backward_seq(grad_out, dh, dc, carry, dhd, mask, keep_h, keep_c, lengths, a
                   BN: tl.constexpr, BK: tl.constexpr):
     """All T steps of one row's backward in one launch: _backward_step, then d(product) W_hh."""
     b = tl.program_id(0)
-    t = tl.full([], 0, tl.int32) + T - 1
+    t = tl.full([], 0, tl.int64) + T - 1
     while t >= 0:
         _backward_step(grad_out, dh, dc, carry, dhd, mask, keep_h, keep_c, lengths, act, hd, c_prev, c_new,
                        uhat, rstd, chat, rstd_c, u_n, ln_w, lnc_w, lnc_b, peep, da, dun, du, dcn,
