@@ -181,9 +181,9 @@ class DropIn(nn.Module):
         per_cell = [native.flat_weights(cell) for cell in self._cells]
         if len({len(w) for w in per_cell}) != 1:  # pruned, or a bias set to None
             return None
-        return ([w for ws in per_cell for w in ws], len(per_cell[0]), self.input_size, self._fused_kind.upper(),
-                self.hidden_size, getattr(self, "proj_size", 0), self.num_layers, self.batch_first,
-                self.bidirectional)
+        weights = [w for ws in per_cell for w in ws]
+        return (weights, len(per_cell[0]), self.input_size, self._fused_kind.upper(), self.hidden_size,
+                getattr(self, "proj_size", 0), self.num_layers, self.batch_first, self.bidirectional)
 
     def _apply(self, fn, recurse=True):
         module = super()._apply(fn, recurse)  # .to(), .cuda(), .half(): new tensors, scattered
