@@ -1,7 +1,10 @@
 """The GPU path of the loop executor (kernels/loop_triton.py) under Triton's CPU interpreter:
 the same training-mode comparison with the reference loop as tests/kernels/test_rnn_loop.py,
-with the Triton kernels standing in for the compiled C++ loop. Skipped where Triton is not
-installed (CPU builds of torch do not bring it; CUDA builds do)."""
+with the Triton kernels standing in for the compiled C++ loop, in both launch plans (a
+launch per step, and the persistent one: a program per row over all steps). Skipped where
+Triton is not installed (CPU builds of torch do not bring it; CUDA builds do). The
+interpreter runs programs one after another and tl.debug_barrier does nothing, so races
+between a program's threads show only on a GPU (benchmarks/gpu.py's float64 check)."""
 
 import os
 
