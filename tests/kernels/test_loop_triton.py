@@ -29,8 +29,11 @@ def triton_loop(monkeypatch):  # CPU tensors through the Triton kernels (interpr
     monkeypatch.setattr(loop, "_triton", lambda: loop_triton)
 
 
-@pytest.mark.parametrize("mode", ["steps", "persistent"])
-@pytest.mark.parametrize("name", [n for n in TRAINING if n != "gru-reset-before"])
+PLANS = [(mode, name) for mode in ("steps", "persistent") for name in TRAINING
+         if mode == "persistent" or name != "gru-reset-before"]  # steps: reset-after GRUs only
+
+
+@pytest.mark.parametrize("mode, name", PLANS)
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
 def test_triton_loop_matches_the_reference(triton_loop, monkeypatch, name, training, mode):
     monkeypatch.setenv("RNNKIT_TRITON_LOOP", mode)
@@ -51,8 +54,9 @@ def test_triton_loop_matches_the_reference(triton_loop, monkeypatch, name, train
     assert_all_close(got_grads, want_grads)
 
 
-def test_triton_loop_refuses_the_reset_before_gru():
-    with pytest.raises(ValueError, match="kind must be 0 .* or 1 .*got 2"):
+def test_the_step_plan_refuses_the_reset_before_gru(monkeypatch):
+    monkeypatch.setenv("RNNKIT_TRITON_LOOP", "steps")
+    with pytest.raises(ValueError, match="kind must be 0 .* or 1 .*or 2 .*persistent, got 2"):
         loop_triton.rnn_loop(2, *([None] * 14))
 
 
@@ -66,16 +70,21 @@ def test_row_times_over_uneven_tiles():
     assert_all_close(out, v @ w)
 
 
-def test_persistent_loop_at_the_default_tiles(triton_loop, monkeypatch):
-    """H = 130: _tiles gives (64, 128) tiles, so G = 520 spans 9 of them and H 2, both partial."""
+@pytest.mark.parametrize("make", [
+    lambda **kw: rnnkit.LSTM(3, 130, layer_norm=True, **kw),
+    lambda **kw: rnnkit.GRU(3, 130, reset_after=False, recurrent_dropout=0.3, zoneout=0.2, **kw)],
+    ids=["lstm-layer-norm", "gru-reset-before"])
+def test_persistent_loop_at_the_default_tiles(triton_loop, monkeypatch, make):
+    """H = 130: _tiles gives (64, 128) tiles, so every product spans several, the last partial."""
     monkeypatch.setenv("RNNKIT_TRITON_LOOP", "persistent")
-    reference = rnnkit.LSTM(3, 130, layer_norm=True, batch_first=True, backend="reference").double()
-    fast = rnnkit.LSTM(3, 130, layer_norm=True, batch_first=True, backend="loop").double()
+    reference = make(batch_first=True, backend="reference").double().train()
+    fast = make(batch_first=True, backend="loop").double().train()
     fast.load_state_dict(reference.state_dict())
     x = torch.randn(2, 3, 3, dtype=torch.float64, requires_grad=True)
     results = []
     for model in (reference, fast):
         x.grad = None
+        torch.manual_seed(5)
         out = model(x, lengths=torch.tensor([3, 2]))
         random_loss(out).backward()
         results.append((out, grads([x, *model.parameters()])))

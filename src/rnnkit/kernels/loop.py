@@ -208,7 +208,7 @@ def _where(x_BTI: Tensor, kind: int) -> str | None:
     """Which loop runs this input: "cpu" (the C++ op), "triton" (a CUDA tensor), or None."""
     if x_BTI.is_cpu and _cpu_built():
         return "cpu"
-    if x_BTI.is_cuda and kind != _GRU_RESET_BEFORE and _triton() is not None:
+    if x_BTI.is_cuda and _triton() is not None and (kind != _GRU_RESET_BEFORE or _triton()._persistent()):
         return "triton"
     return None
 

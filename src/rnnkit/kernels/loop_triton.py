@@ -15,8 +15,10 @@ kernel's body, so eager calls no longer pay a launch per step. It is the plan fo
 timed on a GPU yet (``benchmarks/gpu.py`` times both), so ``steps`` stays the default.
 
 Kinds 0 (LSTM: layer norm, peepholes) and 1 (GRU, reset gate after the product, layer
-norm); the reset-before GRU runs the reference loop on a GPU. Needs ``triton``; with
-``TRITON_INTERPRET=1`` the kernels also run on CPU tensors (the tests use that).
+norm). Kind 2, the reset-before GRU, has two dependent products a step; only the persistent
+plan runs it (``_gru_before_forward_seq``/``_backward_seq``), and with ``steps`` it runs the
+reference loop on a GPU. Needs ``triton``; with ``TRITON_INTERPRET=1`` the kernels also run
+on CPU tensors (the tests use that).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-_LSTM, _GRU = 0, 1
+_LSTM, _GRU, _GRU_BEFORE = 0, 1, 2
 
 
 @triton.jit
@@ -350,6 +352,101 @@ def _backward_seq(grad_out, dh, dc, carry, dhd, mask, keep_h, keep_c, lengths, a
         t -= 1
 
 
+@triton.jit
+def _gru_before_forward_seq(xg, u, b_hh, mask, keep_h, lengths, h, out, act, hd, rh, w_rz_t, w_n_t,
+                            T, B, H: tl.constexpr, H2: tl.constexpr, MASK: tl.constexpr, ZH: tl.constexpr,
+                            BLOCK: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+    """The reset-before GRU (r scales h before its product), all steps of one row: two
+    dependent products a step, u_rz = h W_rz^T, then u_n = (r h) W_n^T (h: the product's
+    input, after recurrent dropout). Saves r, z, n (act), the products' inputs hd and rh.
+    H2 = 2 H is given: arithmetic on a constexpr gives a tensor in Triton's interpreter."""
+    b = tl.program_id(0)
+    j = tl.arange(0, BLOCK)
+    m = j < H
+    length = tl.load(lengths + b)
+    u_r = u + b * 3 * H
+    t = tl.full([], 0, tl.int64)
+    while t < T:
+        live = t < length
+        row = t * B + b
+        x_r = xg + (b * T + t) * 3 * H
+        _row_times(hd + row * H, w_rz_t, u_r, H, H2, BN, BK)
+        tl.debug_barrier()
+        hd_r = tl.load(hd + row * H + j, mask=m, other=0.0)
+        r = tl.sigmoid(tl.load(x_r + j, mask=m, other=0.0) + tl.load(u_r + j, mask=m, other=0.0)
+                       + tl.load(b_hh + j, mask=m, other=0.0))
+        z = tl.sigmoid(tl.load(x_r + H + j, mask=m, other=0.0) + tl.load(u_r + H + j, mask=m, other=0.0)
+                       + tl.load(b_hh + H + j, mask=m, other=0.0))
+        tl.store(rh + row * H + j, r * hd_r, mask=m)
+        tl.debug_barrier()
+        _row_times(rh + row * H, w_n_t, u_r + 2 * H, H, H, BN, BK)
+        tl.debug_barrier()
+        n = _tanh(tl.load(x_r + 2 * H + j, mask=m, other=0.0) + tl.load(u_r + 2 * H + j, mask=m, other=0.0)
+                  + tl.load(b_hh + 2 * H + j, mask=m, other=0.0))
+        h_old = tl.load(h + b * H + j, mask=m, other=0.0)
+        h_new = (1.0 - z) * n + z * hd_r
+        if ZH:
+            zh = tl.load(keep_h + row * H + j, mask=m, other=0.0)
+            h_new = zh * h_old + (1.0 - zh) * h_new
+        h_new = tl.where(live, h_new, h_old)
+        a_r = act + row * 3 * H
+        tl.store(a_r + j, r, mask=m & live)
+        tl.store(a_r + H + j, z, mask=m & live)
+        tl.store(a_r + 2 * H + j, n, mask=m & live)
+        tl.store(h + b * H + j, h_new, mask=m)
+        tl.store(out + (b * T + t) * H + j, tl.where(live, h_new, 0.0), mask=m)
+        hd_next = h_new
+        if MASK:
+            hd_next = h_new * tl.load(mask + b * H + j, mask=m, other=0.0)
+        tl.store(hd + (row + B) * H + j, hd_next, mask=m)
+        tl.debug_barrier()
+        t += 1
+
+
+@triton.jit
+def _gru_before_backward_seq(grad_out, dh, carry, dhd, drh, mask, keep_h, lengths, act, hd, da, w_rz, w_n,
+                             T, B, H: tl.constexpr, H2: tl.constexpr, MASK: tl.constexpr,
+                             ZH: tl.constexpr, BLOCK: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+    """Its backward, all steps of one row: d n, then d(r h) = d n W_n, then d r, then the
+    next step's d(product input) = [d r, d z] W_rz. da: d(r, z, n pre-activations)."""
+    b = tl.program_id(0)
+    j = tl.arange(0, BLOCK)
+    m = j < H
+    length = tl.load(lengths + b)
+    t = tl.full([], 0, tl.int64) + T - 1
+    while t >= 0:
+        live = t < length
+        row = t * B + b
+        d_in = tl.load(carry + b * H + j, mask=m, other=0.0) + tl.load(dhd + b * H + j, mask=m, other=0.0)
+        if MASK:
+            d_in *= tl.load(mask + b * H + j, mask=m, other=0.0)
+        dh_t = tl.load(dh + b * H + j, mask=m, other=0.0) + d_in
+        dh_new = dh_t + tl.load(grad_out + (b * T + t) * H + j, mask=m & live, other=0.0)
+        zh = 0.0 * dh_new
+        if ZH:
+            zh = tl.load(keep_h + row * H + j, mask=m, other=0.0)
+        dh1 = (1.0 - zh) * dh_new
+        a_r = act + row * 3 * H
+        r = tl.load(a_r + j, mask=m, other=0.0)
+        z = tl.load(a_r + H + j, mask=m, other=0.0)
+        n = tl.load(a_r + 2 * H + j, mask=m, other=0.0)
+        hd_r = tl.load(hd + row * H + j, mask=m, other=0.0)
+        da_r = da + row * 3 * H
+        tl.store(da_r + 2 * H + j, tl.where(live, dh1 * (1.0 - z) * (1.0 - n * n), 0.0), mask=m)
+        tl.debug_barrier()
+        _row_times(da_r + 2 * H, w_n, drh + b * H, H, H, BN, BK)
+        tl.debug_barrier()
+        drh_r = tl.load(drh + b * H + j, mask=m, other=0.0)
+        tl.store(da_r + j, tl.where(live, drh_r * hd_r * r * (1.0 - r), 0.0), mask=m)
+        tl.store(da_r + H + j, tl.where(live, dh1 * (hd_r - n) * z * (1.0 - z), 0.0), mask=m)
+        tl.store(dh + b * H + j, tl.where(live, zh * dh_new, dh_t), mask=m)
+        tl.store(carry + b * H + j, tl.where(live, dh1 * z + drh_r * r, 0.0), mask=m)
+        tl.debug_barrier()
+        _row_times(da_r, w_rz, dhd + b * H, H2, H, BN, BK)
+        tl.debug_barrier()
+        t -= 1
+
+
 def _persistent() -> bool:
     """RNNKIT_TRITON_LOOP, read per call: "steps" (the default: two launches per step each
     way, measured) or "persistent" (one launch each way, a program per row; not yet timed)."""
@@ -449,12 +546,56 @@ class _Loop(torch.autograd.Function):
                 d_peep, None, None, None, None, None)
 
 
+class _GRUBefore(torch.autograd.Function):
+    """The reset-before GRU's loop (persistent plan only): recurrent dropout, zoneout, lengths."""
+
+    @staticmethod
+    def forward(ctx, xg_BTG, h0_BH, w_hh, b_hh, mask_BH, keep_h_TBH, lengths_B):
+        B, T, G = xg_BTG.shape
+        H = h0_BH.shape[1]
+        new = xg_BTG.new_empty
+        h, out, rh, hd = h0_BH.clone(), new(B, T, H), new(T, B, H), new(T + 1, B, H)
+        act = xg_BTG.new_zeros(T, B, G)  # r, z, n; zero past a row's length
+        hd[0] = h0_BH if mask_BH is None else h0_BH * mask_BH
+        masks = [xg_BTG if x is None else x for x in (mask_BH, keep_h_TBH)]  # absent: a stand-in, unread
+        w_rz_t, w_n_t = w_hh[:2 * H].t().contiguous(), w_hh[2 * H:].t().contiguous()
+        _gru_before_forward_seq[(B,)](xg_BTG, new(B, G), b_hh, *masks, lengths_B, h, out, act, hd, rh, w_rz_t,
+                                      w_n_t, T, B, H, 2 * H, MASK=mask_BH is not None,
+                                      ZH=keep_h_TBH is not None, BLOCK=triton.next_power_of_2(H), **_tiles(H))
+        ctx.save_for_backward(w_hh, mask_BH, keep_h_TBH, lengths_B, act, hd, rh)
+        return out, h
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_h):
+        w_hh, mask, keep_h, lengths_B, act, hd, rh = ctx.saved_tensors
+        T, B, G = act.shape
+        H = G // 3
+        zeros = act.new_zeros
+        grad_out = zeros(B, T, H) if grad_out is None else grad_out.contiguous()
+        dh = zeros(B, H) if grad_h is None else grad_h.contiguous().clone()
+        carry, dhd, drh, da = zeros(B, H), zeros(B, H), zeros(B, H), act.new_empty(T, B, G)
+        masks = [act if x is None else x for x in (mask, keep_h)]
+        _gru_before_backward_seq[(B,)](grad_out, dh, carry, dhd, drh, *masks, lengths_B, act, hd, da,
+                                       w_hh[:2 * H], w_hh[2 * H:], T, B, H, 2 * H, MASK=mask is not None,
+                                       ZH=keep_h is not None, BLOCK=triton.next_power_of_2(H), **_tiles(H))
+        d_in = carry + dhd
+        dh0 = dh + (d_in if mask is None else d_in * mask)
+        da_NG, hd_NH, rh_NH = da.reshape(T * B, G), hd[:T].reshape(T * B, H), rh.reshape(T * B, H)
+        d_w = torch.cat([da_NG[:, :2 * H].t() @ hd_NH, da_NG[:, 2 * H:].t() @ rh_NH])
+        return da.transpose(0, 1), dh0, d_w, da_NG.sum(0), None, None, None
+
+
 def rnn_loop(kind: int, xg_BTG: Tensor, h0_BH: Tensor, c0_BH: Tensor | None, w_hh: Tensor, b_hh: Tensor,
              ln_w: Tensor | None, lnc_w: Tensor | None, lnc_b: Tensor | None, peep_3H: Tensor | None,
              mask_BH: Tensor | None, keep_h_TBH: Tensor | None, keep_c_TBH: Tensor | None, lengths_B: Tensor,
              eps: float) -> tuple[Tensor, Tensor, Tensor]:
-    """(out_BTH, h_T, c_T (empty for the GRU)), with autograd; kinds 0 and 1 only."""
+    """(out_BTH, h_T, c_T (empty for the GRUs)), with autograd; kind 2 (the reset-before GRU)
+    in the persistent plan only."""
+    if kind == _GRU_BEFORE and _persistent():
+        out_BTH, h_BH = _GRUBefore.apply(xg_BTG, h0_BH, w_hh, b_hh, mask_BH, keep_h_TBH, lengths_B)
+        return out_BTH, h_BH, xg_BTG.new_empty(0)
     if kind not in (_LSTM, _GRU):
-        raise ValueError(f"kind must be 0 (LSTM) or 1 (GRU), got {kind}")
+        raise ValueError(f"kind must be 0 (LSTM) or 1 (GRU), or 2 (reset-before GRU) with "
+                         f"RNNKIT_TRITON_LOOP=persistent, got {kind}")
     return _Loop.apply(kind, xg_BTG, h0_BH, c0_BH, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep_3H, mask_BH,
                        keep_h_TBH, keep_c_TBH, lengths_B, eps)
