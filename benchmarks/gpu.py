@@ -146,16 +146,21 @@ def equivalence(device) -> list[dict]:
         executor = executor_of(fast)
         rows.append({"check": f"{name} ({executor}) vs reference loop, lengths", "max_abs_diff": err,
                      "ok": err < 1e-9})
-    for (name, (kind, kwargs)), mode, ragged in itertools.product(  # the Triton loop vs the reference loop
-            VARIANTS.items(), LOOP_MODES, (False, True)):
+    # the Triton loop against the reference loop: every variant at H = 8, then every
+    # regulariser at once at H = 130, where each in-kernel product spans several tiles
+    cases = [(name, kind, kwargs, H) for name, (kind, kwargs) in VARIANTS.items()]
+    cases += [(f"{name} + recurrent_dropout + zoneout", kind, {**kwargs, **ALL_REGULARISERS}, 130)
+              for name, (kind, kwargs) in VARIANTS.items()
+              if name in ("lstm layer_norm", "gru reset_after=False")]
+    for (name, kind, kwargs, size), mode, ragged in itertools.product(cases, LOOP_MODES, (False, True)):
         with triton_loop(mode):
             ours = rnnkit.LSTM if kind == "lstm" else rnnkit.GRU
             torch.manual_seed(0)
-            fast = ours(I, H, batch_first=True, dtype=torch.float64, **kwargs).to(device).train()
+            fast = ours(I, size, batch_first=True, dtype=torch.float64, **kwargs).to(device).train()
             executor = executor_of(fast)
             if executor != "loop" and mode != LOOP_MODES[0]:
                 continue  # the reference loop runs the same either way
-            ref = ours(I, H, batch_first=True, dtype=torch.float64, backend="reference", **kwargs)
+            ref = ours(I, size, batch_first=True, dtype=torch.float64, backend="reference", **kwargs)
             ref = ref.to(device).train()
             ref.load_state_dict(fast.state_dict())
             xs = [x.to(device).requires_grad_() for _ in range(2)]
@@ -167,8 +172,8 @@ def equivalence(device) -> list[dict]:
             pairs = [*zip(outs[0], outs[1], strict=True), (xs[0].grad, xs[1].grad)]
             pairs += [(p.grad, q.grad) for p, q in zip(fast.parameters(), ref.parameters(), strict=True)]
             err = max((a - b).abs().max().item() for a, b in pairs)
-            executor = plan_label(executor, mode, kwargs)
-            what = f"{name} ({executor}) vs reference loop, training" + (", lengths" if ragged else "")
+            what = (f"{name} H={size} ({plan_label(executor, mode, kwargs)}) vs reference loop, training"
+                    + (", lengths" if ragged else ""))
             rows.append({"check": what, "max_abs_diff": err, "ok": err < 1e-9})
     return rows
 
@@ -240,6 +245,7 @@ def scans(device, repeats) -> list[dict]:
     return rows
 
 
+ALL_REGULARISERS = dict(recurrent_dropout=0.25, zoneout=0.1)
 VARIANTS = {  # name -> (anchor class, rnnkit constructor keywords)
     "lstm layer_norm": ("lstm", dict(layer_norm=True)),
     "lstm peephole": ("lstm", dict(peephole=True)),
@@ -284,7 +290,8 @@ def variants(device, repeats) -> list[dict]:
             replay_c = graphed(step_c)
             capture_s = time.perf_counter() - start
             replay_a = graphed(step_a)
-            rows.append(timed(f"{name} CUDA graph ({executor})", shape, replay_a, replay_c, repeats,
+            label = plan_label(executor, os.environ.get("RNNKIT_TRITON_LOOP", "steps"), kwargs)
+            rows.append(timed(f"{name} CUDA graph ({label})", shape, replay_a, replay_c, repeats,
                               capture_s=round(capture_s, 2)))
         except Exception as e:  # report why a capture failed; the eager row stands
             rows.append({"case": f"{name} CUDA graph", "shape": shape, "status": "failed",

@@ -3,6 +3,8 @@ beyond the shared equivalence test: the regularisers in training mode (same mask
 reference loop under one seed), gradcheck of the custom op per kind, float32 on a long
 sequence, torch.compile(fullgraph=True), bad input to the op, and the fallback."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -195,6 +197,15 @@ def test_layer_norms_given_different_eps_run_the_reference_loop(cls):
     want, got = (model(x)[0] for model in models)
     assert_all_close(got, want)
     assert not torch.allclose(got, plain[1], atol=1e-3)  # the eps matters at these values
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["steps", "persistent"])
+def test_cuda_inputs_go_to_the_triton_loop_that_can_run_them(monkeypatch, persistent):
+    """On a GPU: the Triton loop for every kind, except the reset-before GRU in the steps plan."""
+    monkeypatch.setattr(loop, "_triton", lambda: SimpleNamespace(_persistent=lambda: persistent))
+    x = SimpleNamespace(is_cpu=False, is_cuda=True)
+    want = ["triton", "triton", "triton" if persistent else None]
+    assert [loop._where(x, kind) for kind in (0, 1, 2)] == want
 
 
 def test_without_the_extension_auto_falls_back_to_the_reference_loop(monkeypatch):

@@ -377,7 +377,7 @@ def _gru_before_forward_seq(xg, u, b_hh, mask, keep_h, lengths, h, out, act, hd,
                        + tl.load(b_hh + j, mask=m, other=0.0))
         z = tl.sigmoid(tl.load(x_r + H + j, mask=m, other=0.0) + tl.load(u_r + H + j, mask=m, other=0.0)
                        + tl.load(b_hh + H + j, mask=m, other=0.0))
-        tl.store(rh + row * H + j, r * hd_r, mask=m)
+        tl.store(rh + row * H + j, r * hd_r, mask=m & live)  # zero past the length: dW_n reads it
         tl.debug_barrier()
         _row_times(rh + row * H, w_n_t, u_r + 2 * H, H, H, BN, BK)
         tl.debug_barrier()
@@ -554,8 +554,8 @@ class _GRUBefore(torch.autograd.Function):
         B, T, G = xg_BTG.shape
         H = h0_BH.shape[1]
         new = xg_BTG.new_empty
-        h, out, rh, hd = h0_BH.clone(), new(B, T, H), new(T, B, H), new(T + 1, B, H)
-        act = xg_BTG.new_zeros(T, B, G)  # r, z, n; zero past a row's length
+        h, out, hd = h0_BH.clone(), new(B, T, H), new(T + 1, B, H)
+        act, rh = xg_BTG.new_zeros(T, B, G), xg_BTG.new_zeros(T, B, H)  # r, z, n; r h: 0 past a length
         hd[0] = h0_BH if mask_BH is None else h0_BH * mask_BH
         masks = [xg_BTG if x is None else x for x in (mask_BH, keep_h_TBH)]  # absent: a stand-in, unread
         w_rz_t, w_n_t = w_hh[:2 * H].t().contiguous(), w_hh[2 * H:].t().contiguous()
