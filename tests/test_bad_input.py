@@ -111,10 +111,30 @@ def test_dropout_with_one_layer_warns_like_torch():
     ((5,), False, r"input must be 3-D \(time, batch, features\) or 2-D \(time, features\), got shape \(5,\)"),
     ((5, 2, 7), False, r"input must have 4 features \(input_size\), got 7 \(shape \(5, 2, 7\)\)"),
     ((5, 7), True, r"got 7 \(shape \(5, 7\)\)"),
-], ids=["1-D", "time-major-features", "unbatched-features"])
+    ((0, 2, 4), False, r"one time step \(time, batch, features\), got shape \(0, 2, 4\)"),
+], ids=["1-D", "time-major-features", "unbatched-features", "no-steps"])
 def test_dropin_errors_show_the_callers_shape(shape, batch_first, message):
     with pytest.raises(ValueError, match=message):
         rnnkit.LSTM(I, H, batch_first=batch_first)(torch.randn(*shape))
+
+
+@pytest.mark.parametrize("hx_shape, message", [
+    ((2, 1, H), r"hx h_0 must have shape \(2, 6\) \(num_layers \* num_directions, size\) for unbatched "
+                r"input, got \(2, 1, 6\)"),
+    ((1, H), r"hx h_0 must have shape \(2, 6\) .* got \(1, 6\)"),
+], ids=["3-D", "layers"])
+def test_unbatched_hx_errors_show_the_callers_shape(hx_shape, message):
+    model = rnnkit.LSTM(I, H, num_layers=2)
+    with pytest.raises(ValueError, match=message):
+        model(torch.randn(T, I), (torch.zeros(hx_shape), torch.zeros(hx_shape)))
+    with pytest.raises(ValueError, match=message):
+        model.step(torch.randn(I), (torch.zeros(hx_shape), torch.zeros(hx_shape)))
+
+
+@pytest.mark.parametrize("name", ["bias", "batch_first", "bidirectional"])
+def test_dropin_flags_must_be_bools(name):
+    with pytest.raises(TypeError, match=f"{name} must be a bool, got 1"):
+        rnnkit.GRU(I, H, **{name: 1})
 
 
 @pytest.mark.parametrize("call, error, message", [

@@ -232,3 +232,22 @@ def test_flatten_parameters_runs_after_what_scatters_the_weights(monkeypatch):
     assert_all_close(ours(x), theirs.double()(x))
     ours.weight_hh_l1 = torch.nn.Parameter(torch.randn(4 * H, H, dtype=torch.float64))
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize("extra", [dict(lengths=True), dict(backend="reference"), dict(layer_norm=True)],
+                         ids=["lengths", "reference", "layer-norm"])
+def test_time_major_output_is_contiguous_as_torch_nns(extra):
+    """Code written for torch.nn calls output.view(T * B, H) on (T, B, H) output."""
+    lengths = lengths_with_ends() if extra.pop("lengths", False) else None
+    out, _ = rnnkit.LSTM(I, H, **extra)(torch.randn(T, B, I), lengths=lengths)
+    assert out.is_contiguous() and out.view(T * B, H).shape == (T * B, H)
+
+
+def test_torch_nn_conveniences():
+    class Tagged(torch.nn.GRU):  # a subclass of torch.nn.GRU is still one
+        pass
+
+    theirs = Tagged(I, H)
+    ours = rnnkit.GRU.from_torch(theirs)
+    assert torch.equal(ours.weight_hh_l0, theirs.weight_hh_l0)
+    assert rnnkit.GRU(I, H).proj_size == rnnkit.RNN(I, H).proj_size == torch.nn.GRU(I, H).proj_size == 0

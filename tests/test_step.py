@@ -117,6 +117,18 @@ def test_int8_layers_stay_close_to_float32(make):
 
 
 @needs_step_kernel
+def test_weight_drop_quantizes_as_the_plain_layer():
+    """Weight drop does nothing in eval mode, where an int8 layer runs."""
+    plain = rnnkit.LSTM(I, H, batch_first=True).float()
+    dropped = rnnkit.LSTM(I, H, batch_first=True, weight_drop=0.3).float()
+    dropped.load_state_dict(plain.state_dict())
+    x = torch.randn(B, T, I, dtype=torch.float32)
+    with torch.inference_mode():
+        want, got = (rnnkit.quantize_dynamic(m)(x)[0] for m in (plain, dropped))
+    torch.testing.assert_close(got, want)
+
+
+@needs_step_kernel
 def test_quantize_dynamic_refuses_what_it_cannot_run():
     with pytest.raises(ValueError, match=r"cannot quantize LSTM\(4, 6\): only LSTM, GRU and Elman RNN"):
         rnnkit.quantize_dynamic(torch.nn.Sequential(rnnkit.LSTM(I, H, layer_norm=True).float()))

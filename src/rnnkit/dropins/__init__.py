@@ -19,6 +19,7 @@ from rnnkit.cells import (
     LSTMState,
     MinGRUCell,
     MinLSTMCell,
+    core_cell,
 )
 from rnnkit.cells.base import Cell
 from rnnkit.dropins.base import DropIn
@@ -168,9 +169,9 @@ def quantize_dynamic(model: nn.Module) -> nn.Module:
         why = ("only LSTM, GRU and Elman RNN layers with plain cells quantize (not variants)"
                if m._fused_kind is None else
                "a bidirectional layer cannot step" if m.bidirectional else
-               "an LSTM projection (proj_size) is not supported" if getattr(m, "proj_size", 0) else
-               f"the weights must be float32, got {m._cells[0].weight_ih.dtype}"
-               if m._cells[0].weight_ih.dtype != torch.float32 else None)
+               "an LSTM projection (proj_size) is not supported" if m.proj_size else
+               f"the weights must be float32, got {core_cell(m._cells[0]).weight_ih.dtype}"
+               if core_cell(m._cells[0]).weight_ih.dtype != torch.float32 else None)
         if why:
             name = f"{m.__class__.__name__}({m.input_size}, {m.hidden_size})"
             raise ValueError(f"cannot quantize {name}: {why}")

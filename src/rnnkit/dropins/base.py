@@ -35,6 +35,7 @@ class DropIn(nn.Module):
     """Shared machinery of the drop-ins; see the module docstring."""
 
     _torch_class: type[nn.Module] | None = None
+    proj_size = 0  # as every torch.nn RNN has; the LSTM sets its own
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
@@ -44,6 +45,9 @@ class DropIn(nn.Module):
         super().__init__()
         if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 1:
             raise ValueError(f"num_layers must be an int >= 1, got {num_layers!r}")
+        for name, flag in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
         dropout = _check_p("dropout", dropout)
         if dropout > 0 and num_layers == 1:
             warnings.warn(f"dropout={dropout} acts between layers and has no effect with "
@@ -183,7 +187,7 @@ class DropIn(nn.Module):
             return None
         weights = [w for ws in per_cell for w in ws]
         return (weights, len(per_cell[0]), self.input_size, self._fused_kind.upper(), self.hidden_size,
-                getattr(self, "proj_size", 0), self.num_layers, self.batch_first, self.bidirectional)
+                self.proj_size, self.num_layers, self.batch_first, self.bidirectional)
 
     def _apply(self, fn, recurse=True):
         module = super()._apply(fn, recurse)  # .to(), .cuda(), .half(): new tensors, scattered
@@ -220,17 +224,16 @@ class DropIn(nn.Module):
             if lengths is not None:
                 raise ValueError("lengths must be None for unbatched (2-D) input")
             x = x.unsqueeze(0 if self.batch_first else 1)
-            hx = None if hx is None else _map(hx, lambda t: t.unsqueeze(1))
         x_BTI = x if self.batch_first else x.transpose(0, 1)
         like = core_cell(self._cells[0]).weight_ih
         check_sequence(x_BTI, name="input", input_size=self.input_size, like=like)
         B, T, _ = x_BTI.shape
         lengths_B = check_lengths(lengths, batch=B, time=T, device=x.device)
-        hx = self._check_hx(hx, B, like) if hx is not None else None
+        hx = self._check_hx(hx, B, like, unbatched=unbatched) if hx is not None else None
         out_BTO, hx = self._run(x, x_BTI, hx, lengths_B)
         if packed:
             return _repack(out_BTO, input, lengths_B), self._unpack_hx(hx)
-        out = out_BTO if self.batch_first else out_BTO.transpose(0, 1)
+        out = out_BTO if self.batch_first else out_BTO.transpose(0, 1).contiguous()  # torch.nn's is
         if unbatched:
             out = out.squeeze(0 if self.batch_first else 1)
             hx = tuple(t.squeeze(1) for t in hx)
@@ -279,7 +282,7 @@ class DropIn(nn.Module):
         if hx is None:
             hx = self._zero_hx(B, x_BI)
         else:
-            hx = self._check_hx(_map(hx, lambda t: t.unsqueeze(1)) if unbatched else hx, B, like)
+            hx = self._check_hx(hx, B, like, unbatched=unbatched)
         compiled = self._fused_kind is not None and not self.training and not torch.is_grad_enabled()
         if self.int8 and not compiled:
             raise RuntimeError("an int8 layer runs in eval mode under torch.no_grad() or "
@@ -316,7 +319,7 @@ class DropIn(nn.Module):
         return {**super().__getstate__(), "_stepper": None}
 
     def _step_native(self, x_BI: Tensor, hx: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]] | None:
-        if getattr(self, "proj_size", 0) or not x_BI.is_cpu or x_BI.dtype != torch.float32:
+        if self.proj_size or not x_BI.is_cpu or x_BI.dtype != torch.float32:
             return None  # the kernel: CPU, float32, no LSTM projection
         stepper = self._stepper
         if stepper is None or not stepper.fresh():
@@ -365,6 +368,9 @@ class DropIn(nn.Module):
         if x.shape[-1] != self.input_size:
             raise ValueError(f"input must have {self.input_size} features (input_size), "
                              f"got {x.shape[-1]} (shape {tuple(x.shape)})")
+        if 0 in x.shape[:-1]:
+            raise ValueError(f"input must have at least one sequence and one time step {layout}, "
+                             f"got shape {tuple(x.shape)}")
 
     def _run(self, x: Tensor, x_BTI: Tensor, hx, lengths_B):
         """-> (out_BTO, hx as a tuple of (L*D, B, ·) tensors)."""
@@ -401,7 +407,8 @@ class DropIn(nn.Module):
     def _zero_hx(self, B: int, like: Tensor) -> tuple[Tensor, ...]:
         return tuple(like.new_zeros(shape) for shape in self._hx_shapes(B))
 
-    def _check_hx(self, hx, B: int, like: Tensor) -> tuple[Tensor, ...]:
+    def _check_hx(self, hx, B: int, like: Tensor, *, unbatched: bool = False) -> tuple[Tensor, ...]:
+        """hx as the caller gave it (2-D tensors with unbatched input) -> (L*D, B, ·) tensors."""
         fields = self._state_type()._fields
         if not isinstance(hx, Tensor | tuple | list):
             raise TypeError(f"hx must be a Tensor or a tuple of Tensors, got {type(hx).__name__}")
@@ -409,13 +416,15 @@ class DropIn(nn.Module):
         if len(hx) != len(fields):
             what = "a (h_0, c_0) pair" if len(fields) == 2 else "one tensor h_0"
             raise TypeError(f"hx must be {what}, got {len(hx)} items")
-        for name, t, want in zip(fields, hx, self._hx_shapes(B), strict=True):
+        layout = "(num_layers * num_directions, size) for unbatched input" if unbatched else \
+            "(num_layers * num_directions, batch, size)"
+        for name, t, (LD, _, size) in zip(fields, hx, self._hx_shapes(B), strict=True):
+            want = (LD, size) if unbatched else (LD, B, size)
             if not isinstance(t, Tensor) or t.shape != want:
                 shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-                raise ValueError(f"hx {name}_0 must have shape {want} "
-                                 "(num_layers * num_directions, batch, size), got " + str(shape))
+                raise ValueError(f"hx {name}_0 must have shape {want} {layout}, got {shape}")
             check_like(t, name=f"hx {name}_0", like=like)
-        return hx
+        return tuple(t.unsqueeze(1) for t in hx) if unbatched else hx
 
     def _nest(self, hx: tuple[Tensor, ...]) -> tuple:
         cell_states = [self._state_type()(*(t[k] for t in hx)) for k in range(hx[0].shape[0])]
@@ -445,7 +454,7 @@ class DropIn(nn.Module):
     @classmethod
     def from_torch(cls, module: nn.Module, **extras):
         """Build the drop-in with ``module``'s configuration and a copy of its weights."""
-        if cls._torch_class is None or type(module) is not cls._torch_class:
+        if cls._torch_class is None or not isinstance(module, cls._torch_class):
             want = cls._torch_class.__name__ if cls._torch_class else "nothing"
             raise TypeError(f"module must be a torch.nn.{want}, got {type(module).__name__}")
         kwargs = dict(input_size=module.input_size, hidden_size=module.hidden_size,
@@ -479,10 +488,6 @@ class DropIn(nn.Module):
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
         s += f", batch_first={self.batch_first}, bidirectional={self.bidirectional}"
         return s + f", dropout={self.dropout}, backend={self.backend!r}"
-
-
-def _map(hx, fn):
-    return fn(hx) if isinstance(hx, Tensor) else tuple(fn(t) for t in hx)
 
 
 def _repack(out_BTO: Tensor, like: PackedSequence, lengths_B: Tensor) -> PackedSequence:
