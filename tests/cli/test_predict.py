@@ -52,3 +52,7 @@ def test_bad_input(tmp_path, run_dir):
                                  "--out", str(tmp_path / "p.csv")])
     assert result.exit_code == 1 and "not a run directory" in result.output
     assert not (tmp_path / "p.csv").exists()
+    result = runner.invoke(cli, ["predict", str(run_dir), "--data", str(tmp_path / "other.csv"),
+                                 "--out", str(tmp_path / "nodir" / "p.csv")])
+    assert result.exit_code == 2 and "Invalid value for '--out': its directory must exist" in result.output
+    assert not (tmp_path / "nodir").exists()

@@ -36,6 +36,11 @@ def test_print_config_merges_toml_and_set(tmp_path):
     assert result.exit_code == 0, result.output
     assert 'path = "x.ts"' in result.output and 'cell = "gru"' in result.output
     assert "batch_size = 8" in result.output
+    for task in ("classify", "forecast", "tag"):  # --print-config needs no run directory
+        result = CliRunner().invoke(cli, ["train", task, "--print-config"])
+        assert result.exit_code == 0 and "[train]" in result.output, (task, result.output)
+        result = CliRunner().invoke(cli, ["train", task, "--data", "x"])
+        assert result.exit_code == 2 and "Missing option '--out'" in result.output, (task, result.output)
 
 
 def test_bad_input_is_a_click_error(tmp_path):

@@ -1,5 +1,6 @@
 """``--config``, ``--set`` and ``--print-config``: the same three options on every command
-that builds a config, resolved by ``rnnkit.config.load``.
+that builds a config, resolved by ``rnnkit.config.load``; and the checks of the paths those
+commands write (``require_out``, ``new_file``).
 
     @click.command()
     @click.option("--steps", type=int)
@@ -67,6 +68,20 @@ def resolve_config(cls: type[C], config: Path | None, sets: Sequence[str], **opt
         click.echo(to_toml(cfg), nl=False)
         ctx.exit(0)
     return cfg
+
+
+def require_out(out: Path | None) -> None:
+    """--out is required to train, not to --print-config: checked after resolve_config."""
+    if out is None:
+        raise click.UsageError("Missing option '--out' (the run directory to write).")
+
+
+def new_file(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """Callback of an option naming a file to write: its directory must exist, checked when
+    the command line is read, before any work or output."""
+    if value is not None and not value.parent.is_dir():
+        raise click.BadParameter(f"its directory must exist, got {str(value.parent)!r}")
+    return value
 
 
 def _remember(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:

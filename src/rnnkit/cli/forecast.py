@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from rnnkit._io import write_atomic
+from rnnkit.cli._config import new_file
 from rnnkit.plot import plot_forecast
 from rnnkit.tasks.forecast import forecast as forecast_series
 
@@ -18,9 +19,9 @@ from rnnkit.tasks.forecast import forecast as forecast_series
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
               help="History to forecast from, with the training file's columns (default: the training file).")
 @click.option("--horizon", type=click.IntRange(min=1), help="Steps ahead (default: the trained horizon).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
               help="CSV to write: time, median and the 80% interval (default: print to stdout).")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
               help="PNG of the history, forecast and interval.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample paths "
                                                                      "(autoregressive decoder).")

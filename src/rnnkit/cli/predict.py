@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from rnnkit._io import write_atomic
+from rnnkit.cli._config import new_file
 from rnnkit.tasks.classify import predict as predict_rows
 
 
@@ -16,7 +17,7 @@ from rnnkit.tasks.classify import predict as predict_rows
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--data", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="File to classify, in the training file's format.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
               help="CSV to write: id, label, then one probability column per class.")
 def predict(run_dir, data, out):
     """Classify every sequence in --data with the model in RUN_DIR (from rnnkit train classify)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from rnnkit.cli._config import config_options, resolve_config
+from rnnkit.cli._config import config_options, require_out, resolve_config
 from rnnkit.tasks.forecast import ForecastConfig, train_forecaster
 
 _SHOWN = ("mase", "smape", "mae", "coverage_80", "seasonal_naive", "val", "season", "horizon", "n",
@@ -22,7 +22,7 @@ _SHOWN = ("mase", "smape", "mae", "coverage_80", "seasonal_naive", "val", "seaso
 @click.option("--covariates", help="Comma-separated input columns observed up to each origin. "
                                    "[data.covariates]")
 @click.option("--horizon", type=int, help="Steps to forecast from each origin. [data.horizon]")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (required).")
 @click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
 @config_options
 def forecast(data, time_col, target, covariates, horizon, out, overwrite, config, sets):
@@ -34,6 +34,7 @@ def forecast(data, time_col, target, covariates, horizon, out, overwrite, config
         "data.target": target, "data.horizon": horizon,
         "data.covariates": None if covariates is None else [c.strip() for c in covariates.split(",")
                                                             if c.strip()]})
+    require_out(out)  # after --print-config, which needs no run directory
     try:
         results = train_forecaster(cfg, out, overwrite=overwrite)
     except (OSError, ValueError) as err:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from rnnkit.cli._config import config_options, resolve_config
+from rnnkit.cli._config import config_options, require_out, resolve_config
 from rnnkit.tasks.tag import TagConfig, train_tagger
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -22,7 +22,7 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
                                         "--data's sentences). [data.val_path]")
 @click.option("--test", type=_FILE, help="Test file, scored once after training. [data.test_path]")
 @click.option("--crf", is_flag=True, default=None, help="A CRF output layer. [model.crf]")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (required).")
 @click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
 @config_options
 def tag(data, val, test, crf, out, overwrite, config, sets):
@@ -33,6 +33,7 @@ def tag(data, val, test, crf, out, overwrite, config, sets):
     cfg = resolve_config(TagConfig, config, sets, **{
         "data.path": None if data is None else str(data), "data.val_path": None if val is None else str(val),
         "data.test_path": None if test is None else str(test), "model.crf": crf})
+    require_out(out)  # after --print-config, which needs no run directory
     try:
         results = train_tagger(cfg, out, overwrite=overwrite)
     except (OSError, ValueError, RuntimeError) as err:

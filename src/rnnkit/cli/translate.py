@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from rnnkit._io import write_atomic
-from rnnkit.cli._config import config_options, resolve_config
+from rnnkit.cli._config import config_options, new_file, resolve_config
 from rnnkit.data.pairs import read_sources
 from rnnkit.tasks._translation import TranslateOptions
 from rnnkit.tasks.seq2seq import translate as translate_texts
@@ -17,7 +17,7 @@ from rnnkit.tasks.seq2seq import translate as translate_texts
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
               help="Translate every line of this UTF-8 file instead (the text before a tab, so a pairs TSV "
                    "gives its sources); one translation per line, blank lines kept.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
               help="Write the translations to this file instead of printing them.")
 @click.option("--beam", "beam_width", type=int, help="Beam width; 1 is greedy.  [default: the run's, 5]")
 @click.option("--alpha", type=float,
