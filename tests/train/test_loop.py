@@ -222,6 +222,16 @@ def test_fit_refuses_to_overwrite_a_checkpoint(tmp_path):
     assert len(read_metrics(tmp_path)) == 1
 
 
+def test_a_run_that_failed_before_its_first_save_is_no_run_to_protect(tmp_path):
+    x, y = _data()
+    nan = torch.full_like(x, float("nan"))
+    with pytest.raises(FloatingPointError):
+        fit(Tagger(), TensorLoader(nan, y, batch_size=8), _sgd(), run_dir=tmp_path)
+    assert (tmp_path / "config.json").exists() and not (tmp_path / "model.safetensors").exists()
+    fit(Tagger(), TensorLoader(x, y, batch_size=8), _sgd(log_every=1), run_dir=tmp_path)  # no overwrite=True
+    assert (tmp_path / "model.safetensors").exists() and [r["step"] for r in read_metrics(tmp_path)] == [1]
+
+
 def test_resume_from_another_architecture_changes_nothing(tmp_path):
     x, y = _data()
     fit(Tagger(hidden=6), TensorLoader(x, y, batch_size=8), _sgd(), run_dir=tmp_path)

@@ -116,7 +116,7 @@ def train_lm(cfg: LMTaskConfig, out: str | Path, *, text: str | None = None,
     """
     out = Path(out)
     # checked before tokenizer.json is written: fit refuses the same directories, but later
-    if not overwrite and any((out / name).exists() for name in checkpoint.RUN_FILES):
+    if not overwrite and checkpoint.saved_run(out):
         raise FileExistsError(f"out must be a new run directory, got {str(out)!r}, which already "
                               f"holds a run; choose another or overwrite it")
     # -- data: split by position, tokenizer from the training text only --

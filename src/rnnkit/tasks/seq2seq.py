@@ -127,7 +127,7 @@ def train_seq2seq(cfg: Seq2SeqTaskConfig, out: str | Path, *, overwrite: bool = 
         raise ValueError("data.path must name a TSV of source<TAB>target pairs, got ''")
     out = Path(out)
     # checked before anything is written: fit refuses the same directories, but later
-    if not overwrite and any((out / name).exists() for name in (*checkpoint.RUN_FILES, RESULTS)):
+    if not overwrite and (checkpoint.saved_run(out) or (out / RESULTS).exists()):
         raise FileExistsError(f"out must be a new run directory, got {str(out)!r}, which already holds "
                               f"a run; choose another or overwrite it")
     check_scorer()

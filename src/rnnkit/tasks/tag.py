@@ -126,7 +126,7 @@ def train_tagger(cfg: TagConfig, out: str | Path, *, overwrite: bool = False) ->
         FileExistsError: ``out`` holds a run and ``overwrite`` is False.
     """
     out = Path(out)
-    if not overwrite and any((out / name).exists() for name in checkpoint.RUN_FILES):
+    if not overwrite and checkpoint.saved_run(out):
         raise FileExistsError(f"out must be a new run directory, got {str(out)!r}, which already holds "
                               f"a run; pass overwrite=True (--overwrite) to replace it")
     paths, unknown = _paths(cfg.data)

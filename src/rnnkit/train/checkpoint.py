@@ -34,6 +34,14 @@ CONFIG, WEIGHTS, STATE = "config.json", "model.safetensors", "training_state.pt"
 RUN_FILES = (CONFIG, WEIGHTS, STATE)  # what makes a directory a run that fit would replace
 
 
+def saved_run(run_dir: Path) -> list[str]:
+    """The run files in ``run_dir``, or [] where it holds no weights and no training state:
+    a config alone is left by a run that failed before its first save, and is no run to
+    protect (a new one replaces it)."""
+    present = [name for name in RUN_FILES if (run_dir / name).exists()]
+    return present if WEIGHTS in present or STATE in present else []
+
+
 class CheckpointError(ValueError):
     """A run directory that cannot be read back: missing, corrupt, or another model's."""
 

@@ -238,7 +238,7 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
     run_dir = None if run_dir is None else Path(run_dir)
     if resume and run_dir is None:
         raise ValueError("resume=True needs the run_dir to resume from, got run_dir=None")
-    saved = [name for name in checkpoint.RUN_FILES if run_dir is not None and (run_dir / name).exists()]
+    saved = [] if run_dir is None else checkpoint.saved_run(run_dir)
     if saved and not resume and not overwrite:
         raise FileExistsError(f"run_dir {run_dir} already holds a run ({', '.join(saved)}); pass "
                               f"resume=True to continue it, overwrite=True to replace it, or another run_dir")
