@@ -166,12 +166,12 @@ def quantize_dynamic(model: nn.Module) -> nn.Module:
     copy = deepcopy(model).eval()
     layers = [m for m in copy.modules() if isinstance(m, DropIn)]
     for m in layers:
+        dtype = core_cell(m._cells[0]).weight_ih.dtype
         why = ("only LSTM, GRU and Elman RNN layers with plain cells quantize (not variants)"
                if m._fused_kind is None else
                "a bidirectional layer cannot step" if m.bidirectional else
                "an LSTM projection (proj_size) is not supported" if m.proj_size else
-               f"the weights must be float32, got {core_cell(m._cells[0]).weight_ih.dtype}"
-               if core_cell(m._cells[0]).weight_ih.dtype != torch.float32 else None)
+               f"the weights must be float32, got {dtype}" if dtype != torch.float32 else None)
         if why:
             name = f"{m.__class__.__name__}({m.input_size}, {m.hidden_size})"
             raise ValueError(f"cannot quantize {name}: {why}")

@@ -456,10 +456,11 @@ def _persistent() -> bool:
     return mode == "persistent"
 
 
-def _tiles(H: int) -> dict:
-    """(BN, BK) tiles of the in-kernel product: 8192 elements, 32 per thread at 8 warps."""
-    BK = min(128, triton.next_power_of_2(H))
-    return dict(BN=8192 // BK, BK=BK, num_warps=8)
+def _tiles(H: int, BK: int = 128, num_warps: int = 8) -> dict:
+    """(BN, BK) tiles of the in-kernel product, 32 elements per thread (8192 at 8 warps);
+    benchmarks/gpu.py sweeps BK and num_warps."""
+    BK = min(BK, triton.next_power_of_2(H))
+    return dict(BN=32 * 32 * num_warps // BK, BK=BK, num_warps=num_warps)
 
 
 class _Loop(torch.autograd.Function):
