@@ -265,6 +265,25 @@ def test_loader_bad_input():
         TensorLoader(x, y, batch_size=2, lengths=torch.tensor([0, 5, 5, 5, 5, 5, 5, 5]))
     with pytest.raises(ValueError, match="resume=True needs the run_dir"):
         fit(Tagger(), TensorLoader(x, y, batch_size=2), _sgd(), resume=True)
+    with pytest.raises(ValueError, match=r"unknown TrainConfig field\(s\) \['epoch'\]"):
+        fit(Tagger(), TensorLoader(x, y, batch_size=2), {"epoch": 2})
+    with pytest.raises(TypeError, match="cfg must be a TrainConfig or a mapping of its fields, got int"):
+        fit(Tagger(), TensorLoader(x, y, batch_size=2), 3)
+    y[3, 5], y[6, 1] = 4, -1  # the Tagger has 4 classes
+    with pytest.raises(ValueError, match=r"targets must be class indices in \[0, 4\) .* or -100 "
+                                         r"\(ignored\), got 2 outside, e.g. \[4, -1\]"):
+        fit(Tagger(), TensorLoader(x, y, batch_size=8, shuffle=False), _sgd())
+
+
+def test_cfg_as_a_mapping_is_the_same_run():
+    x, y = _data()
+    a, b = Tagger(), None
+    b = copy.deepcopy(a)
+    fit(a, TensorLoader(x, y, batch_size=4, shuffle=False), _sgd(max_steps=3))
+    fit(b, TensorLoader(x, y, batch_size=4, shuffle=False),
+        {"optimizer": "sgd", "lr": 0.5, "progress": False, "max_steps": 3})
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
 
 
 def test_tensor_loader_shuffles_per_epoch_and_trims_to_lengths():

@@ -58,7 +58,7 @@ class FitResult:
     state: Any = None  # the carried recurrent state at the end (streams)
 
 
-def fit(model: nn.Module, train: Loader, cfg: TrainConfig | None = None, *,
+def fit(model: nn.Module, train: Loader, cfg: TrainConfig | Mapping[str, Any] | None = None, *,
         loss_fn: LossFn | None = None, val: Loader | None = None,
         metrics: Mapping[str, MetricFn] | None = None, optimizer: torch.optim.Optimizer | None = None,
         run_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False,
@@ -67,6 +67,7 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | None = None, *,
     """Train ``model`` on ``train`` as ``cfg`` says; see the module docstring for the contract.
 
     Arguments:
+        cfg: a TrainConfig, or a mapping of its fields (``{"epochs": 3, "lr": 1e-3}``).
         loss_fn: ``(outputs, targets) -> scalar``; default: cross-entropy for integer targets
             (-100 ignored), MSE over finite targets for float ones.
         val: evaluated every ``cfg.eval_every`` steps, or at each epoch's end.
@@ -78,7 +79,7 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | None = None, *,
             e.g. ``rnnkit.models.architecture_config(model)``.
         on_step: called after every step with the step number and its values.
     """
-    cfg, loss_fn, metrics = cfg or TrainConfig(), loss_fn or default_loss, dict(metrics or {})
+    cfg, loss_fn, metrics = _train_config(cfg), loss_fn or default_loss, dict(metrics or {})
     _check_monitor(cfg, val, metrics)
     run = _prepare(model, train, cfg, optimizer, run_dir, resume=resume, overwrite=overwrite, config=config)
     pos, state, optimizer = run.pos, run.state, run.optimizer
@@ -168,7 +169,7 @@ def evaluate(model: nn.Module, loader: Loader, *, loss_fn: LossFn | None = None,
              cfg: TrainConfig | None = None) -> dict[str, float]:
     """Mean loss and metrics over ``loader`` (epoch 0), weighted by the items in each batch;
     a stream's state is carried across its batches. Leaves the model's mode as it was."""
-    cfg, loss_fn, metrics = cfg or TrainConfig(), loss_fn or default_loss, dict(metrics or {})
+    cfg, loss_fn, metrics = _train_config(cfg), loss_fn or default_loss, dict(metrics or {})
     was_training = model.training
     dtype = next(model.parameters()).dtype
     model.eval()
@@ -230,6 +231,14 @@ class _Run:
         checkpoint.save_training_state(self.run_dir / checkpoint.STATE, snapshot(
             self.model, self.optimizer, self.plateau, self.scaler, pos, state, ranks))
         checkpoint.save_weights(self.run_dir / checkpoint.WEIGHTS, self.model)
+
+
+def _train_config(cfg: TrainConfig | Mapping[str, Any] | None) -> TrainConfig:
+    if cfg is None or isinstance(cfg, TrainConfig):
+        return cfg or TrainConfig()
+    if isinstance(cfg, Mapping):
+        return _config.from_dict(TrainConfig, cfg)  # names an unknown or mistyped field
+    raise TypeError(f"cfg must be a TrainConfig or a mapping of its fields, got {type(cfg).__name__}")
 
 
 def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config) -> _Run:

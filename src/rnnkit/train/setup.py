@@ -48,12 +48,21 @@ def default_loss(out: Tensor, targets: Tensor) -> Tensor:
         if out.shape[:-1] != targets.shape:
             raise ValueError(f"outputs {tuple(out.shape)} and targets {tuple(targets.shape)} do not match: "
                              f"cross-entropy needs targets of shape {tuple(out.shape[:-1])}")
-        return F.cross_entropy(_full(out).flatten(0, -2), targets.flatten(), ignore_index=IGNORE)
+        try:
+            return F.cross_entropy(_full(out).flatten(0, -2), targets.flatten(), ignore_index=IGNORE)
+        except IndexError as err:  # raised on the CPU; CUDA reports it as a device-side assert
+            raise ValueError(_bad_classes(targets, out.shape[-1])) from err
     if out.shape != targets.shape:
         raise ValueError(f"regression output and targets must have the same shape, got "
                          f"{tuple(out.shape)} and {tuple(targets.shape)}")
     keep = targets.isfinite()
     return F.mse_loss(_full(out[keep]), targets[keep].to(_full(out).dtype))
+
+
+def _bad_classes(targets: Tensor, classes: int) -> str:
+    bad = targets[(targets != IGNORE) & ((targets < 0) | (targets >= classes))]
+    return (f"targets must be class indices in [0, {classes}) (the outputs' last dim) or {IGNORE} "
+            f"(ignored), got {bad.numel()} outside, e.g. {bad[:5].tolist()}")
 
 
 def _full(t: Tensor) -> Tensor:
