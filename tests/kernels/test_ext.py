@@ -1,6 +1,9 @@
 """kernels/_ext.load: the OpenMP build first, the serial one where the compiler has no
 OpenMP, and None with one warning where nothing builds (a fake compiler: no real build)."""
 
+import os
+import time
+
 import pytest
 import torch.utils.cpp_extension
 
@@ -50,3 +53,20 @@ def test_nothing_builds_warns_once_and_returns_none(compiler):
     with pytest.warns(RuntimeWarning, match=r"could not be built \(c\+\+: error: unsupported option"):
         assert load("step") is None
     assert len(compiler.calls) == 2
+
+
+def test_a_new_build_removes_builds_unused_for_30_days(compiler, tmp_path):
+    old = tmp_path / "ext/torch-2.10.0/step-aaaaaaaaaaaa"
+    recent = tmp_path / "ext/torch-2.13.0/step-bbbbbbbbbbbb"
+    other = tmp_path / "ext/torch-2.10.0/min_scan-cccccccccccc"  # another kernel: not this build's to judge
+    for build in (old, recent, other):
+        build.mkdir(parents=True)
+        (build / "k.so").write_bytes(b"")
+    month_ago = time.time() - 31 * 86400
+    for path in (old / "k.so", old, other / "k.so", other):
+        os.utime(path, (month_ago, month_ago))
+    os.utime(recent / "k.so", (month_ago, month_ago))
+    (recent / _ext.USED).touch()  # loaded today by another environment
+    load("step")
+    assert not old.exists() and recent.exists() and other.exists()
+    assert (_ext.build_dir("step") / _ext.USED).exists()

@@ -4,7 +4,9 @@
 build would pull its own torch into an isolated build environment) and needs a C++
 compiler and ninja. The build goes to ``<cache_dir>/ext/torch-<version>/<name>-<hash of
 the source>``, so it happens once per machine, torch version and source: about a minute
-the first time, milliseconds after. Where it cannot be built (no compiler, no ninja), or
+the first time, milliseconds after. Each load marks its build as used; a new build removes
+the same kernel's builds that no process has loaded for ``UNUSED_DAYS`` (left by older
+sources, flags or torch versions). Where it cannot be built (no compiler, no ninja), or
 with ``RNNKIT_NO_EXT=1``, ``load`` returns None after one warning and the executors that
 need it report that they do not support the cell, so ``auto`` picks a pure-PyTorch one.
 """
@@ -15,8 +17,10 @@ import functools
 import hashlib
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -35,6 +39,10 @@ SOURCES = Path(__file__).parent / "csrc"
 # (Apple's clang) gets the second set: the same kernels, their parallel passes serial.
 CFLAGS = ["-O3", "-march=native", "-ffast-math"]
 FLAG_SETS = ((CFLAGS + ["-fopenmp"], ["-fopenmp"]), (CFLAGS + ["-fopenmp-simd"], []))
+# long enough that a build another environment still loads (another torch, an older
+# rnnkit sharing the cache) is kept; anything older is left over from an upgrade
+UNUSED_DAYS = 30
+USED = "last_used"
 
 
 def _cpu_flags() -> bytes:
@@ -65,18 +73,45 @@ def load(name: str) -> ModuleType | None:
         build = build_dir(name, cflags, ldflags)
         try:
             build.mkdir(parents=True, exist_ok=True)
-            if not any(build.glob("*.so")):
+            fresh = not any(build.glob("*.so"))
+            if fresh:
                 print(f"rnnkit: compiling the {name} kernel into {build} (once; about a minute)",
                       file=sys.stderr, flush=True)
             module = f"rnnkit_{name}_{build.name.rsplit('-', 1)[1]}"
-            return build_and_load(module, [str(SOURCES / f"{name}.cpp")], build_directory=str(build),
-                                  extra_cflags=cflags, extra_ldflags=ldflags, verbose=False)
+            loaded = build_and_load(module, [str(SOURCES / f"{name}.cpp")], build_directory=str(build),
+                                    extra_cflags=cflags, extra_ldflags=ldflags, verbose=False)
+            _mark_used(build)
+            if fresh:
+                prune(name)
+            return loaded
         except (OSError, RuntimeError, ImportError, subprocess.SubprocessError) as e:
             reason = _reason(e)  # the last attempt's, the one without OpenMP
     warnings.warn(f"rnnkit: the compiled {name} kernel could not be built ({reason}); the "
                   f"pure-PyTorch executors run instead. RNNKIT_NO_EXT=1 skips the attempt.",
                   RuntimeWarning, stacklevel=2)
     return None
+
+
+def _mark_used(build: Path) -> None:
+    try:
+        (build / USED).touch()
+    except OSError:  # a read-only cache: nothing is pruned there either
+        pass
+
+
+def prune(name: str, days: float = UNUSED_DAYS) -> list[Path]:
+    """Remove the builds of ``name`` (any torch version) not loaded for ``days``; returns them.
+    A build from before the marker existed counts as used when its newest file was written."""
+    cutoff, removed = time.time() - days * 86400, []
+    for build in (cache_dir() / "ext").glob(f"torch-*/{name}-*"):
+        try:
+            used = max((f.stat().st_mtime for f in build.iterdir()), default=build.stat().st_mtime)
+        except OSError:
+            continue  # another process is removing it
+        if used < cutoff:
+            shutil.rmtree(build, ignore_errors=True)
+            removed.append(build)
+    return removed
 
 
 def _reason(e: Exception) -> str:
