@@ -27,7 +27,7 @@ def model(request):
     (lambda: torch.randint(0, 3, (B, T, I)), TypeError, r"input must be a floating-point tensor"),
     (lambda: torch.randn(B, T, I, device="meta"), ValueError,
      r"input must be on the parameters' device cpu, got meta"),
-    (lambda: torch.randn(B, 0, I), ValueError, r"at least one sequence and one time step"),
+    (lambda: torch.randn(B, 0, I), ValueError, r"input must have at least one time step"),
     (lambda: [[1.0] * I] * T, TypeError, r"must be a (torch\.)?Tensor"),
 ], ids=["rank", "features", "dtype", "integer", "device", "empty", "list"])
 def test_bad_inputs(model, x, error, message):

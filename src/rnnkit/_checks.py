@@ -7,7 +7,8 @@ from torch import Tensor
 
 
 def check_sequence(x: Tensor, *, name: str, input_size: int, like: Tensor | None) -> None:
-    """``x`` must be a (B, T, input_size) floating tensor on ``like``'s device and dtype."""
+    """``x`` must be a (B, T, input_size) floating tensor on ``like``'s device and dtype,
+    with T >= 1 (B = 0 is allowed)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 3:
@@ -15,9 +16,9 @@ def check_sequence(x: Tensor, *, name: str, input_size: int, like: Tensor | None
     if x.shape[-1] != input_size:
         raise ValueError(f"{name} must have {input_size} features (input_size), "
                          f"got {x.shape[-1]} (shape {tuple(x.shape)})")
-    if x.shape[1] == 0 or x.shape[0] == 0:
-        raise ValueError(f"{name} must have at least one sequence and one time step, "
-                         f"got shape {tuple(x.shape)}")
+    if x.shape[1] == 0:
+        # torch.nn's RNNs refuse T = 0 too; an empty batch (B = 0) runs there, and here
+        raise ValueError(f"{name} must have at least one time step, got shape {tuple(x.shape)}")
     check_like(x, name=name, like=like)
 
 
@@ -53,6 +54,8 @@ def check_lengths(lengths: Tensor | None, *, batch: int, time: int, device) -> T
         torch._assert_async(((lengths >= 1) & (lengths <= time)).all(),
                             f"lengths must be in [1, {time}] (the padded time dimension)")
         return lengths.to(device=device, dtype=torch.long)
+    if batch == 0:
+        return lengths.to(device=device, dtype=torch.long)  # no values to check
     lo, hi = int(lengths.min()), int(lengths.max())
     if lo < 1 or hi > time:
         raise ValueError(f"lengths must be in [1, {time}] (the padded time dimension), "

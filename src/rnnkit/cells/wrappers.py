@@ -23,8 +23,19 @@ from rnnkit.cells.base import Cell, CellWrapper, State, Step
 
 
 def _check_p(name: str, p: float) -> float:
+    """A probability in [0, 1], as torch.nn's ``dropout``: p = 1 is well defined where
+    nothing is rescaled by 1 / (1 - p) (dropout and weight drop give zeros, zoneout
+    keeps the old state)."""
+    if not isinstance(p, int | float) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
+    return float(p)
+
+
+def _check_scaled_p(name: str, p: float) -> float:
+    """A probability in [0, 1) for dropout whose kept units are scaled by 1 / (1 - p)."""
     if not isinstance(p, int | float) or isinstance(p, bool) or not 0.0 <= p < 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1), got {p!r}")
+        raise ValueError(f"{name} must be a probability in [0, 1), got {p!r} (its mask scales "
+                         "the kept units by 1 / (1 - p), undefined at p = 1)")
     return float(p)
 
 
@@ -38,7 +49,7 @@ class RecurrentDropout(CellWrapper):
 
     def __init__(self, cell: Cell, p: float):
         super().__init__(cell)
-        self.p = _check_p("p", p)
+        self.p = _check_scaled_p("p", p)
 
     def forward(self, x_BI: Tensor, state: State) -> State:
         if self.training and self.p > 0.0:

@@ -26,9 +26,11 @@ from rnnkit import kernels
 from rnnkit._checks import check_lengths, check_like, check_sequence
 from rnnkit.cells import HiddenState, MinGRUCell, MinLSTMCell, core_cell
 from rnnkit.cells.base import Cell
-from rnnkit.cells.wrappers import RecurrentDropout, WeightDrop, Zoneout, _check_p
+from rnnkit.cells.wrappers import RecurrentDropout, WeightDrop, Zoneout, _check_p, _check_scaled_p
 from rnnkit.kernels import native
 from rnnkit.layers import Bidirectional, Recurrent, Stacked
+
+_CELL_CACHES = ("_cells", "_weight_dicts")  # DropIn's lookups of its children (see _cache_cells)
 
 
 class DropIn(nn.Module):
@@ -56,7 +58,7 @@ class DropIn(nn.Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
         self.bidirectional, self.backend = bidirectional, backend
-        self.recurrent_dropout = _check_p("recurrent_dropout", recurrent_dropout)
+        self.recurrent_dropout = _check_scaled_p("recurrent_dropout", recurrent_dropout)
         if isinstance(zoneout, tuple) and len(zoneout) != 2:
             raise ValueError(f"zoneout must be a probability or a (p_h, p_c) pair, got {zoneout!r}")
         zh, zc = zoneout if isinstance(zoneout, tuple) else (zoneout, zoneout)
@@ -70,10 +72,7 @@ class DropIn(nn.Module):
                     for d in range(D)]
             layers.append(Bidirectional(*runs) if bidirectional else runs[0])
         self.stack = Stacked(layers, dropout=dropout)
-        # Looked up once: forward runs per step in streaming use, where Module.__getattr__
-        # chains would cost more than torch.nn's whole Python overhead.
-        self._cells = [run.cell for run in self._runs()]  # torch.nn's (layer, direction) order
-        self._weight_dicts = [native.owner(cell)._parameters for cell in self._cells]
+        self._cache_cells()
         self._arity = len(self._state_type()._fields)
         self._fused_kind = native.op_kind(self._cells[0]) if backend in ("auto", "native") and all(
             native.supports(cell) for cell in self._cells) else None
@@ -83,6 +82,7 @@ class DropIn(nn.Module):
         self.register_state_dict_post_hook(_rename_saved)
         self.register_load_state_dict_pre_hook(_rename_loaded)
         self.register_load_state_dict_post_hook(_rename_missing)
+        self.register_load_state_dict_post_hook(_rename_mismatched)
         self.register_load_state_dict_post_hook(_flatten_loaded)
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
@@ -111,6 +111,24 @@ class DropIn(nn.Module):
             cell = Zoneout(cell, *self.zoneout)
         return cell
 
+    def _cache_cells(self) -> None:
+        """The cells (torch.nn's (layer, direction) order) and their weights' dicts, looked up
+        once: forward runs per step in streaming use, where Module.__getattr__ chains would
+        cost more than torch.nn's whole Python overhead."""
+        self._cells = [run.cell for run in self._runs()]
+        self._weight_dicts = [native.weight_dict(native.owner(cell)) for cell in self._cells]
+
+    def _replicate_for_data_parallel(self):
+        """A replica for ``nn.DataParallel``. torch's ``replicate`` copies ``__dict__``
+        shallowly, then links the replica's own children and weights (plain tensors): the
+        cached cells would still be this module's. They are dropped here and looked up again
+        at first use (``__getattr__``), once ``replicate`` has linked the children."""
+        replica = super()._replicate_for_data_parallel()
+        for name in _CELL_CACHES:
+            del replica.__dict__[name]
+        replica._stepper = None  # its copy of the weights is this module's
+        return replica
+
     def _runs(self) -> list[Recurrent]:
         """The Recurrent layers in torch.nn's order: layer by layer, forward then backward."""
         runs = []
@@ -132,9 +150,15 @@ class DropIn(nn.Module):
         return names
 
     def __getattr__(self, name: str):
+        # only where normal lookup fails: a cache dropped on a replica, or a torch.nn name
+        if name in _CELL_CACHES and "stack" in self.__dict__.get("_modules", ()):
+            self._cache_cells()
+            return self.__dict__[name]
         names = self.__dict__.get("_torch_names")
         if names is not None and name in names:
-            return self.get_parameter(names[name])
+            # getattr, not get_parameter: on a DataParallel replica the weights are plain tensors
+            owner, _, attr = names[name].rpartition(".")
+            return getattr(self.get_submodule(owner), attr)
         return super().__getattr__(name)
 
     def __setattr__(self, name: str, value) -> None:
@@ -200,7 +224,7 @@ class DropIn(nn.Module):
 
         Arguments:
             input: (T, B, I), or (B, T, I) with ``batch_first``, or (T, I) unbatched, or a
-                PackedSequence.
+                PackedSequence. T >= 1; B = 0 gives empty results, as torch.nn.
             hx: the initial state in torch.nn's layout, (L*D, B, H_out) per tensor; zeros if None.
             lengths: (B,) ints in [1, T]: each row's real length; padding must be at the end.
 
@@ -368,8 +392,9 @@ class DropIn(nn.Module):
         if x.shape[-1] != self.input_size:
             raise ValueError(f"input must have {self.input_size} features (input_size), "
                              f"got {x.shape[-1]} (shape {tuple(x.shape)})")
-        if 0 in x.shape[:-1]:
-            raise ValueError(f"input must have at least one sequence and one time step {layout}, "
+        if x.shape[1 if self.batch_first and x.dim() == 3 else 0] == 0:
+            # torch.nn refuses it too; an empty batch (B = 0) runs, as there
+            raise ValueError(f"input must have at least one time step {layout}, "
                              f"got shape {tuple(x.shape)}")
 
     def _run(self, x: Tensor, x_BTI: Tensor, hx, lengths_B):
@@ -514,11 +539,25 @@ def _rename_missing(module: DropIn, incompatible) -> None:
                 break
 
 
+def _rename_mismatched(module: DropIn, incompatible) -> None:
+    """Report size mismatches by their torch.nn names, as torch.nn's own message does."""
+    # the children wrote them after _rename_loaded, which kept the list: post-hooks don't get it
+    prefix, error_msgs = module.__dict__.pop("_loading")
+    torch_name = {prefix + ours: prefix + theirs for theirs, ours in module._torch_names.items()}
+    head = "size mismatch for "
+    for k, message in enumerate(error_msgs):
+        key, sep, rest = message.removeprefix(head).partition(": ")
+        if message.startswith(head) and sep and key in torch_name:
+            error_msgs[k] = f"{head}{torch_name[key]}: {rest}"
+
+
 def _flatten_loaded(module: DropIn, incompatible) -> None:
     module.flatten_parameters()  # load_state_dict(assign=True) brings new, scattered tensors
 
 
-def _rename_loaded(module: DropIn, state_dict, prefix: str, *args) -> None:
+def _rename_loaded(module: DropIn, state_dict, prefix: str, local_metadata, strict, missing_keys,
+                   unexpected_keys, error_msgs: list[str]) -> None:
     for theirs, ours in module._torch_names.items():
         if prefix + theirs in state_dict:
             state_dict[prefix + ours] = state_dict.pop(prefix + theirs)
+    module.__dict__["_loading"] = (prefix, error_msgs)  # for _rename_mismatched

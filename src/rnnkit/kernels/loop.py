@@ -226,7 +226,9 @@ def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
     where = _where(x_BTI, kind)
     # under autocast the products come out in bf16/fp16, which the kernels do not take
     autocast = torch.is_autocast_enabled(x_BTI.device.type)
-    if where is None or autocast or x_BTI.dtype not in (torch.float32, torch.float64) or _mixed_eps(core):
+    unsupported = autocast or x_BTI.dtype not in (torch.float32, torch.float64) or _mixed_eps(core)
+    # the compiled loops need at least one row; with none the reference loop costs nothing
+    if where is None or unsupported or x_BTI.shape[0] == 0:
         return reference.run(cell, x_BTI, state, lengths_B)
     B, T, _ = x_BTI.shape
     h0_BH = state.h

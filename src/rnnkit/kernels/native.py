@@ -53,13 +53,21 @@ def op_kind(cell: Cell) -> str:
 _FLAT_ORDER = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
+def weight_dict(cell: Cell) -> dict:
+    """``cell``'s weights by name: its ``_parameters``, or on an ``nn.DataParallel`` replica,
+    whose ``_parameters`` torch's ``replicate`` empties and whose weights it sets as plain
+    attributes, its ``__dict__``."""
+    return cell._parameters or cell.__dict__
+
+
 def flat_weights(cell: Cell) -> list[Tensor]:
     """torch.nn's per-layer weight list: w_ih, w_hh, [b_ih, b_hh], [w_hr]."""
     if isinstance(cell, WeightDrop):
         weights = flat_weights(cell.cell)
         weights[1] = cell.dropped_weight_hh()
         return weights
-    params = cell._parameters  # a dict lookup: Module.__getattr__ is slow on the streaming path
+    # weight_dict(cell), inlined: a dict lookup, as Module.__getattr__ is slow on the streaming path
+    params = cell._parameters or cell.__dict__
     return [params[n] for n in _FLAT_ORDER if params.get(n) is not None]
 
 
@@ -206,7 +214,7 @@ def segmented(kind: str, x_BTI: Tensor, hx: HX, weights: list[Tensor], lengths_B
     opts = dict(bias=bias, num_layers=num_layers, dropout=dropout, train=train,
                 bidirectional=False, batch_first=True)
     B, T, _ = x_BTI.shape
-    if lengths_B is None:
+    if lengths_B is None or B == 0:  # no rows: nothing to cut, and the dense call returns empties
         return fused(kind, x_BTI, hx, weights, **opts)
     lengths, order_B = lengths_B.sort(descending=True)
     lengths = lengths.tolist()

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.cells.wrappers import _check_p
+from rnnkit.cells.wrappers import _check_scaled_p
 
 
 class LockedDropout(nn.Module):
@@ -24,7 +24,7 @@ class LockedDropout(nn.Module):
 
     def __init__(self, p: float):
         super().__init__()
-        self.p = _check_p("p", p)
+        self.p = _check_scaled_p("p", p)
 
     def forward(self, x_BTF: Tensor) -> Tensor:
         if x_BTF.dim() != 3:
@@ -48,7 +48,7 @@ class EmbeddingDropout(nn.Module):
         super().__init__()
         if not isinstance(embedding, nn.Embedding):
             raise TypeError(f"embedding must be an nn.Embedding, got {type(embedding).__name__}")
-        self.embedding, self.p = embedding, _check_p("p", p)
+        self.embedding, self.p = embedding, _check_scaled_p("p", p)
 
     def forward(self, tokens_BT: Tensor) -> Tensor:
         weight_VE = self.embedding.weight

@@ -25,8 +25,8 @@ class Stacked(nn.Module):
         layers = list(layers)
         if not layers:
             raise ValueError("layers must hold at least one layer, got none")
-        if not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        if not isinstance(dropout, int | float) or not 0.0 <= dropout <= 1.0:  # torch.nn's range
+            raise ValueError(f"dropout must be a probability in [0, 1], got {dropout!r}")
         for k, (below, above) in enumerate(zip(layers, layers[1:], strict=False)):
             if below.output_size != above.input_size:
                 raise ValueError(f"layer {k + 1} must take input_size {below.output_size} "
