@@ -103,3 +103,38 @@ def check_cell(cell: Cell, batch: int = 3) -> None:
     other.load_state_dict(torch.load(io.BytesIO(buf.getvalue()), weights_only=True))
     for a, b in zip(other(x_BI, state), new, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def interrupt_after(monkeypatch, steps: int, signal_name: str = "SIGINT") -> None:
+    """Every ``fit`` started while ``monkeypatch`` holds stops as if ``signal_name`` had
+    arrived during step ``steps``: fit reads its ``StopOnSignal.received`` once per step,
+    after the step. Deterministic, unlike a real signal's arrival."""
+    from rnnkit.train.run import StopOnSignal
+
+    class Interrupted(StopOnSignal):
+        def __init__(self, *, enabled: bool = True):
+            super().__init__(enabled=enabled)
+            self.reads = 0
+
+        @property
+        def received(self) -> str | None:
+            if not self.enabled:  # fit's check whether a resumed run had already finished
+                return None
+            self.reads += 1
+            return signal_name if self.reads >= steps else None
+
+        @received.setter
+        def received(self, value) -> None:  # a real signal: ignored here
+            pass
+
+    monkeypatch.setattr("rnnkit.train.loop.StopOnSignal", Interrupted)
+
+
+def assert_same_weights(run_a, run_b) -> None:
+    """The two run directories' model.safetensors hold equal tensors, bit for bit."""
+    from safetensors.torch import load_file
+
+    a, b = load_file(f"{run_a}/model.safetensors"), load_file(f"{run_b}/model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name

@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from rnnkit.cli import cli
+from tests.harness import assert_same_weights, interrupt_after
 
 TRAIN = "".join(f"the/at {n}/nn ran/vbd ./.\nA/at {n}/nn saw/vbd it/ppo ./.\n"
                 for n in ["dog", "cat", "man", "boy", "girl", "fox"])
@@ -92,3 +93,18 @@ def test_print_config_merges_toml_options_and_set(tmp_path):
     assert result.exit_code == 0, result.output
     for line in ('path = "x.conll"', 'char_encoder = "lstm"', "batch_size = 8", "crf = true"):
         assert line in result.output
+
+
+def test_interrupted_training_exits_130_and_resumes_to_the_straight_run(tmp_path, monkeypatch):
+    (tmp_path / "train.txt").write_text(TRAIN)
+    train = ["train", "tag", "--data", str(tmp_path / "train.txt"), *FAST]
+    straight, out = tmp_path / "straight", tmp_path / "run"
+    assert CliRunner().invoke(cli, [*train, "--out", str(straight)]).exit_code == 0
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 2)
+        result = CliRunner().invoke(cli, [*train, "--out", str(out)])
+    assert result.exit_code == 130 and "interrupted (SIGINT) after 2 steps" in result.stderr
+    resumed = CliRunner().invoke(cli, [*train, "--out", str(out), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["steps"] == json.loads((straight / "results.json").read_text())["steps"]
+    assert_same_weights(straight, out)

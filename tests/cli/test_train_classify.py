@@ -5,6 +5,7 @@ import json
 from click.testing import CliRunner
 
 from rnnkit.cli import cli
+from tests.harness import assert_same_weights, interrupt_after
 
 TS = ("@problemName T\n@univariate true\n@equalLength false\n@classLabel true lo hi\n@data\n"
       + "".join(f"{0.1 * i},{0.2 * i},{0.3 * i}:lo\n{9 - 0.1 * i},{8 + 0.2 * i}:hi\n" for i in range(6)))
@@ -59,3 +60,24 @@ def test_bad_input_is_a_click_error(tmp_path):
     result = runner.invoke(cli, ["train", "classify", "--data", str(tmp_path / "none.ts"),
                                  "--out", str(tmp_path / "r")])
     assert result.exit_code == 1 and "file not found" in result.output
+
+
+def test_interrupted_run_exits_130_and_resumes_to_the_straight_run(tmp_path, monkeypatch):
+    (tmp_path / "T_TRAIN.ts").write_text(TS)
+    train = ["train", "classify", "--data", str(tmp_path / "T_TRAIN.ts"), *FAST, "--set", "train.epochs=3"]
+    straight, out = tmp_path / "straight", tmp_path / "run"
+    assert CliRunner().invoke(cli, [*train, "--out", str(straight)]).exit_code == 0
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 1)
+        result = CliRunner().invoke(cli, [*train, "--out", str(out)])
+    assert result.exit_code == 130, result.output
+    assert json.loads(result.stdout)["stopped"] == "SIGINT"
+    assert f"interrupted (SIGINT) after 1 step; the run in {out} is saved: add --resume" in result.stderr
+    again = CliRunner().invoke(cli, [*train, "--out", str(out)])
+    assert again.exit_code == 1 and "--resume" in again.output  # a new run would not replace it
+    resumed = CliRunner().invoke(cli, [*train, "--out", str(out), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["steps"] == 3
+    assert_same_weights(straight, out)
+    other = CliRunner().invoke(cli, [*train, "--out", str(out), "--resume", "--set", "model.cell=gru"])
+    assert other.exit_code == 1 and "model.cell: saved 'lstm', given 'gru'" in other.output

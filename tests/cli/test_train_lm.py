@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from rnnkit.cli import cli
 from rnnkit.demo.corpus import load_text
+from tests.harness import assert_same_weights, interrupt_after
 
 TINY = ["--set", "train.max_steps=6", "--set", "train.bptt=16", "--set", "data.batch_size=4",
         "--set", "model.hidden_size=16", "--set", "model.embed_size=8", "--set", "data.val_fraction=0.1",
@@ -94,3 +95,41 @@ def test_existing_run_needs_overwrite(data, tmp_path):
     result = invoke("--data", data, "--out", out, *TINY)
     assert result.exit_code == 1 and "out must be a new run directory" in result.output
     assert invoke("--data", data, "--out", out, "--overwrite", *TINY).exit_code == 0
+
+
+def test_interrupted_run_exits_130_and_resumes_to_the_straight_run(data, tmp_path, monkeypatch):
+    straight, out = tmp_path / "straight", tmp_path / "run"
+    assert invoke("--data", data, "--out", straight, *TINY).exit_code == 0
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 2)
+        result = invoke("--data", data, "--out", out, *TINY)
+    assert result.exit_code == 130, result.output
+    assert "bits/char" in result.stdout and "(SIGINT)" in result.stdout  # the results it has
+    assert result.stderr == (f"rnnkit: training was interrupted (SIGINT) after 2 steps; the run in {out} "
+                             f"is saved: add --resume to continue\n")
+    resumed = invoke("--data", data, "--out", out, "--resume", *TINY)
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((out / "results.json").read_text())["lm"]["steps"] == 6
+    assert_same_weights(straight, out)  # the cosine schedule, dropout RNG and streams come back exactly
+    # the length of training may change: resuming a finished run with more steps extends it
+    longer = invoke("--data", data, "--out", out, "--resume", *TINY, "--set", "train.max_steps=8")
+    assert longer.exit_code == 0, longer.output
+    assert json.loads((out / "results.json").read_text())["lm"]["steps"] == 8
+    assert json.loads((out / "config.json").read_text())["train"]["max_steps"] == 8
+
+
+def test_resume_refuses_other_settings_and_an_empty_directory(data, tmp_path):
+    out = tmp_path / "run"
+    assert invoke("--data", data, "--out", out, *TINY).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = invoke("--data", data, "--out", out, "--resume", *TINY, "--set", "model.hidden_size=8",
+                    "--set", "train.lr=0.01")
+    assert result.exit_code == 1
+    assert "resume must use the settings the run in" in result.output
+    assert "model.hidden_size: saved 16, given 8; train.lr: saved 0.003, given 0.01" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # tokenizer.json included
+    result = invoke("--data", data, "--out", tmp_path / "empty", "--resume", *TINY)
+    assert result.exit_code == 1 and "resume needs a saved run in out" in result.output
+    result = invoke("--data", data, "--out", out, "--resume", "--overwrite", *TINY)
+    assert result.exit_code == 2 and "--resume continues the run in --out and --overwrite replaces it" \
+        in result.output

@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from rnnkit.cli import cli
+from tests.harness import assert_same_weights, interrupt_after
 
 PAIRS = "".join(f"{a} {b}\t{b} {a}\t{'ABC'[i % 3]}\n" for i, (a, b) in
                 enumerate(zip(["sol", "mar", "luna", "pan", "rio", "gato"] * 3, ["agua", "casa", "fuego"] * 6,
@@ -77,3 +78,17 @@ def test_print_config_merges_toml_and_set(runner):
     assert result.exit_code == 0, result.output
     for line in ('path = "pairs.tsv"', 'attention = "additive"', 'val_groups = ["A"]', "alpha = 0.0"):
         assert line in result.output
+
+
+def test_interrupted_training_exits_130_and_resumes_to_the_straight_run(runner, monkeypatch):
+    train = ["train", "seq2seq", "--data", "pairs.tsv", *FAST, "--set", "train.max_steps=3"]
+    assert runner.invoke(cli, [*train, "--out", "straight"]).exit_code == 0
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 1)
+        result = runner.invoke(cli, [*train, "--out", "run"])
+    assert result.exit_code == 130 and "(SIGINT)" in result.stdout
+    assert "interrupted (SIGINT) after 1 step; the run in run is saved" in result.stderr
+    resumed = runner.invoke(cli, [*train, "--out", "run", "--resume"])
+    assert resumed.exit_code == 0 and "3 steps" in resumed.stdout, resumed.output
+    assert_same_weights("straight", "run")
+    assert Path("run/test_translations.txt").read_text() == Path("straight/test_translations.txt").read_text()

@@ -9,6 +9,7 @@ import torch
 from rnnkit import config
 from rnnkit.data.series import DataError
 from rnnkit.tasks.classify import ClassifyConfig, predict, train_classifier
+from tests.harness import assert_same_weights, interrupt_after
 
 
 def write_trend_ts(path, n, seed):
@@ -164,3 +165,29 @@ def test_ensemble_averages_its_members_probabilities(tmp_path, trend):
         train_classifier(cfg_for(train, "ensemble=2", "train.epochs=3"), out)
     with pytest.raises(ValueError, match="ensemble must be an int >= 1"):
         cfg_for(train, "ensemble=0")
+
+
+def test_an_interrupted_ensemble_resumes_to_the_straight_ensemble(tmp_path, trend, monkeypatch):
+    cfg = cfg_for(trend[0], "ensemble=2", "train.epochs=2", "data.val_fraction=0")
+    straight = train_classifier(cfg, tmp_path / "straight")
+    out = tmp_path / "ens"
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 2, "SIGTERM")
+        stopped = train_classifier(cfg, out)
+    # the first member stopped at step 2, and the second never started
+    assert (stopped["stopped"], stopped["steps"], len(stopped["members"])) == ("SIGTERM", 2, 1)
+    assert json.loads((out / "ensemble.json").read_text()) == {"members": ["member0"]}
+    assert not (out / "member1").exists()
+    with pytest.raises(FileExistsError, match="resume=True"):
+        train_classifier(cfg, out)
+    resumed = train_classifier(cfg, out, resume=True)
+    assert (resumed["stopped"], resumed["steps"]) == (straight["stopped"], straight["steps"])
+    for member in ("member0", "member1"):
+        assert_same_weights(tmp_path / "straight" / member, out / member)
+    assert resumed["test_loss"] == straight["test_loss"]
+    # resuming the finished ensemble reloads each member and changes nothing
+    assert train_classifier(cfg, out, resume=True)["test_loss"] == straight["test_loss"]
+    with pytest.raises(ValueError, match="resume=True and overwrite=True"):
+        train_classifier(cfg, out, resume=True, overwrite=True)
+    with pytest.raises(FileNotFoundError, match="resume needs a saved run in out, got .*member0'"):
+        train_classifier(cfg, tmp_path / "none", resume=True)

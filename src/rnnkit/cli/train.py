@@ -8,4 +8,6 @@ import click
 @click.group()
 def train() -> None:
     """Train a model for a task on your data (the bundled sets are only defaults). Every task
-    takes --data, --out RUN_DIR, --config run.toml, --set key=value and --print-config."""
+    takes --data, --out RUN_DIR, --config run.toml, --set key=value and --print-config. Ctrl-C
+    (SIGINT) or SIGTERM saves the run at the next step and exits with 130 or 143; --resume
+    continues it."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from rnnkit.cli._config import config_options, require_out, resolve_config
+from rnnkit.cli._run import exit_if_interrupted, run_options
 from rnnkit.tasks.classify import ClassifyConfig, train_classifier
 
 
@@ -16,15 +17,16 @@ from rnnkit.tasks.classify import ClassifyConfig, train_classifier
               help="Training file: X_TRAIN.ts (X_TEST.ts beside it is the test set), label,v1,... CSV "
                    "or, with --set data.format=text, label,text CSV. [data.path]")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (required).")
-@click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
+@run_options
 @config_options
-def classify(data, out, overwrite, config, sets):
+def classify(data, out, overwrite, resume, config, sets):
     """Train a recurrent classifier, validate on a split of the training file, test on the
     test file; writes the run and results.json (accuracies) to --out."""
     cfg = resolve_config(ClassifyConfig, config, sets, **{"data.path": None if data is None else str(data)})
     require_out(out)  # after --print-config, which needs no run directory
     try:
-        results = train_classifier(cfg, out, overwrite=overwrite)
+        results = train_classifier(cfg, out, overwrite=overwrite, resume=resume)
     except (OSError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(json.dumps(results, indent=2))
+    exit_if_interrupted(results, out)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from rnnkit.cli._config import config_options, require_out, resolve_config
+from rnnkit.cli._run import exit_if_interrupted, run_options
 from rnnkit.tasks.forecast import ForecastConfig, train_forecaster
 
 _SHOWN = ("mase", "smape", "mae", "coverage_80", "seasonal_naive", "val", "season", "horizon", "n",
@@ -23,9 +24,9 @@ _SHOWN = ("mase", "smape", "mae", "coverage_80", "seasonal_naive", "val", "seaso
                                    "[data.covariates]")
 @click.option("--horizon", type=int, help="Steps to forecast from each origin. [data.horizon]")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (required).")
-@click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
+@run_options
 @config_options
-def forecast(data, time_col, target, covariates, horizon, out, overwrite, config, sets):
+def forecast(data, time_col, target, covariates, horizon, out, overwrite, resume, config, sets):
     """Train a forecaster on the series minus its last horizon (the test part), stopping on
     a validation part before it; writes the run and results.json (MASE, sMAPE and 80%
     interval coverage on the test part, next to seasonal naive) to --out."""
@@ -36,7 +37,8 @@ def forecast(data, time_col, target, covariates, horizon, out, overwrite, config
                                                             if c.strip()]})
     require_out(out)  # after --print-config, which needs no run directory
     try:
-        results = train_forecaster(cfg, out, overwrite=overwrite)
+        results = train_forecaster(cfg, out, overwrite=overwrite, resume=resume)
     except (OSError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(json.dumps({k: results[k] for k in _SHOWN if k in results}, indent=2))
+    exit_if_interrupted(results, out)

@@ -3,6 +3,7 @@
 import click
 
 from rnnkit.cli._config import config_options, resolve_config
+from rnnkit.cli._run import exit_if_interrupted, run_options
 from rnnkit.data.text import read_text
 from rnnkit.tasks.lm import LMTaskConfig, format_results, train_lm
 
@@ -13,9 +14,9 @@ from rnnkit.tasks.lm import LMTaskConfig, format_results, train_lm
 @click.option("--tokenizer", type=click.Choice(["char", "bpe"]),
               help="Characters, or byte-level BPE of data.bpe_vocab_size tokens (data.tokenizer).  "
                    "[default: char]")
-@click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
+@run_options
 @config_options
-def lm(data, out, tokenizer, overwrite, config, sets):
+def lm(data, out, tokenizer, overwrite, resume, config, sets):
     """Train a language model on a text file and report held-out bits per character (with
     --set ngram_max_order=6, next to Kneser-Ney n-grams of orders 1-6 on the same split).
     --out gets config.json, model.safetensors, tokenizer.json, metrics.csv and results.json;
@@ -26,6 +27,8 @@ def lm(data, out, tokenizer, overwrite, config, sets):
                                    f"--data={cfg.data.path!r}")
     try:
         text = read_text(cfg.data.path, name="--data" if data else "data.path")
-        click.echo(format_results(train_lm(cfg, out, text=text, overwrite=overwrite)))
-    except (ValueError, FileExistsError) as err:
+        results = train_lm(cfg, out, text=text, overwrite=overwrite, resume=resume)
+    except (OSError, ValueError) as err:
         raise click.ClickException(str(err)) from err
+    click.echo(format_results(results))
+    exit_if_interrupted(results["lm"], out)

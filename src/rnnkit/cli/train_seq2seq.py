@@ -3,6 +3,7 @@
 import click
 
 from rnnkit.cli._config import config_options, resolve_config
+from rnnkit.cli._run import exit_if_interrupted, run_options
 from rnnkit.tasks.seq2seq import Seq2SeqTaskConfig, format_results, train_seq2seq
 
 
@@ -11,9 +12,9 @@ from rnnkit.tasks.seq2seq import Seq2SeqTaskConfig, format_results, train_seq2se
                              "group to hold out whole groups (data.val_groups, data.test_groups). "
                              "[data.path]")
 @click.option("--out", type=click.Path(file_okay=False), help="The run directory to write (required).")
-@click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
+@run_options
 @config_options
-def seq2seq(data, out, overwrite, config, sets):
+def seq2seq(data, out, overwrite, resume, config, sets):
     """Train a translation model (bidirectional encoder, attentional decoder with input feeding)
     and report chrF and BLEU on the held-out pairs next to copying the source. --out gets
     config.json, model.safetensors, the two tokenizers, metrics.csv, the held-out translations
@@ -23,6 +24,8 @@ def seq2seq(data, out, overwrite, config, sets):
         raise click.ClickException(f"--out and --data (or data.path) are required, got --out={out!r}, "
                                    f"--data={cfg.data.path!r}")
     try:
-        click.echo(format_results(train_seq2seq(cfg, out, overwrite=overwrite)))
+        results = train_seq2seq(cfg, out, overwrite=overwrite, resume=resume)
     except (OSError, ValueError, ImportError) as err:  # DataError is a ValueError; no sacrebleu: ImportError
         raise click.ClickException(str(err)) from err
+    click.echo(format_results(results))
+    exit_if_interrupted(results["train"], out)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from rnnkit.cli._config import config_options, require_out, resolve_config
+from rnnkit.cli._run import exit_if_interrupted, run_options
 from rnnkit.tasks.tag import TagConfig, train_tagger
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -23,9 +24,9 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--test", type=_FILE, help="Test file, scored once after training. [data.test_path]")
 @click.option("--crf", is_flag=True, default=None, help="A CRF output layer. [model.crf]")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (required).")
-@click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
+@run_options
 @config_options
-def tag(data, val, test, crf, out, overwrite, config, sets):
+def tag(data, val, test, crf, out, overwrite, resume, config, sets):
     """Train a token tagger (BiLSTM over word, shape and character features; softmax or CRF
     output); writes the run and results.json (token accuracy on val and test, overall and on
     unknown words, next to the most-frequent-tag baseline) to --out. `rnnkit tag RUN_DIR`
@@ -35,7 +36,8 @@ def tag(data, val, test, crf, out, overwrite, config, sets):
         "data.test_path": None if test is None else str(test), "model.crf": crf})
     require_out(out)  # after --print-config, which needs no run directory
     try:
-        results = train_tagger(cfg, out, overwrite=overwrite)
+        results = train_tagger(cfg, out, overwrite=overwrite, resume=resume)
     except (OSError, ValueError, RuntimeError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(json.dumps(results, indent=2))
+    exit_if_interrupted(results, out)

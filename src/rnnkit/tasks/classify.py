@@ -26,7 +26,8 @@ from rnnkit.data.series import DataError, Labelled, fill_missing, find_test_file
 from rnnkit.data.tables import Vocab, read_csv_series, read_text_csv
 from rnnkit.models import architecture_config, load_model
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
-from rnnkit.train import TensorLoader, TrainConfig, fit, read_config, seed_everything
+from rnnkit.tasks._resume import check_out, check_resumed_config
+from rnnkit.train import FitResult, TensorLoader, TrainConfig, checkpoint, fit, read_config, seed_everything
 
 Format = Literal["auto", "ts", "csv", "text"]
 LABELS, TOKENIZER, RESULTS, ENSEMBLE = "labels.json", "tokenizer.json", "results.json", "ensemble.json"
@@ -87,44 +88,49 @@ class ClassifyConfig:
             raise ValueError(f"ensemble must be an int >= 1, got {self.ensemble!r}")
 
 
-def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
+def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = False,
+                     resume: bool = False) -> dict[str, Any]:
     """Train on ``cfg.data.path``, validate on a held-out split, test on the test file.
+    ``resume`` continues the interrupted run in ``out``, with the settings it was started
+    with but for its length (``rnnkit.tasks._resume``): each ensemble member with a saved
+    run goes on from it (a finished one just reloads), the others start.
 
     Returns:
         the results written to ``out/results.json``: accuracies and losses (train, val,
         test; None where there is no such split), sizes, classes, steps and seconds; with an
-        ensemble, the averaged members' scores and each member's in ``members``.
+        ensemble, the averaged members' scores and each member's in ``members``. A signal
+        stops the ensemble after the member it interrupted (``stopped``: "SIGINT" or
+        "SIGTERM"); the results are those of the members trained so far.
 
     Raises:
         DataError: a data file that cannot be read (names file, line, value).
-        FileExistsError: ``out`` holds a checkpoint and ``overwrite`` is False.
+        FileExistsError: ``out`` holds a checkpoint and neither ``overwrite`` nor ``resume``.
+        FileNotFoundError: ``resume`` and ``out`` holds no saved run.
+        ValueError: ``resume`` with ``overwrite``, or with settings that differ from the run's.
     """
     if not cfg.data.path:
         raise ValueError("data.path must name the training file, got ''")
     out = Path(out)
+    dirs = [out] if cfg.ensemble == 1 else [out / f"member{i}" for i in range(cfg.ensemble)]
+    if cfg.ensemble > 1 and (out / RESULTS).exists() and not (overwrite or resume):
+        raise FileExistsError(f"out already holds an ensemble's results ({out / RESULTS}); pass "
+                              f"resume=True to continue it or overwrite=True to replace it")
+    check_out(dirs[0], resume=resume, overwrite=overwrite)  # the first member starts every ensemble
     kind = _format(cfg.data)
     full, vocab = _read(kind, Path(cfg.data.path), cfg.data)
     train_set, val_set = _split(full, cfg.data.val_fraction, cfg.train.seed)
     test_path = Path(cfg.data.test_path) if cfg.data.test_path else find_test_file(cfg.data.path)
     test_set = None if test_path is None else _read(kind, test_path, cfg.data, full.classes, vocab)[0]
-    dirs = [out] if cfg.ensemble == 1 else [out / f"member{i}" for i in range(cfg.ensemble)]
-    if cfg.ensemble > 1 and (out / RESULTS).exists() and not overwrite:
-        raise FileExistsError(f"out already holds an ensemble's results ({out / RESULTS}); pass "
-                              f"overwrite=True to replace it")
     models, fits = [], []
     for i, run_dir in enumerate(dirs):
-        train_cfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + 1000 * i)
-        seed_everything(train_cfg.seed)  # the initial weights too, as fit seeds dropout
-        model = SequenceClassifier(_model_config(cfg.model, full, vocab))
-        if vocab is None:
-            model.fit_standardization(train_set.inputs, train_set.lengths_N)  # training split only
-        fits.append(fit(model, _loader(train_set, cfg.data.batch_size, train_cfg.seed), train_cfg,
-                        val=None if val_set is None else _loader(val_set, cfg.data.batch_size, shuffle=False),
-                        metrics={"accuracy": accuracy}, run_dir=run_dir, overwrite=overwrite,
-                        config={**architecture_config(model), "task": "classify",
-                                "data": _config.to_dict(cfg.data)}))
+        model, result = _fit_member(cfg, i, run_dir, (full, vocab, train_set, val_set),
+                                    resume=resume, overwrite=overwrite)
         _write_labels(run_dir, full.classes, kind, vocab)
         models.append(model)
+        fits.append(result)
+        if result.stopped in ("SIGINT", "SIGTERM"):
+            break  # the user asked to stop: the members after it start on --resume
+    dirs = dirs[: len(models)]
     splits = {"train": train_set, "val": val_set, "test": test_set}
     # every member's class probabilities on every split, computed once: (M, N, C)
     probs = {name: None if data is None else torch.stack([_probabilities(m, data) for m in models])
@@ -144,6 +150,27 @@ def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = 
         write_atomic(out / ENSEMBLE, (json.dumps({"members": [d.name for d in dirs]}) + "\n").encode())
     write_atomic(out / RESULTS, (json.dumps(results, indent=2) + "\n").encode())
     return results
+
+
+def _fit_member(cfg: ClassifyConfig, i: int, run_dir: Path, data: tuple, *, resume: bool,
+                overwrite: bool) -> tuple[SequenceClassifier, FitResult]:
+    """Build member ``i`` (its own seed, the same data split) and fit it in ``run_dir``; on
+    resume, from its saved run where it has one."""
+    full, vocab, train_set, val_set = data
+    train_cfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + 1000 * i)
+    seed_everything(train_cfg.seed)  # the initial weights too, as fit seeds dropout
+    model = SequenceClassifier(_model_config(cfg.model, full, vocab))
+    if vocab is None:
+        model.fit_standardization(train_set.inputs, train_set.lengths_N)  # training split only
+    config = {**architecture_config(model), "task": "classify", "data": _config.to_dict(cfg.data)}
+    going_on = resume and bool(checkpoint.saved_run(run_dir))
+    if going_on:
+        check_resumed_config(run_dir, config, train_cfg)
+    result = fit(model, _loader(train_set, cfg.data.batch_size, train_cfg.seed), train_cfg,
+                 val=None if val_set is None else _loader(val_set, cfg.data.batch_size, shuffle=False),
+                 metrics={"accuracy": accuracy}, run_dir=run_dir, overwrite=overwrite, resume=going_on,
+                 config=config)
+    return model, result
 
 
 def predict(run_dir: str | Path, data_path: str | Path) -> list[dict[str, Any]]:

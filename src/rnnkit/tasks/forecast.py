@@ -41,6 +41,7 @@ from rnnkit.data.series import DataError
 from rnnkit.data.timeseries import TimeSeries, bundled_airline, read_series_csv
 from rnnkit.models import architecture_config, load_model
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig, conformal_scale
+from rnnkit.tasks._resume import check_out, check_resumed_config
 from rnnkit.train import TensorLoader, TrainConfig, fit, read_config, seed_everything
 from rnnkit.train.checkpoint import WEIGHTS, save_weights
 
@@ -142,14 +143,18 @@ def read_data(data: DataSection, path: str | Path | None = None) -> TimeSeries:
                            covariates=data.covariates)
 
 
-def train_forecaster(cfg: ForecastConfig, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
+def train_forecaster(cfg: ForecastConfig, out: str | Path, *, overwrite: bool = False,
+                     resume: bool = False) -> dict[str, Any]:
     """Fit on the series' fitting part, stop early on the validation part, score the test part.
+    ``resume`` continues the interrupted run in ``out``, with the settings it was started
+    with but for its length (``rnnkit.tasks._resume``).
 
     Returns:
         the results written to ``out/results.json``: the model's and seasonal naive's MASE,
         sMAPE and MAE on the test origins, the model's 80% interval coverage, the split.
     """
     out = Path(out)
+    check_out(out, resume=resume, overwrite=overwrite)
     series = read_data(cfg.data)
     split = Split.of(len(series), cfg.data, cfg.model.difference)
     season = cfg.data.season or series.season
@@ -162,8 +167,11 @@ def train_forecaster(cfg: ForecastConfig, out: str | Path, *, overwrite: bool = 
     train = _loader(model, values_NF, train_origins, cfg.data.batch_size, cfg.train.seed)
     val_origins = range(split.val_start, split.test_start - cfg.data.horizon + 1)
     val = _loader(model, values_NF, val_origins, 256, shuffle=False) if len(val_origins) else None
+    config = {**architecture_config(model), "task": "forecast", "data": _config.to_dict(cfg.data)}
+    if resume:
+        check_resumed_config(out, config, cfg.train)
     result = fit(model, train, cfg.train, loss_fn=model.loss, val=val, run_dir=out, overwrite=overwrite,
-                 config={**architecture_config(model), "task": "forecast", "data": _config.to_dict(cfg.data)})
+                 resume=resume, config=config)
     # too few validation windows (4 for 80%): the conformal rank is out of reach, keep the model's
     calibrating = cfg.calibrate != "off" and len(val_origins) >= 4 and model.config.output != "point"
     if calibrating:
@@ -238,7 +246,8 @@ def forecast(run_dir: str | Path, data_path: str | Path | None = None, *,
 
     Returns:
         ``{"history": TimeSeries, "times": future times, "quantiles": (0.1, 0.5, 0.9) or
-        (0.5,), "forecast_HQ": values}``.
+        (0.5,), "forecast_HQ": values}``; the times are integers where the series' are
+        whole numbers.
     """
     run_dir = Path(run_dir)
     model = load_model(run_dir)
@@ -255,8 +264,8 @@ def forecast(run_dir: str | Path, data_path: str | Path | None = None, *,
     q_HQ = model.forecast(x_1LF, quantiles=levels, horizon=horizon, samples=samples,
                           generator=torch.Generator().manual_seed(seed))[0]
     H = q_HQ.shape[0]
-    return {"history": series, "times": series.future_times(H), "quantiles": levels,
-            "forecast_HQ": q_HQ.to(torch.float64).numpy()}
+    return {"history": series, "times": _integer_times(series.times, series.future_times(H)),
+            "quantiles": levels, "forecast_HQ": q_HQ.to(torch.float64).numpy()}
 
 
 # -- baselines and metrics ---------------------------------------------------------------------
@@ -314,6 +323,18 @@ def _interval_factors(model: Forecaster, values_NF: Tensor, first: int, seed: in
     x_NWF = torch.stack([values_NF[o - W: o] for o in origins])
     y_NH = torch.stack([values_NF[o: o + H, 0] for o in origins])
     return model.interval_factors(x_NWF, y_NH, generator=torch.Generator().manual_seed(seed))
+
+
+def _integer_times(history_N: np.ndarray | None, future_H: np.ndarray) -> np.ndarray:
+    """Numbered times stay whole numbers: ``int64`` when the series' times (or, without a
+    time column, the step numbers) and the future ones all are, so that 96 is written "96",
+    not "96.0"; other times as they are."""
+    def whole(t_N: np.ndarray | None) -> bool:  # within float64's exact integers
+        return t_N is None or bool(np.all((t_N == np.round(t_N)) & (np.abs(t_N) < 2.0**53)))
+
+    if future_H.dtype.kind != "f" or not (whole(history_N) and whole(future_H)):
+        return future_H
+    return future_H.astype(np.int64)
 
 
 def _check_int(name: str, value: Any, low: int, section: str = "data.") -> None:

@@ -35,7 +35,8 @@ from rnnkit.decode import beam_search, greedy_pick, sampling_pick, stream
 from rnnkit.demo.ngram import ngram_baselines
 from rnnkit.models import LanguageModel, LMConfig, architecture_config, load_model
 from rnnkit.models.language_model import Cell
-from rnnkit.train import StreamLoader, TrainConfig, checkpoint, fit, seed_everything
+from rnnkit.tasks._resume import check_out, check_resumed_config
+from rnnkit.train import StreamLoader, TrainConfig, fit, seed_everything
 from rnnkit.train.tbptt import map_state
 
 RESULTS = "results.json"
@@ -102,13 +103,15 @@ class LMTaskConfig:
 
 
 def train_lm(cfg: LMTaskConfig, out: str | Path, *, text: str | None = None,
-             overwrite: bool = False) -> dict[str, Any]:
+             overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
     """Train a language model as ``cfg`` says and save it to the run directory ``out``
     (config.json, model.safetensors, tokenizer.json, metrics, results.json).
 
     Arguments:
         text: the corpus; default: read from ``cfg.data.path``.
         overwrite: replace a run already in ``out`` (refused otherwise).
+        resume: continue the interrupted (or finished) run in ``out``, with the settings it
+            was started with but for its length (``rnnkit.tasks._resume``).
 
     Returns:
         The results written to ``out/results.json``: data sizes, held-out bpc, training
@@ -116,9 +119,7 @@ def train_lm(cfg: LMTaskConfig, out: str | Path, *, text: str | None = None,
     """
     out = Path(out)
     # checked before tokenizer.json is written: fit refuses the same directories, but later
-    if not overwrite and checkpoint.saved_run(out):
-        raise FileExistsError(f"out must be a new run directory, got {str(out)!r}, which already "
-                              f"holds a run; choose another or overwrite it")
+    check_out(out, resume=resume, overwrite=overwrite)
     # -- data: split by position, tokenizer from the training text only --
     if text is None:
         if cfg.data.path is None:
@@ -137,10 +138,13 @@ def train_lm(cfg: LMTaskConfig, out: str | Path, *, text: str | None = None,
     train = StreamLoader(train_ids_N, batch_size=cfg.data.batch_size, bptt=cfg.train.bptt)
     val = StreamLoader(val_ids_N, batch_size=min(cfg.data.eval_streams, val_ids_N.numel() - 1),
                        bptt=cfg.train.bptt)  # the loss curve; the final figure is exact below
-    save_tokenizer(tokenizer, out)
-    result = fit(model, train, cfg.train, val=val, run_dir=out, overwrite=overwrite,
-                 config={**architecture_config(model), "task": "lm", "data": _config.to_dict(cfg.data),
-                         "ngram_max_order": cfg.ngram_max_order})
+    config = {**architecture_config(model), "task": "lm", "data": _config.to_dict(cfg.data),
+              "ngram_max_order": cfg.ngram_max_order}
+    if resume:  # before tokenizer.json is rewritten: another config could change it
+        check_resumed_config(out, config, cfg.train)
+    save_tokenizer(tokenizer, out)  # on resume, the same tokenizer again (trained deterministically)
+    result = fit(model, train, cfg.train, val=val, run_dir=out, overwrite=overwrite, resume=resume,
+                 config=config)
     # -- held-out bits per character, and the baselines on the same split --
     model.to(torch.device(cfg.train.device))
     nats = heldout_nats(model, val_ids_N, streams=cfg.data.eval_streams)

@@ -32,6 +32,7 @@ from rnnkit.data.pairs import PairLoader, Pairs, read_pairs, split_pairs
 from rnnkit.data.tokenizers import Kind, load_tokenizer, save_tokenizer, train_tokenizer
 from rnnkit.models import architecture_config, load_model
 from rnnkit.models.seq2seq import Attention, Seq2Seq, Seq2SeqConfig
+from rnnkit.tasks._resume import check_out, check_resumed_config
 from rnnkit.tasks._translation import (
     DecodeConfig,
     check_scorer,
@@ -39,7 +40,7 @@ from rnnkit.tasks._translation import (
     score,
     translate_texts,
 )
-from rnnkit.train import TrainConfig, checkpoint, fit, read_config, seed_everything
+from rnnkit.train import TrainConfig, fit, read_config, seed_everything
 
 SOURCE_TOKENIZER, TARGET_TOKENIZER, RESULTS = "source_tokenizer.json", "target_tokenizer.json", "results.json"
 
@@ -111,8 +112,11 @@ class Seq2SeqTaskConfig:
                              f"target), got {self.train.bptt}")
 
 
-def train_seq2seq(cfg: Seq2SeqTaskConfig, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
+def train_seq2seq(cfg: Seq2SeqTaskConfig, out: str | Path, *, overwrite: bool = False,
+                  resume: bool = False) -> dict[str, Any]:
     """Train on ``cfg.data.path``; score the validation and test pairs by beam search.
+    ``resume`` continues the interrupted run in ``out``, with the settings it was started
+    with but for its length (``rnnkit.tasks._resume``).
 
     Returns:
         the results written to ``out/results.json``: sizes, training figures, and chrF/BLEU
@@ -120,16 +124,18 @@ def train_seq2seq(cfg: Seq2SeqTaskConfig, out: str | Path, *, overwrite: bool = 
 
     Raises:
         DataError: a data file that cannot be read (names file, line, value).
-        ValueError: a split that cannot be made; FileExistsError: ``out`` holds a run.
+        ValueError: a split that cannot be made; FileExistsError: ``out`` holds a run;
+            FileNotFoundError: ``resume`` and ``out`` holds none.
         ModuleNotFoundError: sacrebleu is missing (checked before training).
     """
     if not cfg.data.path:
         raise ValueError("data.path must name a TSV of source<TAB>target pairs, got ''")
     out = Path(out)
     # checked before anything is written: fit refuses the same directories, but later
-    if not overwrite and (checkpoint.saved_run(out) or (out / RESULTS).exists()):
+    check_out(out, resume=resume, overwrite=overwrite)
+    if not (overwrite or resume) and (out / RESULTS).exists():
         raise FileExistsError(f"out must be a new run directory, got {str(out)!r}, which already holds "
-                              f"a run; choose another or overwrite it")
+                              f"a run's {RESULTS}; choose another or overwrite it")
     check_scorer()
     # -- data: splits, one tokenizer per side from the training pairs only --
     train_pairs, val_pairs, test_pairs = _splits(cfg.data)
@@ -148,14 +154,17 @@ def train_seq2seq(cfg: Seq2SeqTaskConfig, out: str | Path, *, overwrite: bool = 
     val = None
     if val_pairs is not None and (ids := _ids(val_pairs, source_tok, target_tok))[0]:
         val = PairLoader(*ids, bos_id=bos, eos_id=eos, batch_size=64, shuffle=False)
+    config = {**architecture_config(model), "task": "seq2seq", "data": _config.to_dict(d),
+              "decode": _config.to_dict(cfg.decode)}
+    if resume:  # before the tokenizers are rewritten: another config could change them
+        check_resumed_config(out, config, cfg.train)
     out.mkdir(parents=True, exist_ok=True)
     for name in (RESULTS, "val_translations.txt", "test_translations.txt"):  # none left from an old run
         (out / name).unlink(missing_ok=True)
-    save_tokenizer(source_tok, out, SOURCE_TOKENIZER)
+    save_tokenizer(source_tok, out, SOURCE_TOKENIZER)  # on resume, the same ones again
     save_tokenizer(target_tok, out, TARGET_TOKENIZER)
-    result = fit(model, train, cfg.train, val=val, run_dir=out, overwrite=overwrite,
-                 config={**architecture_config(model), "task": "seq2seq", "data": _config.to_dict(d),
-                         "decode": _config.to_dict(cfg.decode)})
+    result = fit(model, train, cfg.train, val=val, run_dir=out, overwrite=overwrite, resume=resume,
+                 config=config)
     # -- held-out translations and scores, next to copying the source --
     model.to(torch.device(cfg.train.device)).eval()
     results: dict[str, Any] = {

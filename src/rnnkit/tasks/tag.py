@@ -43,6 +43,7 @@ from rnnkit.data.tag_features import SentenceLoader, TagVocab
 from rnnkit.data.tagged import Format, Tagged, read_tagged
 from rnnkit.models import architecture_config, load_model
 from rnnkit.models.tagger import CharEncoder, Tagger, TaggerConfig
+from rnnkit.tasks._resume import check_out, check_resumed_config
 from rnnkit.tasks._tag_baseline import MostFrequentTag
 from rnnkit.tasks._tag_score import predict_ids, score
 from rnnkit.train import TrainConfig, checkpoint, fit, read_config, seed_everything
@@ -115,20 +116,22 @@ class TagConfig:
                              f"got {self.train.bptt}")
 
 
-def train_tagger(cfg: TagConfig, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
+def train_tagger(cfg: TagConfig, out: str | Path, *, overwrite: bool = False,
+                 resume: bool = False) -> dict[str, Any]:
     """Read and check every file, train, score val and test; see the module docstring.
+    ``resume`` continues the interrupted run in ``out``, with the settings it was started
+    with but for its length (``rnnkit.tasks._resume``).
 
     Returns:
         the results written to ``out/results.json``.
 
     Raises:
         DataError: a file that cannot be read, or an unknown val/test tag (with "error").
-        FileExistsError: ``out`` holds a run and ``overwrite`` is False.
+        FileExistsError: ``out`` holds a run and neither ``overwrite`` nor ``resume``.
+        FileNotFoundError: ``resume`` and ``out`` holds no saved run.
     """
     out = Path(out)
-    if not overwrite and checkpoint.saved_run(out):
-        raise FileExistsError(f"out must be a new run directory, got {str(out)!r}, which already holds "
-                              f"a run; pass overwrite=True (--overwrite) to replace it")
+    check_out(out, resume=resume, overwrite=overwrite)
     paths, unknown = _paths(cfg.data)
     train, val, test = _read_all(cfg.data, paths)  # every file is checked before training
     vocab = TagVocab.build(train, max_words=cfg.data.max_vocab, min_freq=cfg.data.min_freq,
@@ -141,11 +144,13 @@ def train_tagger(cfg: TagConfig, out: str | Path, *, overwrite: bool = False) ->
     model = Tagger(_model_config(cfg.model, vocab))
     monitored = None if val is None else _known_tags(vocab, val)  # the loss needs known tags
     val_loader = _loader(vocab, monitored, 256, shuffle=False) if monitored else None
+    config = {**architecture_config(model), "task": "tag", "data": _config.to_dict(cfg.data)}
+    if resume:
+        check_resumed_config(out, config, cfg.train)
     result = fit(model, _loader(vocab, train, cfg.data.batch_size, seed=cfg.train.seed), cfg.train,
                  loss_fn=model.loss, val=val_loader, metrics={"accuracy": model.accuracy},
                  optimizer=_optimizer(model, cfg.train), run_dir=out,
-                 overwrite=overwrite, config={**architecture_config(model), "task": "tag",
-                                              "data": _config.to_dict(cfg.data)})
+                 overwrite=overwrite, resume=resume, config=config)
     write_atomic(out / VOCAB, vocab.to_json().encode("utf-8"))
     baseline = MostFrequentTag(train, lowercase=cfg.data.lowercase)
     results = {

@@ -1,0 +1,53 @@
+"""What every ``rnnkit train`` command shares about its run directory: ``--overwrite`` and
+``--resume``, and the exit status of a run that a signal interrupted.
+
+    @click.command()
+    @run_options
+    def lm(out, overwrite, resume, ...):
+        results = train_lm(cfg, out, overwrite=overwrite, resume=resume)
+        click.echo(format_results(results))
+        exit_if_interrupted(results["lm"], out)
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_OTHER = {"overwrite": "resume", "resume": "overwrite"}
+
+
+def run_options(command: F) -> F:
+    """Add ``--overwrite`` and ``--resume`` (one or the other) to a Click command."""
+    command = click.option("--resume", is_flag=True, callback=_one_of_two,
+                           help="Continue the interrupted run in --out (same data and settings; "
+                                "train.epochs, train.max_steps and train.max_minutes may change).")(command)
+    return click.option("--overwrite", is_flag=True, callback=_one_of_two,
+                        help="Replace a run already in --out.")(command)
+
+
+def exit_if_interrupted(train: Mapping[str, Any], out: str | Path) -> None:
+    """After the results are printed: a run that SIGINT or SIGTERM stopped (``train``'s
+    "stopped", with its "steps") exits as a shell reports a command that signal killed
+    (128 + its number: 130, 143), so that a script does not take it for a finished run."""
+    stopped = train.get("stopped")
+    if stopped not in ("SIGINT", "SIGTERM"):
+        return
+    steps = train["steps"]
+    click.echo(f"rnnkit: training was interrupted ({stopped}) after {steps} step{'s' * (steps != 1)}; "
+               f"the run in {out} is saved: add --resume to continue", err=True)
+    click.get_current_context().exit(128 + signal.Signals[stopped].value)
+
+
+def _one_of_two(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    # Click reads the given options in command-line order: the second one sees the first
+    if value and ctx.params.get(_OTHER[param.name]):
+        raise click.UsageError("--resume continues the run in --out and --overwrite replaces it: "
+                               "give one, got both")
+    return value

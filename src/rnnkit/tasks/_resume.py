@@ -1,0 +1,79 @@
+"""The run-directory checks every task makes before it trains: a new run must not replace
+an old one unasked, and a resumed run must be the run it continues.
+
+A resumed task rebuilds its data, tokenizers and model from the config and the data files,
+as the original run did, and ``fit(..., resume=True)`` then goes on from the checkpoint. So
+the config must be the one saved in ``config.json``, except for the fields in
+``MAY_CHANGE``: they say how long to train and how often to save or show progress, which
+``fit`` reads afresh on resume (to extend a run, or to shorten one). With a decaying
+learning-rate schedule (cosine, linear) a new length also reshapes the rest of the schedule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rnnkit import config as _config
+from rnnkit.train import TrainConfig, checkpoint
+
+MAY_CHANGE = ("train.epochs", "train.max_steps", "train.max_minutes", "train.checkpoint_every",
+              "train.progress")
+_ABSENT = "(absent)"
+
+
+def check_out(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse, before anything is read or written, a resume that contradicts ``overwrite``
+    or has no run to continue, and a new run over an old one.
+
+    Raises:
+        ValueError: ``resume`` and ``overwrite`` both True.
+        FileNotFoundError: ``resume`` and ``out`` holds no saved run.
+        FileExistsError: neither, and ``out`` holds a saved run.
+    """
+    if resume and overwrite:
+        raise ValueError(f"resume continues the run in out and overwrite replaces it: give one, got "
+                         f"resume=True and overwrite=True for out={str(out)!r}")
+    saved = checkpoint.saved_run(out)
+    if resume and not saved:
+        raise FileNotFoundError(f"resume needs a saved run in out, got {str(out)!r}, which holds none "
+                                f"(no {checkpoint.WEIGHTS} or {checkpoint.STATE}); start it without resume")
+    if saved and not resume and not overwrite:
+        raise FileExistsError(f"out must be a new run directory, got {str(out)!r}, which already holds a "
+                              f"run; pass resume=True (--resume) to continue it, overwrite=True "
+                              f"(--overwrite) to replace it, or choose another")
+
+
+def check_resumed_config(out: Path, config: Mapping[str, Any], train: TrainConfig) -> None:
+    """Refuse to resume the run in ``out`` with settings other than those it was started
+    with (``config`` and ``train``, as the task hands them to ``fit``), but for
+    ``MAY_CHANGE``; a new length is recorded in ``config.json``.
+
+    Raises:
+        ValueError: naming every differing key with its saved and given value.
+    """
+    saved = checkpoint.read_config(out)
+    given = json.loads(json.dumps({**config, "train": _config.to_dict(train)}))  # as fit saves it
+    old, new = _flat(saved), _flat(given)
+    differ = [f"{key}: saved {old.get(key, _ABSENT)!r}, given {new.get(key, _ABSENT)!r}"
+              for key in sorted(old.keys() | new.keys())
+              if key not in MAY_CHANGE and old.get(key, _ABSENT) != new.get(key, _ABSENT)]
+    if differ:
+        raise ValueError(f"resume must use the settings the run in {str(out)!r} was started with "
+                         f"(only {', '.join(MAY_CHANGE)} may change), got {len(differ)} different: "
+                         + "; ".join(differ))
+    if saved != given:
+        checkpoint.save_config(out, given)
+
+
+def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested sections as dotted keys: {"train": {"lr": 1}} -> {"train.lr": 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
