@@ -10,8 +10,9 @@ D = DemoConfig()
 
 @click.command()
 @click.option("--minutes", type=click.FloatRange(0, 1e6, min_open=True),
-              help=f"Training time budget.  [default: {D.minutes}]")
-@click.option("--steps", type=click.IntRange(min=1), help="Also stop after this many steps.")
+              help=f"Training time limit.  [default: {D.minutes:g}]")
+@click.option("--steps", type=click.IntRange(min=1),
+              help=f"Training steps (training stops at --minutes if that comes first).  [default: {D.steps}]")
 @click.option("--out", type=click.Path(file_okay=False),
               help=f"The model directory to write.  [default: {D.out}]")
 @click.option("--seed", type=int, help=f"Seed of the weights, dropout and sample.  [default: {D.seed}]")
