@@ -45,7 +45,7 @@ import rnnkit
 from rnnkit.bench import compare, executor_of
 
 REF = dict(B=32, T=128, I=128, H=256)
-LOOP_MODES = ("steps", "persistent")  # RNNKIT_TRITON_LOOP: kernels/loop_triton.py's two launch plans
+LOOP_MODES = ("persistent", "steps")  # RNNKIT_TRITON_LOOP: kernels/loop_triton.py's plans, default first
 
 
 def triton_loop(mode: str):
@@ -176,6 +176,33 @@ def equivalence(device) -> list[dict]:
             what = (f"{name} H={size} ({plan_label(executor, mode, kwargs)}) vs reference loop, training"
                     + (", lengths" if ragged else ""))
             rows.append({"check": what, "max_abs_diff": err, "ok": err < 1e-9})
+    rows += layer_norm_by_device(device, x, lengths)
+    return rows
+
+
+def layer_norm_by_device(device, x, lengths) -> list[dict]:
+    """Where the layer-norm LSTM's difference on the GPU comes from: the reference loop on
+    the GPU against the same loop on the CPU, and the Triton loop against each."""
+    torch.manual_seed(0)
+    I, H = x.shape[-1], 8
+    made = {}
+    runs = (("CPU reference", "reference"), ("GPU reference", "reference"), ("GPU loop", "auto"))
+    for where, backend in runs:
+        model = rnnkit.LSTM(I, H, batch_first=True, dtype=torch.float64, layer_norm=True, backend=backend)
+        if made:
+            model.load_state_dict(next(iter(made.values()))[0].state_dict())
+        model = model.to("cpu" if where.startswith("CPU") else device)
+        xi = x.detach().to(model.weight_ih_l0.device, copy=True).requires_grad_()
+        outs = flat(model(xi, lengths=lengths.to(xi.device)))
+        sum(t.sum() * (k + 1) for k, t in enumerate(outs)).backward()
+        got = (*outs, xi.grad, *(p.grad for p in model.parameters()))
+        made[where] = (model, [t.detach().cpu() for t in got])
+    rows = []
+    pairs = (("GPU reference", "CPU reference"), ("GPU loop", "CPU reference"), ("GPU loop", "GPU reference"))
+    for a, b in pairs:
+        err = max((p - q).abs().max().item() for p, q in zip(made[a][1], made[b][1], strict=True))
+        rows.append({"check": f"lstm layer_norm H={H}, lengths: {a} vs {b}", "max_abs_diff": err,
+                     "ok": err < 1e-9})
     return rows
 
 
@@ -207,6 +234,17 @@ def dropins(device, repeats) -> list[dict]:
         probes = probes_for(fa, g, device)
         rows.append(timed(f"{name} drop-in train vs cuDNN", f"B={B} T={T} I={I} H={H}",
                           training_step(anchor, fa, probes), training_step(candidate, fc, probes), repeats))
+    lengths = torch.randint(1, T + 1, (B,), generator=g)
+    for name, theirs, ours in (("lstm", nn.LSTM, rnnkit.LSTM), ("gru", nn.GRU, rnnkit.GRU)):
+        for layers, bi in ((1, False), (2, True)):
+            torch.manual_seed(0)
+            anchor = theirs(I, H, num_layers=layers, bidirectional=bi, batch_first=True).to(device)
+            candidate = ours.from_torch(anchor).to(device)
+            fa, fc = _scan_forwards(anchor, candidate, x, lengths)
+            probes = probes_for(fa, g, device)
+            rows.append(timed(f"{name} drop-in L{layers}{' bi' if bi else ''} lengths vs packed",
+                              f"B={B} T={T} I={I} H={H}", training_step(anchor, fa, probes),
+                              training_step(candidate, fc, probes), repeats))
     return rows
 
 
@@ -220,7 +258,8 @@ def _scan_forwards(anchor, candidate, x_BTI, lengths_B):
 
     def packed():
         out, h = anchor(pack_padded_sequence(x_BTI, lengths_B, batch_first=True, enforce_sorted=False))
-        return [pad_packed_sequence(out, batch_first=True, total_length=T)[0], h]
+        states = h if isinstance(h, tuple) else (h,)
+        return [pad_packed_sequence(out, batch_first=True, total_length=T)[0], *states]
 
     return packed, (lambda: flat(candidate(x_BTI, lengths=lengths_dev)))
 
@@ -286,22 +325,25 @@ def variants(device, repeats) -> list[dict]:
             slow.load_state_dict(candidate.state_dict())
             step_r = training_step(slow, lambda m=slow: flat(m(x)), probes)
             rows.append(timed(f"{name} eager (reference)", shape, step_a, step_r, repeats))
-        try:
-            start = time.perf_counter()
-            replay_c = graphed(step_c)
-            capture_s = time.perf_counter() - start
-            replay_a = graphed(step_a)
-            label = plan_label(executor, os.environ.get("RNNKIT_TRITON_LOOP", "steps"), kwargs)
-            rows.append(timed(f"{name} CUDA graph ({label})", shape, replay_a, replay_c, repeats,
-                              capture_s=round(capture_s, 2)))
-        except Exception as e:  # report why a capture failed; the eager row stands
-            rows.append({"case": f"{name} CUDA graph", "shape": shape, "status": "failed",
-                         "error": f"{type(e).__name__}: {e}"[:300]})
-            print(f"{name} CUDA graph FAILED: {type(e).__name__}: {e}"[:300], flush=True)
+        replay_a = graphed(step_a)
+        for mode in LOOP_MODES if executor == "loop" else LOOP_MODES[:1]:
+            label = plan_label(executor, mode, kwargs)
+            try:
+                with triton_loop(mode):
+                    start = time.perf_counter()
+                    replay_c = graphed(step_c)
+                    capture_s = time.perf_counter() - start
+                rows.append(timed(f"{name} CUDA graph ({label})", shape, replay_a, replay_c, repeats,
+                                  capture_s=round(capture_s, 2)))
+            except Exception as e:  # report why a capture failed; the eager row stands
+                rows.append({"case": f"{name} CUDA graph ({label})", "shape": shape, "status": "failed",
+                             "error": f"{type(e).__name__}: {e}"[:300]})
+                print(f"{name} CUDA graph ({label}) FAILED: {type(e).__name__}: {e}"[:300], flush=True)
     return rows
 
 
-TILES = [(64, 4), (128, 4), (128, 8), (256, 8), (64, 8)]  # (BK, num_warps) for loop_triton._tiles
+TILES = [(256, 8), (128, 8), (256, 4), (256, 2), (256, 16)]  # (BK, num_warps) for loop_triton._tiles
+SHAPES = [(8, 256), (128, 256), (256, 256), (32, 128), (32, 512), (32, 1024)]  # (B, H) at T=128, I=128
 
 
 def tiles(device, repeats) -> list[dict]:
@@ -326,13 +368,34 @@ def tiles(device, repeats) -> list[dict]:
     return rows
 
 
+def shapes(device, repeats) -> list[dict]:
+    """Both plans over batch and hidden sizes, layer-norm LSTM (eager): where each one wins."""
+    rows = []
+    T, I = REF["T"], REF["I"]
+    for B, H in SHAPES:
+        g = torch.Generator().manual_seed(B + H)
+        x = torch.randn(B, T, I, generator=g).to(device)
+        torch.manual_seed(0)
+        anchor = nn.LSTM(I, H, batch_first=True).to(device)
+        candidate = rnnkit.LSTM(I, H, batch_first=True, layer_norm=True).to(device)
+        fa, fc = (lambda m=anchor, x=x: flat(m(x))), (lambda m=candidate, x=x: flat(m(x)))
+        probes = probes_for(fa, g, device)
+        step_a, step_c = training_step(anchor, fa, probes), training_step(candidate, fc, probes)
+        for mode in LOOP_MODES:
+            with triton_loop(mode):
+                step_c()  # compile outside the timing
+                rows.append(timed(f"lstm layer_norm eager (loop, {mode})", f"B={B} T={T} I={I} H={H}",
+                                  step_a, step_c, repeats))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "gpu.json"))
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--sections", nargs="*",
-                        default=["equivalence", "dropins", "scans", "variants", "tiles"])
+                        default=["equivalence", "dropins", "variants", "tiles", "shapes", "scans"])
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("benchmarks/gpu.py needs a CUDA GPU; torch.cuda.is_available() is False")
@@ -348,7 +411,8 @@ def main() -> None:
                 "dropins": lambda: dropins(device, args.repeats),
                 "scans": lambda: scans(device, args.repeats),
                 "variants": lambda: variants(device, args.repeats),
-                "tiles": lambda: tiles(device, args.repeats)}
+                "tiles": lambda: tiles(device, args.repeats),
+                "shapes": lambda: shapes(device, args.repeats)}
     for name in args.sections:
         start = time.perf_counter()
         try:

@@ -25,7 +25,7 @@ B, T = 4, 5
 
 @pytest.fixture
 def triton_loop(monkeypatch):  # CPU tensors through the Triton kernels (interpreted)
-    monkeypatch.setattr(loop, "_where", lambda x, kind: "triton")
+    monkeypatch.setattr(loop, "_where", lambda x, kind, H: "triton")
     monkeypatch.setattr(loop, "_triton", lambda: loop_triton)
 
 
@@ -57,7 +57,7 @@ def test_triton_loop_matches_the_reference(triton_loop, monkeypatch, name, train
 def test_the_step_plan_refuses_the_reset_before_gru(monkeypatch):
     monkeypatch.setenv("RNNKIT_TRITON_LOOP", "steps")
     with pytest.raises(ValueError, match="kind must be 0 .* or 1 .*or 2 .*persistent, got 2"):
-        loop_triton.rnn_loop(2, *([None] * 14))
+        loop_triton.rnn_loop(2, None, torch.zeros(1, 8), *([None] * 12))
 
 
 def test_row_times_over_uneven_tiles():
@@ -75,7 +75,8 @@ def test_row_times_over_uneven_tiles():
     lambda **kw: rnnkit.GRU(3, 130, reset_after=False, recurrent_dropout=0.3, zoneout=0.2, **kw)],
     ids=["lstm-layer-norm", "gru-reset-before"])
 def test_persistent_loop_at_the_default_tiles(triton_loop, monkeypatch, make):
-    """H = 130: _tiles gives (64, 128) tiles, so every product spans several, the last partial."""
+    """H = 130: _tiles gives (32, 256) tiles, so every product spans several, the last ones
+    partial."""
     monkeypatch.setenv("RNNKIT_TRITON_LOOP", "persistent")
     reference = make(batch_first=True, backend="reference").double().train()
     fast = make(batch_first=True, backend="loop").double().train()
@@ -93,5 +94,30 @@ def test_persistent_loop_at_the_default_tiles(triton_loop, monkeypatch, make):
 
 def test_triton_loop_mode_is_checked(monkeypatch):
     monkeypatch.setenv("RNNKIT_TRITON_LOOP", "fast")
-    with pytest.raises(ValueError, match="RNNKIT_TRITON_LOOP must be 'steps' or 'persistent', got 'fast'"):
-        loop_triton._persistent()
+    with pytest.raises(ValueError, match="RNNKIT_TRITON_LOOP must be 'persistent' or 'steps', got 'fast'"):
+        loop_triton.plan(8, 0)
+    monkeypatch.delenv("RNNKIT_TRITON_LOOP")  # then the measured faster plan:
+    assert [loop_triton.plan(H, kind) for H, kind in ((256, 0), (257, 1), (1024, 2))] == [
+        "persistent", "steps", "persistent"]
+
+
+@pytest.mark.parametrize("mode, kernel", [("persistent", "_forward_seq"), ("steps", "_forward_step")])
+def test_layer_norm_eps_reaches_the_kernels_in_the_tensors_dtype(triton_loop, monkeypatch, mode, kernel):
+    """Triton passes a Python float as float32: eps = 1e-5 rounded so moved float64 results by
+    6e-9 on a GPU (benchmarks/gpu.py). The interpreter keeps the double, so this checks the
+    argument itself: a float64 tensor holding exactly the cell's eps."""
+    monkeypatch.setenv("RNNKIT_TRITON_LOOP", mode)
+    seen, real = [], getattr(loop_triton, kernel)
+
+    class Spy:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                seen.append(args[-1])
+                return real[grid](*args, **kwargs)
+            return launch
+
+    monkeypatch.setattr(loop_triton, kernel, Spy())
+    model = rnnkit.LSTM(3, 4, layer_norm=True, batch_first=True, backend="loop").double()
+    model(torch.randn(2, 3, 3, dtype=torch.float64))
+    eps = seen[0]
+    assert isinstance(eps, torch.Tensor) and eps.dtype == torch.float64 and eps.item() == 1e-5

@@ -202,10 +202,11 @@ def test_layer_norms_given_different_eps_run_the_reference_loop(cls):
 @pytest.mark.parametrize("persistent", [False, True], ids=["steps", "persistent"])
 def test_cuda_inputs_go_to_the_triton_loop_that_can_run_them(monkeypatch, persistent):
     """On a GPU: the Triton loop for every kind, except the reset-before GRU in the steps plan."""
-    monkeypatch.setattr(loop, "_triton", lambda: SimpleNamespace(_persistent=lambda: persistent))
+    mode = "persistent" if persistent else "steps"
+    monkeypatch.setattr(loop, "_triton", lambda: SimpleNamespace(plan=lambda H, kind: mode))
     x = SimpleNamespace(is_cpu=False, is_cuda=True)
     want = ["triton", "triton", "triton" if persistent else None]
-    assert [loop._where(x, kind) for kind in (0, 1, 2)] == want
+    assert [loop._where(x, kind, 64) for kind in (0, 1, 2)] == want
 
 
 def test_without_the_extension_auto_falls_back_to_the_reference_loop(monkeypatch):

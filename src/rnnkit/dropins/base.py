@@ -406,8 +406,10 @@ class DropIn(nn.Module):
         # compiled, the native op is recomputed in backward: dropout masks would differ, so
         # a stack with dropout between layers runs layer by layer (self.stack) instead
         masks = self.training and self.dropout > 0 and self.num_layers > 1
-        if kind is not None and (lengths_B is None or not self.bidirectional) and not (
-                masks and torch.compiler.is_compiling()):
+        # ragged rows in both directions: one packed call on a GPU (native.call), layer by
+        # layer on the CPU, where each direction's segmented run skips finished rows
+        one_call = lengths_B is None or not self.bidirectional or x.is_cuda
+        if kind is not None and one_call and not (masks and torch.compiler.is_compiling()):
             if hx is None:
                 hx = self._zero_hx(B, x_BTI)
             weights = [w for cell in self._cells for w in native.flat_weights(cell)]
@@ -417,7 +419,7 @@ class DropIn(nn.Module):
                 out, hx = native.call(kind, x, hx, weights, None, bidirectional=self.bidirectional,
                                       batch_first=self.batch_first, **opts)
                 return (out if self.batch_first else out.transpose(0, 1)), hx
-            return native.call(kind, x_BTI, hx, weights, lengths_B, **opts)
+            return native.call(kind, x_BTI, hx, weights, lengths_B, bidirectional=self.bidirectional, **opts)
         state = None if hx is None else self._nest(hx)
         out_BTO, state = self.stack(x_BTI, state, lengths=lengths_B)
         return out_BTO, self._flatten(state)

@@ -204,11 +204,13 @@ def _keep_masks(zone: Zoneout, T: int, state, like: Tensor) -> tuple[Tensor | No
     return tuple(next(keep) if p > 0 else None for p in probs)
 
 
-def _where(x_BTI: Tensor, kind: int) -> str | None:
+def _where(x_BTI: Tensor, kind: int, H: int) -> str | None:
     """Which loop runs this input: "cpu" (the C++ op), "triton" (a CUDA tensor), or None."""
     if x_BTI.is_cpu and _cpu_built():
         return "cpu"
-    if x_BTI.is_cuda and _triton() is not None and (kind != _GRU_RESET_BEFORE or _triton()._persistent()):
+    # the reset-before GRU has no steps plan: RNNKIT_TRITON_LOOP=steps leaves it to the reference
+    if x_BTI.is_cuda and _triton() is not None and (
+            kind != _GRU_RESET_BEFORE or _triton().plan(H, kind) == "persistent"):
         return "triton"
     return None
 
@@ -223,7 +225,7 @@ def _mixed_eps(core: Cell) -> bool:
 def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
     zone, dropout, weight_drop, core = _unwrap(cell)
     kind = _kind(core)
-    where = _where(x_BTI, kind)
+    where = _where(x_BTI, kind, core.hidden_size)
     # under autocast the products come out in bf16/fp16, which the kernels do not take
     autocast = torch.is_autocast_enabled(x_BTI.device.type)
     unsupported = autocast or x_BTI.dtype not in (torch.float32, torch.float64) or _mixed_eps(core)

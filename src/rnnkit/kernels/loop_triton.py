@@ -1,22 +1,24 @@
 """The ``loop`` executor on a GPU: the LSTM/GRU variants' time loop with Triton kernels.
 
-The structure is the CPU loop's (``csrc/rnn_loop.cpp``): PyTorch computes the input side
-of every step in one GEMM, then per step one cuBLAS GEMM with W_hh and one Triton kernel
-for the whole gate math of every row (layer norms, peepholes, zoneout, the dropout mask of
-the next step's product), and the same two per step backwards. The dh of a step is folded
-into the next backward kernel, so a step costs two launches each way; the weight and bias
-gradients are one GEMM and a few reductions over all steps at the end.
+Two launch plans (``plan``: the measured faster one for the hidden size, or
+``RNNKIT_TRITON_LOOP``). *Persistent*, up to H = 256: the whole time loop is one launch each
+way (``_forward_seq``, ``_backward_seq``), a program per batch row computing its own
+product with W_hh (``_row_times``, W_hh read from L2 at every step) and then the step
+kernel's gate math (layer norms, peepholes, zoneout, the dropout mask of the next step's
+product). On an H200 at B=32 T=128 I=128 H=256 (docs/performance.md) it runs the variants
+at 1.0-1.5x cuDNN eagerly (zoneout 0.55x), where the steps plan runs at 0.22-0.30x.
 
-With ``RNNKIT_TRITON_LOOP=persistent`` the whole time loop is one launch each way instead
-(``_forward_seq``, ``_backward_seq``): a program per batch row computes its own product
-with W_hh (``_row_times``, W_hh read from L2 at every step) and then runs the same step
-kernel's body, so eager calls no longer pay a launch per step. It is the plan for an eager
-0.8x of cuDNN; it is checked in the interpreter and compiles for sm_90, but has not been
-timed on a GPU yet (``benchmarks/gpu.py`` times both), so ``steps`` stays the default.
+*Steps*, above H = 256, where every row re-reading W_hh costs more than the launches: the
+structure is the CPU loop's (``csrc/rnn_loop.cpp``):
+PyTorch computes the input side of every step in one GEMM, then per step one cuBLAS GEMM
+with W_hh and one Triton kernel for every row's gate math, and the same two per step
+backwards (the dh of a step folded into the next backward kernel). Launch-bound eagerly,
+it matches cuDNN inside a CUDA graph. In both plans the weight and bias gradients are one
+GEMM and a few reductions over all steps at the end.
 
 Kinds 0 (LSTM: layer norm, peepholes) and 1 (GRU, reset gate after the product, layer
 norm). Kind 2, the reset-before GRU, has two dependent products a step; only the persistent
-plan runs it (``_gru_before_forward_seq``/``_backward_seq``), and with ``steps`` it runs the
+plan runs it (``_gru_before_forward_seq``/``_backward_seq``): with ``steps`` it runs the
 reference loop on a GPU. Needs ``triton``; with ``TRITON_INTERPRET=1`` the kernels also run
 on CPU tensors (the tests use that).
 """
@@ -73,10 +75,13 @@ def _ln_backward1(dy, xhat, w_ptr, j, m, n, rs):
 @triton.jit
 def _forward_step(xg, u, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lengths,
                   h, c, out, act, hd, c_prev, c_new, uhat, rstd, chat, rstd_c, u_n,
-                  t, T, B, H, eps,
+                  t, T, B, H, eps_ptr,
                   LSTM: tl.constexpr, LN: tl.constexpr, LNC: tl.constexpr, PEEP: tl.constexpr,
                   MASK: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, BLOCK: tl.constexpr):
     b = tl.program_id(0)
+    # read from memory, in the tensors' dtype: a float argument would arrive as float32 (its
+    # rounding of 1e-5 moved float64 results by 6e-9 on a GPU)
+    eps = tl.load(eps_ptr)
     t = t + tl.zeros([], tl.int64)  # 64-bit offsets: (t B + b) G passes 2^31 on large inputs
     j = tl.arange(0, BLOCK)
     m = j < H
@@ -310,7 +315,7 @@ def _row_times(v_ptr, w_ptr, out_ptr, N: tl.constexpr, K: tl.constexpr, BN: tl.c
 @triton.jit
 def _forward_seq(xg, u, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lengths,
                  h, c, out, act, hd, c_prev, c_new, uhat, rstd, chat, rstd_c, u_n, w_hh_t,
-                 T, B, H: tl.constexpr, G: tl.constexpr, eps,
+                 T, B, H: tl.constexpr, G: tl.constexpr, eps_ptr,
                  LSTM: tl.constexpr, LN: tl.constexpr, LNC: tl.constexpr, PEEP: tl.constexpr,
                  MASK: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, BLOCK: tl.constexpr,
                  BN: tl.constexpr, BK: tl.constexpr):
@@ -326,7 +331,7 @@ def _forward_seq(xg, u, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, le
         _row_times(hd + (t * B + b) * H, w_hh_t, u + b * G, H, G, BN, BK)
         tl.debug_barrier()
         _forward_step(xg, u, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lengths, h, c, out, act,
-                      hd, c_prev, c_new, uhat, rstd, chat, rstd_c, u_n, t, T, B, H, eps,
+                      hd, c_prev, c_new, uhat, rstd, chat, rstd_c, u_n, t, T, B, H, eps_ptr,
                       LSTM, LN, LNC, PEEP, MASK, ZH, ZC, BLOCK)
         tl.debug_barrier()
         t += 1
@@ -447,18 +452,31 @@ def _gru_before_backward_seq(grad_out, dh, carry, dhd, drh, mask, keep_h, length
         t -= 1
 
 
-def _persistent() -> bool:
-    """RNNKIT_TRITON_LOOP, read per call: "steps" (the default: two launches per step each
-    way, measured) or "persistent" (one launch each way, a program per row; not yet timed)."""
-    mode = os.environ.get("RNNKIT_TRITON_LOOP", "steps")
-    if mode not in ("steps", "persistent"):
-        raise ValueError(f"RNNKIT_TRITON_LOOP must be 'steps' or 'persistent', got {mode!r}")
-    return mode == "persistent"
+PLANS = ("persistent", "steps")
+# Measured on an H200 (layer-norm LSTM, T = 128, docs/performance.md): the persistent plan
+# wins up to H = 256 (0.96-1.11x cuDNN at B = 8-256, against 0.27-0.29x), the steps plan
+# above (0.31x against 0.26x at H = 512, 0.35x against 0.07x at 1024), where every row
+# reading all of W_hh at every step costs more than the launches saved.
+PERSISTENT_MAX_H = 256
 
 
-def _tiles(H: int, BK: int = 128, num_warps: int = 8) -> dict:
-    """(BN, BK) tiles of the in-kernel product, 32 elements per thread (8192 at 8 warps);
-    benchmarks/gpu.py sweeps BK and num_warps."""
+def plan(H: int, kind: int) -> str:
+    """The launch plan for hidden size ``H``: RNNKIT_TRITON_LOOP ("persistent" or "steps"),
+    read per call, where it is set; otherwise the measured faster one, "persistent" up to
+    ``PERSISTENT_MAX_H`` and for the reset-before GRU (which only it runs), "steps" above."""
+    mode = os.environ.get("RNNKIT_TRITON_LOOP", "")
+    if not mode:
+        return PLANS[0] if H <= PERSISTENT_MAX_H or kind == _GRU_BEFORE else PLANS[1]
+    if mode not in PLANS:
+        raise ValueError(f"RNNKIT_TRITON_LOOP must be 'persistent' or 'steps', got {mode!r}")
+    return mode
+
+
+def _tiles(H: int, BK: int = 256, num_warps: int = 8) -> dict:
+    """Tiles of the in-kernel product: BN of W's rows by BK of its contiguous columns, 32
+    elements per thread (8192 at 8 warps). At H = 256 on an H200, (32, 256) tiles ran the
+    layer-norm LSTM's training step in 6.1 ms, (64, 128) in 10.2 ms; benchmarks/gpu.py
+    sweeps BK and num_warps."""
     BK = min(BK, triton.next_power_of_2(H))
     return dict(BN=32 * 32 * num_warps // BK, BK=BK, num_warps=num_warps)
 
@@ -486,14 +504,16 @@ class _Loop(torch.autograd.Function):
         u_n = stand_in if lstm else zeros(T, B, H)
         saved = [act, hd, c_prev, c_new, uhat, rstd, chat, rstd_c, u_n]
         w_t, options = w_hh.t(), [stand_in if x is None else x for x in given]
-        if _persistent():
+        eps_1 = torch.full((1,), eps, dtype=xg_BTG.dtype, device=xg_BTG.device)
+        ctx.persistent = plan(H, kind) == "persistent"
+        if ctx.persistent:
             _forward_seq[(B,)](xg_BTG, u, b_hh, *options, lengths_B, h, c, out, *saved, w_t.contiguous(),
-                               T, B, H, G, eps, **flags, **_tiles(H))
+                               T, B, H, G, eps_1, **flags, **_tiles(H))
         else:
             for t in range(T):
                 torch.mm(hd[t], w_t, out=u)
-                _forward_step[(B,)](xg_BTG, u, b_hh, *options, lengths_B, h, c, out, *saved, t, T, B, H, eps,
-                                    **flags)
+                _forward_step[(B,)](xg_BTG, u, b_hh, *options, lengths_B, h, c, out, *saved, t, T, B, H,
+                                    eps_1, **flags)
         ctx.flags, ctx.has_c0 = flags, lstm
         ctx.save_for_backward(w_hh, *given, lengths_B, *saved)
         return out, h, (c if lstm else new(0))
@@ -519,7 +539,7 @@ class _Loop(torch.autograd.Function):
         dcn = new(T, B, H) if flags["LNC"] else stand_in
         masks = [stand_in if x is None else x for x in (mask, keep_h, keep_c)]
         params = [stand_in if x is None else x for x in (ln_w, lnc_w, lnc_b, peep)]
-        if _persistent():
+        if ctx.persistent:
             _backward_seq[(B,)](grad_out, dh, dc, carry, dhd, *masks, lengths_B, *saved, *params, da, dun,
                                 du, dcn, w_hh, T, B, H, G, **flags, **_tiles(H))
         else:
@@ -592,7 +612,7 @@ def rnn_loop(kind: int, xg_BTG: Tensor, h0_BH: Tensor, c0_BH: Tensor | None, w_h
              eps: float) -> tuple[Tensor, Tensor, Tensor]:
     """(out_BTH, h_T, c_T (empty for the GRUs)), with autograd; kind 2 (the reset-before GRU)
     in the persistent plan only."""
-    if kind == _GRU_BEFORE and _persistent():
+    if kind == _GRU_BEFORE and plan(h0_BH.shape[1], kind) == "persistent":
         out_BTH, h_BH = _GRUBefore.apply(xg_BTG, h0_BH, w_hh, b_hh, mask_BH, keep_h_TBH, lengths_B)
         return out_BTH, h_BH, xg_BTG.new_empty(0)
     if kind not in (_LSTM, _GRU):
