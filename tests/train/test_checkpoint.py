@@ -29,11 +29,12 @@ def test_tied_weights_are_stored_once_and_come_back_tied(tmp_path):
         assert torch.equal(a, b), name
 
 
-def test_load_model_from_the_registry(tmp_path):
+@pytest.mark.parametrize("config", ["given", "filled in"])
+def test_load_model_from_the_registry(tmp_path, config):
     model = _lm(num_layers=2, cell="gru")
     ids = torch.randint(0, 17, (300,))
     fit(model, StreamLoader(ids, batch_size=2, bptt=8), TrainConfig(max_steps=3, progress=False),
-        run_dir=tmp_path, config=architecture_config(model))
+        run_dir=tmp_path, config=architecture_config(model) if config == "given" else None)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["architecture"] == "language_model" and saved["model"]["cell"] == "gru"
     loaded = load_model(tmp_path)

@@ -75,8 +75,9 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | Mapping[str, Any] | 
         run_dir: where checkpoints and metrics go (rank 0 only); None writes nothing.
         resume: continue from ``run_dir``'s training state, bit-identically on CPU.
         overwrite: start afresh in a ``run_dir`` that holds a checkpoint (refused otherwise).
-        config: written to ``run_dir/config.json`` with ``cfg`` as "train" (not on resume),
-            e.g. ``rnnkit.models.architecture_config(model)``.
+        config: written to ``run_dir/config.json`` with ``cfg`` as "train" (not on resume);
+            a model of the registry (``rnnkit.models.MODELS``) adds its architecture where
+            ``config`` names none, so that ``rnnkit.models.load_model(run_dir)`` rebuilds it.
         on_step: called after every step with the step number and its values.
     """
     cfg, loss_fn, metrics = _train_config(cfg), loss_fn or default_loss, dict(metrics or {})
@@ -241,6 +242,15 @@ def _train_config(cfg: TrainConfig | Mapping[str, Any] | None) -> TrainConfig:
     raise TypeError(f"cfg must be a TrainConfig or a mapping of its fields, got {type(cfg).__name__}")
 
 
+def _run_config(model: nn.Module, config: Mapping[str, Any] | None) -> dict[str, Any]:
+    from rnnkit.models import MODELS, architecture_config  # here: rnnkit.models imports rnnkit.train
+
+    config = dict(config or {})
+    if "architecture" not in config and any(type(model) is cls for cls, _ in MODELS.values()):
+        config.update(architecture_config(model))
+    return config
+
+
 def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config) -> _Run:
     """Seed, place, wrap and shard; build the optimizer, schedules and writers; restore a
     checkpoint when resuming."""
@@ -271,7 +281,7 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
     if writes and not resume:
         for name in checkpoint.RUN_FILES:  # overwrite: the old run goes before the new one starts
             (run_dir / name).unlink(missing_ok=True)
-        checkpoint.save_config(run_dir, {**(config or {}), "train": _config.to_dict(cfg)})
+        checkpoint.save_config(run_dir, {**_run_config(model, config), "train": _config.to_dict(cfg)})
     log = MetricsLog(run_dir or Path("."), tensorboard=cfg.tensorboard,
                      resume_step=pos.step if resume else 0, enabled=writes)
     train = ctx.shard(train)
