@@ -207,9 +207,14 @@ def test_numpy_inputs_take_the_layer_dtype():
      r"initial_state of lstm \(LSTM\) must be a list of 2 \(batch, 5\) tensors, got 1 items"),
     (lambda: SimpleRNN(H, input_shape=(T, I), batch_input_shape=(2, T, I)), ValueError,
      r"pass input_shape or batch_input_shape, not both"),
+    (lambda: LSTM(H, activation="relu"), ValueError,
+     r"activation must be 'tanh' \(the only one this LSTM runs\), got 'relu'"),
+    (lambda: GRU(H, "tanh", "hard_sigmoid"), ValueError,
+     r"recurrent_activation must be 'sigmoid' \(the only one this GRU runs\), got 'hard_sigmoid'"),
+    (lambda: LSTM(H, unroll=True), ValueError, r"unroll must be False \(.*\), got True"),
 ], ids=["rank", "features", "rnn-activation", "dense-activation", "units", "dropout",
         "bidirectional-layer", "merge-mode", "token-range", "mask-prepadding", "initial-state",
-        "two-shapes"])
+        "two-shapes", "lstm-activation", "gru-recurrent-activation", "unroll"])
 def test_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()
@@ -218,6 +223,17 @@ def test_bad_input(call, error, message):
 def _built(layer):
     layer.build((None, T, I))
     return layer
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_keras_default_activations_can_be_passed(cls):
+    """Keras code often spells the defaults out; the layer is the default one."""
+    x = torch.randn(B, T, I)
+    torch.manual_seed(1)
+    plain = _built(cls(H))
+    torch.manual_seed(1)
+    spelled = _built(cls(H, "tanh", recurrent_activation="sigmoid", unroll=False))
+    torch.testing.assert_close(spelled(x), plain(x))
 
 
 def test_input_shape_is_checked_on_the_first_call():

@@ -86,6 +86,25 @@ def test_optimizer_names_use_keras_defaults(name, cls, lr):
     assert model.optimizer is optimizer  # kept across fit calls, as Keras keeps its state
 
 
+def test_layer_added_after_fit_joins_the_kept_optimizer():
+    x, y = regression_data(n=16)
+    y3 = np.random.default_rng(1).normal(size=(16, 3))
+    model = Sequential([LSTM(6, input_shape=(T, 2)), Dense(3)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y3, epochs=1, batch_size=8, verbose=0)
+    optimizer = model.optimizer
+    model.add(Dense(1))
+    head = [p.detach().clone() for p in model.layers[-1].parameters()]
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert model.optimizer is optimizer
+    assert all(not torch.equal(p, p0) for p, p0 in zip(model.layers[-1].parameters(), head, strict=True))
+    new = optimizer.param_groups[-1]  # compile's hyperparameters: Keras's Adam defaults
+    assert new["lr"] == pytest.approx(1e-3) and new["eps"] == pytest.approx(1e-7)
+    # the first layers' Adam state is kept (2 + 2 steps); the new layer's starts at its first
+    first, last = next(model.layers[0].parameters()), next(model.layers[-1].parameters())
+    assert float(optimizer.state[first]["step"]) == 4 and float(optimizer.state[last]["step"]) == 2
+
+
 def test_fit_is_repeatable_under_manual_seed():
     x, y = regression_data()
     runs = []
@@ -187,6 +206,12 @@ def _compiled():
     return model
 
 
+def _with_states():
+    model = Sequential([LSTM(H, input_shape=(T, I), return_state=True)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
 @pytest.mark.parametrize("call, error, message", [
     (lambda: _model().fit(np.zeros((4, T, I)), np.zeros((4, 1))), RuntimeError,
      r"fit\(\) needs a compiled model with a loss: call model.compile"),
@@ -209,8 +234,18 @@ def _compiled():
      r"only the last layer may return states"),
     (lambda: _compiled().fit("abc", np.zeros((4, 1))), TypeError,
      r"x must be a numpy array or a torch.Tensor, got str"),
+    (lambda: _with_states().fit(np.zeros((4, T, I)), np.zeros((4, H))), ValueError,
+     r"fit\(\) needs a model whose output is one tensor, got a list \[output, \*states\]: its last "
+     r"layer lstm \(LSTM\) has return_state=True"),
+    (lambda: _with_states().evaluate(np.zeros((4, T, I)), np.zeros((4, H))), ValueError,
+     r"evaluate\(\) needs a model whose output is one tensor.*lstm \(LSTM\) has return_state=True"),
+    (lambda: Sequential([LSTM(4, input_shape=(None, 3))]).predict(np.zeros((2, 0, 3))), ValueError,
+     r"inputs of lstm \(LSTM\) must have at least one time step, got shape \(2, 0, 3\)"),
+    (lambda: Sequential([LSTM(4)]).predict(np.zeros((2, 0, 3))), ValueError,
+     r"inputs of lstm \(LSTM\) must have at least one time step, got shape \(2, 0, 3\)"),
 ], ids=["fit-before-compile", "loss-name", "optimizer-name", "metric-name", "xy-length", "features",
-        "rank", "y-shape", "validation-split", "return-state-inside", "string-x"])
+        "rank", "y-shape", "validation-split", "return-state-inside", "string-x", "return-state-fit",
+        "return-state-evaluate", "no-steps", "no-steps-unbuilt"])
 def test_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()

@@ -92,6 +92,9 @@ class RNNLayer(Layer):
     # -- build -----------------------------------------------------------------------------
     def _check_shape(self, shape: Shape, built: Shape | None) -> None:
         check_features(self, shape, built, rank="3-D (batch, timesteps, features)", ndim=3)
+        if shape[1] == 0:  # here, before forward adds the bias column to the shape
+            raise ValueError(f"inputs of {self.describe()} must have at least one time step, "
+                             f"got shape {shape}")
 
     def _build(self, input_shape: Shape) -> None:
         features = input_shape[-1]
@@ -199,9 +202,16 @@ class SimpleRNN(RNNLayer):
 
 
 class LSTM(RNNLayer):
-    """Keras ``LSTM`` (rnnkit's ``LSTMCell``; gates i, f, g, o in both). Arguments as ``RNNLayer``."""
+    """Keras ``LSTM`` (rnnkit's ``LSTMCell``; gates i, f, g, o in both). ``activation``,
+    ``recurrent_activation`` and ``unroll`` take Keras's defaults only (the cell's equations);
+    other arguments as ``RNNLayer``."""
 
     _gates = 4
+
+    def __init__(self, units: int, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                 *, unroll: bool = False, **kwargs):
+        _check_keras_defaults("LSTM", activation, recurrent_activation, unroll)
+        super().__init__(units, **kwargs)
 
     def _make_cell(self, input_size: int) -> Cell:
         return LSTMCell(input_size, self.units, bias=False)
@@ -213,11 +223,14 @@ class LSTM(RNNLayer):
 class GRU(RNNLayer):
     """Keras ``GRU`` (rnnkit's ``GRUCell``). ``reset_after=True`` (Keras's default) has two
     biases, as torch; ``reset_after=False`` applies the reset gate before the product (Cho et
-    al. 2014) and has one. Other arguments as ``RNNLayer``."""
+    al. 2014) and has one. ``activation``, ``recurrent_activation`` and ``unroll`` take Keras's
+    defaults only (the cell's equations); other arguments as ``RNNLayer``."""
 
     _gates = 3
 
-    def __init__(self, units: int, *, reset_after: bool = True, **kwargs):
+    def __init__(self, units: int, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                 *, reset_after: bool = True, unroll: bool = False, **kwargs):
+        _check_keras_defaults("GRU", activation, recurrent_activation, unroll)
         super().__init__(units, **kwargs)
         self.reset_after = reset_after
 
@@ -270,6 +283,17 @@ class Bidirectional(Layer):
 
     def reset_states(self) -> None:
         self.layer.reset_states()
+
+
+def _check_keras_defaults(layer: str, activation, recurrent_activation, unroll) -> None:
+    """Keras's defaults, which users often pass explicitly, are accepted; the cells run no
+    other activations, and the executors never unroll."""
+    for name, value, default, why in (
+            ("activation", activation, "tanh", f"the only one this {layer} runs"),
+            ("recurrent_activation", recurrent_activation, "sigmoid", f"the only one this {layer} runs"),
+            ("unroll", unroll, False, f"this {layer} runs a loop or a fused kernel, never unrolled")):
+        if type(value) is not type(default) or value != default:
+            raise ValueError(f"{name} must be {default!r} ({why}), got {value!r}")
 
 
 def _merge(mode: str, a: Tensor, b: Tensor) -> Tensor:

@@ -4,6 +4,10 @@ argument order; the training loop's is ``(outputs, targets)``).
 The cross-entropies take probabilities (a ``sigmoid``/``softmax`` output, Keras's
 ``from_logits=False``) and clip them to [1e-7, 1 - 1e-7] before the log, as Keras does, so a
 saturated softmax gives a large but finite loss instead of inf or NaN.
+
+Masks: a sequence output (B, T, ...) may carry Keras's mask (``set_mask``; an
+``Embedding(mask_zero=True)`` makes one and ``Sequential`` attaches it), and every loss and
+metric here is then the mean over the steps it keeps, as Keras reduces a masked loss.
 """
 
 from __future__ import annotations
@@ -13,9 +17,38 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from rnnkit.keras._base import _snake
+
 EPSILON = 1e-7  # Keras's backend.epsilon()
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
+
+_MASK = "_keras_mask"  # the attribute where Keras keeps a tensor's mask
+
+
+def set_mask(y_pred: Tensor, mask_BT: Tensor) -> Tensor:
+    """Attach ``mask_BT`` (True at real steps) to the sequence output ``y_pred`` (B, T, ...),
+    as Keras's ``set_keras_mask`` does; returns ``y_pred``."""
+    assert mask_BT.dtype == torch.bool and y_pred.shape[:2] == mask_BT.shape
+    setattr(y_pred, _MASK, mask_BT)
+    return y_pred
+
+
+def get_mask(y_pred: Tensor) -> Tensor | None:
+    """The mask attached by ``set_mask``, or None."""
+    return getattr(y_pred, _MASK, None)
+
+
+def _mean(values: Tensor, y_pred: Tensor) -> Tensor:
+    """The mean of ``values`` (per element or per step of ``y_pred``), over the steps that
+    ``y_pred``'s mask keeps (Keras's masked ``sum_over_batch_size``); the plain mean without
+    one, or for values without the (B, T) axes."""
+    mask_BT = get_mask(y_pred)
+    if mask_BT is None or values.dim() < 2 or values.shape[:2] != mask_BT.shape:
+        return values.mean()
+    keep = mask_BT.reshape(*mask_BT.shape, *(1,) * (values.dim() - 2)).expand_as(values)
+    # where, not a product: a padded step's inf or NaN must not reach the sum
+    return torch.where(keep, values, values.new_zeros(())).sum() / keep.sum().clamp(min=1)
 
 
 def _align(y_true: Tensor, y_pred: Tensor, what: str) -> Tensor:
@@ -45,47 +78,47 @@ def _labels(y_true: Tensor, y_pred: Tensor, what: str) -> Tensor:
 
 
 def mean_squared_error(y_true: Tensor, y_pred: Tensor) -> Tensor:
-    return (y_pred - _align(y_true, y_pred, "mean_squared_error")).square().mean()
+    return _mean((y_pred - _align(y_true, y_pred, "mean_squared_error")).square(), y_pred)
 
 
 def mean_absolute_error(y_true: Tensor, y_pred: Tensor) -> Tensor:
-    return (y_pred - _align(y_true, y_pred, "mean_absolute_error")).abs().mean()
+    return _mean((y_pred - _align(y_true, y_pred, "mean_absolute_error")).abs(), y_pred)
 
 
 def binary_crossentropy(y_true: Tensor, y_pred: Tensor) -> Tensor:
     """-(y log p + (1 - y) log(1 - p)), p clipped to [eps, 1 - eps]."""
     y = _align(y_true, y_pred, "binary_crossentropy")
     p = y_pred.clamp(EPSILON, 1.0 - EPSILON)
-    return -(y * p.log() + (1.0 - y) * (-p).log1p()).mean()
+    return _mean(-(y * p.log() + (1.0 - y) * (-p).log1p()), y_pred)
 
 
 def categorical_crossentropy(y_true: Tensor, y_pred: Tensor) -> Tensor:
     """-sum_c y_c log p_c over the last axis, p renormalised and clipped as Keras does."""
     y = _align(y_true, y_pred, "categorical_crossentropy")
     p = (y_pred / y_pred.sum(dim=-1, keepdim=True)).clamp(EPSILON, 1.0 - EPSILON)
-    return -(y * p.log()).sum(dim=-1).mean()
+    return _mean(-(y * p.log()).sum(dim=-1), y_pred)
 
 
 def sparse_categorical_crossentropy(y_true: Tensor, y_pred: Tensor) -> Tensor:
     """-log p_y for integer class ids y."""
     labels = _labels(y_true, y_pred, "sparse_categorical_crossentropy")
     p = (y_pred / y_pred.sum(dim=-1, keepdim=True)).clamp(EPSILON, 1.0 - EPSILON)
-    return -p.log().gather(-1, labels.unsqueeze(-1)).mean()
+    return _mean(-p.log().gather(-1, labels.unsqueeze(-1)), y_pred)
 
 
 def binary_accuracy(y_true: Tensor, y_pred: Tensor) -> Tensor:
     y = _align(y_true, y_pred, "binary_accuracy")
-    return ((y_pred > 0.5).to(y.dtype) == y).to(y_pred.dtype).mean()
+    return _mean(((y_pred > 0.5).to(y.dtype) == y).to(y_pred.dtype), y_pred)
 
 
 def categorical_accuracy(y_true: Tensor, y_pred: Tensor) -> Tensor:
     y = _align(y_true, y_pred, "categorical_accuracy")
-    return (y.argmax(dim=-1) == y_pred.argmax(dim=-1)).to(y_pred.dtype).mean()
+    return _mean((y.argmax(dim=-1) == y_pred.argmax(dim=-1)).to(y_pred.dtype), y_pred)
 
 
 def sparse_categorical_accuracy(y_true: Tensor, y_pred: Tensor) -> Tensor:
     labels = _labels(y_true, y_pred, "sparse_categorical_accuracy")
-    return (labels == y_pred.argmax(dim=-1)).to(y_pred.dtype).mean()
+    return _mean((labels == y_pred.argmax(dim=-1)).to(y_pred.dtype), y_pred)
 
 
 def accuracy(y_true: Tensor, y_pred: Tensor) -> Tensor:
@@ -118,18 +151,42 @@ METRICS: dict[str, LossFn] = LOSSES | {
 
 
 def get_loss(loss) -> LossFn:
-    """A loss name, or a callable ``(y_true, y_pred) -> tensor`` (reduced by its mean)."""
+    """A loss name, or a callable ``(y_true, y_pred) -> tensor``, called as ``_wrap`` says."""
     if isinstance(loss, str):
         if loss not in LOSSES:
             raise ValueError(f"loss must be a callable or one of {sorted(LOSSES)}, got {loss!r}")
         return LOSSES[loss]
     if not callable(loss):
         raise TypeError(f"loss must be a name or a callable (y_true, y_pred), got {type(loss).__name__}")
-    return lambda y_true, y_pred: torch.as_tensor(loss(y_true, y_pred)).mean()
+    return _wrap(loss)
+
+
+def _wrap(fn: Callable) -> LossFn:
+    """A user's ``(y_true, y_pred)`` callable as Keras's ``LossFunctionWrapper`` calls it:
+    y_true cast to y_pred's float dtype, the ranks matched by ``squeeze_or_expand_to_same_rank``
+    (so (B,) targets meet a (B, 1) output as (B, 1), not broadcast to (B, B)), and what it
+    returns (a scalar, or per-sample or per-element values) reduced to its (masked) mean."""
+    def call(y_true: Tensor, y_pred: Tensor) -> Tensor:
+        y_t, y_p = squeeze_or_expand_to_same_rank(y_true.to(y_pred.dtype), y_pred)
+        values = torch.as_tensor(fn(y_t, y_p))
+        return _mean(values.to(device=y_pred.device, dtype=y_pred.dtype), y_pred)
+    return call
+
+
+def squeeze_or_expand_to_same_rank(x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
+    """Keras's rule where the ranks differ by one and the longer's last axis is 1: a rank-1
+    tensor gains that axis, otherwise the longer loses it."""
+    if x1.dim() == x2.dim() + 1 and x1.shape[-1] == 1:
+        return (x1, x2.unsqueeze(-1)) if x2.dim() == 1 else (x1.squeeze(-1), x2)
+    if x2.dim() == x1.dim() + 1 and x2.shape[-1] == 1:
+        return (x1.unsqueeze(-1), x2) if x1.dim() == 1 else (x1, x2.squeeze(-1))
+    return x1, x2
 
 
 def get_metrics(metrics) -> dict[str, LossFn]:
-    """Metric names (or callables, named by ``__name__``) -> functions, in order."""
+    """Metric names or callables -> functions, in order. A callable is named by its
+    ``__name__`` (else its snake-cased class name); a repeated name gets ``_1``, ``_2``, ...,
+    as Keras 3 names two ``lambda`` metrics ``<lambda>`` and ``<lambda>_1``."""
     if metrics is None:
         return {}
     if isinstance(metrics, str) or not isinstance(metrics, list | tuple):
@@ -140,11 +197,20 @@ def get_metrics(metrics) -> dict[str, LossFn]:
             if metric not in METRICS:
                 raise ValueError(f"metrics must be callables or names in {sorted(METRICS)}, "
                                  f"got {metric!r}")
-            out[metric] = METRICS[metric]
+            name, fn = metric, METRICS[metric]
         elif callable(metric):
-            out[getattr(metric, "__name__", f"metric_{len(out)}")] = get_loss(metric)
+            name, fn = getattr(metric, "__name__", None) or _snake(type(metric).__name__), _wrap(metric)
         else:
             raise TypeError(f"metrics must hold names or callables, got {type(metric).__name__}")
+        out[_unique(name, out)] = fn
     if "loss" in out:
         raise ValueError("metrics must not be named 'loss' (history['loss'] is the loss)")
     return out
+
+
+def _unique(name: str, taken: dict) -> str:
+    candidate, k = name, 0
+    while candidate in taken:
+        k += 1
+        candidate = f"{name}_{k}"
+    return candidate

@@ -3,7 +3,9 @@
 ``fit`` hands the model to ``rnnkit.train.fit`` with a ``TensorLoader``; ``evaluate`` uses
 ``rnnkit.train.evaluate``. Keras's semantics kept here: numpy in and out, float64 arrays
 cast to the model's dtype, ``validation_split`` taken from the end of the data before
-shuffling, a ``History`` of per-epoch means, optimizer state kept across ``fit`` calls.
+shuffling, a ``History`` of per-epoch means, optimizer state kept across ``fit`` calls (a
+layer added after ``fit`` joins the kept optimizer), and an ``Embedding(mask_zero=True)``'s
+mask carried to a per-step output, so that the loss and metrics skip the padded steps.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from rnnkit import train
 from rnnkit.keras._base import Layer, Shape, as_tensor
 from rnnkit.keras._recurrent import Bidirectional, RNNLayer
 from rnnkit.keras._summary import render_summary
-from rnnkit.keras.losses import get_loss, get_metrics
-from rnnkit.keras.optimizers import check_optimizer, make_optimizer
+from rnnkit.keras.losses import get_loss, get_metrics, set_mask
+from rnnkit.keras.optimizers import add_parameters, check_optimizer, make_optimizer
+from rnnkit.layers import lengths_to_mask
 
 
 class History:
@@ -78,6 +81,8 @@ class Sequential(nn.Module):
             layer.build(self.layers[-2].output_shape)
             if like is not None:  # where the model already is
                 layer.to(device=like.device, dtype=like.dtype)
+        if self.optimizer is not None:  # built by fit: the next fit trains this layer too
+            add_parameters(self.optimizer, layer)
 
     def build(self, input_shape: Shape | None = None) -> None:
         """Build every layer for inputs of ``input_shape`` (batch dimension first, e.g.
@@ -117,17 +122,19 @@ class Sequential(nn.Module):
         if not self.layers:
             raise ValueError("the model has no layers: add some before calling it")
         x = as_tensor(inputs, name="inputs", like=self._like())
+        T = x.shape[1] if x.dim() >= 2 else None
         for layer in self.layers:
             out = layer(x, lengths=lengths)
             lengths = layer.output_lengths(x, lengths)
             x = out
-        return x
+        return _with_mask(x, lengths, T)
 
     def _like(self) -> Tensor | None:
         return next(self.parameters(), None)
 
     def _ensure_built(self, x: Tensor) -> None:
         if not self.built:
+            self.layers[0]._check_shape(tuple(x.shape), None)  # errors quote the shape as given
             self.build((None, *x.shape[1:]))
 
     # -- training --------------------------------------------------------------------------
@@ -159,6 +166,7 @@ class Sequential(nn.Module):
             A ``History``; also kept as ``model.history``.
         """
         compiled = self._require_compiled("fit")
+        self._require_one_output("fit")
         x_N, y_N = self._data(x, y, "x", "y")
         if not (isinstance(validation_split, int | float) and 0.0 <= validation_split < 1.0):
             raise ValueError(f"validation_split must be a fraction in [0, 1), got {validation_split!r}")
@@ -202,6 +210,7 @@ class Sequential(nn.Module):
         """The loss on ``(x, y)`` (a float), or ``[loss, *metrics]`` when compiled with metrics;
         means over the samples, in evaluation mode."""
         compiled = self._require_compiled("evaluate")
+        self._require_one_output("evaluate")
         x_N, y_N = self._data(x, y, "x", "y")
         self._ensure_built(x_N)
         loader = self._loader(x_N, y_N, self._batch_size(batch_size), shuffle=False)
@@ -239,6 +248,14 @@ class Sequential(nn.Module):
                                "model.compile(optimizer=..., loss=...) first")
         return self._compiled
 
+    def _require_one_output(self, what: str) -> None:
+        if self.layers and _returns_state(self.layers[-1]):
+            last = self.layers[-1]
+            raise ValueError(f"{what}() needs a model whose output is one tensor, got a list "
+                             f"[output, *states]: its last layer {last.describe()} has "
+                             "return_state=True; build the model for training without it "
+                             "(predict() returns the list)")
+
     def _data(self, x, y, x_name: str, y_name: str) -> tuple[Tensor, Tensor]:
         x_N = as_tensor(x, name=x_name, like=self._like())
         y_N = as_tensor(y, name=y_name, like=self._like())
@@ -275,6 +292,15 @@ class Sequential(nn.Module):
 def _swap(fn):
     """Keras's ``(y_true, y_pred)`` as the loop's ``(outputs, targets)``."""
     return lambda outputs, targets: fn(targets, outputs)
+
+
+def _with_mask(out, lengths_B: Tensor | None, T: int | None):
+    """``out`` with Keras's mask when it is a per-step output (B, T, ...) of inputs with
+    lengths (an ``Embedding(mask_zero=True)``'s); an output without the time axis (a
+    recurrent layer's last step, a list with states) keeps none, as in Keras."""
+    if lengths_B is None or not isinstance(out, Tensor) or out.dim() < 3 or out.shape[1] != T:
+        return out
+    return set_mask(out, lengths_to_mask(lengths_B, T))
 
 
 def _returns_state(layer: Layer) -> bool:

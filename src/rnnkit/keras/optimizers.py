@@ -44,3 +44,15 @@ def make_optimizer(optimizer, model: nn.Module) -> torch.optim.Optimizer:
         cls, kwargs = KERAS_DEFAULTS[optimizer]
         return cls(params, **kwargs)
     return optimizer(params)
+
+
+def add_parameters(optimizer: torch.optim.Optimizer, module: nn.Module) -> None:
+    """Give ``optimizer`` the trainable parameters of ``module`` (a layer added after ``fit``)
+    that it lacks, as a new group with the first group's hyperparameters (compile's). Their
+    state starts empty and the others' is kept, as tf.keras's optimizers made slots for new
+    weights on their first update; Keras 3 instead refuses weights it was not built with."""
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    new = [p for p in module.parameters() if p.requires_grad and id(p) not in held]
+    if new:
+        hyper = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
+        optimizer.add_param_group({**hyper, "params": new})
