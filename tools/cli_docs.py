@@ -20,12 +20,18 @@ def render() -> str:
     # fixed width, so the text does not depend on the terminal that renders it
     settings = dict(terminal_width=88, max_content_width=88, **cli.context_settings)
     with click.Context(cli, info_name="rnnkit", **settings) as ctx:
-        parts.append(f"## rnnkit\n\n```\n{cli.get_help(ctx)}\n```\n")
-        for name in sorted(cli.list_commands(ctx)):
-            command = cli.get_command(ctx, name)
-            with click.Context(command, info_name=name, parent=ctx, **settings) as sub:
-                parts.append(f"## rnnkit {name}\n\n```\n{command.get_help(sub)}\n```\n")
+        _render(cli, ctx, "rnnkit", parts, settings)
     return "\n".join(parts)
+
+
+def _render(command: click.Command, ctx: click.Context, path: str, parts: list[str], settings: dict) -> None:
+    """``command``'s help, then each subcommand's, depth first (``rnnkit train lm``)."""
+    parts.append(f"{'#' * (3 if path.count(' ') > 1 else 2)} {path}\n\n```\n{command.get_help(ctx)}\n```\n")
+    if isinstance(command, click.Group):
+        for name in sorted(command.list_commands(ctx)):
+            sub = command.get_command(ctx, name)
+            with click.Context(sub, info_name=name, parent=ctx, **settings) as sub_ctx:
+                _render(sub, sub_ctx, f"{path} {name}", parts, settings)
 
 
 if __name__ == "__main__":
