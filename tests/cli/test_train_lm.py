@@ -116,6 +116,11 @@ def test_interrupted_run_exits_130_and_resumes_to_the_straight_run(data, tmp_pat
     assert longer.exit_code == 0, longer.output
     assert json.loads((out / "results.json").read_text())["lm"]["steps"] == 8
     assert json.loads((out / "config.json").read_text())["train"]["max_steps"] == 8
+    # and the device (here another name of the CPU; a GPU on a machine with one)
+    moved = invoke("--data", data, "--out", out, "--resume", *TINY, "--set", "train.max_steps=9",
+                   "--set", "train.device=cpu:0")
+    assert moved.exit_code == 0, moved.output
+    assert json.loads((out / "config.json").read_text())["train"]["device"] == "cpu:0"
 
 
 def test_resume_refuses_other_settings_and_an_empty_directory(data, tmp_path):

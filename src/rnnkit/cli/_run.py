@@ -27,7 +27,7 @@ def run_options(command: F) -> F:
     """Add ``--overwrite`` and ``--resume`` (one or the other) to a Click command."""
     command = click.option("--resume", is_flag=True, callback=_one_of_two,
                            help="Continue the interrupted run in --out (same data and settings; "
-                                "train.epochs, train.max_steps and train.max_minutes may change).")(command)
+                                "the length of training and train.device may change).")(command)
     return click.option("--overwrite", is_flag=True, callback=_one_of_two,
                         help="Replace a run already in --out.")(command)
 

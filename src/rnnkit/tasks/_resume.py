@@ -4,9 +4,11 @@ an old one unasked, and a resumed run must be the run it continues.
 A resumed task rebuilds its data, tokenizers and model from the config and the data files,
 as the original run did, and ``fit(..., resume=True)`` then goes on from the checkpoint. So
 the config must be the one saved in ``config.json``, except for the fields in
-``MAY_CHANGE``: they say how long to train and how often to save or show progress, which
-``fit`` reads afresh on resume (to extend a run, or to shorten one). With a decaying
-learning-rate schedule (cosine, linear) a new length also reshapes the rest of the schedule.
+``MAY_CHANGE``: they say how long to train, how often to save or show progress, and where
+to run, which ``fit`` reads afresh on resume (to extend a run or shorten one, or to go on
+on a GPU; the checkpoint is loaded to the CPU and moved). With a decaying learning-rate
+schedule (cosine, linear) a new length also reshapes the rest of the schedule; on another
+device the run goes on with that device's rounding and random numbers, not bit for bit.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from rnnkit import config as _config
 from rnnkit.train import TrainConfig, checkpoint
 
 MAY_CHANGE = ("train.epochs", "train.max_steps", "train.max_minutes", "train.checkpoint_every",
-              "train.progress")
+              "train.progress", "train.device")
 _ABSENT = "(absent)"
 
 
