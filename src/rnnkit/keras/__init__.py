@@ -12,6 +12,7 @@ rnnkit's layers don't (``stateful=True``), it says so; see ``rnnkit.keras._recur
 """
 
 from rnnkit.keras import datasets, losses, optimizers
+from rnnkit.keras._saving import load_model
 from rnnkit.keras.layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Layer, SimpleRNN
 from rnnkit.keras.model import History, Sequential
 
@@ -27,6 +28,7 @@ __all__ = [
     "Sequential",
     "SimpleRNN",
     "datasets",
+    "load_model",
     "losses",
     "optimizers",
 ]

@@ -8,10 +8,14 @@ not fixed, e.g. ``(None, 10, 1)`` for batches of 10 steps of one feature.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from rnnkit.keras._weights import KerasWeight
 
 Shape = tuple[int | None, ...]
 
@@ -20,6 +24,10 @@ class Layer(nn.Module):
     """A Keras-style layer: its parameters are created by ``build(input_shape)``, which runs
     at construction of a ``Sequential`` when the first layer has ``input_shape``, or on the
     first call.
+
+    A layer starts in inference mode (``.eval()``), as a Keras layer runs outside ``fit``;
+    ``layer(x, training=True)`` runs one call in training mode, and torch's ``.train()`` /
+    ``.eval()`` set the mode that calls without ``training`` use.
 
     Arguments:
         input_shape: the shape of one sample, without the batch dimension, e.g. ``(10, 1)``.
@@ -32,6 +40,7 @@ class Layer(nn.Module):
     def __init__(self, *, input_shape: Shape | None = None, batch_input_shape: Shape | None = None,
                  name: str | None = None):
         super().__init__()
+        self.eval()
         if input_shape is not None and batch_input_shape is not None:
             raise ValueError("pass input_shape or batch_input_shape, not both; got "
                              f"input_shape={input_shape} and batch_input_shape={batch_input_shape}")
@@ -61,12 +70,25 @@ class Layer(nn.Module):
         """The per-row lengths of this layer's output (Keras's mask, as rnnkit lengths)."""
         return lengths
 
+    def keras_weights(self) -> dict[str, KerasWeight]:
+        """Keras's weights of the built layer, by Keras's names, in Keras's order."""
+        return {}
+
+    def get_config(self) -> dict:
+        """The constructor arguments that make this layer again, as plain JSON values
+        (Keras's ``get_config``); each layer adds its own to these."""
+        config: dict = {"name": self.name}
+        if self.batch_input_shape is not None:
+            config["batch_input_shape"] = list(self.batch_input_shape)
+        return config
+
     # -- shared ----------------------------------------------------------------------------
     def build(self, input_shape: Shape) -> None:
         """Create the parameters for inputs of ``input_shape`` (batch dimension first)."""
         input_shape = _shape("input_shape", input_shape)
         self._check_shape(input_shape, None)
         self._build(input_shape)
+        self.train(self.training)  # the modules _build made take the layer's mode
         self.input_shape = input_shape
         self.output_shape = self.compute_output_shape(input_shape)
         self.built = True
@@ -83,11 +105,79 @@ class Layer(nn.Module):
         self._check_shape(tuple(x.shape), self.input_shape)
         return x
 
+    def __call__(self, *args, training: bool | None = None, **kwargs):
+        """``training``: None runs in the layer's current mode; True or False runs this call
+        in that mode, as Keras's ``training`` argument does."""
+        if training is None:
+            return super().__call__(*args, **kwargs)
+        with training_mode(self, training):
+            return super().__call__(*args, **kwargs)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The weights as numpy arrays in Keras's order and layouts (kernels (in, out), LSTM
+        gates i, f, c, o, GRU gates z, r, h); [] before the layer is built, as in Keras."""
+        if not self.built:
+            return []
+        return [w.read().cpu().numpy() for w in self.keras_weights().values()]
+
+    def set_weights(self, weights: list) -> None:
+        """Set the weights from numpy arrays in ``get_weights``'s order and shapes; checks
+        every array before it writes any."""
+        write_weights(check_weights(self, weights))
+
     def count_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
     def describe(self) -> str:
         return f"{self.name} ({type(self).__name__})"
+
+
+@contextmanager
+def training_mode(module: nn.Module, training: bool) -> Iterator[None]:
+    """``module`` and every module in it in ``training`` mode inside the block; afterwards
+    each module's mode as it was before (a module made inside, by a lazy build, takes its
+    parent's)."""
+    saved = {m: m.training for m in module.modules()}
+    module.train(bool(training))
+    try:
+        yield
+    finally:
+        _restore_mode(module, saved, saved[module])
+
+
+def _restore_mode(module: nn.Module, saved: dict[nn.Module, bool], parent: bool) -> None:
+    module.training = saved.get(module, parent)
+    for child in module.children():
+        _restore_mode(child, saved, module.training)
+
+
+def check_weights(layer: Layer, weights, *, source: str = "set_weights"
+                  ) -> list[tuple[KerasWeight, Tensor]]:
+    """``weights`` (numpy arrays) paired with ``layer``'s Keras weights, after checking the
+    count and every shape; errors name the layer and the weight."""
+    if not isinstance(weights, list | tuple):
+        raise TypeError(f"{source} of {layer.describe()} takes a list of numpy arrays, got "
+                        f"{type(weights).__name__}")
+    targets = layer.keras_weights() if layer.built else {}
+    if len(weights) != len(targets):
+        unbuilt = "" if layer.built else " (it is not built yet: call it or build the model first)"
+        raise ValueError(f"{source} of {layer.describe()} expects {len(targets)} arrays "
+                         f"{list(targets)}{unbuilt}, got {len(weights)}")
+    pairs = []
+    for (name, target), array in zip(targets.items(), weights, strict=True):
+        what = f"weight '{name}' of {layer.describe()}"
+        value = as_tensor(array, name=what, like=target.views[0], kind="float")
+        if tuple(value.shape) != target.shape:
+            raise ValueError(f"{source} of {layer.describe()}: weight '{name}' must have shape "
+                             f"{target.shape}, got {tuple(value.shape)}")
+        pairs.append((target, value))
+    return pairs
+
+
+def write_weights(pairs: list[tuple[KerasWeight, Tensor]]) -> None:
+    with torch.no_grad():  # the views are of parameters that require grad
+        for target, value in pairs:
+            target.write(value)
 
 
 def as_tensor(data, *, name: str, like: Tensor | None = None, kind: str = "any") -> Tensor:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.keras._base import Layer, Shape, check_features, check_positive_int, check_rate
+from rnnkit.keras._weights import KerasWeight
 from rnnkit.layers import lengths_to_mask
 
 ACTIVATIONS: dict[str | None, Callable[[Tensor], Tensor]] = {
@@ -58,6 +59,19 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*input_shape[:-1], self.units)
 
+    def get_config(self) -> dict:
+        if not isinstance(self.activation, str | None):
+            raise ValueError(f"activation of {self.describe()} must be a name to be saved, got "
+                             f"the callable {self.activation!r}")
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias}
+
+    def keras_weights(self) -> dict[str, KerasWeight]:
+        weights = {"kernel": KerasWeight((self.linear.weight,))}  # Keras's (I, units)
+        if self.use_bias:
+            weights["bias"] = KerasWeight((self.linear.bias,))
+        return weights
+
     def forward(self, inputs, *, lengths: Tensor | None = None) -> Tensor:
         x = self._input(inputs)  # builds self.linear on the first call
         return get_activation(self.activation)(self.linear(x))
@@ -70,6 +84,9 @@ class Dropout(Layer):
     def __init__(self, rate: float, **kwargs):
         super().__init__(**kwargs)
         self.rate = check_rate("rate", rate)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rate": self.rate}
 
     def forward(self, inputs, *, lengths: Tensor | None = None) -> Tensor:
         return F.dropout(self._input(inputs), self.rate, self.training)
@@ -106,6 +123,13 @@ class Embedding(Layer):
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*input_shape, self.output_dim)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+                "mask_zero": self.mask_zero}
+
+    def keras_weights(self) -> dict[str, KerasWeight]:
+        return {"embeddings": KerasWeight((self.embedding.weight,), transpose=False)}
 
     def forward(self, inputs, *, lengths: Tensor | None = None) -> Tensor:
         tokens = self._input(inputs, kind="int")

@@ -19,6 +19,10 @@ Keras's conventions, and how they map:
 - ``stateful``: Keras keeps the final state in the layer. This front end does too (rnnkit's
   layers keep none): each call starts from the previous call's final state (detached), for
   a batch size fixed by ``batch_input_shape`` or the first call; ``reset_states()`` zeroes it.
+- ``get_weights``: Keras's ``kernel`` (I, G), ``recurrent_kernel`` (H, G) and ``bias`` (G,)
+  ((2, 3H) for ``GRU(reset_after=True)``), read from the cell's parameters: transposed, the
+  bias column split off, GRU's rows r, z, n reordered as Keras's z, r, h. A
+  ``Bidirectional``'s are the forward layer's, then the backward layer's, as in Keras.
 - ``return_state``: ``[output, h]`` (``[output, h, c]`` for LSTM; Bidirectional adds the
   backward layer's states after the forward ones), as Keras returns.
 """
@@ -30,9 +34,10 @@ from torch import Tensor, nn
 
 from rnnkit._checks import check_lengths
 from rnnkit.cells import ElmanCell, GRUCell, HiddenState, LSTMCell, LSTMState
-from rnnkit.cells.base import Cell
+from rnnkit.cells.base import Cell, core_cell
 from rnnkit.cells.wrappers import RecurrentDropout
 from rnnkit.keras._base import Layer, Shape, as_tensor, check_features, check_positive_int, check_rate
+from rnnkit.keras._weights import KerasWeight, swap_first_blocks
 from rnnkit.layers import Bidirectional as _Bidirectional
 from rnnkit.layers import LockedDropout, Recurrent, flip_padded
 from rnnkit.layers.bidirectional import MERGES
@@ -117,6 +122,33 @@ class RNNLayer(Layer):
     def output_lengths(self, inputs: Tensor, lengths: Tensor | None) -> Tensor | None:
         return lengths if self.return_sequences else None
 
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
+                **{k: getattr(self, k) for k in ("return_sequences", "return_state", "go_backwards",
+                                                 "stateful", "dropout", "recurrent_dropout", "backend")}}
+
+    # -- weights ---------------------------------------------------------------------------
+    def _keras_rows(self) -> Tensor | None:
+        """Keras's gate order as rows of the cell's (None: the cell's own order)."""
+        return None
+
+    def keras_weights(self) -> dict[str, KerasWeight]:
+        if self.merge_mode is None:
+            return self._cell_weights(self.rnn)
+        return {f"{side}/{name}": weight
+                for side, rnn in (("forward", self.rnn.fwd), ("backward", self.rnn.bwd))
+                for name, weight in self._cell_weights(rnn).items()}
+
+    def _cell_weights(self, rnn: Recurrent) -> dict[str, KerasWeight]:
+        cell, features, rows = core_cell(rnn.cell), self.input_shape[-1], self._keras_rows()
+        weights = {"kernel": KerasWeight((cell.weight_ih[:, :features],), rows=rows),
+                   "recurrent_kernel": KerasWeight((cell.weight_hh,), rows=rows)}
+        if self._one_bias():  # the weights of the constant-1 input column
+            weights["bias"] = KerasWeight((cell.weight_ih[:, features],), rows=rows)
+        elif self.use_bias:  # GRU(reset_after=True): Keras stacks the two as (2, 3H)
+            weights["bias"] = KerasWeight((cell.bias_ih, cell.bias_hh), rows=rows)
+        return weights
+
     # -- call ------------------------------------------------------------------------------
     def forward(self, inputs, *, initial_state=None, lengths: Tensor | None = None):
         """Run over ``inputs`` (B, T, I); ``initial_state`` is a list of (B, units) tensors
@@ -197,6 +229,9 @@ class SimpleRNN(RNNLayer):
         super().__init__(units, **kwargs)
         self.activation = activation
 
+    def get_config(self) -> dict:
+        return {**super().get_config(), "activation": self.activation}
+
     def _make_cell(self, input_size: int) -> Cell:
         return ElmanCell(input_size, self.units, nonlinearity=self.activation, bias=False)
 
@@ -234,8 +269,14 @@ class GRU(RNNLayer):
         super().__init__(units, **kwargs)
         self.reset_after = reset_after
 
+    def get_config(self) -> dict:
+        return {**super().get_config(), "reset_after": self.reset_after}
+
     def _one_bias(self) -> bool:
         return self.use_bias and not self.reset_after
+
+    def _keras_rows(self) -> Tensor | None:
+        return swap_first_blocks(self.units)  # Keras: z, r, h; the cell: r, z, n
 
     def _make_cell(self, input_size: int) -> Cell:
         two_biases = self.use_bias and self.reset_after
@@ -276,6 +317,13 @@ class Bidirectional(Layer):
 
     def output_lengths(self, inputs: Tensor, lengths: Tensor | None) -> Tensor | None:
         return self.layer.output_lengths(inputs, lengths)
+
+    def keras_weights(self) -> dict[str, KerasWeight]:
+        return self.layer.keras_weights()
+
+    def get_config(self) -> dict:
+        inner = {"class_name": type(self.layer).__name__, "config": self.layer.get_config()}
+        return {**super().get_config(), "layer": inner, "merge_mode": self.merge_mode}
 
     def forward(self, inputs, *, initial_state=None, lengths: Tensor | None = None):
         self._input(inputs)  # builds on the first call

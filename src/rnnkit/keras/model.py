@@ -5,7 +5,9 @@
 cast to the model's dtype, ``validation_split`` taken from the end of the data before
 shuffling, a ``History`` of per-epoch means, optimizer state kept across ``fit`` calls (a
 layer added after ``fit`` joins the kept optimizer), and an ``Embedding(mask_zero=True)``'s
-mask carried to a per-step output, so that the loss and metrics skip the padded steps.
+mask carried to a per-step output, so that the loss and metrics skip the padded steps;
+inference mode outside ``fit`` (see ``Sequential``); ``get_weights``/``set_weights`` in
+Keras's layouts and ``save_weights``/``load_weights`` as safetensors (``_saving``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from rnnkit import train
-from rnnkit.keras._base import Layer, Shape, as_tensor
+from rnnkit.keras import _saving
+from rnnkit.keras._base import Layer, Shape, as_tensor, check_weights, training_mode, write_weights
 from rnnkit.keras._recurrent import Bidirectional, RNNLayer
 from rnnkit.keras._summary import render_summary
 from rnnkit.keras.losses import get_loss, get_metrics, set_mask
@@ -39,6 +43,13 @@ class History:
 class Sequential(nn.Module):
     """Layers applied one after the other.
 
+    Training or inference, as Keras decides it: ``model(x)`` runs in inference mode (no
+    dropout) and ``model(x, training=True)`` in training mode. The rule, in torch's terms: a
+    model is made in ``eval()`` mode; ``fit`` switches it to ``train()`` mode and ``fit``,
+    ``evaluate`` and ``predict`` leave every layer in the mode they found it in; a call with
+    ``training=None`` runs in the current mode, so torch users may still call ``model.train()``
+    before their own loop (and ``model.eval()`` after it).
+
     Arguments:
         layers: ``rnnkit.keras`` layers; if the first has ``input_shape`` (or
             ``batch_input_shape``) the model is built at once, else on first use.
@@ -52,6 +63,8 @@ class Sequential(nn.Module):
         self.optimizer: torch.optim.Optimizer | None = None
         self.history: History | None = None
         self._compiled: dict | None = None
+        self._compile_config: dict | None = None  # compile's arguments, when all are names
+        self.eval()
         for layer in layers or []:
             self.add(layer)
 
@@ -74,6 +87,7 @@ class Sequential(nn.Module):
             k += 1
             layer.name = f"{base}_{k}"
         self.layers.append(layer)
+        layer.train(self.training)
         if len(self.layers) == 1 and layer.batch_input_shape is not None:
             self.build(layer.batch_input_shape)
         elif len(self.layers) > 1 and self.layers[-2].built and not layer.built:
@@ -116,11 +130,19 @@ class Sequential(nn.Module):
         return text
 
     # -- forward ---------------------------------------------------------------------------
-    def forward(self, inputs, *, lengths: Tensor | None = None):
-        """The layers in turn. ``lengths`` (B,): real lengths of rows padded at the end, for
-        the recurrent layers (an ``Embedding(mask_zero=True)`` computes them itself)."""
+    def forward(self, inputs, *, training: bool | None = None, lengths: Tensor | None = None):
+        """The layers in turn. ``training``: None runs in the model's current mode (inference
+        unless ``train()`` or inside ``fit``), True or False in that mode for this call only.
+        ``lengths`` (B,): real lengths of rows padded at the end, for the recurrent layers
+        (an ``Embedding(mask_zero=True)`` computes them itself)."""
         if not self.layers:
             raise ValueError("the model has no layers: add some before calling it")
+        if training is None:
+            return self._forward(inputs, lengths)
+        with training_mode(self, training):
+            return self._forward(inputs, lengths)
+
+    def _forward(self, inputs, lengths: Tensor | None):
         x = as_tensor(inputs, name="inputs", like=self._like())
         T = x.shape[1] if x.dim() >= 2 else None
         for layer in self.layers:
@@ -145,6 +167,9 @@ class Sequential(nn.Module):
         check_optimizer(optimizer)
         self._compiled = dict(optimizer=optimizer, loss=None if loss is None else get_loss(loss),
                               metrics=get_metrics(metrics))
+        names = isinstance(optimizer, str) and isinstance(loss, str | None) and all(
+            isinstance(m, str) for m in metrics or [])
+        self._compile_config = dict(optimizer=optimizer, loss=loss, metrics=metrics) if names else None
         self.optimizer = None  # made from the spec at the next fit
 
     def fit(self, x, y, batch_size: int | None = None, epochs: int = 1, *, verbose: int | str = 1,
@@ -196,9 +221,10 @@ class Sequential(nn.Module):
         batch_size = self._batch_size(batch_size)
         loader = self._loader(x_N, y_N, batch_size, shuffle=shuffle, seed=seed)
         val_loader = None if val is None else self._loader(*val, batch_size, shuffle=False)
-        result = train.fit(self, loader, cfg, loss_fn=_swap(compiled["loss"]), val=val_loader,
-                           metrics={k: _swap(f) for k, f in compiled["metrics"].items()},
-                           optimizer=self.optimizer)
+        with training_mode(self, True):
+            result = train.fit(self, loader, cfg, loss_fn=_swap(compiled["loss"]), val=val_loader,
+                               metrics={k: _swap(f) for k, f in compiled["metrics"].items()},
+                               optimizer=self.optimizer)
         keys = ["loss", *compiled["metrics"]]
         keys += [f"val_{k}" for k in keys] if val is not None else []
         self.history = History({k: [row[k] for row in result.epochs] for k in keys},
@@ -214,9 +240,10 @@ class Sequential(nn.Module):
         x_N, y_N = self._data(x, y, "x", "y")
         self._ensure_built(x_N)
         loader = self._loader(x_N, y_N, self._batch_size(batch_size), shuffle=False)
-        values = train.evaluate(self, loader, loss_fn=_swap(compiled["loss"]),
-                                metrics={k: _swap(f) for k, f in compiled["metrics"].items()},
-                                cfg=train.TrainConfig(device=str(self._like().device)))
+        with training_mode(self, False):
+            values = train.evaluate(self, loader, loss_fn=_swap(compiled["loss"]),
+                                    metrics={k: _swap(f) for k, f in compiled["metrics"].items()},
+                                    cfg=train.TrainConfig(device=str(self._like().device)))
         if not compiled["metrics"]:
             return values["loss"]
         return [values["loss"], *(values[k] for k in compiled["metrics"])]
@@ -231,17 +258,67 @@ class Sequential(nn.Module):
         self._ensure_built(x_N)
         x_N = x_N.to(self._like().device)
         batch_size = self._batch_size(batch_size)
-        was_training = self.training
-        self.eval()
-        try:
+        with training_mode(self, False):
             outs = [self(x_N[k:k + batch_size]) for k in range(0, x_N.shape[0], batch_size)]
-        finally:
-            self.train(was_training)
         if isinstance(outs[0], list):
             return [torch.cat(parts).cpu().numpy() for parts in zip(*outs, strict=True)]
         return torch.cat(outs).cpu().numpy()
 
+    # -- weights ---------------------------------------------------------------------------
+    def get_weights(self) -> list[np.ndarray]:
+        """Every layer's ``get_weights()``, in layer order, as Keras's ``model.get_weights()``."""
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights: list) -> None:
+        """Set every weight from numpy arrays in ``get_weights``'s order and shapes; every
+        array is checked (count, then each shape, naming the layer and the weight) before any
+        is written."""
+        if not isinstance(weights, list | tuple):
+            raise TypeError(f"set_weights takes a list of numpy arrays, got {type(weights).__name__}")
+        counts = [len(layer.keras_weights()) if layer.built else 0 for layer in self.layers]
+        if len(weights) != sum(counts):
+            names = [f"{layer.name}/{w}" for layer in self.layers if layer.built
+                     for w in layer.keras_weights()]
+            unbuilt = "" if self.built else " (it is not built yet: build it or call it first)"
+            raise ValueError(f"set_weights of model '{self.name}' expects {sum(counts)} arrays "
+                             f"{names}{unbuilt}, got {len(weights)}")
+        pairs, start = [], 0
+        for layer, n in zip(self.layers, counts, strict=True):
+            pairs += check_weights(layer, list(weights[start:start + n])) if n else []
+            start += n
+        write_weights(pairs)
+
+    def save_weights(self, filepath, overwrite: bool = True) -> None:
+        """Write every weight to ``filepath`` as safetensors (Keras's layouts; see
+        ``rnnkit.keras._saving``), atomically: a crash never leaves a half-written file."""
+        self._require_built("save_weights")
+        _saving.save_weights(list(self.layers), filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath) -> None:
+        """Read ``save_weights``'s file into this model, which must have the same
+        architecture; a missing file or a mismatch (the first tensor named) raises before
+        any weight changes."""
+        self._require_built("load_weights")
+        _saving.load_weights(list(self.layers), filepath)
+
+    def get_config(self) -> dict:
+        """The architecture as plain JSON values: the name, each layer's class name and
+        ``get_config()``, the built input shape, and the compile settings if they are names."""
+        return _saving.model_config(self)
+
+    def save(self, filepath, overwrite: bool = True) -> None:
+        """Write the architecture (``get_config()``) and the weights to one safetensors file
+        (the architecture as JSON in its metadata), atomically; ``rnnkit.keras.load_model``
+        reads it back. The optimizer's state is not saved: a loaded model's starts afresh."""
+        self._require_built("save")
+        _saving.save_model(self, filepath, overwrite=overwrite)
+
     # -- helpers ---------------------------------------------------------------------------
+    def _require_built(self, what: str) -> None:
+        if not self.built:
+            raise ValueError(f"{what}() needs a built model: give the first layer input_shape, "
+                             "call build((None, timesteps, features)), or call it on data first")
+
     def _require_compiled(self, what: str) -> dict:
         if self._compiled is None or self._compiled["loss"] is None:
             raise RuntimeError(f"{what}() needs a compiled model with a loss: call "
