@@ -27,6 +27,7 @@ from rnnkit._checks import check_lengths, check_like, check_sequence
 from rnnkit.cells import HiddenState, MinGRUCell, MinLSTMCell, core_cell
 from rnnkit.cells.base import Cell
 from rnnkit.cells.wrappers import RecurrentDropout, WeightDrop, Zoneout, _check_p, _check_scaled_p
+from rnnkit.dropins import _names
 from rnnkit.kernels import native
 from rnnkit.layers import Bidirectional, Recurrent, Stacked
 
@@ -79,11 +80,7 @@ class DropIn(nn.Module):
         self._torch_names = self._name_map()
         self._stepper = None  # step's compiled kernel with its copy of the weights
         self.int8 = False  # set by rnnkit.quantize_dynamic: step and forward use int8 weights
-        self.register_state_dict_post_hook(_rename_saved)
-        self.register_load_state_dict_pre_hook(_rename_loaded)
-        self.register_load_state_dict_post_hook(_rename_missing)
-        self.register_load_state_dict_post_hook(_rename_mismatched)
-        self.register_load_state_dict_post_hook(_flatten_loaded)
+        _names.register_hooks(self)
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
 
@@ -524,42 +521,3 @@ def _repack(out_BTO: Tensor, like: PackedSequence, lengths_B: Tensor) -> PackedS
         out_BTO, lengths_B = out_BTO.index_select(0, order), lengths_B.index_select(0, order)
     data = pack_padded_sequence(out_BTO, lengths_B.cpu(), batch_first=True).data
     return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
-
-
-def _rename_saved(module: DropIn, state_dict, prefix: str, local_metadata) -> None:
-    for theirs, ours in module._torch_names.items():
-        state_dict[prefix + theirs] = state_dict.pop(prefix + ours)
-
-
-def _rename_missing(module: DropIn, incompatible) -> None:
-    """Report missing keys by their torch.nn names, the names the caller's dict uses."""
-    ours = {v: k for k, v in module._torch_names.items()}
-    for k, key in enumerate(incompatible.missing_keys):
-        for internal, theirs in ours.items():
-            if key == internal or key.endswith("." + internal):
-                incompatible.missing_keys[k] = key[: len(key) - len(internal)] + theirs
-                break
-
-
-def _rename_mismatched(module: DropIn, incompatible) -> None:
-    """Report size mismatches by their torch.nn names, as torch.nn's own message does."""
-    # the children wrote them after _rename_loaded, which kept the list: post-hooks don't get it
-    prefix, error_msgs = module.__dict__.pop("_loading")
-    torch_name = {prefix + ours: prefix + theirs for theirs, ours in module._torch_names.items()}
-    head = "size mismatch for "
-    for k, message in enumerate(error_msgs):
-        key, sep, rest = message.removeprefix(head).partition(": ")
-        if message.startswith(head) and sep and key in torch_name:
-            error_msgs[k] = f"{head}{torch_name[key]}: {rest}"
-
-
-def _flatten_loaded(module: DropIn, incompatible) -> None:
-    module.flatten_parameters()  # load_state_dict(assign=True) brings new, scattered tensors
-
-
-def _rename_loaded(module: DropIn, state_dict, prefix: str, local_metadata, strict, missing_keys,
-                   unexpected_keys, error_msgs: list[str]) -> None:
-    for theirs, ours in module._torch_names.items():
-        if prefix + theirs in state_dict:
-            state_dict[prefix + ours] = state_dict.pop(prefix + theirs)
-    module.__dict__["_loading"] = (prefix, error_msgs)  # for _rename_mismatched
