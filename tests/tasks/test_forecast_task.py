@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rnnkit import config
+from rnnkit.data.timeseries import bundled_airline
 from rnnkit.models import load_model
 from rnnkit.tasks.forecast import (
     ForecastConfig,
@@ -55,6 +56,8 @@ def test_mase_and_smape_golden_values():
     assert math.isclose(metrics["smape"], 100 * 2 / 22)
     with pytest.raises(ValueError, match="more than season=4"):
         mase_scale(np.arange(4.0), 4)
+    # a constant history: no seasonal-naive error to scale by, so no MASE (null in JSON, not Infinity)
+    assert point_metrics(np.array([[5.0, 6.0]]), np.array([[5.0, 5.0]]), scale=0.0)["mase"] is None
 
 
 def test_split_and_origins():
@@ -166,6 +169,12 @@ def test_defaults_to_the_bundled_airline_series(tmp_path):
     cfg = config.load(ForecastConfig, None, ["model.hidden_size=4", "train.epochs=1", "train.progress=false"])
     results = train_forecaster(cfg, tmp_path / "air")
     assert results["n"] == 144 and results["origins"] == [132] and results["path"].endswith("airline.csv")
+    # its columns (month, passengers) also name those of a file given later
+    copy = tmp_path / "air.csv"
+    copy.write_bytes(bundled_airline().read_bytes())
+    got, want = forecast(tmp_path / "air", copy), forecast(tmp_path / "air")
+    assert np.array_equal(got["times"], want["times"])
+    assert np.array_equal(got["forecast_HQ"], want["forecast_HQ"])
 
 
 def test_config_round_trips_and_checks():

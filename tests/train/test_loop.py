@@ -269,6 +269,10 @@ def test_loader_bad_input():
         fit(Tagger(), TensorLoader(x, y, batch_size=2), {"epoch": 2})
     with pytest.raises(TypeError, match="cfg must be a TrainConfig or a mapping of its fields, got int"):
         fit(Tagger(), TensorLoader(x, y, batch_size=2), 3)
+    with pytest.raises(ValueError, match="device must be a torch device name such as .* got 'gpu'"):
+        _sgd(device="gpu")
+    with pytest.raises(ValueError, match=r"train.device must be a device this machine has, got 'cuda:99' \("):
+        fit(Tagger(), TensorLoader(x, y, batch_size=2), _sgd(device="cuda:99"))
     y[3, 5], y[6, 1] = 4, -1  # the Tagger has 4 classes
     with pytest.raises(ValueError, match=r"targets must be class indices in \[0, 4\) .* or -100 "
                                          r"\(ignored\), got 2 outside, e.g. \[4, -1\]"):

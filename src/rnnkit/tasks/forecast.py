@@ -135,11 +135,13 @@ class Split:
 
 
 def read_data(data: DataSection, path: str | Path | None = None) -> TimeSeries:
-    """The series ``data`` names (or the file at ``path`` with the same columns)."""
-    if path is None and not data.path:
-        return read_series_csv(bundled_airline(), target=data.target or "passengers",
-                               time_col=data.time_col or "month", covariates=data.covariates)
-    return read_series_csv(path or data.path, target=data.target, time_col=data.time_col,
+    """The series ``data`` names (or the file at ``path`` with the same columns). Without
+    ``data.path`` that is the bundled airline series, whose columns a run trained on it
+    then also reads from ``path`` (unless ``data`` names others)."""
+    bundled = not data.path
+    return read_series_csv(path or data.path or bundled_airline(),
+                           target=data.target or ("passengers" if bundled else None),
+                           time_col=data.time_col or ("month" if bundled else None),
                            covariates=data.covariates)
 
 
@@ -289,11 +291,14 @@ def mase_scale(history_N: np.ndarray, season: int) -> float:
     return float(np.mean(np.abs(history_N[season:] - history_N[:-season])))
 
 
-def point_metrics(actual: np.ndarray, predicted: np.ndarray, scale: float) -> dict[str, float]:
+def point_metrics(actual: np.ndarray, predicted: np.ndarray, scale: float) -> dict[str, float | None]:
+    """MASE, sMAPE (%) and MAE; MASE is None (JSON null) where ``scale`` is 0: a history that
+    repeats its season exactly (a constant series) leaves seasonal naive no error to scale by."""
     error = np.abs(actual - predicted)
     denominator = np.abs(actual) + np.abs(predicted)
     smape = np.divide(200 * error, denominator, out=np.zeros_like(error), where=denominator > 0)  # 0/0 -> 0
-    return {"mase": float(error.mean() / scale), "smape": float(smape.mean()), "mae": float(error.mean())}
+    mase = float(error.mean() / scale) if scale > 0 else None
+    return {"mase": mase, "smape": float(smape.mean()), "mae": float(error.mean())}
 
 
 # -- pieces ------------------------------------------------------------------------------------

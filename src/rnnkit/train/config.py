@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
+
 Optimizer = Literal["adam", "adamw", "sgd", "rmsprop"]
 Schedule = Literal["constant", "cosine", "linear", "plateau"]
 TeacherForcing = Literal["constant", "linear", "exponential", "inverse_sigmoid"]
@@ -82,6 +84,7 @@ class TrainConfig:
         _check("betas", self.betas, "two numbers in [0, 1)",
                lambda v: len(v) == 2 and all(_num(b) and 0 <= b < 1 for b in v))
         _check("seed", self.seed, "an int >= 0", lambda v: _int(v) and v >= 0)
+        _check("device", self.device, "a torch device name such as 'cpu', 'cuda' or 'cuda:1'", _device_name)
         for name, allowed in (("optimizer", Optimizer), ("schedule", Schedule),
                               ("teacher_forcing", TeacherForcing),
                               ("monitor_mode", Literal["min", "max"]),
@@ -102,6 +105,14 @@ def _num(v: object) -> bool:
 
 def _positive(v: object) -> bool:
     return _num(v) and math.isfinite(v) and v > 0
+
+
+def _device_name(v: object) -> bool:
+    try:
+        torch.device(v)
+    except (RuntimeError, TypeError):
+        return False
+    return True
 
 
 def _check(name: str, value: object, expected: str, ok) -> None:

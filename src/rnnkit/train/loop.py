@@ -242,6 +242,16 @@ def _train_config(cfg: TrainConfig | Mapping[str, Any] | None) -> TrainConfig:
     raise TypeError(f"cfg must be a TrainConfig or a mapping of its fields, got {type(cfg).__name__}")
 
 
+def _usable(name: str) -> torch.device:
+    device = torch.device(name)
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as err:  # no such backend in this build, or no such device
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"train.device must be a device this machine has, got {name!r} ({reason})") from None
+    return device
+
+
 def _run_config(model: nn.Module, config: Mapping[str, Any] | None) -> dict[str, Any]:
     from rnnkit.models import MODELS, architecture_config  # here: rnnkit.models imports rnnkit.train
 
@@ -263,7 +273,7 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
                               f"resume=True to continue it, overwrite=True to replace it, or another run_dir")
     ctx = distributed.context()
     seed_everything(cfg.seed + ctx.rank)  # each process its own dropout masks
-    device = torch.device(cfg.device)
+    device = _usable(cfg.device)
     model.to(device)
     optimizer = optimizer or make_optimizer(model, cfg)
     for group in optimizer.param_groups:  # the schedule scales each group's own rate
