@@ -50,6 +50,16 @@ def test_top_p_keeps_the_smallest_nucleus_reaching_p(p, kept):
     torch.testing.assert_close(masked[kept], logits[0, kept])
 
 
+def test_top_p_of_one_keeps_a_large_vocabulary_whole():
+    """float32 sums of 50,000 probabilities reach 1 before the end: p = 1 must still keep
+    every token, and p just below 1 only the tail that the float64 sum leaves out."""
+    logits = torch.randn(2, 50_000, generator=torch.Generator().manual_seed(0)) * 3
+    assert torch.isfinite(mask_top_p(logits, 1.0)).all()
+    kept = torch.isfinite(mask_top_p(logits, 1 - 1e-6))
+    probs = logits.double().softmax(-1)
+    assert ((probs * ~kept).sum(-1) <= 1.000001e-6).all() and kept.sum() > 0.9 * kept.numel()
+
+
 def test_top_p_works_row_by_row():
     logits = torch.tensor([[0.9, 0.1], [0.4, 0.6]]).log()
     masked = mask_top_p(logits, 0.5)  # row 0 keeps id 0 (0.9); row 1 keeps id 1 (0.6)

@@ -37,8 +37,10 @@ def mask_top_p(logits_BV: Tensor, p: float) -> Tensor:
     reaches ``p``. The most probable token is always kept."""
     if isinstance(p, bool) or not 0.0 < p <= 1.0:
         raise ValueError(f"top_p must be a number in (0, 1], got {p!r}")
+    if p == 1.0:  # every token: a float cumsum can reach 1 before the last one and cut the tail
+        return logits_BV
     sorted_BV, order_BV = logits_BV.sort(dim=-1, descending=True, stable=True)
-    probs_BV = sorted_BV.softmax(dim=-1)
+    probs_BV = sorted_BV.double().softmax(dim=-1)  # float64: the mass of a 50k vocabulary's tail adds up
     mass_before_BV = probs_BV.cumsum(dim=-1) - probs_BV  # the mass of the tokens ranked above
     drop_sorted_BV = mass_before_BV >= p
     drop_BV = drop_sorted_BV.scatter(-1, order_BV, drop_sorted_BV)  # back to vocabulary order
