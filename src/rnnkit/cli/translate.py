@@ -19,7 +19,8 @@ from rnnkit.tasks.seq2seq import translate as translate_texts
                    "gives its sources); one translation per line, blank lines kept.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
               help="Write the translations to this file instead of printing them.")
-@click.option("--beam", "beam_width", type=int, help="Beam width; 1 is greedy.  [default: the run's, 5]")
+@click.option("--beam", "beam_width", type=int,
+              help="Beam width; 1 with --alpha 0 is greedy decoding.  [default: the run's, 5]")
 @click.option("--alpha", type=float,
               help="Length penalty exponent (GNMT); 0: none.  [default: the run's, 0.6]")
 @click.option("--max-len", type=int, help="Most target tokens (also at most 2 x source tokens + 10).  "
