@@ -47,6 +47,29 @@ def test_tags_a_file_to_conll(tmp_path, run_dir):
     assert [line.split("\t")[0] for line in result.output.splitlines() if line] == ["the", "dog"]
 
 
+def test_tags_every_word_of_plain_text_by_default(tmp_path, run_dir):
+    (tmp_path / "s.txt").write_text("the dog runs .\n\nZürich café sees a cat\n")
+    result = CliRunner().invoke(cli, ["tag", str(run_dir), "--data", str(tmp_path / "s.txt")])
+    assert result.exit_code == 0, result.output
+    blocks = [b.splitlines() for b in result.output.split("\n\n") if b]
+    assert [[line.split("\t")[0] for line in b] for b in blocks] == \
+        [["the", "dog", "runs", "."], ["Zürich", "café", "sees", "a", "cat"]]
+    result = CliRunner().invoke(cli, ["tag", str(run_dir), "--data", str(tmp_path / "s.txt"),
+                                      "--format", "conll"])
+    assert result.exit_code == 1
+    assert "s.txt:1: expected one word per line (CoNLL), got 4 words" in result.output
+    assert "--format text" in result.output
+
+
+def test_tag_out_directory_checked_before_work(tmp_path, run_dir):
+    (tmp_path / "s.txt").write_text("the dog\n")
+    out = tmp_path / "missing" / "x.conll"
+    result = CliRunner().invoke(cli, ["tag", str(run_dir), "--data", str(tmp_path / "s.txt"),
+                                      "--out", str(out)])
+    assert result.exit_code == 2 and "Invalid value for '--out': its directory must exist" in result.output
+    assert str(tmp_path / "missing") in result.output and "Traceback" not in result.output
+
+
 def test_tag_bad_input(tmp_path, run_dir):
     runner = CliRunner()
     (tmp_path / "empty.txt").write_text("")

@@ -49,6 +49,35 @@ def test_untagged_input(tmp_path):
         read_tagged(write(tmp_path, "a b\n"), format="text")
 
 
+@pytest.mark.parametrize("text, words", [
+    # several words on a line, widths differ or one line per sentence: plain text
+    ("the dog runs .\n\nZürich café sees a cat\n", (("the", "dog", "runs", "."),
+                                                      ("Zürich", "café", "sees", "a", "cat"))),
+    ("a b\n", (("a", "b"),)),
+    # columns: a tab, -DOCSTART-, or the same width on consecutive lines; one word per line
+    ("-DOCSTART- -X- O\n\nEU NNP O\n\nHi UH O\n", (("EU",), ("Hi",))),
+    ("the\tXX\n\ndog\tYY\n", (("the",), ("dog",))),
+    ("EU NNP\nrejects VBZ\n\nHi UH\n", (("EU", "rejects"), ("Hi",))),
+    ("Hi\n\nthere\n", (("Hi",), ("there",))),
+])
+def test_untagged_auto_detects_plain_text(tmp_path, text, words):
+    assert read_tagged(write(tmp_path, text), tagged=False).words == words
+
+
+@pytest.mark.parametrize("text, message", [
+    ("the dog runs .\n\nZürich café sees a cat\n", ":1: expected one word per line (CoNLL), got 4 "
+                                                    "words: 'the dog runs .'; for one sentence per line, "
+                                                    "use format 'text'"),
+    ("Hi\n\nthe dog\n", ":3: expected one word per line (CoNLL), got 2 words: 'the dog'"),
+    ("a\tx\nb\n", ":2: expected 2 columns like line 1 (word ... tag), got 1: 'b'"),
+])
+def test_untagged_conll_refuses_plain_text(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(DataError) as err:
+        read_tagged(path, format="conll", tagged=False)
+    assert str(err.value).startswith(str(path)) and message in str(err.value)
+
+
 @pytest.mark.parametrize("text, fmt, message", [
     ("", "auto", "expected data, got an empty file"),
     ("\n  \n", "auto", "expected data, got an empty file"),

@@ -11,12 +11,15 @@ Formats (``format=``):
   ``/`` (the Brown corpus's form: ``1/2/cd`` is the word ``1/2`` with tag ``cd``).
 - ``text`` (untagged input only): one sentence per line, tokens separated by whitespace.
 - ``auto``: ``slash`` if the first non-blank line has at least two tokens and every one is
-  ``word/tag`` (non-empty on both sides of its last ``/``), else ``conll``. A file whose first
+  ``word/tag`` (non-empty on both sides of its last ``/``), else ``conll``; in untagged reading,
+  ``text`` where the file cannot be CoNLL columns (see ``_is_plain_text``). A file whose first
   sentence is one token needs ``format="slash"``.
 
 Untagged reading (``tagged=False``, for prediction) takes conll files of any number of
-columns (only the first, the word, is read), slash files (tags dropped) and text. Every
-error is a ``DataError`` naming the file, the line, what was expected and the value.
+columns (only the first, the word, is read), slash files (tags dropped) and text. A conll
+file that looks like plain text (several words per line, no columns) is refused rather than
+read one word per line. Every error is a ``DataError`` naming the file, the line, what was
+expected and the value.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def read_tagged(path: str | Path, *, format: Format = "auto", tag_column: int = 
         raise ValueError(f"tag_column must be an int, got {tag_column!r}")
     path = Path(path)
     lines = _read_lines(path)
-    kind = _detect(lines) if format == "auto" else format
+    kind = _detect(lines, tagged=tagged) if format == "auto" else format
     if kind == "conll":
         sentences = _conll(path, lines, tag_column if tagged else None)
     else:
@@ -117,12 +120,34 @@ def _split_slash(token: str) -> tuple[str, str] | None:
     return (word, tag) if sep and word and tag else None
 
 
-def _detect(lines: list[tuple[int, str]]) -> str:
+def _detect(lines: list[tuple[int, str]], *, tagged: bool) -> str:
     first = next(s for _, s in lines if s).split()
-    return "slash" if len(first) >= 2 and all(_split_slash(t) for t in first) else "conll"
+    if len(first) >= 2 and all(_split_slash(t) for t in first):
+        return "slash"
+    return "text" if not tagged and _is_plain_text(lines) else "conll"
+
+
+def _is_plain_text(lines: list[tuple[int, str]]) -> bool:
+    """Whether a file with no word/tag tokens cannot be CoNLL columns: no tab, no
+    ``-DOCSTART-``, several words on some line, and either lines of different widths (CoNLL's
+    are all alike) or blank lines between all of them (CoNLL sentences of one token each)."""
+    tokens = [(n, s) for n, s in lines if s]
+    if any("\t" in s or s.startswith("-DOCSTART-") for _, s in tokens):
+        return False
+    widths = {len(s.split()) for _, s in tokens}
+    if max(widths) == 1:
+        return False
+    numbers = [n for n, _ in tokens]
+    one_line_sentences = all(b - a > 1 for a, b in zip(numbers, numbers[1:], strict=False))
+    return len(widths) > 1 or one_line_sentences
 
 
 def _conll(path: Path, lines: list[tuple[int, str]], tag_column: int | None) -> list[list[Token]]:
+    if tag_column is None and _is_plain_text(lines):
+        number, line = next((n, s) for n, s in lines if len(s.split()) > 1)
+        raise DataError(path, number, f"expected one word per line (CoNLL), got {len(line.split())} "
+                                      f"words: {line[:80]!r}; for one sentence per line, use format "
+                                      f"'text' (rnnkit tag --format text)")
     sentences: list[list[Token]] = []
     current: list[Token] = []
     width, first = None, 0
@@ -136,7 +161,7 @@ def _conll(path: Path, lines: list[tuple[int, str]], tag_column: int | None) -> 
         if width is None:
             width, first = len(fields), number
             _check_columns(path, number, fields, tag_column)
-        elif len(fields) != width and tag_column is not None:
+        elif len(fields) != width:
             raise DataError(path, number, f"expected {width} columns like line {first} (word ... tag), "
                                           f"got {len(fields)}: {line[:80]!r}")
         current.append((fields[0], None if tag_column is None else fields[tag_column], number))
