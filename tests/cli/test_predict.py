@@ -44,10 +44,10 @@ def test_bad_input(tmp_path, run_dir):
     result = runner.invoke(cli, ["predict", str(run_dir), "--data", str(tmp_path / "ragged.csv"),
                                  "--out", str(tmp_path / "p.csv")])
     assert result.exit_code == 1 and "ragged.csv:2: expected 4 columns" in result.output
-    (tmp_path / "other.csv").write_text("maybe,1,2,3\n")
+    (tmp_path / "other.csv").write_text("1,2,3\nmaybe,1,2\n")
     result = runner.invoke(cli, ["predict", str(run_dir), "--data", str(tmp_path / "other.csv"),
-                                 "--out", str(tmp_path / "p.csv")])
-    assert result.exit_code == 1 and "expected a label in ['neg', 'pos'], got 'maybe'" in result.output
+                                 "--no-labels", "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 1 and "other.csv:2: expected a number, got 'maybe'" in result.output
     result = runner.invoke(cli, ["predict", str(tmp_path), "--data", str(tmp_path / "other.csv"),
                                  "--out", str(tmp_path / "p.csv")])
     assert result.exit_code == 1 and "not a run directory" in result.output
@@ -56,3 +56,20 @@ def test_bad_input(tmp_path, run_dir):
                                  "--out", str(tmp_path / "nodir" / "p.csv")])
     assert result.exit_code == 2 and "Invalid value for '--out': its directory must exist" in result.output
     assert not (tmp_path / "nodir").exists()
+
+
+def test_labels_are_not_used(tmp_path, run_dir):
+    """A label the model never saw is no error, and a file without the label column (--no-labels)
+    gets the same probabilities as the labelled one."""
+    rows = ["maybe,1,2,3", "neg,3,2,1", "pos,0.5,0,2"]
+    (tmp_path / "labelled.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "bare.csv").write_text("\n".join(r.split(",", 1)[1] for r in rows) + "\n")
+    written = {}
+    for name, flags in (("labelled", []), ("bare", ["--no-labels"])):
+        out = tmp_path / f"{name}_p.csv"
+        result = CliRunner().invoke(cli, ["predict", str(run_dir), "--data", str(tmp_path / f"{name}.csv"),
+                                          *flags, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        written[name] = list(csv.DictReader(out.open()))
+    assert written["labelled"] == written["bare"] and len(written["bare"]) == 3
+    assert {r["label"] for r in written["bare"]} <= {"neg", "pos"}

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from rnnkit.data.series import DataError, fill_missing, find_test_file, read_ts
+from rnnkit.data.series import DataError, fill_missing, find_test_file, read_ts, read_ts_values
 from rnnkit.data.tables import UNK, Vocab, read_csv_series, read_text_csv, tokenize
 
 HEADER = "# a comment\n@problemName Toy\n@timeStamps false\n"
@@ -30,6 +30,20 @@ def test_univariate_equal_length(tmp_path):
     assert data.lengths_N.tolist() == [3, 3]
     assert data.classes == ("b", "a")  # declared order, not sorted
     assert data.labels_N.tolist() == [1, 0]
+
+
+def test_values_with_labels_as_written(tmp_path):
+    """read_ts_values takes any label, one the header does not declare too, and reads the same
+    series as read_ts."""
+    path = write(tmp_path, "V.ts", HEADER + "@univariate true\n@classLabel true a b\n@data\n1,?,2:a\n3:zz\n")
+    inputs, lengths_N, labels = read_ts_values(path)
+    assert labels == ["a", "zz"] and lengths_N.tolist() == [3, 1]
+    torch.testing.assert_close(inputs[:, :, 0], torch.tensor([[1.0, math.nan, 2.0], [3.0, 0.0, 0.0]]),
+                               equal_nan=True, check_dtype=False)
+    with pytest.raises(DataError, match=r"V.ts:8: expected a label in \['a', 'b'\], got 'zz'"):
+        read_ts(path)
+    bare = write(tmp_path, "B.ts", HEADER + "@classLabel false\n@data\n1,2\n")
+    assert read_ts_values(bare)[2] is None
 
 
 def test_multivariate_varying_length(tmp_path):

@@ -191,3 +191,45 @@ def test_an_interrupted_ensemble_resumes_to_the_straight_ensemble(tmp_path, tren
         train_classifier(cfg, out, resume=True, overwrite=True)
     with pytest.raises(FileNotFoundError, match="resume needs a saved run in out, got .*member0'"):
         train_classifier(cfg, tmp_path / "none", resume=True)
+
+
+def test_predict_does_not_use_the_files_labels(tmp_path, trend):
+    train, test = trend
+    out = tmp_path / "run"
+    train_classifier(cfg_for(train, "train.epochs=2", "data.val_fraction=0"), out)
+    expected = [r["probabilities"] for r in predict(out, test)]
+    # a label the model never saw, and one the file's own @classLabel does not declare
+    unseen = tmp_path / "unseen.ts"
+    unseen.write_text(test.read_text().replace(":down\n", ":sideways\n", 1))
+    rows = predict(out, unseen)
+    assert [r["probabilities"] for r in rows] == expected
+    assert [r["given"] for r in rows[:3]] == ["up", "sideways", "up"]
+    # no labels at all: @classLabel false and no label field on the rows
+    bare = tmp_path / "bare.ts"
+    lines = test.read_text().replace("@classLabel true up down", "@classLabel false").splitlines()
+    bare.write_text("\n".join(line.rsplit(":", 1)[0] for line in lines) + "\n")
+    rows = predict(out, bare)
+    assert [r["probabilities"] for r in rows] == expected and {r["given"] for r in rows} == {None}
+    with pytest.raises(ValueError, match="labels=False is for CSV series files .* format 'ts'"):
+        predict(out, bare, labels=False)
+
+
+def test_overwrite_replaces_an_ensemble(tmp_path, trend):
+    """A run over an ensemble with overwrite leaves nothing of the old one for predict to find."""
+    train, test = trend
+    out = tmp_path / "ens"
+    train_classifier(cfg_for(train, "ensemble=3", "train.epochs=1", "data.val_fraction=0"), out)
+    (out / "member_notes").mkdir()  # not a member: kept
+    one = cfg_for(train, "train.epochs=1", "data.val_fraction=0")
+    with pytest.raises(FileExistsError, match=r"ensemble's run \(.*ensemble.json\)"):
+        train_classifier(one, out)
+    two = cfg_for(train, "ensemble=2", "train.epochs=1", "data.val_fraction=0")
+    train_classifier(two, out, overwrite=True)
+    assert json.loads((out / "ensemble.json").read_text()) == {"members": ["member0", "member1"]}
+    assert not (out / "member2").exists()
+    results = train_classifier(one, out, overwrite=True)
+    assert not (out / "ensemble.json").exists() and "members" not in results
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["member_notes"]
+    alone = tmp_path / "alone"
+    assert train_classifier(one, alone)["test_loss"] == results["test_loss"]
+    assert predict(out, test) == predict(alone, test)

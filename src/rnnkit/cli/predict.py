@@ -16,13 +16,17 @@ from rnnkit.tasks.classify import predict as predict_rows
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--data", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="File to classify, in the training file's format.")
+              help="File to classify, in the training file's format; its labels are not used "
+                   "(any value will do).")
+@click.option("--no-labels", is_flag=True,
+              help="--data is a CSV of series without a label column: every column is a value "
+                   "(a .ts file says so itself, with @classLabel false).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
               help="CSV to write: id, label, then one probability column per class.")
-def predict(run_dir, data, out):
+def predict(run_dir, data, no_labels, out):
     """Classify every sequence in --data with the model in RUN_DIR (from rnnkit train classify)."""
     try:
-        rows = predict_rows(run_dir, data)
+        rows = predict_rows(run_dir, data, labels=not no_labels)
     except (OSError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     classes = list(rows[0]["probabilities"])

@@ -77,6 +77,36 @@ def read_ts(path: str | Path, *, classes: Sequence[str] | None = None) -> Labell
         ``Labelled`` with inputs (N, T_max, D); missing values NaN, padding 0.
     """
     path = Path(path)
+    header, rows, labels, row_lines = _read_rows(path)
+    declared = header.get("classlabel")
+    known = tuple(classes) if classes is not None else declared
+    if header["labelled"] is False:
+        labels_N, names = None, tuple(classes or ())
+    else:
+        names = known if known is not None else sorted_labels(labels)
+        labels_N = encode_labels(path, labels, row_lines, names)
+    inputs, lengths_N = pad_series(rows)
+    return Labelled(inputs, lengths_N, labels_N, tuple(names), path)
+
+
+def read_ts_values(path: str | Path) -> tuple[Tensor, Tensor, list[str] | None]:
+    """The series of a ``.ts`` file and its labels as written, whatever they are (for
+    prediction, where a label outside the training classes, or outside the file's own
+    ``@classLabel`` names, is no error).
+
+    Returns:
+        ``(inputs, lengths_N, labels)``: inputs (N, T_max, D) float32, missing values NaN,
+        padding 0; labels one string per series, or None for ``@classLabel false``.
+    """
+    path = Path(path)
+    header, rows, labels, _ = _read_rows(path)
+    inputs, lengths_N = pad_series(rows)
+    return inputs, lengths_N, None if header["labelled"] is False else labels
+
+
+def _read_rows(path: Path) -> tuple[dict, list[list[list[float]]], list, list[int]]:
+    """The header, each series' per-dimension values, its label (None when unlabelled) and
+    its line number."""
     lines = decode_lines(path)
     header, start = _read_header(path, lines)
     rows, labels, row_lines = [], [], []
@@ -87,15 +117,7 @@ def read_ts(path: str | Path, *, classes: Sequence[str] | None = None) -> Labell
         row_lines.append(number)
     if not rows:
         raise DataError(path, None, "expected at least one series after @data, got none")
-    declared = header.get("classlabel")
-    known = tuple(classes) if classes is not None else declared
-    if header["labelled"] is False:
-        labels_N, names = None, tuple(classes or ())
-    else:
-        names = known if known is not None else sorted_labels(labels)
-        labels_N = encode_labels(path, labels, row_lines, names)
-    inputs, lengths_N = pad_series(rows)
-    return Labelled(inputs, lengths_N, labels_N, tuple(names), path)
+    return header, rows, labels, row_lines
 
 
 def find_test_file(train_path: str | Path) -> Path | None:

@@ -27,20 +27,22 @@ _TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
 
 
 def read_csv_series(path: str | Path, *, classes: Sequence[str] | None = None,
-                    ragged: bool = False) -> Labelled:
+                    ragged: bool = False, labelled: bool = True) -> Labelled:
     """Univariate series, one per row: ``label,v1,v2,...``.
 
     Arguments:
         classes: the training set's label names (for a test file); None: the sorted labels.
         ragged: allow rows of different lengths (trailing empty fields are dropped);
             otherwise every row must have the first row's number of columns.
+        labelled: False: no label column, ``v1,v2,...`` (data to predict); no labels come back.
 
     Returns:
         ``Labelled`` with inputs (N, T_max, 1) float32.
     """
     path = Path(path)
     rows = _csv_rows(path)
-    if _is_header(rows[0][1][1:]):
+    first = 1 if labelled else 0  # the first value's column
+    if _is_header(rows[0][1][first:]):
         rows = rows[1:]
     if not rows:
         raise DataError(path, None, "expected data rows after the header, got none")
@@ -51,16 +53,19 @@ def read_csv_series(path: str | Path, *, classes: Sequence[str] | None = None,
             while fields and not fields[-1].strip():
                 fields = fields[:-1]
         elif len(fields) != width:
-            raise DataError(path, number, f"expected {width} columns like the first row (label and "
-                                          f"{width - 1} values; pass ragged=True for varying lengths), "
-                                          f"got {len(fields)}")
-        if len(fields) < 2:
-            raise DataError(path, number, f"expected a label and at least one value, got {fields!r}")
-        values.append([[_number(path, number, word) for word in fields[1:]]])
+            raise DataError(path, number, f"expected {width} columns like the first row ("
+                                          f"{'label and ' * labelled}{width - first} values; pass "
+                                          f"ragged=True for varying lengths), got {len(fields)}")
+        if len(fields) <= first:
+            raise DataError(path, number, f"expected {'a label and ' * labelled}at least one value, "
+                                          f"got {fields!r}")
+        values.append([[_number(path, number, word) for word in fields[first:]]])
         labels.append(fields[0].strip())
         numbers.append(number)
-    names = tuple(classes) if classes is not None else sorted_labels(labels)
     inputs, lengths_N = pad_series(values)
+    if not labelled:
+        return Labelled(inputs, lengths_N, None, (), path)
+    names = tuple(classes) if classes is not None else sorted_labels(labels)
     return Labelled(inputs, lengths_N, encode_labels(path, labels, numbers, names), names, path)
 
 

@@ -2,7 +2,7 @@
 
     cfg = load(ClassifyConfig, None, ["data.path=GunPoint_TRAIN.ts", "train.epochs=100"])
     results = train_classifier(cfg, "runs/gunpoint")   # fit, validate, test
-    rows = predict("runs/gunpoint", "GunPoint_TEST.ts")  # id, label, class probabilities
+    rows = predict("runs/gunpoint", "GunPoint_TEST.ts")  # id, label, given, class probabilities
 
 A run directory holds what ``rnnkit.train.fit`` writes (config.json with the "data" section,
 model.safetensors, metrics.csv, training_state.pt), plus ``labels.json`` (the class names,
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +24,14 @@ from torch import Tensor
 
 from rnnkit import config as _config
 from rnnkit._io import write_atomic
-from rnnkit.data.series import DataError, Labelled, fill_missing, find_test_file, read_ts
+from rnnkit.data.series import (
+    DataError,
+    Labelled,
+    fill_missing,
+    find_test_file,
+    read_ts,
+    read_ts_values,
+)
 from rnnkit.data.tables import Vocab, read_csv_series, read_text_csv
 from rnnkit.models import architecture_config, load_model
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
@@ -93,7 +102,9 @@ def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = 
     """Train on ``cfg.data.path``, validate on a held-out split, test on the test file.
     ``resume`` continues the interrupted run in ``out``, with the settings it was started
     with but for its length (``rnnkit.tasks._resume``): each ensemble member with a saved
-    run goes on from it (a finished one just reloads), the others start.
+    run goes on from it (a finished one just reloads), the others start. ``overwrite``
+    replaces the run in ``out``: once the data is read, the old run's ``results.json``,
+    ``ensemble.json`` and ``member<i>`` directories go, so none outlives it.
 
     Returns:
         the results written to ``out/results.json``: accuracies and losses (train, val,
@@ -104,7 +115,8 @@ def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = 
 
     Raises:
         DataError: a data file that cannot be read (names file, line, value).
-        FileExistsError: ``out`` holds a checkpoint and neither ``overwrite`` nor ``resume``.
+        FileExistsError: ``out`` holds a checkpoint or an ensemble and neither ``overwrite``
+            nor ``resume``.
         FileNotFoundError: ``resume`` and ``out`` holds no saved run.
         ValueError: ``resume`` with ``overwrite``, or with settings that differ from the run's.
     """
@@ -112,8 +124,11 @@ def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = 
         raise ValueError("data.path must name the training file, got ''")
     out = Path(out)
     dirs = [out] if cfg.ensemble == 1 else [out / f"member{i}" for i in range(cfg.ensemble)]
-    if cfg.ensemble > 1 and (out / RESULTS).exists() and not (overwrite or resume):
-        raise FileExistsError(f"out already holds an ensemble's results ({out / RESULTS}); pass "
+    # an ensemble's top level holds no checkpoint for check_out to find, only these files
+    marks = (out / ENSEMBLE, out / RESULTS) if cfg.ensemble > 1 else (out / ENSEMBLE,)
+    held = [str(p) for p in marks if p.exists()]
+    if held and not (overwrite or resume):
+        raise FileExistsError(f"out already holds an ensemble's run ({', '.join(held)}); pass "
                               f"resume=True to continue it or overwrite=True to replace it")
     check_out(dirs[0], resume=resume, overwrite=overwrite)  # the first member starts every ensemble
     kind = _format(cfg.data)
@@ -121,6 +136,8 @@ def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = 
     train_set, val_set = _split(full, cfg.data.val_fraction, cfg.train.seed)
     test_path = Path(cfg.data.test_path) if cfg.data.test_path else find_test_file(cfg.data.path)
     test_set = None if test_path is None else _read(kind, test_path, cfg.data, full.classes, vocab)[0]
+    if overwrite:  # only now that the data has been read: a bad file leaves the old run whole
+        _remove_old_run(out)
     models, fits = [], []
     for i, run_dir in enumerate(dirs):
         model, result = _fit_member(cfg, i, run_dir, (full, vocab, train_set, val_set),
@@ -173,25 +190,33 @@ def _fit_member(cfg: ClassifyConfig, i: int, run_dir: Path, data: tuple, *, resu
     return model, result
 
 
-def predict(run_dir: str | Path, data_path: str | Path) -> list[dict[str, Any]]:
+def predict(run_dir: str | Path, data_path: str | Path, *, labels: bool = True) -> list[dict[str, Any]]:
     """Class probabilities for every sequence in ``data_path`` (same format as training).
+    The file's labels are not used: any string will do, a class the model never saw too.
+
+    Arguments:
+        labels: False: a CSV series file without a label column, every column a value (a
+            ``.ts`` file says so itself, with ``@classLabel false``).
 
     Returns:
-        one row per sequence: ``{"id": n, "label": predicted class name,
-        "probabilities": {class name: p}}``; ids count from 0 in file order.
+        one row per sequence: ``{"id": n, "label": predicted class name, "given": the file's
+        label or None, "probabilities": {class name: p}}``; ids count from 0 in file order.
+
+    Raises:
+        ValueError: ``labels=False`` for a run trained on a .ts or text file.
     """
     run_dir = Path(run_dir)
     dirs = [run_dir / name for name in _read_json(run_dir / ENSEMBLE)["members"]] \
         if (run_dir / ENSEMBLE).is_file() else [run_dir]
     models = [load_model(d) for d in dirs]
     saved = read_config(dirs[0])
-    labels = _read_json(dirs[0] / LABELS)
+    trained = _read_json(dirs[0] / LABELS)
     data = _config.from_dict(DataSection, saved.get("data") or {})
-    vocab = Vocab.from_json((dirs[0] / TOKENIZER).read_text("utf-8")) if labels["format"] == "text" else None
-    dataset = _read(labels["format"], Path(data_path), data, tuple(labels["classes"]), vocab)[0]
+    vocab = Vocab.from_json((dirs[0] / TOKENIZER).read_text("utf-8")) if trained["format"] == "text" else None
+    dataset, given = _read_unchecked(trained["format"], Path(data_path), data, vocab, labelled=labels)
     probs_NC = torch.stack([_probabilities(m, dataset) for m in models]).mean(dim=0)
-    classes = labels["classes"]
-    return [{"id": n, "label": classes[int(p_C.argmax())],
+    classes = trained["classes"]
+    return [{"id": n, "label": classes[int(p_C.argmax())], "given": None if given is None else given[n],
              "probabilities": {c: float(p) for c, p in zip(classes, p_C, strict=True)}}
             for n, p_C in enumerate(probs_NC)]
 
@@ -224,6 +249,41 @@ def _read(kind: str, path: Path, data: DataSection, classes: tuple[str, ...] | N
         raise DataError(path, None, f"expected at least 2 classes, got {list(dataset.classes)}")
     filled = fill_missing(dataset.inputs, dataset.lengths_N).to(torch.get_default_dtype())
     return Labelled(filled, dataset.lengths_N, dataset.labels_N, dataset.classes, path), None
+
+
+def _read_unchecked(kind: str, path: Path, data: DataSection, vocab: Vocab | None, *,
+                    labelled: bool) -> tuple[Labelled, list[str] | None]:
+    """The file's sequences without labels (series filled as in ``_read``), and its labels
+    as written (any strings) or None; for prediction, where labels are not used."""
+    if not labelled and kind != "csv":
+        raise ValueError(f"labels=False is for CSV series files (a .ts file declares @classLabel false "
+                         f"itself), got a run trained on format {kind!r}")
+    if kind == "ts":
+        inputs, lengths_N, given = read_ts_values(path)
+    elif not labelled:
+        found, given = read_csv_series(path, ragged=data.ragged, labelled=False), None
+        inputs, lengths_N = found.inputs, found.lengths_N
+    else:
+        # classes=None: this file's own labels are its classes, so none is refused
+        found = read_text_csv(path, vocab=vocab, max_tokens=data.max_tokens)[0] if kind == "text" \
+            else read_csv_series(path, ragged=data.ragged)
+        assert found.labels_N is not None
+        inputs, lengths_N = found.inputs, found.lengths_N
+        given = [found.classes[i] for i in found.labels_N.tolist()]
+    if kind != "text":
+        inputs = fill_missing(inputs, lengths_N).to(torch.get_default_dtype())
+    return Labelled(inputs, lengths_N, None, (), path), given
+
+
+def _remove_old_run(out: Path) -> None:
+    """Remove what an old run in ``out`` leaves that the new one may not rewrite: its
+    results, the member list that ``predict`` would follow to the old members, and those
+    members (``member<digits>`` directories)."""
+    for name in (ENSEMBLE, RESULTS):  # the list first: a half-removed member is never listed
+        (out / name).unlink(missing_ok=True)
+    for path in out.glob("member*"):
+        if re.fullmatch(r"member\d+", path.name) and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
 
 
 def _split(data: Labelled, fraction: float, seed: int) -> tuple[Labelled, Labelled | None]:
