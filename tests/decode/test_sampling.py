@@ -105,6 +105,13 @@ def test_top_k_1_sampling_is_greedy():
     assert drawn.tolist() == greedy(model, prompt, max_new_tokens=12).tolist()
 
 
+def test_a_vanishing_temperature_is_greedy_not_nan():
+    """logits / 1e-40 overflow to inf (and softmax to NaN) unless the largest is moved to 0 first."""
+    logits = torch.randn(64, 50, generator=torch.Generator().manual_seed(3)) * 5
+    ids = sampling_pick(temperature=1e-40, generator=torch.Generator().manual_seed(4))(logits)
+    assert ids.tolist() == logits.argmax(-1).tolist()
+
+
 def test_sampling_frequencies_follow_the_renormalised_nucleus():
     # probs 0.5, 0.3, 0.15, 0.05; top_p=0.7 keeps ids 0 and 1 with 0.5/0.8 and 0.3/0.8
     logits = torch.tensor([0.5, 0.3, 0.15, 0.05]).log().expand(4000, 4)

@@ -157,3 +157,7 @@ def test_generate_checks_the_prompt_before_returning(tmp_path):
         generate(out, "And €5")
     with pytest.raises(ValueError, match="prompt must be a non-empty string"):
         GenerateConfig(prompt="")
+    # sampling settings are checked where they are read: greedy decoding ignores a temperature of 0
+    assert GenerateConfig(strategy="greedy", temperature=0.0).strategy == "greedy"
+    with pytest.raises(ValueError, match="temperature must be a number > 0"):
+        GenerateConfig(strategy="sample", temperature=0.0)

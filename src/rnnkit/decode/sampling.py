@@ -67,7 +67,9 @@ def sampling_pick(*, temperature: float = 1.0, top_k: int | None = None, top_p: 
         generator.seed()  # from the OS; torch.seed() would reseed the global RNG
 
     def pick(logits_BV: Tensor) -> Tensor:
-        logits_BV = logits_BV / temperature
+        # the largest logit first moved to 0: a tiny τ then sends the others to -inf instead
+        # of the largest to +inf (inf - inf in softmax is NaN), which leaves greedy's choice
+        logits_BV = (logits_BV - logits_BV.amax(dim=-1, keepdim=True)) / temperature
         if top_k is not None:
             logits_BV = mask_top_k(logits_BV, top_k)
         if top_p is not None:

@@ -220,7 +220,8 @@ class GenerateConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-        sampling_pick(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)  # its checks
+        if self.strategy == "sample":  # the settings greedy and beam search do not read go unchecked
+            sampling_pick(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)  # its checks
 
 
 def generate(run_dir: str | Path, prompt: str = "\n", **options: Any) -> Iterator[str]:
