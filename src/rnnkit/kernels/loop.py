@@ -20,8 +20,8 @@ for h and c), so under one seed both executors use the same masks.
 
 CPU, float32 and float64: the loop is a ``torch.library`` custom op, so
 ``torch.compile(fullgraph=True)`` traces through it. On a CUDA GPU with Triton the same
-loop runs as Triton kernels (``loop_triton``; the reset-before GRU only in its persistent
-plan, ``RNNKIT_TRITON_LOOP=persistent``). Anything else runs the reference loop.
+loop runs as Triton kernels (``loop_triton``; the reset-before GRU in its persistent plan
+only, so not with ``RNNKIT_TRITON_LOOP=steps``). Anything else runs the reference loop.
 """
 
 from __future__ import annotations

@@ -77,15 +77,19 @@ def flat_weights(cell: Cell) -> list[Tensor]:
 def fused(kind: str, x: Tensor, hx: HX, weights: list[Tensor], *, bias: bool, num_layers: int,
           dropout: float, train: bool, bidirectional: bool, batch_first: bool):
     """One call of torch's fused op, exactly as torch.nn.RNN/LSTM/GRU.forward makes it."""
-    # cuDNN keeps what its backward needs only in training mode; without dropout the flag
-    # changes nothing else, so a layer in eval mode can still be differentiated there
-    train = train or (x.is_cuda and dropout == 0 and torch.is_grad_enabled())
-    args = (weights, bias, num_layers, dropout, train, bidirectional, batch_first)
+    args = (weights, bias, num_layers, dropout, _train_flag(train, x, dropout), bidirectional, batch_first)
     if kind == "lstm":
         out, h, c = torch.lstm(x, hx, *args)
         return out, (h, c)
     out, h = _OPS[kind](x, hx[0], *args)
     return out, (h,)
+
+
+def _train_flag(train: bool, x: Tensor, dropout: float) -> bool:
+    """The fused op's ``train``: cuDNN keeps what its backward needs only in training mode;
+    without dropout the flag changes nothing else, so a layer in eval mode can still be
+    differentiated there."""
+    return train or (x.is_cuda and dropout == 0 and torch.is_grad_enabled())
 
 
 def call(kind: str, x: Tensor, hx: HX, weights: list[Tensor], lengths_B: Tensor | None, *, bias: bool,
@@ -229,9 +233,8 @@ def packed(kind: str, x_BTI: Tensor, hx: HX, weights: list[Tensor], lengths_B: T
     # the lengths go to the host, as with pack_padded_sequence in torch.nn code
     data = pack_padded_sequence(x_BTI, lengths_B.cpu(), batch_first=True, enforce_sorted=False)
     hx = tuple(t.index_select(1, data.sorted_indices) for t in hx)
-    train = train or (x_BTI.is_cuda and dropout == 0 and torch.is_grad_enabled())  # as in fused
     args = (data.data, data.batch_sizes)
-    opts = (weights, bias, num_layers, dropout, train, bidirectional)
+    opts = (weights, bias, num_layers, dropout, _train_flag(train, x_BTI, dropout), bidirectional)
     if kind == "lstm":
         out, *state = torch.lstm(*args, hx, *opts)
     else:
