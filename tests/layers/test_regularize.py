@@ -58,6 +58,34 @@ def test_zoneout_training_keeps_old_or_new_and_eval_mixes():
     torch.testing.assert_close(got.c, 0.6 * old.c + 0.4 * new.c)
 
 
+@pytest.mark.parametrize("cell", [
+    lambda: Zoneout(LSTMCell(I, H, proj_size=3), h=0.3, c=0.6),  # h and c of different sizes
+    lambda: Zoneout(GRUCell(I, H), h=0.4),
+], ids=["lstm-proj", "gru"])
+def test_zoneout_draws_a_whole_sequence_in_one_call_with_the_per_step_numbers(cell, monkeypatch):
+    """A known length draws every step's uniforms in one call (2T small calls cost more than
+    the step on a GPU); on the CPU they are the numbers the per-step draws give."""
+    cell = cell().train()
+    x_TBI, state = torch.randn(T, B, I), cell.init_state(B)
+
+    def run(steps):
+        torch.manual_seed(5)
+        step, s, hs = cell.for_sequence(B, steps=steps), state, []
+        for x_BI in x_TBI:
+            s = step(x_BI, s)
+            hs.append(s)
+        return hs
+
+    calls = []
+    rand = torch.rand
+    monkeypatch.setattr(torch, "rand", lambda *a, **k: calls.append(a) or rand(*a, **k))
+    whole = run(T)
+    assert len(calls) == 1
+    for got, want in zip(whole, run(None), strict=True):
+        for g, w in zip(got, want, strict=True):
+            assert torch.equal(g, w)
+
+
 def test_weight_drop_masks_weight_hh_per_pass_without_patching():
     cell = WeightDrop(GRUCell(I, H), 0.5).train()
     before = cell.cell.weight_hh.detach().clone()

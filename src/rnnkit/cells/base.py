@@ -80,11 +80,12 @@ class Cell(nn.Module, ABC):
     def forward(self, x_BI: Tensor, state: State) -> State:
         """One step: the next state, whose ``.h`` is the step's output."""
 
-    def for_sequence(self, batch: int, *, device=None, dtype=None) -> Step:
-        """The step function for one pass over a batch of sequences.
+    def for_sequence(self, batch: int, *, steps: int | None = None, device=None, dtype=None) -> Step:
+        """The step function for one pass over a batch of sequences (``steps`` long, if known).
 
         Wrappers that draw one random mask per sequence (variational dropout,
-        weight drop) draw it here, so the cell itself keeps no hidden state.
+        weight drop) draw it here, so the cell itself keeps no hidden state; zoneout,
+        which draws at every step, draws all ``steps`` steps' masks in one call.
         """
         return self
 

@@ -57,8 +57,8 @@ class RecurrentDropout(CellWrapper):
                                "Recurrent, or call for_sequence(batch) and use the step it returns")
         return self.cell(x_BI, state)
 
-    def for_sequence(self, batch: int, *, device=None, dtype=None) -> Step:
-        step = self.cell.for_sequence(batch, device=device, dtype=dtype)
+    def for_sequence(self, batch: int, *, steps: int | None = None, device=None, dtype=None) -> Step:
+        step = self.cell.for_sequence(batch, steps=steps, device=device, dtype=dtype)
         if not self.training or self.p == 0.0:
             return step
         mask_BH = self.draw_mask(batch, device=device, dtype=dtype)
@@ -93,20 +93,45 @@ class Zoneout(CellWrapper):
     def forward(self, x_BI: Tensor, state: State) -> State:
         return self.zoneout(state, self.cell(x_BI, state))
 
-    def for_sequence(self, batch: int, *, device=None, dtype=None) -> Step:
-        step = self.cell.for_sequence(batch, device=device, dtype=dtype)
-        return lambda x_BI, state: self.zoneout(state, step(x_BI, state))
+    def for_sequence(self, batch: int, *, steps: int | None = None, device=None, dtype=None) -> Step:
+        step = self.cell.for_sequence(batch, steps=steps, device=device, dtype=dtype)
+        if steps is None or not self.training:
+            return lambda x_BI, state: self.zoneout(state, step(x_BI, state))
+        # every step's draws in one call at the first step, which brings the state's shapes:
+        # 2T small random calls cost more than the step itself on a GPU
+        draws = []
 
-    def zoneout(self, old: State, new: State) -> State:
+        def zoned_step(x_BI: Tensor, state: State) -> State:
+            if not draws:
+                draws.append(zip(*self.draw_uniform(steps, state), strict=True))
+            return self.zoneout(state, step(x_BI, state), next(draws[0]))
+
+        return zoned_step
+
+    def zoned(self, state: State) -> list[tuple[str, float]]:
+        """The state's fields that zoneout touches, in the state's order, with their p."""
         probs = {"h": self.p_h, "c": self.p_c}
-        mixed = {}
-        for field, old_t, new_t in zip(new._fields, old, new, strict=True):
-            p = probs.get(field, 0.0)
-            if p == 0.0:
-                mixed[field] = new_t
-            elif self.training:
-                keep_old = torch.rand_like(new_t) < p
-                mixed[field] = torch.where(keep_old, old_t, new_t)
+        return [(f, probs[f]) for f in state._fields if probs.get(f, 0.0) > 0.0]
+
+    def draw_uniform(self, steps: int, state: State) -> list[Tensor]:
+        """U(0, 1) draws for ``steps`` steps of each zoned field, (steps, *field.shape) each,
+        from one call laid out step by step (fields in order within a step): on the CPU the
+        same numbers as a ``rand_like`` per field and step."""
+        fields = [getattr(state, f) for f, _ in self.zoned(state)]
+        like = state.h
+        flat = torch.rand(steps, sum(t.numel() for t in fields), device=like.device, dtype=like.dtype)
+        parts = flat.split([t.numel() for t in fields], dim=1)
+        return [part.view(steps, *t.shape) for part, t in zip(parts, fields, strict=True)]
+
+    def zoneout(self, old: State, new: State, uniforms: tuple[Tensor, ...] | None = None) -> State:
+        """Mix ``old`` into ``new``; in training from ``uniforms`` (one per zoned field), or
+        from fresh draws when none are given."""
+        mixed, drawn = new._asdict(), iter(uniforms or ())
+        for field, p in self.zoned(new):
+            old_t, new_t = getattr(old, field), getattr(new, field)
+            if self.training:
+                uniform = next(drawn) if uniforms is not None else torch.rand_like(new_t)
+                mixed[field] = torch.where(uniform < p, old_t, new_t)
             else:
                 mixed[field] = p * old_t + (1.0 - p) * new_t
         return type(new)(**mixed)
@@ -135,7 +160,7 @@ class WeightDrop(CellWrapper):
     def forward(self, x_BI: Tensor, state: State) -> State:
         return self.for_sequence(x_BI.shape[0])(x_BI, state)
 
-    def for_sequence(self, batch: int, *, device=None, dtype=None) -> Step:
+    def for_sequence(self, batch: int, *, steps: int | None = None, device=None, dtype=None) -> Step:
         if not self.training or self.p == 0.0:
             return self.cell
         weights = {"weight_hh": self.dropped_weight_hh()}

@@ -50,8 +50,8 @@ class GradProbe(CellWrapper):
         self.passes.append(([], None))  # a lone step is a pass of length one
         return self._tap(self.cell(x_BI, state), self.passes[-1][0])
 
-    def for_sequence(self, batch: int, *, device=None, dtype=None) -> Step:
-        step = self.cell.for_sequence(batch, device=device, dtype=dtype)
+    def for_sequence(self, batch: int, *, steps: int | None = None, device=None, dtype=None) -> Step:
+        step = self.cell.for_sequence(batch, steps=steps, device=device, dtype=dtype)
         taps: list[Tensor] = []
         self.passes.append((taps, self.lengths))
         return lambda x_BI, state: self._tap(step(x_BI, state), taps)

@@ -15,8 +15,9 @@ whose backward reads h_{t-1} from the (then saved) output; see the C++ file.
 Cells: ``LSTMCell`` (peepholes allowed, no projection), ``LayerNormLSTMCell``, ``GRUCell``
 (either reset placement), ``LayerNormGRUCell``; wrapped as the drop-ins wrap them, from the
 outside in: ``Zoneout``, ``RecurrentDropout``, ``WeightDrop``. The random masks are drawn
-in the reference loop's order (weight mask, dropout mask, then each step's zoneout draws
-for h and c), so under one seed both executors use the same masks.
+in the reference loop's order (weight mask, dropout mask, then zoneout's draws for every
+step in one call, by ``Zoneout.draw_uniform``), so under one seed both executors use the
+same masks, on any device.
 
 CPU, float32 and float64: the loop is a ``torch.library`` custom op, so
 ``torch.compile(fullgraph=True)`` traces through it. On a CUDA GPU with Triton the same
@@ -189,18 +190,16 @@ def _input_side(core: Cell, x_BTI: Tensor) -> Tensor:
     return F.linear(x_BTI, core.weight_ih, core.bias_ih)
 
 
-def _keep_masks(zone: Zoneout, T: int, state, like: Tensor) -> tuple[Tensor | None, Tensor | None]:
+def _keep_masks(zone: Zoneout, T: int, state) -> tuple[Tensor | None, Tensor | None]:
     """Zoneout's (keep_h, keep_c) for every step, (T, B, H) each, or None where p = 0: 0/1
-    draws in training, in the reference's order (step by step, h then c); p at evaluation."""
+    in training, from the wrapper's own one-call draw (so the reference loop, given the
+    same seed, keeps the same units); p at evaluation."""
     probs = [zone.p_h, zone.p_c if isinstance(state, LSTMState) else 0.0]
+    like = state.h
     if not zone.training:
         return tuple(None if p == 0 else like.new_full((T, *like.shape), p) for p in probs)
-    drawn = [p for p in probs if p > 0]
-    if like.is_cpu:  # the CPU generator fills one tensor in order: one call draws what 2T calls would
-        uniform = torch.rand(T, len(drawn), *like.shape, dtype=like.dtype)
-    else:
-        uniform = torch.stack([torch.stack([torch.rand_like(like) for _ in drawn]) for _ in range(T)])
-    keep = iter((uniform[:, k] < p).to(like.dtype) for k, p in enumerate(drawn))
+    keep = iter((u < p).to(like.dtype) for u, (_, p) in zip(zone.draw_uniform(T, state), zone.zoned(state),
+                                                           strict=True))
     return tuple(next(keep) if p > 0 else None for p in probs)
 
 
@@ -239,7 +238,7 @@ def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
     mask_BH = None
     if dropout is not None and dropout.training and dropout.p > 0:
         mask_BH = dropout.draw_mask(B, device=x_BTI.device, dtype=x_BTI.dtype)
-    keep_h, keep_c = (None, None) if zone is None else _keep_masks(zone, T, state, h0_BH)
+    keep_h, keep_c = (None, None) if zone is None else _keep_masks(zone, T, state)
     layer_norm = isinstance(core, LayerNormLSTMCell | LayerNormGRUCell)
     if layer_norm and where == "cpu":  # the C++ loop applies the input side's LayerNorm itself
         xg_BTG, fused = F.linear(x_BTI, core.weight_ih).contiguous(), (core.ln_ih.weight, core.bias_ih)

@@ -21,7 +21,7 @@ def supports(cell: Cell) -> bool:
 
 def run(cell: Cell, x_BTI: Tensor, state: State, lengths_B: Tensor | None):
     B, T, _ = x_BTI.shape
-    step = cell.for_sequence(B, device=x_BTI.device, dtype=x_BTI.dtype)
+    step = cell.for_sequence(B, steps=T, device=x_BTI.device, dtype=x_BTI.dtype)
     outs = []
     for t in range(T):
         new = step(x_BTI[:, t], state)
