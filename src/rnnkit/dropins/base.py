@@ -23,18 +23,20 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import kernels
-from rnnkit._checks import check_lengths, check_like, check_sequence
+from rnnkit._checks import check_lengths, check_sequence
 from rnnkit.cells import HiddenState, MinGRUCell, MinLSTMCell, core_cell
 from rnnkit.cells.base import Cell
 from rnnkit.cells.wrappers import RecurrentDropout, WeightDrop, Zoneout, _check_p, _check_scaled_p
 from rnnkit.dropins import _names
+from rnnkit.dropins._layout import TorchLayout
+from rnnkit.dropins._stepping import Streaming
 from rnnkit.kernels import native
 from rnnkit.layers import Bidirectional, Recurrent, Stacked
 
 _CELL_CACHES = ("_cells", "_weight_dicts")  # DropIn's lookups of its children (see _cache_cells)
 
 
-class DropIn(nn.Module):
+class DropIn(Streaming, TorchLayout, nn.Module):
     """Shared machinery of the drop-ins; see the module docstring."""
 
     _torch_class: type[nn.Module] | None = None
@@ -260,126 +262,6 @@ class DropIn(nn.Module):
             hx = tuple(t.squeeze(1) for t in hx)
         return out, self._unpack_hx(hx)
 
-    def step(self, input: Tensor, hx=None):
-        """One time step, for streaming inference: feed each new frame with the state the
-        previous call returned.
-
-        Arguments:
-            input: (B, I), or (I,) unbatched.
-            hx: the state in torch.nn's layout, (L, B, H_out) per tensor; zeros if None.
-
-        Returns:
-            ``(output, h_n)`` or ``(output, (h_n, c_n))``: output (B, H_out) is the last
-            layer's new h, as ``forward`` on a length-1 sequence would give.
-
-        Unidirectional layers only (a backward direction needs the whole sequence). In
-        evaluation mode under ``torch.no_grad()`` or ``torch.inference_mode()`` on CPU
-        (float32), a plain LSTM, GRU or RNN stack runs as one compiled call
-        (``kernels/csrc/step.cpp``) on a copy of the weights ([W_ih | W_hh], or int8) made
-        at the first step and again whenever a weight changes or is replaced (optimizer
-        steps, ``load_state_dict``, ``.to``); a change made through ``.data`` (or to a model
-        made under ``inference_mode``) is not seen: call ``forget_step_weights()`` after one.
-        At batch 1 each layer's product goes straight to BLAS's gemv. Otherwise the cells
-        step one by one, with autograd.
-        """
-        stepper = self._stepper
-        if stepper is not None and not self.training:
-            # the streaming loop: the kernel checks the mode, weights and arguments itself and
-            # returns None for anything it cannot take, which the checks below then name
-            stepped = stepper.stream(input, hx)
-            if stepped is not None:
-                return stepped
-        if self.bidirectional:
-            raise ValueError("step needs a unidirectional layer: a backward direction reads the whole "
-                             "sequence first (use forward)")
-        if not isinstance(input, Tensor) or input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
-            shape = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
-            raise ValueError(f"input must be (batch, {self.input_size}) or ({self.input_size},), got {shape}")
-        unbatched = input.dim() == 1
-        x_BI = input.unsqueeze(0) if unbatched else input
-        like = core_cell(self._cells[0]).weight_ih
-        check_like(x_BI, name="input", like=like)
-        B = x_BI.shape[0]
-        if hx is None:
-            hx = self._zero_hx(B, x_BI)
-        else:
-            hx = self._check_hx(hx, B, like, unbatched=unbatched)
-        compiled = self._fused_kind is not None and not self.training and not torch.is_grad_enabled()
-        if self.int8 and not compiled:
-            raise RuntimeError("an int8 layer runs in eval mode under torch.no_grad() or "
-                               "torch.inference_mode() only (it has no backward)")
-        stepped = self._step_native(x_BI, hx) if compiled else None
-        if stepped is None and self.int8:
-            raise RuntimeError("the int8 step kernel is not available here (see the warning "
-                               "about building it); quantize_dynamic needs it")
-        if stepped is None:
-            new = self._step_cells(x_BI, hx)
-            out = new[0][-1]
-        else:
-            out, new = stepped
-        if unbatched:
-            out, new = out.squeeze(0), tuple(t.squeeze(1) for t in new)
-        return out, self._unpack_hx(new)
-
-    def forget_step_weights(self) -> None:
-        """Drop ``step``'s copy of the weights; the next step makes it again from the current ones."""
-        self._stepper = None
-
-    @property
-    def int8(self) -> bool:
-        # a layer pickled whole before int8 was a property keeps it as a plain attribute
-        return self.__dict__.get("_int8", self.__dict__.get("int8", False))
-
-    @int8.setter
-    def int8(self, value: bool) -> None:
-        self._int8 = value
-        self._stepper = None  # its copy of the weights is float32 or int8
-
-    def __getstate__(self):
-        # the compiled stepper neither pickles nor deep-copies; it is made again at the next step
-        return {**super().__getstate__(), "_stepper": None}
-
-    def _step_native(self, x_BI: Tensor, hx: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]] | None:
-        if self.proj_size or not x_BI.is_cpu or x_BI.dtype != torch.float32:
-            return None  # the kernel: CPU, float32, no LSTM projection
-        stepper = self._stepper
-        if stepper is None or not stepper.fresh():
-            layers = [native.flat_weights(cell) for cell in self._cells]
-            stepper = native.stepper(self._fused_kind, layers, self._weight_dicts, int8=self.int8)
-            self._stepper = stepper
-            if stepper is None:
-                return None
-        lstm = self._fused_kind == "lstm"
-        h, c, out = stepper.run(x_BI, hx[0], hx[1] if lstm else None)
-        return out, ((h, c) if lstm else (h,))
-
-    def _run_steps(self, x_BTI: Tensor, hx: tuple[Tensor, ...], lengths_B: Tensor | None):
-        """A sequence as one ``step`` per time step (the int8 path); finished rows keep their
-        state and emit zeros, as every executor does."""
-        outs = []
-        for t in range(x_BTI.shape[1]):
-            out_BH, new = self.step(x_BTI[:, t], hx)
-            new = (new,) if isinstance(new, Tensor) else new
-            if lengths_B is not None:
-                live_1B1 = (lengths_B > t)[None, :, None]
-                new = tuple(torch.where(live_1B1, n, o) for n, o in zip(new, hx, strict=True))
-                out_BH = torch.where(live_1B1[0], out_BH, 0.0)
-            outs.append(out_BH)
-            hx = new
-        return torch.stack(outs, dim=1), hx
-
-    def _step_cells(self, x_BI: Tensor, hx: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        """One step through each layer's cell (any cell, wrappers and autograd included)."""
-        states = []
-        for k, cell in enumerate(self._cells):
-            if k and self.dropout:
-                x_BI = torch.nn.functional.dropout(x_BI, self.dropout, self.training)
-            state = self._state_type()(*(t[k] for t in hx))
-            state = cell.for_sequence(x_BI.shape[0], device=x_BI.device, dtype=x_BI.dtype)(x_BI, state)
-            states.append(state)
-            x_BI = state.h
-        return tuple(torch.stack(parts) for parts in zip(*states, strict=True))
-
     def _check_layout(self, x: Tensor) -> None:
         """Rank and feature size, reported in the caller's own layout."""
         layout = "(batch, time, features)" if self.batch_first else "(time, batch, features)"
@@ -420,48 +302,6 @@ class DropIn(nn.Module):
         state = None if hx is None else self._nest(hx)
         out_BTO, state = self.stack(x_BTI, state, lengths=lengths_B)
         return out_BTO, self._flatten(state)
-
-    # -- states: torch.nn layout (L*D, B, ·) <-> one cell state per layer and direction --------
-    def _hx_shapes(self, B: int) -> list[tuple[int, int, int]]:
-        """torch.nn's state layout: (L*D, B, H_out) for h, (L*D, B, H) for c."""
-        LD = self.num_layers * (2 if self.bidirectional else 1)
-        sizes = (self._output_size(), self.hidden_size)[: len(self._state_type()._fields)]
-        return [(LD, B, n) for n in sizes]
-
-    def _zero_hx(self, B: int, like: Tensor) -> tuple[Tensor, ...]:
-        return tuple(like.new_zeros(shape) for shape in self._hx_shapes(B))
-
-    def _check_hx(self, hx, B: int, like: Tensor, *, unbatched: bool = False) -> tuple[Tensor, ...]:
-        """hx as the caller gave it (2-D tensors with unbatched input) -> (L*D, B, ·) tensors."""
-        fields = self._state_type()._fields
-        if not isinstance(hx, Tensor | tuple | list):
-            raise TypeError(f"hx must be a Tensor or a tuple of Tensors, got {type(hx).__name__}")
-        hx = (hx,) if isinstance(hx, Tensor) else tuple(hx)
-        if len(hx) != len(fields):
-            what = "a (h_0, c_0) pair" if len(fields) == 2 else "one tensor h_0"
-            raise TypeError(f"hx must be {what}, got {len(hx)} items")
-        layout = "(num_layers * num_directions, size) for unbatched input" if unbatched else \
-            "(num_layers * num_directions, batch, size)"
-        for name, t, (LD, _, size) in zip(fields, hx, self._hx_shapes(B), strict=True):
-            want = (LD, size) if unbatched else (LD, B, size)
-            if not isinstance(t, Tensor) or t.shape != want:
-                shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-                raise ValueError(f"hx {name}_0 must have shape {want} {layout}, got {shape}")
-            check_like(t, name=f"hx {name}_0", like=like)
-        return tuple(t.unsqueeze(1) for t in hx) if unbatched else hx
-
-    def _nest(self, hx: tuple[Tensor, ...]) -> tuple:
-        cell_states = [self._state_type()(*(t[k] for t in hx)) for k in range(hx[0].shape[0])]
-        if not self.bidirectional:
-            return tuple(cell_states)
-        return tuple(zip(cell_states[0::2], cell_states[1::2], strict=True))
-
-    def _flatten(self, state: tuple) -> tuple[Tensor, ...]:
-        cell_states = [s for layer in state for s in (layer if self.bidirectional else (layer,))]
-        return tuple(torch.stack(parts) for parts in zip(*cell_states, strict=True))
-
-    def _unpack_hx(self, hx: tuple[Tensor, ...]):
-        return hx[0] if len(hx) == 1 else hx
 
     # -- torch.nn interop ------------------------------------------------------------------
     def _torch_kwargs(self) -> dict:
