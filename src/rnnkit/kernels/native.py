@@ -11,7 +11,6 @@ both directions of a stack at once: the lengths are packed for it, as torch.nn d
 
 from __future__ import annotations
 
-import warnings
 from bisect import bisect_right
 
 import torch
@@ -24,7 +23,7 @@ from rnnkit.cells.elman import ElmanCell
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
 from rnnkit.cells.wrappers import WeightDrop
-from rnnkit.kernels import _ext
+from rnnkit.kernels import _ext, _int8
 
 name = "native"
 
@@ -197,8 +196,8 @@ def step_weights(kind: str, layers: list[list[Tensor]], *, int8: bool = False) -
     """The projections ``step`` makes, per layer: [W_ih | W_hh] with b_ih + b_hh (LSTM,
     RNN: one pass over the weights per step), or W_ih with b_ih and W_hh with b_hh (GRU,
     and int8); float32 matrices transposed, (K, G). ``int8``: each matrix quantized for
-    fbgemm's dynamic int8 linear (per tensor, symmetric; x and h are quantized per call,
-    each with its own scale), as torch's first quantized LSTM did."""
+    fbgemm's dynamic int8 linear (per tensor, ``_int8.quantize``; x and h are quantized per
+    call, each with its own scale), as torch's first quantized LSTM did."""
     out = []
     for w_ih, w_hh, *biases in layers:
         b_ih, b_hh = biases if biases else (w_ih.new_zeros(w_ih.shape[0]),) * 2
@@ -207,17 +206,8 @@ def step_weights(kind: str, layers: list[list[Tensor]], *, int8: bool = False) -
         for w, b in pairs:  # the model's dtype: the kernel refuses all but float32
             w, b = w.detach().contiguous(), b.detach().contiguous()
             # float32 as w^T (K, G): MKL's gemv reads that layout faster (see step.cpp)
-            out += [*_int8(w), b] if int8 else [w.t().contiguous(), b]
+            out += [*_int8.quantize(w), b] if int8 else [w.t().contiguous(), b]
     return out
-
-
-def _int8(w_GK: Tensor) -> list[Tensor]:
-    # torch.fbgemm_* warn that they are deprecated; they are also what the step kernel calls
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        q, col_offsets, scale, zero_point = torch.fbgemm_linear_quantize_weight(w_GK)
-        packed = torch.fbgemm_pack_quantized_matrix(q)
-    return [q, packed, col_offsets, torch.tensor(scale, dtype=torch.float64), torch.tensor(zero_point)]
 
 
 def packed(kind: str, x_BTI: Tensor, hx: HX, weights: list[Tensor], lengths_B: Tensor, *, bias: bool,
