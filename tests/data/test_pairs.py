@@ -66,6 +66,28 @@ def test_split_by_groups_and_by_position(tmp_path):
     assert len(train) == 20 and val is None and test is None
 
 
+def test_val_fraction_holds_out_the_last_ceil_n_times_fraction_pairs(tmp_path):
+    nine = read_pairs(write(tmp_path, "".join(f"s{i}\tt{i}\n" for i in range(9))))
+    train, val, test = split_pairs(nine, val_fraction=0.05)  # round(0.45) held out none
+    assert val.sources == ("s8",) and train.sources == tuple(f"s{i}" for i in range(8)) and test is None
+    lines = "".join(f"s{i}\tt{i}\t{'ABCD'[i % 4]}\n" for i in range(20))
+    grouped = read_pairs(write(tmp_path, lines, "g.tsv"))
+    train, val, test = split_pairs(grouped, test_groups=("A",), val_fraction=0.15)
+    assert val.sources == ("s17", "s18", "s19") and len(train) == 12  # ceil(15 * 0.15) = ceil(2.25)
+
+
+@pytest.mark.parametrize("groups, test_groups, message", [
+    (False, (), "val_fraction=0.05 of 1 pairs holds out ceil(1 * 0.05) = 1 and leaves 0 to train on"),
+    (True, ("A",), "val_fraction=0.05 of 1 pairs left after the test groups holds out ceil(1 * 0.05) = 1 "
+                   "and leaves 0 to train on"),
+])
+def test_val_fraction_that_empties_a_side_is_an_error(tmp_path, groups, test_groups, message):
+    text = "a\tb\tA\nc\td\tA\ne\tf\tB\n" if groups else "a\tb\n"
+    with pytest.raises(ValueError) as err:
+        split_pairs(read_pairs(write(tmp_path, text)), test_groups=test_groups, val_fraction=0.05)
+    assert str(err.value).startswith(message) and "set val_fraction=0 for no validation" in str(err.value)
+
+
 def test_split_errors(tmp_path):
     pairs = read_pairs(write(tmp_path, "a\tb\tG\nc\td\tH\n"))
     with pytest.raises(ValueError, match=r"test_groups must be groups of .*, got \['X'\], which are not; "

@@ -167,6 +167,51 @@ def test_csv_series_unknown_label_at_test_time(tmp_path):
         read_csv_series(path, classes=("a", "b"))
 
 
+@pytest.mark.parametrize("content, labelled, line, expected", [
+    # the QA case: no header, a typo in the first row; it used to be skipped as a header
+    ("a,12,1x3,14\nb,1,2,3\n", True, 1, "expected a number, got '1x3' in column 3; a first row with numbers"),
+    ("12,1x3,14\n1,2,3\n", False, 1, "expected a number, got '1x3' in column 2; a first row with numbers"),
+    ("\n\n7,8,oops\n1,2,3\n", False, 3, "got 'oops' in column 3"),  # blank lines keep their numbers
+    ("a,1,nan\nb,2,3\n", True, 1, "expected a finite number, got 'nan' in column 3"),  # nan is a number
+])
+def test_csv_series_first_row_with_a_typo_is_data_not_a_header(tmp_path, content, labelled, line, expected):
+    path = write(tmp_path, "s.csv", content)
+    with pytest.raises(DataError) as err:
+        read_csv_series(path, labelled=labelled)
+    assert str(err.value).startswith(f"{path}:{line}: ") and expected in str(err.value)
+
+
+@pytest.mark.parametrize("content, labelled, ragged, values, labels", [
+    ("label,v1,v2\na,1,2\nb,3,-4\n", True, False, [[1, 2], [3, -4]], ["a", "b"]),
+    ("a,1,2\nb,3,-4\n", True, False, [[1, 2], [3, -4]], ["a", "b"]),
+    # the label column does not count: numeric labels under a word header
+    ("class,t0,t1\n0,1.5,2\n1,3,4e1\n", True, False, [[1.5, 2], [3, 40]], ["0", "1"]),
+    ("t0,t1\n1.5,2\n3,4\n", False, False, [[1.5, 2], [3, 4]], None),
+    # blank header cells of a ragged file are not numbers either
+    ("label,v1,v2,\na,1,2,3\nb,5,,\n", True, True, [[1, 2, 3], [5, 0, 0]], ["a", "b"]),
+])
+def test_csv_series_header_is_a_first_row_without_numbers(tmp_path, content, labelled, ragged, values,
+                                                          labels):
+    data = read_csv_series(write(tmp_path, "s.csv", content), labelled=labelled, ragged=ragged)
+    torch.testing.assert_close(data.inputs[..., 0], torch.tensor(values, dtype=torch.float32))
+    if labels is not None:
+        assert [data.classes[i] for i in data.labels_N.tolist()] == labels
+
+
+def test_csv_series_header_argument_overrides_the_guess(tmp_path):
+    numbered = write(tmp_path, "n.csv", "label,0,1,2\na,5,6,7\nb,8,9,10\n")  # pandas' column names
+    assert read_csv_series(numbered).classes == ("a", "b", "label")  # numbers: data, by the rule
+    data = read_csv_series(numbered, header=True)
+    assert data.classes == ("a", "b") and data.inputs[:, :, 0].tolist() == [[5, 6, 7], [8, 9, 10]]
+    bad = write(tmp_path, "b.csv", "label,0,1,2\na,5,x,7\n")
+    with pytest.raises(DataError, match=r"b.csv:2: expected a number, got 'x' in column 3 \('1'\)$"):
+        read_csv_series(bad, header=True)  # the header's name for the column, too
+    one = write(tmp_path, "one.csv", "1x3\n2\n3\n")  # one value column: a typo reads as a name
+    assert read_csv_series(one, labelled=False).inputs[:, 0, 0].tolist() == [2, 3]
+    with pytest.raises(DataError, match=r"one.csv:1: expected a number, got '1x3' in column 1$"):
+        read_csv_series(one, labelled=False, header=False)
+
+
 def test_text_csv_vocab_from_training_file_only(tmp_path):
     train = write(tmp_path, "train.csv", 'label,text\npos,"Good, very good!"\nneg,bad movie\n')
     test = write(tmp_path, "test.csv", "neg,a bad plot\n")

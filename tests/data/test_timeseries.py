@@ -59,3 +59,29 @@ def test_bad_files_name_the_problem(tmp_path, text, message):
 def test_unknown_column_lists_the_header(tmp_path):
     with pytest.raises(DataError, match=r"column named 'load'.*\['t', 'v'\]"):
         read_series_csv(write(tmp_path, "t,v\n1,5\n2,6\n"), target="load")
+
+
+@pytest.mark.parametrize("text, kwargs, cells", [
+    ("1949-01,112\n1949-02,118\n1949-03,132\n", {}, "['1949-01', '112']"),
+    ("112\n118\n132\n", {}, "['112']"),  # one column: its first value would become its name
+    ("2000-06-05 00:30,5\n2000-06-05 01:00,6\n2000-06-05 01:30,7\n", {"target": "v"},
+     "['2000-06-05 00:30', '5']"),
+])
+def test_a_file_without_a_header_is_refused(tmp_path, text, kwargs, cells):
+    path = write(tmp_path, text)
+    with pytest.raises(DataError) as err:
+        read_series_csv(path, **kwargs)
+    assert str(err.value) == (f"{path}:1: expected a header row naming the columns, got {cells}, which reads "
+                              f"as a row of values; add a first line naming the columns (e.g. "
+                              f"month,passengers), or pass target= if these are the names")
+
+
+def test_a_header_with_some_or_named_numbers_is_a_header(tmp_path):
+    series = read_series_csv(write(tmp_path, "t,2020\n1,5\n2,6\n"), time_col="t")  # a year as a name
+    assert series.names == ("2020",) and series.target_N.tolist() == [5, 6]
+    pandas = write(tmp_path, "0\n5\n6\n", "p.csv")  # pandas writes an unnamed Series under '0'
+    assert read_series_csv(pandas, target="0").target_N.tolist() == [5, 6]
+    with pytest.raises(DataError, match="expected a header row"):
+        read_series_csv(pandas)
+    words = read_series_csv(write(tmp_path, "today,now\n1,5\n2,6\n", "w.csv"), time_col="today")
+    assert words.names == ("now",)  # numpy parses 'today' and 'now' as times; as names they stay names

@@ -88,6 +88,18 @@ def test_no_validation_split_and_no_test_file(tmp_path):
     assert results["n_train"] == 16 and results["n_val"] == 0
 
 
+def test_a_val_fraction_that_holds_out_nothing_is_an_error(tmp_path):
+    """4 examples a class at 0.1: round(0.4) = 0 of each. It used to train without validation,
+    silently; as scikit-learn's stratified split, it is an error, before anything is written."""
+    train = write_trend_ts(tmp_path / "few.ts", 8, seed=4)
+    with pytest.raises(ValueError, match=r"data.val_fraction=0.1 .* none for these classes: "
+                                         r"\{'up': 4, 'down': 4\}"):
+        train_classifier(cfg_for(train, "data.val_fraction=0.1", "train.epochs=1"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    results = train_classifier(cfg_for(train, "data.val_fraction=0.2", "train.epochs=1"), tmp_path / "run")
+    assert results["n_val"] == 2 and results["n_train"] == 6  # round(0.8) = 1 of each class
+
+
 def test_same_seed_same_run_whatever_ran_before(tmp_path, trend):
     train, _ = trend
     first = train_classifier(cfg_for(train, "train.epochs=2"), tmp_path / "a")

@@ -96,6 +96,16 @@ def test_scheduled_sampling_reaches_the_model(tmp_path):
     assert results["val"] is None and results["test"] is None
 
 
+def test_a_small_file_still_gets_a_validation_pair(tmp_path):
+    # 9 pairs at the default 0.05: round(0.45) held out none and training ran unvalidated
+    cfg = load(pairs_file(tmp_path, groups=False, n=9))  # 2 steps an epoch: validated at step 2
+    assert cfg.data.val_fraction == 0.05
+    results = train_seq2seq(cfg, tmp_path / "run")
+    assert (results["data"]["n_train"], results["data"]["n_val"], results["val"]["n"]) == (8, 1, 1)
+    assert results["train"]["last_val_loss"] > 0
+    assert (tmp_path / "run" / "val_translations.txt").read_text().count("\n") == 1
+
+
 def test_errors_come_before_anything_is_written(tmp_path, monkeypatch):
     bad = tmp_path / "bad.tsv"
     bad.write_text("a\tb\nonly one column\n")
@@ -104,6 +114,9 @@ def test_errors_come_before_anything_is_written(tmp_path, monkeypatch):
         train_seq2seq(load(bad), out)
     with pytest.raises(ValueError, match=r"val_groups must be groups of .*, got \['Z'\]"):
         train_seq2seq(load(pairs_file(tmp_path), "data.val_groups=Z"), out)
+    with pytest.raises(ValueError, match=r"val_fraction=0.05 of 1 pairs holds out ceil\(1 \* 0.05\) = 1 and "
+                                         r"leaves 0 to train on"):
+        train_seq2seq(load(pairs_file(tmp_path, n=1)), out)
     with pytest.raises(ValueError, match="data.path must name a TSV"):
         train_seq2seq(dataclasses.replace(load("x"), data=dataclasses.replace(load("x").data, path="")), out)
     monkeypatch.setitem(sys.modules, "sacrebleu", None)

@@ -25,6 +25,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
 from rnnkit.data.series import DataError, read_utf8
+from rnnkit.data.splits import held_out_count
 from rnnkit.models.seq2seq import Seq2SeqInputs
 from rnnkit.train.data import IGNORE, Batch, Loader
 
@@ -93,15 +94,17 @@ def read_sources(path: str | Path) -> list[str]:
 def split_pairs(pairs: Pairs, *, val_groups: Sequence[str] = (), test_groups: Sequence[str] = (),
                 val_fraction: float = 0.0) -> tuple[Pairs, Pairs | None, Pairs | None]:
     """(train, val, test). ``test_groups`` and ``val_groups`` hold out whole groups (the
-    file's third column). Without ``val_groups``, the last ``val_fraction`` of the lines left
-    after the test groups are the validation pairs: a split by position, so that neighbouring
-    near-duplicates (verses of one chapter) do not sit on both sides. None: no such split.
+    file's third column). Without ``val_groups``, the last ``ceil(n * val_fraction)`` of the
+    n lines left after the test groups are the validation pairs (``held_out_count``: at least
+    one when val_fraction > 0): a split by position, so that neighbouring near-duplicates
+    (verses of one chapter) do not sit on both sides. None: no such split.
 
     Raises:
         ValueError: groups asked of a file without a group column, a group that is not in
-            the file or is asked for twice, or no training pairs left.
+            the file or is asked for twice, or a split that leaves no training pairs, or
+            (val_fraction > 0) no validation pairs.
     """
-    if not 0.0 <= val_fraction < 1.0:
+    if isinstance(val_fraction, bool) or not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     for name, asked in (("val_groups", val_groups), ("test_groups", test_groups)):
         if asked and pairs.groups is None:
@@ -120,8 +123,11 @@ def split_pairs(pairs: Pairs, *, val_groups: Sequence[str] = (), test_groups: Se
     rest = [r for r in rows if not (pairs.groups is not None and pairs.groups[r] in test_groups)]
     if val_groups:
         val = [r for r in rest if pairs.groups[r] in val_groups]
+    elif rest:
+        items = "pairs left after the test groups" if test else "pairs"
+        val = rest[len(rest) - held_out_count(len(rest), val_fraction, items=items):]
     else:
-        val = rest[len(rest) - round(val_fraction * len(rest)):] if val_fraction else []
+        val = []
     train = sorted(set(rest) - set(val))
     if not train:
         raise ValueError(f"the split leaves no training pairs out of the {len(pairs)} in {pairs.path}; "

@@ -1,9 +1,16 @@
 """CSV readers for classification: numeric series (``label,v1,v2,...``) and text (``label,text``).
 
-A first row whose value fields are not numbers (series) or that reads ``label,text`` (text)
-is a header and skipped. Every error is a ``DataError`` naming file, line, expectation and
-value. Text is split by ``tokenize`` (lower case; words, numbers and single punctuation
-marks) and mapped to ids by a ``Vocab`` built on the training file only.
+Headers. A text file's first row is a header when it reads ``label,text``. A series file's
+first row is a header when none of its value cells (the cells after the label; blank ones
+aside) is a number, ``label,v1,v2,v3``; a first row of numbers is data. A first row that
+mixes numbers and other words among its values, ``a,12,1x3,14``, is data with a typo: a
+``DataError`` naming the line, the column and the cell (taken for a header, it would lose
+a row of data silently). ``header=`` overrides the guess, for a header of numbers
+(``label,0,1,2``) or a file of one value column whose first value is mistyped.
+
+Every error is a ``DataError`` naming file, line, expectation and value. Text is split by
+``tokenize`` (lower case; words, numbers and single punctuation marks) and mapped to ids
+by a ``Vocab`` built on the training file only.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ _TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
 
 
 def read_csv_series(path: str | Path, *, classes: Sequence[str] | None = None,
-                    ragged: bool = False, labelled: bool = True) -> Labelled:
+                    ragged: bool = False, labelled: bool = True, header: bool | None = None) -> Labelled:
     """Univariate series, one per row: ``label,v1,v2,...``.
 
     Arguments:
@@ -35,15 +42,22 @@ def read_csv_series(path: str | Path, *, classes: Sequence[str] | None = None,
         ragged: allow rows of different lengths (trailing empty fields are dropped);
             otherwise every row must have the first row's number of columns.
         labelled: False: no label column, ``v1,v2,...`` (data to predict); no labels come back.
+        header: whether the first row is a header; None: a header when none of its value
+            cells is a number (see the module docstring).
 
     Returns:
         ``Labelled`` with inputs (N, T_max, 1) float32.
+
+    Raises:
+        DataError: a cell that is not a finite number (named by line and column, and by the
+            header's name for it), a row of the wrong width, an unknown label.
     """
     path = Path(path)
     rows = _csv_rows(path)
     first = 1 if labelled else 0  # the first value's column
-    if _is_header(rows[0][1][first:]):
-        rows = rows[1:]
+    names: list[str] = []
+    if header if header is not None else _is_header(path, *rows[0], first):
+        names, rows = [name.strip() for name in rows[0][1]], rows[1:]
     if not rows:
         raise DataError(path, None, "expected data rows after the header, got none")
     width = len(rows[0][1])
@@ -59,14 +73,15 @@ def read_csv_series(path: str | Path, *, classes: Sequence[str] | None = None,
         if len(fields) <= first:
             raise DataError(path, number, f"expected {'a label and ' * labelled}at least one value, "
                                           f"got {fields!r}")
-        values.append([[_number(path, number, word) for word in fields[first:]]])
+        cells = enumerate(fields[first:], first)
+        values.append([[_number(path, number, word, c, names) for c, word in cells]])
         labels.append(fields[0].strip())
         numbers.append(number)
     inputs, lengths_N = pad_series(values)
     if not labelled:
         return Labelled(inputs, lengths_N, None, (), path)
-    names = tuple(classes) if classes is not None else sorted_labels(labels)
-    return Labelled(inputs, lengths_N, encode_labels(path, labels, numbers, names), names, path)
+    known = tuple(classes) if classes is not None else sorted_labels(labels)
+    return Labelled(inputs, lengths_N, encode_labels(path, labels, numbers, known), known, path)
 
 
 def tokenize(text: str) -> list[str]:
@@ -161,19 +176,38 @@ def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
     return [(number, fields) for (number, _), fields in zip(lines, parsed, strict=True)]
 
 
-def _is_header(fields: list[str]) -> bool:
+def _is_header(path: Path, number: int, fields: list[str], first: int) -> bool:
+    """True when no value cell (from column ``first``, 0-based) of the row is a number and
+    one is not blank; False when every one is a number. A row mixing the two is data with
+    a typo: a ``DataError`` at its first non-number."""
+    cells = [(c, f.strip()) for c, f in enumerate(fields[first:], first) if f.strip()]
+    words = [(c, f) for c, f in cells if not _is_number(f)]
+    if len(words) in (0, len(cells)):
+        return bool(words)
+    c, word = words[0]
+    raise DataError(path, number, f"expected a number, got {word!r} in {_column(c, [])}; a first row "
+                                  f"with numbers among its values is data, not a header")
+
+
+def _is_number(word: str) -> bool:
     try:
-        [float(f) for f in fields if f.strip()]
+        float(word)
     except ValueError:
-        return True
-    return False
+        return False
+    return True
 
 
-def _number(path: Path, number: int, word: str) -> float:
+def _column(c: int, names: list[str]) -> str:
+    """'column 3', and the header's name for it, from the 0-based index ``c``."""
+    return f"column {c + 1}" + (f" ({names[c]!r})" if c < len(names) and names[c] else "")
+
+
+def _number(path: Path, number: int, word: str, c: int, names: list[str]) -> float:
+    """The cell ``word`` of 0-based column ``c``; ``names``: the header's, for the errors."""
     try:
         value = float(word)
     except ValueError:
-        raise DataError(path, number, f"expected a number, got {word!r}") from None
+        raise DataError(path, number, f"expected a number, got {word!r} in {_column(c, names)}") from None
     if not math.isfinite(value):
-        raise DataError(path, number, f"expected a finite number, got {word!r}")
+        raise DataError(path, number, f"expected a finite number, got {word!r} in {_column(c, names)}")
     return value

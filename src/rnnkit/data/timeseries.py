@@ -5,9 +5,12 @@ optional time column, for forecasting.
     series.values_NF      # (N, 1 + covariates) float64, the target first
     series.season         # 12: inferred from the monthly time column
 
-The file has a header row naming the columns. Every value must be a finite number: a
-missing or non-numeric value is a ``DataError`` naming file, line, column and value (fill
-gaps before forecasting; silently interpolating would change what is being forecast).
+The file has a header row naming the columns. A first row of numbers and times only reads
+as data, and is an error unless ``target``, ``time_col`` or ``covariates`` name one of its
+cells (a file without a header would otherwise lose its first row as column names). Every
+value must be a finite number: a missing or non-numeric value is a ``DataError`` naming
+file, line, column and value (fill gaps before forecasting; silently interpolating would
+change what is being forecast).
 Times, when given, must increase; they are parsed as ISO dates (``1949-01``,
 ``2000-06-05``, ``2000-06-05 00:30``) or as plain numbers.
 """
@@ -98,6 +101,7 @@ def read_series_csv(path: str | Path, *, target: str | None = None, time_col: st
     if len(rows) < 3:
         raise DataError(path, None, f"expected a header and at least 2 rows, got {len(rows)} lines")
     header = [name.strip() for name in rows[0]]
+    _check_header(path, numbers[0], header, named={target, time_col, *covariates})
     target = _pick_target(path, header, target, time_col, covariates)
     columns = [_column(path, header, name) for name in (target, *covariates)]
     values, raw_times = [], []
@@ -139,6 +143,29 @@ def _month_end(days_N: np.ndarray) -> np.ndarray:
 
 
 # -- pieces ------------------------------------------------------------------------------------
+
+
+def _check_header(path: Path, number: int, header: list[str], named: set[str | None]) -> None:
+    """Refuse a header row that reads as data: every cell a number or an ISO time, and no
+    cell asked for by name (``target="0"`` accepts pandas' header ``0``)."""
+    if named & set(header) or not all(_reads_as_value(name) for name in header):
+        return
+    raise DataError(path, number, f"expected a header row naming the columns, got {header}, which reads as "
+                                  f"a row of values; add a first line naming the columns (e.g. "
+                                  f"month,passengers), or pass target= if these are the names")
+
+
+def _reads_as_value(text: str) -> bool:
+    """A number, or an ISO time (they start with a digit: 'today' and 'now' parse too)."""
+    try:
+        float(text)
+        return True
+    except ValueError:
+        pass
+    try:
+        return text[:1].isdigit() and not np.isnat(np.datetime64(text.replace(" ", "T")))
+    except ValueError:
+        return False
 
 
 def _pick_target(path: Path, header: list[str], target: str | None, time_col: str | None,

@@ -287,7 +287,8 @@ def _remove_old_run(out: Path) -> None:
 
 
 def _split(data: Labelled, fraction: float, seed: int) -> tuple[Labelled, Labelled | None]:
-    """A stratified split: about ``fraction`` of each class held out, at least one kept."""
+    """A stratified split: round(fraction x n) of each class's n examples held out, at least one
+    kept; a ValueError where that holds out nothing at all."""
     if fraction == 0.0:
         return data, None
     generator = torch.Generator().manual_seed(seed)
@@ -297,8 +298,11 @@ def _split(data: Labelled, fraction: float, seed: int) -> tuple[Labelled, Labell
         rows = rows[torch.randperm(len(rows), generator=generator)]
         held.append(rows[: min(round(fraction * len(rows)), len(rows) - 1)])
     val_rows = torch.cat(held).sort().values
-    if len(val_rows) == 0:
-        return data, None
+    if len(val_rows) == 0:  # as scikit-learn's stratified split, an error, not a run without validation
+        counts = {name: int((data.labels_N == c).sum()) for c, name in enumerate(data.classes)}
+        raise ValueError(f"data.val_fraction={fraction} holds out round({fraction} x n) of each class's n "
+                         f"examples (keeping at least one), which is none for these classes: {counts}; "
+                         "raise it, or set data.val_fraction=0 for no validation")
     keep = torch.ones(len(data), dtype=torch.bool)
     keep[val_rows] = False
     return data.subset(keep.nonzero().squeeze(1)), data.subset(val_rows)

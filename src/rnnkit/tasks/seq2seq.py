@@ -51,7 +51,9 @@ class Seq2SeqData:
     test_path: str | None = None  # a TSV of test pairs, instead of test_groups
     val_groups: tuple[str, ...] = ()  # whole groups (third column) held out for validation
     test_groups: tuple[str, ...] = ()  # ... and for the test
-    val_fraction: float = 0.05  # without val_groups: the last lines are the validation pairs
+    # without val_groups: the last ceil(n * val_fraction) lines (at least one; data.splits)
+    # are the validation pairs; 0: none
+    val_fraction: float = 0.05
     tokenizer: Kind = "bpe"  # one per side, learned from the training pairs
     source_vocab_size: int = 4000  # bpe: 256 bytes + merges
     target_vocab_size: int = 4000
