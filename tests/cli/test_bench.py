@@ -156,7 +156,8 @@ def test_cli_quick_writes_json(tiny, tmp_path):
     args = ["layers", "--quick", "--repeats", "1", "--threads", "1", "--json", str(out)]
     result = CliRunner().invoke(bench, args)
     assert result.exit_code == 0, result.output
-    assert "threads 1 of" in result.output and "ratio" in result.output
+    assert "threads 1 of" in result.stdout and "ratio" in result.stdout  # the table: stdout
+    assert result.stderr == f"wrote {out}\n"  # the status line: stderr
     report = json.loads(out.read_text())
     assert {"cpu", "threads", "torch", "dtype"} <= set(report["machine"])
     assert report["machine"]["threads"] == 1 and report["machine"]["dtype"] == "float32"

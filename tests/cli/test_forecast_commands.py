@@ -23,12 +23,14 @@ def test_train_then_forecast_with_plot(tmp_path):
     result = CliRunner().invoke(cli, ["forecast", str(out), "--out", str(csv_path), "--plot", str(png),
                                       "--horizon", "4"])
     assert result.exit_code == 0, result.output
+    assert result.stdout == "" and result.stderr == f"wrote 4 steps to {csv_path}\nwrote {png}\n"
     rows = list(csv.reader(csv_path.open()))
     assert rows[0] == ["time", "q10", "q50", "q90"] and [r[0] for r in rows[1:]] == [
         "1961-01", "1961-02", "1961-03", "1961-04"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = CliRunner().invoke(cli, ["forecast", str(out)])
-    assert printed.exit_code == 0 and printed.output.count("\n") == 7  # header and 6 steps
+    assert printed.exit_code == 0 and printed.stdout.count("\n") == 7  # header and 6 steps
+    assert printed.stderr == ""  # the CSV alone on stdout
 
 
 def test_user_csv_with_options(tmp_path):

@@ -1,6 +1,8 @@
 """``rnnkit generate``: greedy, seeded sampling and beam search from a tiny trained run, and
 clear errors for a bad prompt, bad options and a directory that holds no run."""
 
+import random
+
 import pytest
 from click.testing import CliRunner
 
@@ -42,6 +44,22 @@ def test_beam_of_width_1_prints_the_greedy_text(run):
     beam = invoke(run, "--prompt", "And", "--strategy", "beam", "--beam-width", 1, "--max-new-tokens", 15)
     greedy = invoke(run, "--prompt", "And", "--strategy", "greedy", "--max-new-tokens", 15)
     assert beam.exit_code == 0 and beam.output == greedy.output
+
+
+def test_beam_is_another_name_of_beam_width(run):
+    """`translate` calls it --beam: both names set the one option, as in `translate`."""
+    text = "".join(load_text().splitlines(keepends=True)[:40])
+    rng = random.Random(0)
+    for start in rng.sample(range(len(text) - 12), 3):
+        prompt, width = text[start: start + rng.randint(1, 12)], rng.randint(2, 4)
+        args = (run, "--prompt", prompt, "--strategy", "beam", "--max-new-tokens", 8)
+        long = invoke(*args, "--beam-width", width)
+        assert long.exit_code == 0, long.output
+        assert invoke(*args, "--beam", width).output == long.output == \
+            invoke(*args, "--set", f"beam_width={width}").output
+    help_text = invoke("--help").output
+    assert "--beam-width, --beam INTEGER" in help_text
+    assert "Tokens to generate after the prompt (its own tokens do not count)" in " ".join(help_text.split())
 
 
 def test_prompt_with_an_unknown_character(run):

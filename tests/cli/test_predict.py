@@ -28,7 +28,7 @@ def test_writes_one_row_per_sequence(tmp_path, run_dir):
     result = CliRunner().invoke(cli, ["predict", str(run_dir), "--data", str(tmp_path / "new.csv"),
                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "wrote 3 predictions" in result.output
+    assert result.stdout == "" and result.stderr == f"wrote 3 predictions to {out}\n"  # a status line
     rows = list(csv.DictReader(out.open()))
     assert list(rows[0]) == ["id", "label", "p_neg", "p_pos"]
     assert [r["id"] for r in rows] == ["0", "1", "2"]

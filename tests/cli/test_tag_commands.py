@@ -34,7 +34,7 @@ def test_tags_a_file_to_conll(tmp_path, run_dir):
     result = CliRunner().invoke(cli, ["tag", str(run_dir), "--data", str(tmp_path / "new.txt"),
                                       "--format", "text", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "wrote 2 sentences (6 tokens)" in result.output
+    assert result.stdout == "" and result.stderr == f"wrote 2 sentences (6 tokens) to {out}\n"
     blocks = out.read_text().split("\n\n")
     assert [[line.split("\t")[0] for line in b.splitlines()] for b in blocks if b] == \
         [["the", "dog", "ran", "."], ["it", "saw"]]
@@ -44,7 +44,8 @@ def test_tags_a_file_to_conll(tmp_path, run_dir):
     (tmp_path / "gold.conll").write_text("the\tXX\ndog\tYY\n")
     result = CliRunner().invoke(cli, ["tag", str(run_dir), "--data", str(tmp_path / "gold.conll")])
     assert result.exit_code == 0, result.output
-    assert [line.split("\t")[0] for line in result.output.splitlines() if line] == ["the", "dog"]
+    assert [line.split("\t")[0] for line in result.stdout.splitlines() if line] == ["the", "dog"]
+    assert result.stderr == ""  # the data alone on stdout
 
 
 def test_tags_every_word_of_plain_text_by_default(tmp_path, run_dir):

@@ -1,6 +1,7 @@
 """``rnnkit train seq2seq`` and ``rnnkit translate`` through CliRunner, in isolated directories."""
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -28,19 +29,40 @@ def runner(tmp_path, monkeypatch):
 def test_train_then_translate(runner):
     result = runner.invoke(cli, ["train", "seq2seq", "--data", "pairs.tsv", "--out", "run", *FAST])
     assert result.exit_code == 0, result.output
-    assert "test (6 pairs)" in result.output and "copy the source" in result.output
-    assert json.loads(Path("run/results.json").read_text())["test"]["n"] == 6
+    results = json.loads(Path("run/results.json").read_text())
+    assert json.loads(result.stdout) == results and results["test"]["n"] == 6  # JSON, as every train prints
+    assert results["test"]["copy_chrf"] > 0
     result = runner.invoke(cli, ["translate", "run", "sol agua", "--beam", "1", "--max-len", "4"])
     assert result.exit_code == 0, result.output
     assert len(result.output.splitlines()) == 1
     Path("in.txt").write_text("sol agua\n\nmar casa\tcasa mar\n", encoding="utf-8")
     result = runner.invoke(cli, ["translate", "run", "--data", "in.txt", "--out", "out.txt"])
     assert result.exit_code == 0, result.output
+    assert result.stdout == "" and result.stderr == "wrote 3 translations to out.txt\n"  # status: stderr
     assert len(Path("out.txt").read_text(encoding="utf-8").split("\n")) == 4  # 3 lines, the middle one blank
     result = runner.invoke(cli, ["translate", "run", "--data", "in.txt", "--set", "beam_width=1"])
     assert result.exit_code == 0 and len(result.output.split("\n")) == 4
     again = runner.invoke(cli, ["train", "seq2seq", "--data", "pairs.tsv", "--out", "run", *FAST])
     assert again.exit_code == 1 and "already holds a run" in again.output
+
+
+def test_beam_width_is_another_name_of_beam(runner):
+    """`generate` calls it --beam-width: both names set the one option, as in `generate`; and
+    --max-len counts the whole translation (there is no prompt), which the help says."""
+    trained = runner.invoke(cli, ["train", "seq2seq", "--data", "pairs.tsv", "--out", "run", *FAST])
+    assert trained.exit_code == 0, trained.output
+    rng = random.Random(0)
+    words = sorted({w for line in PAIRS.splitlines() for w in line.split("\t")[0].split()})
+    for _ in range(3):
+        source, width = " ".join(rng.sample(words, rng.randint(1, 3))), rng.randint(1, 4)
+        args = ["translate", "run", source, "--max-len", str(rng.randint(2, 6))]
+        short = runner.invoke(cli, [*args, "--beam", str(width)])
+        assert short.exit_code == 0, short.output
+        assert runner.invoke(cli, [*args, "--beam-width", str(width)]).output == short.output == \
+            runner.invoke(cli, [*args, "--set", f"beam_width={width}"]).output
+    help_text = runner.invoke(cli, ["translate", "--help"]).output
+    assert "--beam-width, --beam INTEGER" in help_text
+    assert "Longest translation, in target tokens (the whole translation)" in " ".join(help_text.split())
 
 
 @pytest.mark.parametrize("content, message", [
@@ -86,9 +108,9 @@ def test_interrupted_training_exits_130_and_resumes_to_the_straight_run(runner, 
     with monkeypatch.context() as patch:
         interrupt_after(patch, 1)
         result = runner.invoke(cli, [*train, "--out", "run"])
-    assert result.exit_code == 130 and "(SIGINT)" in result.stdout
+    assert result.exit_code == 130 and json.loads(result.stdout)["train"]["stopped"] == "SIGINT"
     assert "interrupted (SIGINT) after 1 step; the run in run is saved" in result.stderr
     resumed = runner.invoke(cli, [*train, "--out", "run", "--resume"])
-    assert resumed.exit_code == 0 and "3 steps" in resumed.stdout, resumed.output
+    assert resumed.exit_code == 0 and json.loads(resumed.stdout)["train"]["steps"] == 3, resumed.output
     assert_same_weights("straight", "run")
     assert Path("run/test_translations.txt").read_text() == Path("straight/test_translations.txt").read_text()

@@ -1,16 +1,17 @@
 """What every ``rnnkit train`` command shares about its run directory: ``--overwrite`` and
-``--resume``, and the exit status of a run that a signal interrupted.
+``--resume``, the results it prints, and the exit status of a run that a signal interrupted.
 
     @click.command()
     @run_options
     def lm(out, overwrite, resume, ...):
         results = train_lm(cfg, out, overwrite=overwrite, resume=resume)
-        click.echo(format_results(results))
+        echo_results(results)
         exit_if_interrupted(results["lm"], out)
 """
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,6 +31,12 @@ def run_options(command: F) -> F:
                                 "the length of training and train.device may change).")(command)
     return click.option("--overwrite", is_flag=True, callback=_one_of_two,
                         help="Replace a run already in --out.")(command)
+
+
+def echo_results(results: Mapping[str, Any]) -> None:
+    """The results on stdout as indented JSON, as results.json holds them, so that every
+    train command's output reads the same and pipes into ``jq``; status lines go to stderr."""
+    click.echo(json.dumps(results, indent=2, ensure_ascii=False))
 
 
 def exit_if_interrupted(train: Mapping[str, Any], out: str | Path) -> None:

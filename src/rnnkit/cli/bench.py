@@ -24,7 +24,7 @@ def bench(suites, json_path, quick, threads, repeats):
     report = run_suites(suites, quick=quick, repeats=repeats, threads=threads, echo=click.echo)
     if json_path:
         write_json(json_path, report)
-        click.echo(f"wrote {json_path}")
+        click.echo(f"wrote {json_path}", err=True)
     failed = [r["case"] for r in report["results"] if r["status"] != "ok"]
     if failed:
         raise click.ClickException(f"{len(failed)} case(s) failed their equivalence check and were "

@@ -51,7 +51,7 @@ def gradients(task, seq_len, hidden_size, train_steps, seed, threads, out, json_
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     _check_dirs(out, json_path)
-    _report(gradient_profile(config, threads=threads, log=click.echo), plot_gradient_profile,
+    _report(gradient_profile(config, threads=threads, log=_status), plot_gradient_profile,
             out, json_path)
 
 
@@ -76,8 +76,13 @@ def clipping(seq_len, spectral_radius, lr, steps, clip, seed, threads, out, json
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     _check_dirs(out, json_path)
-    _report(clipping_experiment(config, threads=threads, log=click.echo), plot_clipping,
+    _report(clipping_experiment(config, threads=threads, log=_status), plot_clipping,
             out, json_path)
+
+
+def _status(message: str) -> None:
+    """Progress and "wrote" lines go to stderr: stdout holds the measurements alone."""
+    click.echo(message, err=True)
 
 
 def _check_dirs(*paths: Path | None) -> None:
@@ -90,7 +95,7 @@ def _check_dirs(*paths: Path | None) -> None:
 def _report(result, plot, out: Path, json_path: Path | None) -> None:
     plot(result, out)
     click.echo(result.summary())
-    click.echo(f"wrote {out}")
+    _status(f"wrote {out}")
     if json_path is not None:
         write_atomic(json_path, (json.dumps(result.to_dict(), indent=2) + "\n").encode("utf-8"))
-        click.echo(f"wrote {json_path}")
+        _status(f"wrote {json_path}")

@@ -10,6 +10,7 @@ import click
 
 from rnnkit._io import write_atomic
 from rnnkit.cli._config import new_file
+from rnnkit.cli._task import require_task
 from rnnkit.plot import plot_forecast
 from rnnkit.tasks.forecast import forecast as forecast_series
 
@@ -28,6 +29,7 @@ from rnnkit.tasks.forecast import forecast as forecast_series
 def forecast(run_dir, data, horizon, out, plot_path, seed):
     """Forecast the steps after the end of the series with the model in RUN_DIR (from
     rnnkit train forecast)."""
+    require_task(run_dir, "forecast")
     try:
         result = forecast_series(run_dir, data, horizon=horizon, seed=seed)
     except (OSError, ValueError) as err:
@@ -41,7 +43,7 @@ def forecast(run_dir, data, horizon, out, plot_path, seed):
         click.echo(text.getvalue(), nl=False)
     else:
         write_atomic(out, text.getvalue().encode("utf-8"))
-        click.echo(f"wrote {len(times)} steps to {out}")
+        click.echo(f"wrote {len(times)} steps to {out}", err=True)
     if plot_path is not None:
         history = result["history"]
         x = history.times if history.times is not None else range(1, len(history) + 1)
@@ -51,4 +53,4 @@ def forecast(run_dir, data, horizon, out, plot_path, seed):
                           show_last=max(8 * len(times), 100))
         except (OSError, ValueError) as err:
             raise click.ClickException(str(err)) from err
-        click.echo(f"wrote {plot_path}")
+        click.echo(f"wrote {plot_path}", err=True)

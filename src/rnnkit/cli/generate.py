@@ -3,6 +3,7 @@
 import click
 
 from rnnkit.cli._config import config_options, resolve_config
+from rnnkit.cli._task import require_task
 from rnnkit.config import to_dict
 from rnnkit.tasks import lm as _lm
 
@@ -10,12 +11,14 @@ from rnnkit.tasks import lm as _lm
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--prompt", help="Text to continue.  [default: a newline]")
-@click.option("--max-new-tokens", type=int, help="Tokens to generate.  [default: 200]")
+@click.option("--max-new-tokens", type=int,
+              help="Tokens to generate after the prompt (its own tokens do not count).  [default: 200]")
 @click.option("--strategy", type=click.Choice(["greedy", "sample", "beam"]), help="[default: sample]")
 @click.option("--temperature", type=float, help="Sampling temperature > 0.  [default: 1.0]")
 @click.option("--top-k", type=int, help="Sample from the k most probable tokens only.")
 @click.option("--top-p", type=float, help="Sample from the smallest set of tokens with this mass (nucleus).")
-@click.option("--beam-width", type=int, help="Beams for --strategy beam.  [default: 5]")
+@click.option("--beam-width", "--beam", "beam_width", type=int,
+              help="Beams for --strategy beam.  [default: 5]")
 @click.option("--seed", type=int, help="Seed of the sampler's own generator.  [default: 0]")
 @config_options
 def generate(run_dir, prompt, max_new_tokens, strategy, temperature, top_k, top_p, beam_width, seed,
@@ -25,6 +28,7 @@ def generate(run_dir, prompt, max_new_tokens, strategy, temperature, top_k, top_
     cfg = resolve_config(_lm.GenerateConfig, config, sets, prompt=prompt, max_new_tokens=max_new_tokens,
                          strategy=strategy, temperature=temperature, top_k=top_k, top_p=top_p,
                          beam_width=beam_width, seed=seed)
+    require_task(run_dir, "lm")
     try:
         pieces = _lm.generate(run_dir, **to_dict(cfg))
     except ValueError as err:  # CheckpointError is one too

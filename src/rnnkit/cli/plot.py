@@ -20,4 +20,4 @@ def plot(run_dir, out):
         path = plot_run(run_dir, out)
     except (OSError, ValueError) as err:
         raise click.ClickException(str(err)) from err
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {path}", err=True)

@@ -10,6 +10,7 @@ import click
 
 from rnnkit._io import write_atomic
 from rnnkit.cli._config import new_file
+from rnnkit.cli._task import require_task
 from rnnkit.tasks.classify import predict as predict_rows
 
 
@@ -25,6 +26,7 @@ from rnnkit.tasks.classify import predict as predict_rows
               help="CSV to write: id, label, then one probability column per class.")
 def predict(run_dir, data, no_labels, out):
     """Classify every sequence in --data with the model in RUN_DIR (from rnnkit train classify)."""
+    require_task(run_dir, "classify")
     try:
         rows = predict_rows(run_dir, data, labels=not no_labels)
     except (OSError, ValueError) as err:
@@ -35,4 +37,4 @@ def predict(run_dir, data, no_labels, out):
     writer.writerow(["id", "label", *(f"p_{c}" for c in classes)])
     writer.writerows([r["id"], r["label"], *(f"{r['probabilities'][c]:.6f}" for c in classes)] for r in rows)
     write_atomic(out, text.getvalue().encode("utf-8"))
-    click.echo(f"wrote {len(rows)} predictions to {out}")
+    click.echo(f"wrote {len(rows)} predictions to {out}", err=True)

@@ -8,6 +8,7 @@ import click
 
 from rnnkit._io import write_atomic
 from rnnkit.cli._config import new_file
+from rnnkit.cli._task import require_task
 from rnnkit.data.tagged import FORMATS, conll_text
 from rnnkit.tasks.tag import predict_tags
 
@@ -25,6 +26,7 @@ from rnnkit.tasks.tag import predict_tags
                    "Default: standard output.")
 def tag(run_dir, data, fmt, out):
     """Tag every sentence in --data with the tagger in RUN_DIR (from rnnkit train tag)."""
+    require_task(run_dir, "tag")
     try:
         tagged = predict_tags(run_dir, data, format=fmt)
     except (OSError, ValueError) as err:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from rnnkit.cli._config import config_options, require_out, resolve_config
-from rnnkit.cli._run import exit_if_interrupted, run_options
+from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options
 from rnnkit.tasks.classify import ClassifyConfig, train_classifier
 
 
@@ -28,5 +27,5 @@ def classify(data, out, overwrite, resume, config, sets):
         results = train_classifier(cfg, out, overwrite=overwrite, resume=resume)
     except (OSError, ValueError) as err:
         raise click.ClickException(str(err)) from err
-    click.echo(json.dumps(results, indent=2))
+    echo_results(results)
     exit_if_interrupted(results, out)

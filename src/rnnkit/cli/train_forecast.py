@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from rnnkit.cli._config import config_options, require_out, resolve_config
-from rnnkit.cli._run import exit_if_interrupted, run_options
+from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options
 from rnnkit.tasks.forecast import ForecastConfig, train_forecaster
 
 _SHOWN = ("mase", "smape", "mae", "coverage_80", "seasonal_naive", "val", "season", "horizon", "n",
@@ -40,5 +39,5 @@ def forecast(data, time_col, target, covariates, horizon, out, overwrite, resume
         results = train_forecaster(cfg, out, overwrite=overwrite, resume=resume)
     except (OSError, ValueError) as err:
         raise click.ClickException(str(err)) from err
-    click.echo(json.dumps({k: results[k] for k in _SHOWN if k in results}, indent=2))
+    echo_results({k: results[k] for k in _SHOWN if k in results})
     exit_if_interrupted(results, out)

@@ -3,9 +3,9 @@
 import click
 
 from rnnkit.cli._config import config_options, resolve_config
-from rnnkit.cli._run import exit_if_interrupted, run_options
+from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options
 from rnnkit.data.text import read_text
-from rnnkit.tasks.lm import LMTaskConfig, format_results, train_lm
+from rnnkit.tasks.lm import LMTaskConfig, train_lm
 
 
 @click.command("lm")
@@ -30,5 +30,5 @@ def lm(data, out, tokenizer, overwrite, resume, config, sets):
         results = train_lm(cfg, out, text=text, overwrite=overwrite, resume=resume)
     except (OSError, ValueError) as err:
         raise click.ClickException(str(err)) from err
-    click.echo(format_results(results))
+    echo_results(results)
     exit_if_interrupted(results["lm"], out)

@@ -3,8 +3,8 @@
 import click
 
 from rnnkit.cli._config import config_options, resolve_config
-from rnnkit.cli._run import exit_if_interrupted, run_options
-from rnnkit.tasks.seq2seq import Seq2SeqTaskConfig, format_results, train_seq2seq
+from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options
+from rnnkit.tasks.seq2seq import Seq2SeqTaskConfig, train_seq2seq
 
 
 @click.command("seq2seq")
@@ -27,5 +27,5 @@ def seq2seq(data, out, overwrite, resume, config, sets):
         results = train_seq2seq(cfg, out, overwrite=overwrite, resume=resume)
     except (OSError, ValueError, ImportError) as err:  # DataError is a ValueError; no sacrebleu: ImportError
         raise click.ClickException(str(err)) from err
-    click.echo(format_results(results))
+    echo_results(results)
     exit_if_interrupted(results["train"], out)

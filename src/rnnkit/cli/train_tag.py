@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from rnnkit.cli._config import config_options, require_out, resolve_config
-from rnnkit.cli._run import exit_if_interrupted, run_options
+from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options
 from rnnkit.tasks.tag import TagConfig, train_tagger
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -39,5 +38,5 @@ def tag(data, val, test, crf, out, overwrite, resume, config, sets):
         results = train_tagger(cfg, out, overwrite=overwrite, resume=resume)
     except (OSError, ValueError, RuntimeError) as err:
         raise click.ClickException(str(err)) from err
-    click.echo(json.dumps(results, indent=2))
+    echo_results(results)
     exit_if_interrupted(results, out)

@@ -6,6 +6,7 @@ import click
 
 from rnnkit._io import write_atomic
 from rnnkit.cli._config import config_options, new_file, resolve_config
+from rnnkit.cli._task import require_task
 from rnnkit.data.pairs import read_sources
 from rnnkit.tasks._translation import TranslateOptions
 from rnnkit.tasks.seq2seq import translate as translate_texts
@@ -19,12 +20,13 @@ from rnnkit.tasks.seq2seq import translate as translate_texts
                    "gives its sources); one translation per line, blank lines kept.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
               help="Write the translations to this file instead of printing them.")
-@click.option("--beam", "beam_width", type=int,
+@click.option("--beam-width", "--beam", "beam_width", type=int,
               help="Beam width; 1 with --alpha 0 is greedy decoding.  [default: the run's, 5]")
 @click.option("--alpha", type=float,
               help="Length penalty exponent (GNMT); 0: none.  [default: the run's, 0.6]")
-@click.option("--max-len", type=int, help="Most target tokens (also at most 2 x source tokens + 10).  "
-                                         "[default: the run's, 200]")
+@click.option("--max-len", type=int,
+              help="Longest translation, in target tokens (the whole translation); at most 2 x source "
+                   "tokens + 10 in any case.  [default: the run's, 200]")
 @config_options
 def translate(run_dir, text, data, out, beam_width, alpha, max_len, config, sets):
     """Translate TEXT, or each line of --data, with the model in RUN_DIR (from `rnnkit train
@@ -34,6 +36,7 @@ def translate(run_dir, text, data, out, beam_width, alpha, max_len, config, sets
     if (text is None) == (data is None):
         raise click.ClickException("give TEXT or --data FILE (one of them), got "
                                    + ("both" if text is not None else "neither"))
+    require_task(run_dir, "seq2seq")
     try:
         texts = [text] if data is None else read_sources(data)
         translations = translate_texts(run_dir, texts, **options.given())
