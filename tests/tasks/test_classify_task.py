@@ -100,6 +100,20 @@ def test_a_val_fraction_that_holds_out_nothing_is_an_error(tmp_path):
     assert results["n_val"] == 2 and results["n_train"] == 6  # round(0.8) = 1 of each class
 
 
+def test_data_header_reads_a_header_of_numbers(tmp_path):
+    """pandas writes ``label,0,1,2``: numbers, so taken for data unless data.header=true."""
+    g = torch.Generator().manual_seed(5)
+    rows = [f"{c},{','.join(f'{float(v):.3f}' for v in torch.randn(3, generator=g) + 2 * i)}"
+            for c, i in [("lo", 0), ("hi", 1)] * 6]
+    path = tmp_path / "series.csv"
+    path.write_text("label,0,1,2\n" + "\n".join(rows) + "\n")
+    sets = ("data.val_fraction=0", "train.epochs=1")
+    results = train_classifier(cfg_for(path, "data.header=true", *sets), tmp_path / "a")
+    assert results["n_train"] == 12 and results["classes"] == ["hi", "lo"]
+    guessed = train_classifier(cfg_for(path, *sets), tmp_path / "b")
+    assert guessed["n_train"] == 13 and "label" in guessed["classes"]
+
+
 def test_same_seed_same_run_whatever_ran_before(tmp_path, trend):
     train, _ = trend
     first = train_classifier(cfg_for(train, "train.epochs=2"), tmp_path / "a")

@@ -48,6 +48,7 @@ class DataSection:
     test_path: str | None = None  # None: X_TEST.ts beside X_TRAIN.ts, if there is one
     format: Format = "auto"  # auto: .ts -> ts, other files -> csv (series)
     ragged: bool = False  # csv: rows of varying length
+    header: bool | None = None  # csv: whether the first row is a header; None: when it has no number
     val_fraction: float = 0.1  # stratified split of the training file; 0: no validation
     batch_size: int = 16
     max_vocab: int = 20000  # text
@@ -242,7 +243,7 @@ def _read(kind: str, path: Path, data: DataSection, classes: tuple[str, ...] | N
         return read_text_csv(path, classes=classes, vocab=vocab, max_vocab=data.max_vocab,
                              min_freq=data.min_freq, max_tokens=data.max_tokens)
     dataset = read_ts(path, classes=classes) if kind == "ts" else read_csv_series(
-        path, classes=classes, ragged=data.ragged)
+        path, classes=classes, ragged=data.ragged, header=data.header)
     if dataset.labels_N is None:
         raise DataError(path, None, "expected labelled series (@classLabel true), got @classLabel false")
     if len(dataset.classes) < 2:
@@ -261,12 +262,12 @@ def _read_unchecked(kind: str, path: Path, data: DataSection, vocab: Vocab | Non
     if kind == "ts":
         inputs, lengths_N, given = read_ts_values(path)
     elif not labelled:
-        found, given = read_csv_series(path, ragged=data.ragged, labelled=False), None
+        found, given = read_csv_series(path, ragged=data.ragged, labelled=False, header=data.header), None
         inputs, lengths_N = found.inputs, found.lengths_N
     else:
         # classes=None: this file's own labels are its classes, so none is refused
         found = read_text_csv(path, vocab=vocab, max_tokens=data.max_tokens)[0] if kind == "text" \
-            else read_csv_series(path, ragged=data.ragged)
+            else read_csv_series(path, ragged=data.ragged, header=data.header)
         assert found.labels_N is not None
         inputs, lengths_N = found.inputs, found.lengths_N
         given = [found.classes[i] for i in found.labels_N.tolist()]
