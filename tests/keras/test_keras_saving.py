@@ -17,6 +17,7 @@ from rnnkit.keras import (
     Embedding,
     Sequential,
     SimpleRNN,
+    _saving,
     load_model,
 )
 
@@ -59,14 +60,15 @@ def test_load_weights_errors_name_the_problem(tmp_path):
     Sequential([LSTM(H, input_shape=(T, I)), Dense(1)]).save_weights(path)
     wider = Sequential([LSTM(H + 1, input_shape=(T, I)), Dense(1)])
     before = wider.get_weights()
-    with pytest.raises(ValueError, match=r"tensor 'lstm/kernel' has shape \(4, 24\), but weight "
-                                         r"'kernel' of lstm \(LSTM\) has shape \(4, 28\)"):
+    with pytest.raises(ValueError, match=r"tensor 'layers/lstm/cell/vars/0' has shape \(4, 24\), but "
+                                         r"weight 'kernel' of lstm \(LSTM\) has shape \(4, 28\)"):
         wider.load_weights(path)
     for got, want in zip(wider.get_weights(), before, strict=True):
         np.testing.assert_array_equal(got, want)  # nothing written
-    with pytest.raises(ValueError, match=r"no tensor 'gru/kernel' \(weight 'kernel' of gru \(GRU\)"):
+    with pytest.raises(ValueError, match=r"no tensor 'layers/gru/cell/vars/0' \(weight 'kernel' of gru"):
         Sequential([GRU(H, input_shape=(T, I)), Dense(1)]).load_weights(path)
-    with pytest.raises(ValueError, match=r"tensors \['dense/bias', 'dense/kernel'\] have no weight"):
+    with pytest.raises(ValueError, match=r"tensors \['layers/dense/vars/0', 'layers/dense/vars/1'\] have "
+                                         r"no weight"):
         Sequential([LSTM(H, input_shape=(T, I))]).load_weights(path)
     with pytest.raises(ValueError, match=r"load_weights\(\) needs a built model"):
         Sequential([LSTM(H)]).load_weights(path)
@@ -103,8 +105,8 @@ def test_save_and_load_model(tmp_path):
     assert loaded.layers[1].layer.reset_after is False and loaded.layers[3].go_backwards
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     assert loaded.evaluate(x, y) == pytest.approx(model.evaluate(x, y))  # compiled as saved
-    loaded.fit(x, y, epochs=1, batch_size=3, verbose=0)  # with a fresh optimizer
-    assert type(loaded.optimizer) is torch.optim.Adam
+    assert type(loaded.optimizer) is torch.optim.Adam  # with the saved state (see below)
+    loaded.fit(x, y, epochs=1, batch_size=3, verbose=0)
     assert json.loads(json.dumps(model.get_config())) == model.get_config()  # plain JSON
 
 
@@ -129,7 +131,7 @@ def test_compile_settings_other_than_names_are_not_saved(tmp_path):
 
 def write_model_file(path, layers):
     config = {"name": "m", "layers": layers, "build_input_shape": None, "compile": None}
-    path.write_bytes(st_save({}, metadata={"format": "rnnkit.keras.model/1", "config": json.dumps(config)}))
+    path.write_bytes(st_save({}, metadata={"format": "rnnkit.keras.model/2", "config": json.dumps(config)}))
 
 
 def test_load_model_refuses_what_is_not_a_saved_model(tmp_path):
@@ -155,3 +157,45 @@ def test_a_callable_activation_cannot_be_saved(tmp_path):
     with pytest.raises(ValueError, match=r"activation of dense \(Dense\) must be a name to be saved"):
         model.save(tmp_path / "m.safetensors")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the file's keys: Keras 3's paths in model.weights.h5 ------------------------------------
+def test_keys_are_the_paths_keras_writes():
+    """keras/src/saving/saving_lib.py: a Sequential's layers under ``layers/``, named by class
+    with a counter; a recurrent layer's variables belong to its ``cell``, a Bidirectional's to
+    ``forward_layer`` and ``backward_layer``; each object's variables are ``vars/<i>`` in build
+    order (kernel, recurrent_kernel, bias; Dense: kernel, bias)."""
+    model = Sequential([Embedding(V, 4, input_shape=(T,), name="tokens"),
+                        Bidirectional(LSTM(H, return_sequences=True)), Dropout(0.1),
+                        GRU(H, return_sequences=True), SimpleRNN(H), Dense(4), Dropout(0.1),
+                        Dense(2, use_bias=False, name="head")])
+    cell = [f"cell/vars/{k}" for k in range(3)]
+    want = ["layers/embedding/vars/0",
+            *(f"layers/bidirectional/{side}_layer/{v}" for side in ("forward", "backward") for v in cell),
+            *(f"layers/gru/{v}" for v in cell), *(f"layers/simple_rnn/{v}" for v in cell),
+            "layers/dense/vars/0", "layers/dense/vars/1", "layers/dense_1/vars/0"]
+    assert list(_saving.file_keys(list(model.layers))) == want
+    names = [name for _, name, _ in _saving.file_keys(list(model.layers)).values()]
+    assert names[1:7] == [f"{side}/{w}" for side in ("forward", "backward")
+                          for w in ("kernel", "recurrent_kernel", "bias")]
+    assert [w.shape for w in model.get_weights()] == [
+        tuple(w.shape) for _, _, w in _saving.file_keys(list(model.layers)).values()]
+
+
+def test_files_of_format_1_still_load(tmp_path):
+    """Format 1 keyed each weight ``<layer>/<weight name>``."""
+    a, b = two_models()
+    old = {f"{prefix}/{name}": torch.tensor(array).contiguous() for (prefix, name), array in zip(
+        [("embedding", "embeddings"),
+         *(("bidirectional", f"{side}/{w}") for side in ("forward", "backward")
+           for w in ("kernel", "recurrent_kernel", "bias")),
+         ("simple_rnn", "kernel"), ("simple_rnn", "recurrent_kernel"),
+         ("dense", "kernel"), ("dense", "bias")], a.get_weights(), strict=True)}
+    path = tmp_path / "old.safetensors"
+    path.write_bytes(st_save(old, metadata={"format": "rnnkit.keras.weights/1"}))
+    b.load_weights(path)
+    x = tokens()
+    np.testing.assert_array_equal(b.predict(x), a.predict(x))
+    path.write_bytes(st_save(old, metadata={"format": "rnnkit.keras.model/1",
+                                            "config": json.dumps(a.get_config())}))
+    np.testing.assert_array_equal(load_model(path).predict(x), a.predict(x))

@@ -78,6 +78,9 @@ def test_recurrent_weights_are_keras_arrays(case):
 
 
 def test_bidirectional_weights_are_the_forward_then_the_backward_layers():
+    """Keras 3 sets ``forward_layer`` before ``backward_layer`` (a copy with go_backwards=True)
+    in keras/src/layers/rnn/bidirectional.py, and ``Layer.weights`` lists sub-layers in the
+    order they were set."""
     model = Sequential([Bidirectional(LSTM(H), input_shape=(T, I))])
     assert list(model.layers[0].keras_weights())[::3] == ["forward/kernel", "backward/kernel"]
     weights = random_weights(model)

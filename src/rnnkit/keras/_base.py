@@ -174,6 +174,25 @@ def check_weights(layer: Layer, weights, *, source: str = "set_weights"
     return pairs
 
 
+def check_model_weights(model: str, layers: list[Layer], weights) -> list[tuple[KerasWeight, Tensor]]:
+    """``check_weights`` for a model's layers in turn: the count first, naming every weight,
+    then each layer's arrays."""
+    if not isinstance(weights, list | tuple):
+        raise TypeError(f"set_weights takes a list of numpy arrays, got {type(weights).__name__}")
+    counts = [len(layer.keras_weights()) if layer.built else 0 for layer in layers]
+    if len(weights) != sum(counts):
+        names = [f"{layer.name}/{w}" for layer in layers if layer.built for w in layer.keras_weights()]
+        built = bool(layers) and all(layer.built for layer in layers)
+        unbuilt = "" if built else " (it is not built yet: build it or call it first)"
+        raise ValueError(f"set_weights of model '{model}' expects {sum(counts)} arrays "
+                         f"{names}{unbuilt}, got {len(weights)}")
+    pairs, start = [], 0
+    for layer, n in zip(layers, counts, strict=True):
+        pairs += check_weights(layer, list(weights[start:start + n])) if n else []
+        start += n
+    return pairs
+
+
 def write_weights(pairs: list[tuple[KerasWeight, Tensor]]) -> None:
     with torch.no_grad():  # the views are of parameters that require grad
         for target, value in pairs:

@@ -22,7 +22,9 @@ Keras's conventions, and how they map:
 - ``get_weights``: Keras's ``kernel`` (I, G), ``recurrent_kernel`` (H, G) and ``bias`` (G,)
   ((2, 3H) for ``GRU(reset_after=True)``), read from the cell's parameters: transposed, the
   bias column split off, GRU's rows r, z, n reordered as Keras's z, r, h. A
-  ``Bidirectional``'s are the forward layer's, then the backward layer's, as in Keras.
+  ``Bidirectional``'s are the forward layer's, then the backward layer's, as in Keras 3
+  (keras/src/layers/rnn/bidirectional.py sets ``forward_layer`` before ``backward_layer``,
+  and ``Layer.weights`` lists sub-layers in the order they were set).
 - ``return_state``: ``[output, h]`` (``[output, h, c]`` for LSTM; Bidirectional adds the
   backward layer's states after the forward ones), as Keras returns.
 """

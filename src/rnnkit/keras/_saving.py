@@ -1,12 +1,19 @@
 """``Sequential.save_weights`` / ``load_weights``: the Keras weights of every layer in one
 safetensors file, written atomically; ``Sequential.save`` / ``load_model``: the same file
-with the architecture (and plain-name compile settings) as JSON in its metadata.
+with the architecture and the compile settings (where they are plain names) as JSON in its
+metadata, and the optimizer's state (``rnnkit.keras._optimizer_state``).
 
-Tensors are Keras's arrays (``get_weights``'s layouts), keyed ``<layer>/<weight>`` where
-``<layer>`` is the snake-cased class name with a counter (``lstm``, ``lstm_1``, ``dense``), as
-Keras 3 keys a Sequential's layers in its weight files: a file loads into any model of the
-same architecture, whatever its layers were named. A Bidirectional's weights are
-``bidirectional/forward/kernel`` and so on.
+Tensors are Keras's arrays (``get_weights``'s layouts) under the paths where Keras 3 writes
+them in ``model.weights.h5`` (``_save_state`` / ``_save_container_state`` and ``H5Entry`` in
+keras/src/saving/saving_lib.py): a Sequential's layers under ``layers/``, each named by its
+snake-cased class with a counter (``lstm``, ``lstm_1``, ``dense``) rather than by its name,
+so a file loads into any model of the same architecture; then the attribute path to the
+object that owns the variables (a recurrent layer's ``cell``; a Bidirectional's
+``forward_layer/cell`` and ``backward_layer/cell``); then ``vars/<i>``, the object's i-th
+variable in build order (``Layer.save_own_variables``). So ``layers/lstm/cell/vars/0`` is
+the first LSTM's kernel and ``layers/dense/vars/1`` the first Dense's bias. Files written
+before these paths (format ``.../1``: ``lstm/kernel``, ``bidirectional/forward/kernel``)
+still load.
 
 The architecture is each layer's ``get_config()`` (its constructor arguments) under its class
 name; ``load_model`` makes layers only from the fixed registry ``LAYERS``, never from a class
@@ -24,47 +31,73 @@ from safetensors.torch import save as st_save
 from torch import Tensor
 
 from rnnkit._io import write_atomic
+from rnnkit.keras import _optimizer_state as optimizer_state
 from rnnkit.keras._base import Layer, _snake, write_weights
 from rnnkit.keras._core import Dense, Dropout, Embedding
-from rnnkit.keras._recurrent import GRU, LSTM, Bidirectional, SimpleRNN
+from rnnkit.keras._recurrent import GRU, LSTM, Bidirectional, RNNLayer, SimpleRNN
 from rnnkit.keras._weights import KerasWeight
 
-FORMAT = "rnnkit.keras.weights/1"  # in the file's metadata
-MODEL_FORMAT = "rnnkit.keras.model/1"
+FORMAT = "rnnkit.keras.weights/2"  # in the file's metadata
+MODEL_FORMAT = "rnnkit.keras.model/2"
+OLD_FORMATS = {"rnnkit.keras.weights/1": FORMAT, "rnnkit.keras.model/1": MODEL_FORMAT}
 LAYERS: dict[str, type[Layer]] = {cls.__name__: cls for cls in (
     Bidirectional, Dense, Dropout, Embedding, GRU, LSTM, SimpleRNN)}
 
 
-def file_keys(layers: list[Layer]) -> dict[str, tuple[Layer, str, KerasWeight]]:
-    """``<layer>/<weight>`` -> (layer, Keras's weight name, the weight), in model order."""
+def file_keys(layers: list[Layer], *, version: int = 2) -> dict[str, tuple[Layer, str, KerasWeight]]:
+    """Keras 3's path of each weight -> (layer, Keras's weight name, the weight), in model
+    order; ``version=1``: the keys of format 1, ``<layer>/<weight name>``."""
     keys, used = {}, {}
     for layer in layers:
         base = _snake(type(layer).__name__)
         used[base] = used.get(base, -1) + 1
         prefix = base if used[base] == 0 else f"{base}_{used[base]}"
+        paths = _variable_paths(layer)
         for name, weight in layer.keras_weights().items():
-            keys[f"{prefix}/{name}"] = (layer, name, weight)
+            key = f"layers/{prefix}/{paths[name]}" if version == 2 else f"{prefix}/{name}"
+            keys[key] = (layer, name, weight)
     return keys
 
 
+def _variable_paths(layer: Layer) -> dict[str, str]:
+    """Each weight's path under its layer in Keras 3: the attribute path of the object that
+    owns it, then ``vars/<i>`` in that object's build order (kernel, recurrent_kernel, bias)."""
+    recurrent = isinstance(layer, RNNLayer | Bidirectional)
+    paths, counts = {}, {}
+    for name in layer.keras_weights():
+        side = name.rpartition("/")[0]  # "forward"/"backward" in a Bidirectional, else ""
+        owner = (f"{side}_layer/" if side else "") + ("cell/" if recurrent else "")
+        counts[owner] = counts.get(owner, -1) + 1
+        paths[name] = f"{owner}vars/{counts[owner]}"
+    return paths
+
+
 def save_weights(layers: list[Layer], path: str | Path, *, overwrite: bool = True,
-                 metadata: dict[str, str] | None = None) -> None:
+                 metadata: dict[str, str] | None = None, extra: dict[str, Tensor] | None = None) -> None:
     path = Path(path)
     if not overwrite and path.exists():
         raise FileExistsError(f"{path} exists and overwrite=False")
     tensors = {key: weight.read().contiguous().cpu() for key, (_, _, weight) in file_keys(layers).items()}
-    write_atomic(path, st_save(tensors, metadata=metadata or {"format": FORMAT}))
+    write_atomic(path, st_save(tensors | (extra or {}), metadata=metadata or {"format": FORMAT}))
 
 
 def load_weights(layers: list[Layer], path: str | Path) -> None:
-    """Every weight from ``path``, checked against the model before any is written."""
-    tensors, _ = _read(Path(path))
-    _assign(layers, tensors, path)
+    """Every weight from ``path``, checked against the model before any is written; a model
+    file's optimizer state is left alone."""
+    tensors, metadata = _read(Path(path))
+    weights, _ = _split(tensors)
+    _assign(layers, weights, path, version=_version(metadata))
 
 
-def _assign(layers: list[Layer], tensors: dict[str, Tensor], path: str | Path) -> None:
+def _split(tensors: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """The layers' tensors and the optimizer's."""
+    state = {k: t for k, t in tensors.items() if k.startswith(optimizer_state.PREFIX)}
+    return {k: t for k, t in tensors.items() if k not in state}, state
+
+
+def _assign(layers: list[Layer], tensors: dict[str, Tensor], path: str | Path, *, version: int) -> None:
     pairs = []
-    for key, (layer, name, weight) in file_keys(layers).items():
+    for key, (layer, name, weight) in file_keys(layers, version=version).items():
         if key not in tensors:
             raise ValueError(f"{path} holds another architecture: it has no tensor '{key}' "
                              f"(weight '{name}' of {layer.describe()}, shape {weight.shape}); "
@@ -111,28 +144,46 @@ def layer_from_config(entry) -> Layer:
 
 
 def save_model(model, path: str | Path, *, overwrite: bool = True) -> None:
-    config = json.dumps(model_config(model))
-    save_weights(list(model.layers), path, overwrite=overwrite,
-                 metadata={"format": MODEL_FORMAT, "config": config})
+    """The weights, the architecture and, for a model compiled with names and trained (so
+    that it has an optimizer), the optimizer's state."""
+    metadata = {"format": MODEL_FORMAT, "config": json.dumps(model_config(model))}
+    extra = {}
+    if model._compile_config is not None and model.optimizer is not None:
+        extra, metadata["optimizer"] = optimizer_state.dump(model.optimizer)
+    save_weights(list(model.layers), path, overwrite=overwrite, metadata=metadata, extra=extra)
 
 
 def load_model(path: str | Path, *, compile: bool = True):
     """The model ``Sequential.save`` wrote: made from the registry, built, its weights loaded
-    and, with ``compile`` and plain-name settings, compiled (the optimizer starts afresh)."""
+    and, with ``compile`` and plain-name settings, compiled, with the optimizer's state where
+    it was saved (so that ``fit`` resumes training as Keras's ``load_model`` does)."""
     from rnnkit.keras.model import Sequential  # model.py imports this module
 
     tensors, metadata = _read(Path(path))
-    if metadata.get("format") != MODEL_FORMAT:
+    if _format(metadata) != MODEL_FORMAT:
         raise ValueError(f"{path} holds no model architecture (format {metadata.get('format')!r}, "
                          f"want {MODEL_FORMAT!r}): a save_weights file loads with load_weights")
     config = _architecture(metadata, path)
     model = Sequential([layer_from_config(entry) for entry in config["layers"]], name=config["name"])
     if not model.built and config["build_input_shape"] is not None:
         model.build(tuple(config["build_input_shape"]))
-    _assign(list(model.layers), tensors, path)
+    weights, state = _split(tensors)
+    _assign(list(model.layers), weights, path, version=_version(metadata))
     if compile and config["compile"] is not None:
         model.compile(**config["compile"])
+        if "optimizer" in metadata:
+            params = [p for p in model.parameters() if p.requires_grad]
+            model.optimizer = optimizer_state.restore(config["compile"]["optimizer"], params, state,
+                                                      metadata["optimizer"], path)
     return model
+
+
+def _format(metadata: dict[str, str]) -> str | None:
+    return OLD_FORMATS.get(metadata.get("format"), metadata.get("format"))
+
+
+def _version(metadata: dict[str, str]) -> int:
+    return 1 if metadata.get("format") in OLD_FORMATS else 2
 
 
 def _architecture(metadata: dict[str, str], path: str | Path) -> dict:

@@ -7,7 +7,9 @@ saturated softmax gives a large but finite loss instead of inf or NaN.
 
 Masks: a sequence output (B, T, ...) may carry Keras's mask (``set_mask``; an
 ``Embedding(mask_zero=True)`` makes one and ``Sequential`` attaches it), and every loss and
-metric here is then the mean over the steps it keeps, as Keras reduces a masked loss.
+metric here is then the mean over the steps it keeps, as Keras reduces a masked loss. Over an
+epoch, Keras weights each batch's metric by its real steps (``batch_weight``; see
+``rnnkit.keras._fit``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ EPSILON = 1e-7  # Keras's backend.epsilon()
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 _MASK = "_keras_mask"  # the attribute where Keras keeps a tensor's mask
+_COUNT = "_keras_count"  # on a mean from _mean: what it averaged, in steps or samples
 
 
 def set_mask(y_pred: Tensor, mask_BT: Tensor) -> Tensor:
@@ -42,13 +45,25 @@ def get_mask(y_pred: Tensor) -> Tensor | None:
 def _mean(values: Tensor, y_pred: Tensor) -> Tensor:
     """The mean of ``values`` (per element or per step of ``y_pred``), over the steps that
     ``y_pred``'s mask keeps (Keras's masked ``sum_over_batch_size``); the plain mean without
-    one, or for values without the (B, T) axes."""
+    one, or for values without the (B, T) axes. The mean carries the count an epoch's mean
+    weights it by (``batch_weight``)."""
     mask_BT = get_mask(y_pred)
     if mask_BT is None or values.dim() < 2 or values.shape[:2] != mask_BT.shape:
-        return values.mean()
-    keep = mask_BT.reshape(*mask_BT.shape, *(1,) * (values.dim() - 2)).expand_as(values)
-    # where, not a product: a padded step's inf or NaN must not reach the sum
-    return torch.where(keep, values, values.new_zeros(())).sum() / keep.sum().clamp(min=1)
+        mean, count = values.mean(), values.shape[0] if values.dim() else 1
+    else:
+        keep = mask_BT.reshape(*mask_BT.shape, *(1,) * (values.dim() - 2)).expand_as(values)
+        # where, not a product: a padded step's inf or NaN must not reach the sum
+        mean = torch.where(keep, values, values.new_zeros(())).sum() / keep.sum().clamp(min=1)
+        count = int(mask_BT.sum())
+    setattr(mean, _COUNT, count)
+    return mean
+
+
+def batch_weight(mean: Tensor) -> int:
+    """The count that Keras's ``MeanMetricWrapper`` adds for a batch whose loss or metric (from
+    this module) is ``mean``: its real steps where the output has a mask, else its samples (1
+    for a user function's scalar). An epoch's metric is sum(mean * count) / sum(count)."""
+    return getattr(mean, _COUNT, 1)
 
 
 def _align(y_true: Tensor, y_pred: Tensor, what: str) -> Tensor:

@@ -1,18 +1,19 @@
 """``Sequential``: Keras's model of a stack of layers, trained by rnnkit's one loop.
 
 ``fit`` hands the model to ``rnnkit.train.fit`` with a ``TensorLoader``; ``evaluate`` uses
-``rnnkit.train.evaluate``. Keras's semantics kept here: numpy in and out, float64 arrays
-cast to the model's dtype, ``validation_split`` taken from the end of the data before
-shuffling, a ``History`` of per-epoch means, optimizer state kept across ``fit`` calls (a
-layer added after ``fit`` joins the kept optimizer), and an ``Embedding(mask_zero=True)``'s
-mask carried to a per-step output, so that the loss and metrics skip the padded steps;
-inference mode outside ``fit`` (see ``Sequential``); ``get_weights``/``set_weights`` in
-Keras's layouts and ``save_weights``/``load_weights`` as safetensors (``_saving``).
+``rnnkit.train.evaluate`` (both through ``_fit``). Keras's semantics kept here: numpy in and
+out, float64 arrays cast to the model's dtype, ``validation_split`` taken from the end of
+the data before shuffling, a ``History`` of per-epoch values summed as Keras sums them
+(``_fit``), optimizer state kept across ``fit`` calls (a layer added after ``fit`` joins the
+kept optimizer), and an ``Embedding(mask_zero=True)``'s mask carried to a per-step output,
+so that the loss and metrics skip the padded steps; inference mode outside ``fit`` (see
+``Sequential``); ``get_weights``/``set_weights`` in Keras's layouts; ``save_weights`` /
+``load_weights`` and ``save`` / ``load_model`` (with the optimizer's state) as safetensors
+(``_saving``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -20,24 +21,14 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit import train
-from rnnkit.keras import _saving
-from rnnkit.keras._base import Layer, Shape, as_tensor, check_weights, training_mode, write_weights
+from rnnkit.keras import _fit, _saving
+from rnnkit.keras._base import Layer, Shape, as_tensor, check_model_weights, training_mode, write_weights
+from rnnkit.keras._fit import History
 from rnnkit.keras._recurrent import Bidirectional, RNNLayer
 from rnnkit.keras._summary import render_summary
 from rnnkit.keras.losses import get_loss, get_metrics, set_mask
 from rnnkit.keras.optimizers import add_parameters, check_optimizer, make_optimizer
 from rnnkit.layers import lengths_to_mask
-
-
-class History:
-    """What ``fit`` returns. ``history``: name -> one value per epoch (``loss``, the metrics,
-    and ``val_loss``, ``val_<metric>`` with validation data); ``epoch``: 0-based indices."""
-
-    def __init__(self, history: dict[str, list[float]], epoch: list[int], params: dict):
-        self.history, self.epoch, self.params = history, epoch, params
-
-    def __repr__(self) -> str:
-        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
 
 
 class Sequential(nn.Module):
@@ -192,24 +183,8 @@ class Sequential(nn.Module):
         """
         compiled = self._require_compiled("fit")
         self._require_one_output("fit")
-        x_N, y_N = self._data(x, y, "x", "y")
-        if not (isinstance(validation_split, int | float) and 0.0 <= validation_split < 1.0):
-            raise ValueError(f"validation_split must be a fraction in [0, 1), got {validation_split!r}")
-        if validation_data is not None and validation_split:
-            raise ValueError("pass validation_split or validation_data, not both; got "
-                             f"validation_split={validation_split}")
-        val = None
-        if validation_split:
-            split = math.floor(x_N.shape[0] * (1.0 - validation_split))
-            if split == 0 or split == x_N.shape[0]:
-                raise ValueError(f"validation_split={validation_split} of {x_N.shape[0]} samples "
-                                 f"leaves {split} for training and {x_N.shape[0] - split} to validate")
-            x_N, y_N, val = x_N[:split], y_N[:split], (x_N[split:], y_N[split:])
-        elif validation_data is not None:
-            if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val), got "
-                                 f"{type(validation_data).__name__}")
-            val = self._data(*validation_data, "validation_data x", "validation_data y")
+        x_N, y_N = _fit.samples(x, y, like=self._like())
+        x_N, y_N, val = _fit.hold_out(x_N, y_N, validation_split, validation_data, like=self._like())
         self._ensure_built(x_N)
         if self.optimizer is None:
             self.optimizer = make_optimizer(compiled["optimizer"], self)
@@ -218,32 +193,27 @@ class Sequential(nn.Module):
         # the loop runs each parameter group at its own rate (a constant schedule)
         cfg = train.TrainConfig(epochs=epochs, seed=seed, progress=bool(verbose),
                                 device=str(self._like().device))
-        batch_size = self._batch_size(batch_size)
-        loader = self._loader(x_N, y_N, batch_size, shuffle=shuffle, seed=seed)
-        val_loader = None if val is None else self._loader(*val, batch_size, shuffle=False)
+        batch_size = _fit.batch_size_for(self, batch_size)
+        loader = _fit.tensor_loader(self, x_N, y_N, batch_size, shuffle=shuffle, seed=seed)
+        val_loader = None if val is None else _fit.tensor_loader(self, *val, batch_size, shuffle=False)
         with training_mode(self, True):
-            result = train.fit(self, loader, cfg, loss_fn=_swap(compiled["loss"]), val=val_loader,
-                               metrics={k: _swap(f) for k, f in compiled["metrics"].items()},
-                               optimizer=self.optimizer)
+            rows = _fit.fit_epochs(self, loader, val_loader, cfg, compiled, self.optimizer)
         keys = ["loss", *compiled["metrics"]]
         keys += [f"val_{k}" for k in keys] if val is not None else []
-        self.history = History({k: [row[k] for row in result.epochs] for k in keys},
-                               list(range(len(result.epochs))),
+        self.history = History({k: [row[k] for row in rows] for k in keys}, list(range(len(rows))),
                                dict(epochs=epochs, steps=len(loader), verbose=verbose))
         return self.history
 
     def evaluate(self, x, y, batch_size: int | None = None, *, verbose: int = 0) -> float | list[float]:
-        """The loss on ``(x, y)`` (a float), or ``[loss, *metrics]`` when compiled with metrics;
-        means over the samples, in evaluation mode."""
+        """The loss on ``(x, y)`` (a float), or ``[loss, *metrics]`` when compiled with metrics,
+        in evaluation mode; summed over the batches as Keras sums them (see ``_fit``)."""
         compiled = self._require_compiled("evaluate")
         self._require_one_output("evaluate")
-        x_N, y_N = self._data(x, y, "x", "y")
+        x_N, y_N = _fit.samples(x, y, like=self._like())
         self._ensure_built(x_N)
-        loader = self._loader(x_N, y_N, self._batch_size(batch_size), shuffle=False)
+        loader = _fit.tensor_loader(self, x_N, y_N, _fit.batch_size_for(self, batch_size), shuffle=False)
         with training_mode(self, False):
-            values = train.evaluate(self, loader, loss_fn=_swap(compiled["loss"]),
-                                    metrics={k: _swap(f) for k, f in compiled["metrics"].items()},
-                                    cfg=train.TrainConfig(device=str(self._like().device)))
+            values = _fit.evaluate_means(self, loader, compiled, str(self._like().device))
         if not compiled["metrics"]:
             return values["loss"]
         return [values["loss"], *(values[k] for k in compiled["metrics"])]
@@ -257,7 +227,7 @@ class Sequential(nn.Module):
             raise ValueError(f"x must hold at least one sample, got shape {tuple(x_N.shape)}")
         self._ensure_built(x_N)
         x_N = x_N.to(self._like().device)
-        batch_size = self._batch_size(batch_size)
+        batch_size = _fit.batch_size_for(self, batch_size)
         with training_mode(self, False):
             outs = [self(x_N[k:k + batch_size]) for k in range(0, x_N.shape[0], batch_size)]
         if isinstance(outs[0], list):
@@ -273,20 +243,7 @@ class Sequential(nn.Module):
         """Set every weight from numpy arrays in ``get_weights``'s order and shapes; every
         array is checked (count, then each shape, naming the layer and the weight) before any
         is written."""
-        if not isinstance(weights, list | tuple):
-            raise TypeError(f"set_weights takes a list of numpy arrays, got {type(weights).__name__}")
-        counts = [len(layer.keras_weights()) if layer.built else 0 for layer in self.layers]
-        if len(weights) != sum(counts):
-            names = [f"{layer.name}/{w}" for layer in self.layers if layer.built
-                     for w in layer.keras_weights()]
-            unbuilt = "" if self.built else " (it is not built yet: build it or call it first)"
-            raise ValueError(f"set_weights of model '{self.name}' expects {sum(counts)} arrays "
-                             f"{names}{unbuilt}, got {len(weights)}")
-        pairs, start = [], 0
-        for layer, n in zip(self.layers, counts, strict=True):
-            pairs += check_weights(layer, list(weights[start:start + n])) if n else []
-            start += n
-        write_weights(pairs)
+        write_weights(check_model_weights(self.name, list(self.layers), weights))
 
     def save_weights(self, filepath, overwrite: bool = True) -> None:
         """Write every weight to ``filepath`` as safetensors (Keras's layouts; see
@@ -307,9 +264,10 @@ class Sequential(nn.Module):
         return _saving.model_config(self)
 
     def save(self, filepath, overwrite: bool = True) -> None:
-        """Write the architecture (``get_config()``) and the weights to one safetensors file
-        (the architecture as JSON in its metadata), atomically; ``rnnkit.keras.load_model``
-        reads it back. The optimizer's state is not saved: a loaded model's starts afresh."""
+        """Write the architecture (``get_config()``), the weights and, for a model compiled
+        with names, the optimizer's state to one safetensors file (the JSON parts in its
+        metadata), atomically. ``rnnkit.keras.load_model`` reads it back as a compiled model
+        whose ``fit`` goes on from the saved optimizer state, as Keras's does."""
         self._require_built("save")
         _saving.save_model(self, filepath, overwrite=overwrite)
 
@@ -332,43 +290,6 @@ class Sequential(nn.Module):
                              f"[output, *states]: its last layer {last.describe()} has "
                              "return_state=True; build the model for training without it "
                              "(predict() returns the list)")
-
-    def _data(self, x, y, x_name: str, y_name: str) -> tuple[Tensor, Tensor]:
-        x_N = as_tensor(x, name=x_name, like=self._like())
-        y_N = as_tensor(y, name=y_name, like=self._like())
-        if x_N.dim() == 0 or y_N.dim() == 0 or x_N.shape[0] != y_N.shape[0]:
-            raise ValueError(f"{x_name} and {y_name} must have the same number of samples (first "
-                             f"dimension), got shapes {tuple(x_N.shape)} and {tuple(y_N.shape)}")
-        if x_N.shape[0] == 0:
-            raise ValueError(f"{x_name} must hold at least one sample, got shape {tuple(x_N.shape)}")
-        return x_N, y_N
-
-    def _stateful_batch(self) -> int | None:
-        sizes = {m._batch_size for m in self.modules() if isinstance(m, RNNLayer) and m.stateful}
-        sizes.discard(None)
-        return sizes.pop() if len(sizes) == 1 else None
-
-    def _batch_size(self, batch_size: int | None) -> int:
-        if batch_size is None:
-            return self._stateful_batch() or 32
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
-        return batch_size
-
-    def _loader(self, x_N: Tensor, y_N: Tensor, batch_size: int, *, shuffle: bool,
-                seed: int = 0) -> train.TensorLoader:
-        stateful = self._stateful_batch()
-        if stateful is None:
-            batch_size = min(batch_size, x_N.shape[0])  # Keras takes one short batch
-        elif x_N.shape[0] % stateful:
-            raise ValueError(f"stateful layers keep state for batch_size={stateful} sequences: "
-                             f"the number of samples must be a multiple of it, got {x_N.shape[0]}")
-        return train.TensorLoader(x_N, y_N, batch_size=batch_size, shuffle=shuffle, seed=seed)
-
-
-def _swap(fn):
-    """Keras's ``(y_true, y_pred)`` as the loop's ``(outputs, targets)``."""
-    return lambda outputs, targets: fn(targets, outputs)
 
 
 def _with_mask(out, lengths_B: Tensor | None, T: int | None):

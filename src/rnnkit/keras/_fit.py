@@ -1,0 +1,170 @@
+"""``Sequential.fit`` and ``evaluate`` on rnnkit's loop, reporting the values Keras reports.
+
+Keras keeps a running (total, count) for the loss and for each metric through an epoch and
+reports total / count (``Mean`` in keras/src/metrics/reduction_metrics.py):
+
+- the loss: a batch's loss (its mean over the real steps, where the output has a mask)
+  counts once per sample. ``TorchTrainer.train_step`` and ``test_step`` call
+  ``_loss_tracker.update_state(loss, sample_weight=x.shape[0])``
+  (keras/src/backend/torch/trainer.py).
+- a metric: ``MeanMetricWrapper.update_state`` passes the output's mask as the sample weight,
+  so a batch adds its values summed over the real steps, and the number of real steps.
+  Without a mask, it adds the sum over its samples and their number (1 for a scalar).
+
+With a mask, an epoch's metric is therefore the sum over all its real steps divided by their
+number, however the batches split them. rnnkit's loop weights every batch by its items, so
+this front end keeps Keras's sums itself (``EpochMeans``) and reads them at each epoch's end.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+
+from rnnkit import train
+from rnnkit.keras._base import as_tensor
+from rnnkit.keras._recurrent import RNNLayer
+from rnnkit.keras.losses import LossFn, batch_weight
+
+
+class History:
+    """What ``fit`` returns. ``history`` maps each name to one value per epoch: ``loss``, the
+    metrics, and with validation data ``val_loss`` and ``val_<metric>``. ``epoch`` holds the
+    0-based epoch indices."""
+
+    def __init__(self, history: dict[str, list[float]], epoch: list[int], params: dict):
+        self.history, self.epoch, self.params = history, epoch, params
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+
+class EpochMeans:
+    """Keras's running (total, count) of the loss and of each metric over one epoch.
+
+    ``loss_fn`` and ``metric_fns`` take the loop's ``(outputs, targets)`` order, call Keras's
+    ``(y_true, y_pred)`` functions, record what they return and hand it back.
+    """
+
+    def __init__(self, loss: LossFn, metrics: dict[str, LossFn]):
+        self._loss, self._metrics = loss, metrics
+        self.metric_fns = {name: self._recorded(name) for name in metrics}
+        self.reset()
+
+    def reset(self) -> None:
+        self._sums = {name: [0.0, 0.0] for name in ("loss", *self._metrics)}
+
+    def loss_fn(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        loss = self._loss(targets, outputs)
+        self._add("loss", float(loss.detach()), outputs.shape[0])  # once per sample
+        return loss
+
+    def _recorded(self, name: str):
+        def metric(outputs: Tensor, targets: Tensor) -> Tensor:
+            value = self._metrics[name](targets, outputs)
+            self._add(name, float(value), batch_weight(value))  # once per real step
+            return value
+        return metric
+
+    def _add(self, name: str, mean: float, count: float) -> None:
+        sums = self._sums[name]
+        sums[0] += mean * count
+        sums[1] += count
+
+    def results(self) -> dict[str, float]:
+        """total / count of each value (0 where nothing was counted, as Keras's divide_no_nan)."""
+        return {name: total / count if count else 0.0 for name, (total, count) in self._sums.items()}
+
+
+def fit_epochs(model: nn.Module, loader: train.TensorLoader, val: train.TensorLoader | None,
+               cfg: train.TrainConfig, compiled: dict, optimizer) -> list[dict[str, float]]:
+    """Train with ``rnnkit.train.fit``. Returns one row per epoch: the epoch's loss and
+    metrics, then ``val_*`` from evaluating ``val`` with the weights the epoch ended with."""
+    assert cfg.bptt is None  # one step per batch, so the epoch ends every len(loader) steps
+    means = EpochMeans(compiled["loss"], compiled["metrics"])
+    rows: list[dict[str, float]] = []
+
+    def at_epoch_end(step: int, _values: dict[str, float]) -> None:
+        if step % len(loader):
+            return
+        row = means.results()
+        means.reset()
+        if val is not None:
+            row |= {f"val_{k}": v for k, v in evaluate_means(model, val, compiled, cfg.device).items()}
+        rows.append(row)
+
+    train.fit(model, loader, cfg, loss_fn=means.loss_fn, metrics=means.metric_fns,
+              optimizer=optimizer, on_step=at_epoch_end)
+    return rows
+
+
+def evaluate_means(model: nn.Module, loader: train.TensorLoader, compiled: dict,
+                   device: str) -> dict[str, float]:
+    """The loss and metrics over ``loader`` in evaluation mode, as Keras's ``evaluate`` sums them."""
+    means = EpochMeans(compiled["loss"], compiled["metrics"])
+    train.evaluate(model, loader, loss_fn=means.loss_fn, metrics=means.metric_fns,
+                   cfg=train.TrainConfig(device=device))
+    return means.results()
+
+
+def samples(x, y, *, like: Tensor | None, names: tuple[str, str] = ("x", "y")) -> tuple[Tensor, Tensor]:
+    """``x`` and ``y`` as tensors like the model's parameters, checked to hold the same
+    number of samples (at least one)."""
+    x_name, y_name = names
+    x_N, y_N = as_tensor(x, name=x_name, like=like), as_tensor(y, name=y_name, like=like)
+    if x_N.dim() == 0 or y_N.dim() == 0 or x_N.shape[0] != y_N.shape[0]:
+        raise ValueError(f"{x_name} and {y_name} must have the same number of samples (first "
+                         f"dimension), got shapes {tuple(x_N.shape)} and {tuple(y_N.shape)}")
+    if x_N.shape[0] == 0:
+        raise ValueError(f"{x_name} must hold at least one sample, got shape {tuple(x_N.shape)}")
+    return x_N, y_N
+
+
+def hold_out(x_N: Tensor, y_N: Tensor, validation_split, validation_data, *,
+             like: Tensor | None) -> tuple:
+    """``(x_N, y_N, val)``: the training data and the validation pair (or None). A
+    ``validation_split`` is taken from the end of the data, before any shuffling, as in Keras."""
+    if not (isinstance(validation_split, int | float) and 0.0 <= validation_split < 1.0):
+        raise ValueError(f"validation_split must be a fraction in [0, 1), got {validation_split!r}")
+    if validation_data is not None and validation_split:
+        raise ValueError("pass validation_split or validation_data, not both; got "
+                         f"validation_split={validation_split}")
+    if validation_split:
+        split = math.floor(x_N.shape[0] * (1.0 - validation_split))
+        if split == 0 or split == x_N.shape[0]:
+            raise ValueError(f"validation_split={validation_split} of {x_N.shape[0]} samples "
+                             f"leaves {split} for training and {x_N.shape[0] - split} to validate")
+        return x_N[:split], y_N[:split], (x_N[split:], y_N[split:])
+    if validation_data is None:
+        return x_N, y_N, None
+    if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
+        raise ValueError("validation_data must be a pair (x_val, y_val), got "
+                         f"{type(validation_data).__name__}")
+    return x_N, y_N, samples(*validation_data, like=like, names=("validation_data x", "validation_data y"))
+
+
+def batch_size_for(model: nn.Module, batch_size: int | None) -> int:
+    """``batch_size`` checked; by default a stateful layer's batch size, else 32 (Keras's)."""
+    if batch_size is None:
+        return _stateful_batch(model) or 32
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    return batch_size
+
+
+def tensor_loader(model: nn.Module, x_N: Tensor, y_N: Tensor, batch_size: int, *, shuffle: bool,
+                  seed: int = 0) -> train.TensorLoader:
+    stateful = _stateful_batch(model)
+    if stateful is None:
+        batch_size = min(batch_size, x_N.shape[0])  # Keras takes one short batch
+    elif x_N.shape[0] % stateful:
+        raise ValueError(f"stateful layers keep state for batch_size={stateful} sequences: "
+                         f"the number of samples must be a multiple of it, got {x_N.shape[0]}")
+    return train.TensorLoader(x_N, y_N, batch_size=batch_size, shuffle=shuffle, seed=seed)
+
+
+def _stateful_batch(model: nn.Module) -> int | None:
+    sizes = {m._batch_size for m in model.modules() if isinstance(m, RNNLayer) and m.stateful}
+    sizes.discard(None)
+    return sizes.pop() if len(sizes) == 1 else None
