@@ -226,3 +226,21 @@ def test_a_data_parallel_replica_runs_on_its_own_weights_as_torch_nns(name, back
     assert_all_close(got, want)
     assert not torch.allclose(got[0], want_before[0])
     assert_all_close(ours(x), want_before)  # the original is untouched
+
+
+@pytest.mark.parametrize("low", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_cpu_autocast_runs_the_lstm_where_onednn_has_no_low_precision_lstm(low):
+    """torch.nn.LSTM fails under CPU autocast where the CPU has no bf16/fp16 instructions
+    (oneDNN: "could not create a primitive descriptor"); the drop-in runs there in float32,
+    and elsewhere in the low precision, as torch.nn. The input comes lowered from a Linear."""
+    torch.set_default_dtype(torch.float32)
+    proj, lstm = torch.nn.Linear(5, 6), rnnkit.LSTM(6, 7, num_layers=2, batch_first=True)
+    x = torch.randn(3, 4, 5)
+    want, (want_h, _) = lstm(proj(x))
+    with torch.autocast("cpu", dtype=low):
+        got, (got_h, got_c) = lstm(proj(x))
+        random_loss((got, got_h, got_c)).backward()
+    assert got.dtype in (torch.float32, low) and got_c.shape == (2, 3, 7)
+    torch.testing.assert_close(got.float(), want, atol=0.05, rtol=0.05)
+    torch.testing.assert_close(got_h.float(), want_h, atol=0.05, rtol=0.05)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in lstm.parameters())

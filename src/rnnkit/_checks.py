@@ -22,12 +22,21 @@ def check_sequence(x: Tensor, *, name: str, input_size: int, like: Tensor | None
     check_like(x, name=name, like=like)
 
 
+def _autocast_lowered(x: Tensor) -> bool:
+    """Whether autocast may have lowered ``x`` (an earlier op's output in its low precision):
+    the ops that take it cast it again, as torch.nn's do."""
+    try:
+        return torch.is_autocast_enabled(x.device.type) and x.dtype == torch.get_autocast_dtype(x.device.type)
+    except RuntimeError:  # a device type autocast does not know (meta)
+        return False
+
+
 def check_like(x: Tensor, *, name: str, like: Tensor | None) -> None:
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if like is None:
         return
-    if x.dtype != like.dtype:
+    if x.dtype != like.dtype and not _autocast_lowered(x):
         raise TypeError(f"{name} must have the parameters' dtype {like.dtype}, got {x.dtype} "
                         f"(convert the input, or the module with .to({x.dtype}))")
     if x.device != like.device:

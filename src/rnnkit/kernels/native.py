@@ -78,10 +78,28 @@ def fused(kind: str, x: Tensor, hx: HX, weights: list[Tensor], *, bias: bool, nu
     """One call of torch's fused op, exactly as torch.nn.RNN/LSTM/GRU.forward makes it."""
     args = (weights, bias, num_layers, dropout, _train_flag(train, x, dropout), bidirectional, batch_first)
     if kind == "lstm":
-        out, h, c = torch.lstm(x, hx, *args)
+        if _cpu_autocast_supported(x):
+            out, h, c = torch.lstm(x, hx, *args)
+        else:  # in the weights' precision, from inputs that earlier autocast ops may have lowered
+            with torch.autocast("cpu", enabled=False):
+                dtype = weights[0].dtype
+                out, h, c = torch.lstm(x.to(dtype), tuple(t.to(dtype) for t in hx), *args)
         return out, (h, c)
     out, h = _OPS[kind](x, hx[0], *args)
     return out, (h,)
+
+
+def _cpu_autocast_supported(x: Tensor) -> bool:
+    """Whether CPU autocast may run the LSTM in its low precision: torch sends a CPU LSTM to
+    oneDNN, which has no bf16/fp16 LSTM where the CPU lacks those instructions (on an AVX2
+    EPYC torch.nn.LSTM fails there: "could not create a primitive descriptor"). Elsewhere
+    the LSTM runs in float32 under autocast, as an op autocast does not list would."""
+    if not x.is_cpu or not torch.is_autocast_enabled("cpu"):
+        return True
+    low = torch.get_autocast_dtype("cpu")
+    if low == torch.bfloat16:
+        return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return low != torch.float16 or torch.ops.mkldnn._is_mkldnn_fp16_supported()
 
 
 def _train_flag(train: bool, x: Tensor, dropout: float) -> bool:
