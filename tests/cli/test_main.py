@@ -1,5 +1,8 @@
 """The ``rnnkit`` group: help and version."""
 
+import re
+
+import pytest
 from click.testing import CliRunner
 
 import rnnkit
@@ -25,3 +28,15 @@ def test_unknown_command_is_an_error():
     result = CliRunner().invoke(cli, ["trian"])
     assert result.exit_code == 2
     assert "No such command 'trian'" in result.output
+
+
+@pytest.mark.parametrize("args", [["demo"], ["train", "lm"], ["train", "classify"], ["train", "forecast"],
+                                  ["train", "tag"], ["train", "seq2seq"]])
+def test_the_set_example_in_the_help_is_a_key_of_the_commands_config(args):
+    """The example once read model.hidden_size=512 everywhere; the demo has no model section."""
+    help_text = " ".join(CliRunner().invoke(cli, [*args, "--help"]).output.split())
+    example = re.search(r"e\.g\. --set (\S+)", help_text).group(1)
+    result = CliRunner().invoke(cli, [*args, "--set", example, "--print-config"])
+    assert result.exit_code == 0, result.output
+    key, value = example.split("=")
+    assert f"{key.rpartition('.')[2]} = {value}" in result.output

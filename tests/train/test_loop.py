@@ -222,6 +222,18 @@ def test_fit_refuses_to_overwrite_a_checkpoint(tmp_path):
     assert len(read_metrics(tmp_path)) == 1
 
 
+@pytest.mark.parametrize("stop, steps", [({"epochs": 3}, [5, 10, 12]), ({"epochs": 1}, [4]),
+                                         ({"max_steps": 7, "epochs": 9}, [5, 7])])
+def test_the_last_steps_get_a_log_row_when_training_ends(tmp_path, stop, steps):
+    """A run that ends between two rows logs the steps since the last one: a run shorter than
+    log_every logged nothing (and `rnnkit plot` had no values to draw)."""
+    x, y = _data()
+    result = fit(Tagger(), TensorLoader(x, y, batch_size=2), _sgd(log_every=5, **stop), run_dir=tmp_path)
+    rows = [r for r in read_metrics(tmp_path) if r["split"] == "train"]
+    assert [r["step"] for r in rows] == steps and result.steps == steps[-1]
+    assert result.last_train["loss"] == rows[-1]["loss"]
+
+
 def test_a_run_that_failed_before_its_first_save_is_no_run_to_protect(tmp_path):
     x, y = _data()
     nan = torch.full_like(x, float("nan"))

@@ -25,16 +25,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 _PRINT = "rnnkit.print_config"
 
 
-def config_options(command: F) -> F:
+def config_options(command: F | None = None, *, example: str = "model.hidden_size=512"):
     """Add ``--config PATH``, repeatable ``--set KEY=VALUE`` and ``--print-config`` to a Click
-    command. The command receives ``config`` and ``sets`` and hands them to ``resolve_config``,
-    which also does the printing (only it knows the config class)."""
+    command, as ``@config_options`` or ``@config_options(example="hidden_size=128")`` where
+    the command's config has no ``model`` section. The command receives ``config`` and
+    ``sets`` and hands them to ``resolve_config``, which also does the printing (only it
+    knows the config class)."""
+    if command is None:
+        return lambda command: config_options(command, example=example)
     options = [
         click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
                      help="TOML config file; its [sections] set nested fields."),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-                     help="Set one field, e.g. --set model.hidden_size=512 (repeatable; "
-                          "wins over --config)."),
+                     help=f"Set one field, e.g. --set {example} (repeatable; wins over --config)."),
         click.option("--print-config", is_flag=True, expose_value=False, callback=_remember,
                      help="Print the resolved config as TOML and exit."),
     ]

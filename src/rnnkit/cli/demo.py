@@ -17,7 +17,7 @@ D = DemoConfig()
               help=f"The model directory to write.  [default: {D.out}]")
 @click.option("--seed", type=int, help=f"Seed of the weights, dropout and sample.  [default: {D.seed}]")
 @click.option("--prompt", help=f"Start of the sample.  [default: {D.prompt}]")
-@config_options
+@config_options(example="hidden_size=128")
 def demo(minutes, steps, out, seed, prompt, config, sets):
     """Train a character-level LSTM on KJV Genesis+Exodus (embedded) and report held-out
     bits per character next to Kneser-Ney n-gram baselines fitted on the same training

@@ -20,7 +20,7 @@ from rnnkit.tasks import lm as _lm
 @click.option("--beam-width", "--beam", "beam_width", type=int,
               help="Beams for --strategy beam.  [default: 5]")
 @click.option("--seed", type=int, help="Seed of the sampler's own generator.  [default: 0]")
-@config_options
+@config_options(example="temperature=0.8")
 def generate(run_dir, prompt, max_new_tokens, strategy, temperature, top_k, top_p, beam_width, seed,
              config, sets):
     """Continue --prompt with the language model in RUN_DIR (from `rnnkit train lm`), printing

@@ -27,7 +27,7 @@ from rnnkit.tasks.seq2seq import translate as translate_texts
 @click.option("--max-len", type=int,
               help="Longest translation, in target tokens (the whole translation); at most 2 x source "
                    "tokens + 10 in any case.  [default: the run's, 200]")
-@config_options
+@config_options(example="alpha=0.6")
 def translate(run_dir, text, data, out, beam_width, alpha, max_len, config, sets):
     """Translate TEXT, or each line of --data, with the model in RUN_DIR (from `rnnkit train
     seq2seq`), by beam search with a length penalty."""

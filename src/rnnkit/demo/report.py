@@ -36,7 +36,7 @@ def format_report(result: dict[str, Any]) -> str:
              f"  LSTM - best n-gram: {lstm['val_bpc'] - m['best_ngram_bpc']:+.3f} bpc",
              f"training: {lstm['steps']} steps, {lstm['epochs']:.1f} epochs in "
              f"{lstm['train_seconds']:.0f} s, {lstm['chars_per_s']:,.0f} chars/s, "
-             f"final train loss {lstm['train_bpc']:.3f} bpc (mean of the last 50 steps)",
+             f"final train loss {lstm['train_bpc']:.3f} bpc (mean of the last log row's steps, at most 50)",
              f"saved to {result['out']}",
              "",
              f"sample (temperature {m['sample']['temperature']}, seed {m['sample']['seed']}):",

@@ -153,6 +153,9 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | Mapping[str, Any] | 
                 on_step(pos.step, {**_means(values), "grad_norm": norm})
             # -- stop? save --
             result.stopped = _stop_reason(pos, cfg, signals, run.ctx) or result.stopped
+            last = result.stopped != "epochs" or pos.step >= run.total_steps
+            if last and pos.window:  # the steps since the last row get theirs, before the save
+                result.last_train = _log_train(run, pos, extra, chunk.per_token)
             if result.stopped != "epochs" or (cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0):
                 run.save(pos, state)
             if result.stopped != "epochs":
