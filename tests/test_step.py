@@ -221,3 +221,20 @@ def test_minlstm_backward_stays_finite_when_both_gates_vanish():
     assert torch.isfinite(k.grad).all()
     with pytest.raises(RuntimeError, match=r"lengths must be in \[1, 2\], got -1"):
         fused.min_scan(k.detach(), h0, torch.tensor([-1]), 1)
+
+
+@needs_step_kernel
+def test_an_int8_layer_moved_to_another_dtype_says_so():
+    """It used to say the kernel was not built."""
+    quantized = rnnkit.quantize_dynamic(rnnkit.LSTM(I, H).float()).double()
+    x = torch.randn(2, I, dtype=torch.float64)
+    with torch.no_grad(), pytest.raises(RuntimeError, match=r"an int8 layer runs on the CPU in float32 "
+                                                            r".*got its weights in torch.float64 on cpu"):
+        quantized.step(x)
+    with torch.no_grad(), pytest.raises(RuntimeError, match=r"an int8 layer runs on the CPU in float32"):
+        quantized(x[None])
+
+
+def test_quantize_dynamic_refuses_what_is_not_a_module():
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got str"):
+        rnnkit.quantize_dynamic("abc")

@@ -150,19 +150,22 @@ def quantize_dynamic(model: nn.Module) -> nn.Module:
     """A copy of ``model`` (in eval mode) whose rnnkit LSTM, GRU and RNN layers run int8.
 
     Dynamic quantization, as ``torch.ao.quantization.quantize_dynamic`` does for
-    ``nn.LSTM``: each layer's weight matrices are stored in int8 (symmetric, one scale per
-    matrix: fbgemm's int8-weight linear, which torch's first quantized LSTM used), the input
-    and state are quantized at every step, the products accumulate in int32, and gates and
-    state stay float32. ``step`` and ``forward`` (one step per time step) then run the
-    compiled int8 kernel; CPU, float32, under ``torch.no_grad()`` or
-    ``torch.inference_mode()``. Other modules are untouched (``torch.ao.quantization.
-    quantize_dynamic`` can take the ``nn.Linear`` ones). torch marks the fbgemm functions
-    deprecated and prints that once, on the first int8 step.
+    ``nn.LSTM``: each layer's weight matrices are stored in int8 (one scale and zero point per
+    matrix: fbgemm's int8-weight linear, which torch's first quantized LSTM used; 7 bits on
+    CPUs without VNNI, see ``kernels/_int8.py``), the input and state are quantized at every
+    step, the products accumulate in int32, and gates and state stay float32. ``step`` and
+    ``forward`` (one step per time step) then run the compiled int8 kernel; CPU, float32,
+    under ``torch.no_grad()`` or ``torch.inference_mode()``. Other modules are untouched
+    (``torch.ao.quantization.quantize_dynamic`` can take the ``nn.Linear`` ones). torch marks
+    the fbgemm functions deprecated and prints that once, on the first int8 step.
 
     Raises:
+        TypeError: ``model`` is not a torch.nn.Module.
         ValueError: a layer it cannot quantize (variant cells, a projection, two directions,
             not float32), or no rnnkit LSTM/GRU/RNN layer at all.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     copy = deepcopy(model).eval()
     layers = [m for m in copy.modules() if isinstance(m, DropIn)]
     for m in layers:

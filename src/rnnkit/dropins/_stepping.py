@@ -63,6 +63,9 @@ class Streaming:
         else:
             hx = self._check_hx(hx, B, like, unbatched=unbatched)
         compiled = self._fused_kind is not None and not self.training and not torch.is_grad_enabled()
+        if self.int8 and (like.dtype != torch.float32 or not like.is_cpu):
+            raise RuntimeError(f"an int8 layer runs on the CPU in float32 (its float parts), got its weights "
+                               f"in {like.dtype} on {like.device}: quantize the float32 CPU model instead")
         if self.int8 and not compiled:
             raise RuntimeError("an int8 layer runs in eval mode under torch.no_grad() or "
                                "torch.inference_mode() only (it has no backward)")
