@@ -89,3 +89,31 @@ def test_inductor_compiles_a_classifier_and_matches_eager():
     x, lengths = torch.randn(B, T, I), torch.tensor([T, 1, 3])
     compiled = torch.compile(model.eval(), fullgraph=True)
     torch.testing.assert_close(compiled(x, lengths), model(x, lengths))
+
+
+@pytest.mark.parametrize("make, time", [
+    (lambda: rnnkit.LSTM(4, 6, num_layers=2, batch_first=True), "static"),
+    (lambda: rnnkit.GRU(4, 6, bidirectional=True, batch_first=True), "static"),
+    (lambda: rnnkit.MinGRU(4, 6), "dynamic"),
+    (lambda: rnnkit.MinLSTM(4, 6), "dynamic"),
+    (lambda: rnnkit.LSTM(4, 6, batch_first=True, layer_norm=True), "static"),  # the loop, unrolled
+], ids=["lstm", "gru-bi", "mingru", "minlstm", "lstm-layer-norm"])
+def test_torch_export_traces_ops_that_exporters_translate(make, time):
+    """torch.onnx.export (dynamo=True, torch's default) converts a torch.export graph; the
+    custom ops (native_rnn, min_scan, rnn_loop) have no ONNX translation, so export takes
+    torch's fused op, the log-space scan or the reference loop instead (checked with
+    onnxruntime by hand, at other batch sizes and lengths: 1.2e-7 at most). Batch stays
+    dynamic; time too for the scans (torch.export specialises T at torch's fused RNN op, for
+    torch.nn.LSTM as here; the ONNX exporter's looser shapes keep it, and ONNX's LSTM op
+    takes any length)."""
+    torch.set_default_dtype(torch.float32)
+    model = make().eval()
+    x = torch.randn(3, 5, 4)
+    dims = {0: torch.export.Dim("B", min=1, max=64)}
+    if time == "dynamic":
+        dims[1] = torch.export.Dim("T", min=2, max=512)
+    program = torch.export.export(model, (x,), dynamic_shapes=({**dims},))
+    targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert not any("rnnkit" in t for t in targets), targets
+    other = torch.randn(2, 9 if time == "dynamic" else 5, 4)
+    torch.testing.assert_close(program.module()(other), model(other))

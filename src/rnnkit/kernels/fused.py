@@ -74,7 +74,8 @@ min_scan.register_autograd(_backward, setup_context=_setup_context)
 
 
 def run(cell: Cell, x_BTI: Tensor, state: HiddenState, lengths_B: Tensor | None):
-    if not x_BTI.is_cpu or x_BTI.dtype not in (torch.float32, torch.float64):
+    # torch.export (ONNX) takes the PyTorch ops, which exporters translate; the custom op has no translation
+    if not x_BTI.is_cpu or x_BTI.dtype not in (torch.float32, torch.float64) or torch.compiler.is_exporting():
         return scan.run(cell, x_BTI, state, lengths_B)
     B, T, _ = x_BTI.shape
     k_BTG = F.linear(x_BTI, cell.weight_ih, cell.bias_ih).contiguous()

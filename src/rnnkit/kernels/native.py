@@ -123,7 +123,7 @@ def call(kind: str, x: Tensor, hx: HX, weights: list[Tensor], lengths_B: Tensor 
     layers is not allowed inside it (a recomputation would draw other masks), so callers run
     such stacks layer by layer when compiling."""
     opts = dict(bias=bias, num_layers=num_layers, dropout=dropout, train=train)
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() and not (lengths_B is None and torch.compiler.is_exporting()):
         if train and dropout > 0 and num_layers > 1:
             raise ValueError("dropout between layers cannot run in one native op under torch.compile; "
                              "run the stack layer by layer")
