@@ -3,6 +3,8 @@ compiled forward and backward give the eager numbers. ``aot_eager`` traces exact
 inductor would (Dynamo + AOT autograd) without generating C++, which keeps this fast; one
 inductor run is in the slow set."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -117,3 +119,31 @@ def test_torch_export_traces_ops_that_exporters_translate(make, time):
     assert not any("rnnkit" in t for t in targets), targets
     other = torch.randn(2, 9 if time == "dynamic" else 5, 4)
     torch.testing.assert_close(program.module()(other), model(other))
+
+
+class _WithLengths(torch.nn.Module):
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x, lengths):
+        return self.layer(x, lengths=lengths)[0]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: rnnkit.LSTM(4, 6, batch_first=True),
+    lambda: rnnkit.GRU(4, 6, num_layers=2, bidirectional=True, batch_first=True),
+    lambda: rnnkit.LSTM(4, 6, batch_first=True, layer_norm=True),
+    lambda: rnnkit.MinGRU(4, 6, batch_first=True),
+], ids=["lstm", "gru-bi", "lstm-layer-norm", "mingru"])
+def test_traced_lengths_stay_an_input(make):
+    """torch.jit.trace (and so torch.onnx.export(dynamo=False)) records ops on tensors; the
+    fast executors cut the rows by length in Python, which a trace bakes in: the traced
+    model then ignored other lengths (0.36 off). Traced, lengths run the reference loop."""
+    model = _WithLengths(make()).eval()
+    x = torch.randn(3, 5, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the lengths checks' bools
+        traced = torch.jit.trace(model, (x, torch.tensor([5, 2, 3])))
+    for lengths in (torch.tensor([1, 5, 4]), torch.tensor([5, 5, 5])):
+        assert_all_close(traced(x, lengths), model(x, lengths))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from rnnkit import kernels
@@ -53,7 +54,10 @@ class Recurrent(nn.Module):
             x_BTI = x_BTI.masked_fill(~live_BT1, 0.0)
         if self.reverse:
             x_BTI = flip_padded(x_BTI, lengths_B)
-        out_BTO, state = kernels.KERNELS[self.executor].run(self.cell, x_BTI, state, lengths_B)
+        # traced (torch.jit.trace, torch.onnx.export(dynamo=False)), the fast executors' cut of
+        # the rows by length would be baked in as constants; the reference loop's masks are not
+        executor = "reference" if lengths_B is not None and torch.jit.is_tracing() else self.executor
+        out_BTO, state = kernels.KERNELS[executor].run(self.cell, x_BTI, state, lengths_B)
         if self.reverse:
             out_BTO = flip_padded(out_BTO, lengths_B)
         return out_BTO, state
