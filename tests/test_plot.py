@@ -125,3 +125,18 @@ def test_clip_threshold_from_the_run_config(tmp_path, monkeypatch):
     assert sorted(lines) == ["clip_norm", "grad_norm", "grad_norm_max"]
     assert list(lines["clip_norm"].get_ydata()) == [2.5, 2.5]
     assert list(lines["clip_norm"].get_xdata()) == [10, 30]
+
+
+@pytest.mark.parametrize("suffix, magic", [(".svg", b"<?xml"), (".pdf", b"%PDF"), (".PNG", PNG_SIGNATURE)])
+def test_the_format_follows_the_suffix(tmp_path, suffix, magic):
+    run = write_run(tmp_path / "run")
+    path = plot_run(run, tmp_path / f"curves{suffix}")
+    assert path.read_bytes().startswith(magic)
+
+
+def test_an_unknown_suffix_is_refused_before_drawing(tmp_path):
+    """It wrote a PNG under a .txt name."""
+    run = write_run(tmp_path / "run")
+    with pytest.raises(ValueError, match=r"out must end in .png, .pdf or .svg .* got '.*curves.txt'"):
+        plot_run(run, tmp_path / "curves.txt")
+    assert not (tmp_path / "curves.txt").exists()

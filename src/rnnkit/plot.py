@@ -27,12 +27,26 @@ _MARKERS_UP_TO = 50  # points per line; sparse lines (val) get markers so single
 Series = dict[str, dict[str, tuple[list[int], list[float]]]]
 
 
+IMAGE_FORMATS = ("png", "pdf", "svg")
+
+
+def image_format(out: str | Path, *, name: str = "out") -> str:
+    """The format to write ``out`` in, from its suffix (matplotlib's own rule): png, pdf or
+    svg; a ValueError naming ``name`` for any other, before anything is drawn."""
+    suffix = Path(out).suffix.lower().lstrip(".")
+    if suffix not in IMAGE_FORMATS:
+        raise ValueError(f"{name} must end in .png, .pdf or .svg (the image format follows it), "
+                         f"got {str(out)!r}")
+    return suffix
+
+
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Draw the curves logged in ``run_dir`` (see ``rnnkit.train.metrics``) to a PNG.
+    """Draw the curves logged in ``run_dir`` (see ``rnnkit.train.metrics``) to an image.
 
     Args:
         run_dir: a run directory holding ``metrics.jsonl`` or ``metrics.csv``.
-        out: the PNG to write; default ``run_dir/curves.png``. Written atomically.
+        out: the .png, .pdf or .svg to write; default ``run_dir/curves.png``. Written
+            atomically.
 
     Returns:
         The path written.
@@ -40,10 +54,12 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     Raises:
         FileNotFoundError: if ``run_dir`` or ``out``'s directory does not exist, or
             ``run_dir`` has no metrics file.
-        ValueError: if the metrics file is corrupt or holds no values.
+        ValueError: if the metrics file is corrupt or holds no values, or ``out`` is not a
+            .png, .pdf or .svg.
     """
     run_dir = Path(run_dir)
     out = run_dir / "curves.png" if out is None else Path(out)
+    kind = image_format(out)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run_dir must be an existing directory, got {str(run_dir)!r}")
     series = _series(read_metrics(run_dir))
@@ -56,7 +72,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
                          "file has no values yet")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"out's directory must exist, got {str(out.parent)!r}")
-    write_atomic(out, _draw(series, title=run_dir.resolve().name))
+    write_atomic(out, _draw(series, title=run_dir.resolve().name, kind=kind))
     return out
 
 
@@ -87,7 +103,7 @@ def _series(rows: Sequence[dict[str, Any]]) -> Series:
     return dict(sorted(series.items(), key=lambda item: item[0] != "loss"))
 
 
-def _draw(series: Series, title: str) -> bytes:
+def _draw(series: Series, title: str, kind: str = "png") -> bytes:
     # imported here so that `rnnkit --help` and the training loop do not pay for matplotlib;
     # a bare Figure on the Agg canvas never touches pyplot's global state or a display
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -117,7 +133,7 @@ def _draw(series: Series, title: str) -> bytes:
         ax.set_visible(False)
     fig.suptitle(title)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format=kind, dpi=100)
     return buffer.getvalue()
 
 
@@ -144,7 +160,7 @@ def plot_forecast(history_times: Any, history: Sequence[float], times: Any, fore
                   quantiles: Sequence[float], out: str | Path, *, title: str = "",
                   actual: Sequence[float] | None = None, show_last: int | None = None) -> Path:
     """History, the median forecast and its central interval (the outer quantiles) in one
-    PNG, written atomically.
+    image (.png, .pdf or .svg, from ``out``'s suffix), written atomically.
 
     Arguments:
         history_times, times: x values (datetime64 or numbers) of the history and forecast.
@@ -156,6 +172,7 @@ def plot_forecast(history_times: Any, history: Sequence[float], times: Any, fore
     from matplotlib.figure import Figure
 
     out = Path(out)
+    kind = image_format(out)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"out's directory must exist, got {str(out.parent)!r}")
     start = 0 if show_last is None else max(len(history) - show_last, 0)
@@ -177,6 +194,6 @@ def plot_forecast(history_times: Any, history: Sequence[float], times: Any, fore
     fig.autofmt_xdate()
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format=kind, dpi=100)
     write_atomic(out, buffer.getvalue())
     return out

@@ -52,3 +52,12 @@ def test_plot_help():
     assert result.exit_code == 0
     assert "Usage: cli plot [OPTIONS] RUN_DIR" in result.output
     assert "--out" in result.output
+
+
+def test_plot_out_must_name_an_image_format(tmp_path):
+    run = write_run(tmp_path / "run")
+    result = CliRunner().invoke(cli, ["plot", str(run), "--out", str(tmp_path / "c.txt")])
+    assert result.exit_code == 2 and "must end in .png, .pdf or .svg" in result.stderr
+    assert not (tmp_path / "c.txt").exists()
+    result = CliRunner().invoke(cli, ["plot", str(run), "--out", str(tmp_path / "c.svg")])
+    assert result.exit_code == 0 and (tmp_path / "c.svg").read_bytes().startswith(b"<?xml")

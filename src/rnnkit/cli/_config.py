@@ -87,6 +87,19 @@ def new_file(_ctx: click.Context, _param: click.Parameter, value: Path | None) -
     return value
 
 
+def image_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """``new_file``, for an image: its suffix (.png, .pdf or .svg) names the format."""
+    from rnnkit.plot import image_format  # matplotlib only for the commands that draw
+
+    value = new_file(ctx, param, value)
+    if value is not None:
+        try:
+            image_format(value, name="the file")
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from None
+    return value
+
+
 def _remember(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
     if value:
         ctx.meta[_PRINT] = True

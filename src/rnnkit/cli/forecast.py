@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from rnnkit._io import write_atomic
-from rnnkit.cli._config import new_file
+from rnnkit.cli._config import image_file, new_file
 from rnnkit.cli._task import require_task
 from rnnkit.plot import plot_forecast
 from rnnkit.tasks.forecast import forecast as forecast_series
@@ -22,8 +22,8 @@ from rnnkit.tasks.forecast import forecast as forecast_series
 @click.option("--horizon", type=click.IntRange(min=1), help="Steps ahead (default: the trained horizon).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
               help="CSV to write: time, median and the 80% interval (default: print to stdout).")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
-              help="PNG of the history, forecast and interval.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), callback=image_file,
+              help="Image of the history, forecast and interval (.png, .pdf or .svg).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample paths "
                                                                      "(autoregressive decoder).")
 def forecast(run_dir, data, horizon, out, plot_path, seed):

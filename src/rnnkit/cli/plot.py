@@ -1,4 +1,4 @@
-"""``rnnkit plot``: a run's training curves as a PNG (see rnnkit.plot)."""
+"""``rnnkit plot``: a run's training curves as an image (see rnnkit.plot)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ from pathlib import Path
 
 import click
 
+from rnnkit.cli._config import image_file
 from rnnkit.plot import plot_run
 
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="PNG to write [default: RUN_DIR/curves.png].")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=image_file,
+              help=".png, .pdf or .svg to write [default: RUN_DIR/curves.png].")
 def plot(run_dir, out):
-    """Draw the training curves of RUN_DIR (its metrics.jsonl or metrics.csv) to a PNG: one
+    """Draw the training curves of RUN_DIR (its metrics.jsonl or metrics.csv) to an image: one
     panel per metric with train and val as lines, and the gradient norm on a log scale."""
     try:
         path = plot_run(run_dir, out)
