@@ -147,3 +147,19 @@ def test_traced_lengths_stay_an_input(make):
         traced = torch.jit.trace(model, (x, torch.tensor([5, 2, 3])))
     for lengths in (torch.tensor([1, 5, 4]), torch.tensor([5, 5, 5])):
         assert_all_close(traced(x, lengths), model(x, lengths))
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU"])
+def test_an_input_lowered_by_autocast_compiles(name):
+    """Autocast may hand the layer a bf16 input, which eager mode takes; inside the compiled
+    native op autocast does not apply, and torch's op refused bf16 against float32 weights."""
+    torch.set_default_dtype(torch.float32)
+    proj, layer = torch.nn.Linear(5, 6), getattr(rnnkit, name)(6, 7, batch_first=True)
+
+    def run(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return layer(proj(x))[0]
+
+    x = torch.randn(3, 4, 5)
+    got = torch.compile(run, fullgraph=True, backend="aot_eager")(x)
+    torch.testing.assert_close(got.float(), run(x).float(), atol=0.02, rtol=0.02)

@@ -159,3 +159,49 @@ def test_gaussian_noise_adds_noise_of_the_asked_std_in_training_only():
 def test_bad_probabilities(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_zoneout_that_touches_no_field_of_the_state_is_the_plain_cell():
+    """c=0.3 on a GRU (no c) zones nothing: the one-call draw was empty, and the first step
+    raised StopIteration."""
+    gru = GRUCell(I, H)
+    x = torch.randn(B, T, I)
+    want, _ = Recurrent(gru, backend="reference")(x)
+    for backend in ("reference", "auto"):
+        got, _ = Recurrent(Zoneout(gru, h=0.0, c=0.3), backend=backend).train()(x)
+        torch.testing.assert_close(got, want)  # auto: the compiled loop, summing in its own order
+
+
+def test_a_sequence_step_function_refuses_more_steps_than_it_was_made_for():
+    cell = Zoneout(GRUCell(I, H), h=0.5).train()
+    step, state = cell.for_sequence(B, steps=2), cell.init_state(B)
+    for _ in range(2):
+        state = step(torch.randn(B, I), state)
+    with pytest.raises(RuntimeError, match=r"made for 2 steps .* called for step 3"):
+        step(torch.randn(B, I), state)
+
+
+class OldStyleWrapper(rnnkit.cells.CellWrapper):
+    """A user's wrapper written before for_sequence took steps: it doubles h's input."""
+
+    def init_state(self, batch, *, device=None, dtype=None):
+        return self.cell.init_state(batch, device=device, dtype=dtype)
+
+    def forward(self, x_BI, state):
+        return self.cell(x_BI, state._replace(h=2 * state.h))
+
+    def for_sequence(self, batch, *, device=None, dtype=None):
+        step = self.cell.for_sequence(batch, device=device, dtype=dtype)
+        return lambda x_BI, state: step(x_BI, state._replace(h=2 * state.h))
+
+
+def test_a_for_sequence_override_without_steps_still_runs_with_a_warning():
+    cell = OldStyleWrapper(GRUCell(I, H))
+    x = torch.randn(B, T, I)
+    with pytest.warns(FutureWarning, match="OldStyleWrapper.for_sequence should take steps=None"):
+        got, _ = Recurrent(Zoneout(cell, h=0.0), backend="reference")(x)
+    state, outs = cell.init_state(B), []
+    for t in range(T):
+        state = cell(x[:, t], state)
+        outs.append(state.h)
+    torch.testing.assert_close(got, torch.stack(outs, 1))

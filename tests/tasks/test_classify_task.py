@@ -112,6 +112,10 @@ def test_data_header_reads_a_header_of_numbers(tmp_path):
     assert results["n_train"] == 12 and results["classes"] == ["hi", "lo"]
     guessed = train_classifier(cfg_for(path, *sets), tmp_path / "b")
     assert guessed["n_train"] == 13 and "label" in guessed["classes"]
+    # predict guesses for its own file, whatever the training file had
+    (tmp_path / "new.csv").write_text("\n".join(rows[:3]) + "\n")
+    assert len(predict(tmp_path / "a", tmp_path / "new.csv")) == 3
+    assert len(predict(tmp_path / "a", path, header=True)) == 12
 
 
 def test_same_seed_same_run_whatever_ran_before(tmp_path, trend):

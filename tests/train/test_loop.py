@@ -418,3 +418,13 @@ def test_teacher_forcing_needs_a_model_that_takes_it():
     with pytest.raises(TypeError, match="takes no teacher_forcing"):
         fit(Tagger(), TensorLoader(x, y, batch_size=4),
             _sgd(teacher_forcing="linear", teacher_forcing_end=0.5))
+
+
+def test_the_last_row_does_not_depend_on_the_step_estimate():
+    """With lengths and bptt the loader's step estimate counts chunks of the padded T, more
+    than the batches cut to their longest row make: the end of training was missed."""
+    x, y = _data(n=8, T=10)
+    lengths = torch.tensor([4, 3, 2, 4, 1, 3, 4, 2])
+    loader = TensorLoader(x, y, batch_size=4, lengths=lengths)
+    result = fit(Tagger(), loader, _sgd(log_every=100, bptt=4))
+    assert result.steps == 2 and result.last_train["loss"] > 0

@@ -7,7 +7,10 @@ Every cell maps ``(x_BI, state) -> state`` and exposes its per-step output as
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import NamedTuple
@@ -88,6 +91,24 @@ class Cell(nn.Module, ABC):
         which draws at every step, draws all ``steps`` steps' masks in one call.
         """
         return self
+
+
+def sequence_step(cell: Cell, batch: int, *, steps: int | None, device=None, dtype=None) -> Step:
+    """``cell.for_sequence(batch, steps=steps, ...)``, also for a cell written before
+    ``for_sequence`` took ``steps``: its override is called without it (and warned about once)."""
+    if steps is None or _takes_steps(type(cell)):
+        return cell.for_sequence(batch, steps=steps, device=device, dtype=dtype)
+    return cell.for_sequence(batch, device=device, dtype=dtype)
+
+
+@functools.cache
+def _takes_steps(cls: type) -> bool:
+    params = inspect.signature(cls.for_sequence).parameters
+    if "steps" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return True
+    warnings.warn(f"{cls.__name__}.for_sequence should take steps=None (the sequence's length, "
+                  "when known): it is called without it", FutureWarning, stacklevel=4)
+    return False
 
 
 class HiddenCell(Cell):

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
-from rnnkit.cells.base import Cell, CellWrapper, State, Step
+from rnnkit.cells.base import Cell, CellWrapper, State, Step, sequence_step
 
 
 def _check_p(name: str, p: float) -> float:
@@ -58,7 +58,7 @@ class RecurrentDropout(CellWrapper):
         return self.cell(x_BI, state)
 
     def for_sequence(self, batch: int, *, steps: int | None = None, device=None, dtype=None) -> Step:
-        step = self.cell.for_sequence(batch, steps=steps, device=device, dtype=dtype)
+        step = sequence_step(self.cell, batch, steps=steps, device=device, dtype=dtype)
         if not self.training or self.p == 0.0:
             return step
         mask_BH = self.draw_mask(batch, device=device, dtype=dtype)
@@ -94,17 +94,23 @@ class Zoneout(CellWrapper):
         return self.zoneout(state, self.cell(x_BI, state))
 
     def for_sequence(self, batch: int, *, steps: int | None = None, device=None, dtype=None) -> Step:
-        step = self.cell.for_sequence(batch, steps=steps, device=device, dtype=dtype)
+        step = sequence_step(self.cell, batch, steps=steps, device=device, dtype=dtype)
         if steps is None or not self.training:
             return lambda x_BI, state: self.zoneout(state, step(x_BI, state))
         # every step's draws in one call at the first step, which brings the state's shapes:
         # 2T small random calls cost more than the step itself on a GPU
-        draws = []
+        draws: list[Tensor] = []
+        taken = 0
 
         def zoned_step(x_BI: Tensor, state: State) -> State:
-            if not draws:
-                draws.append(zip(*self.draw_uniform(steps, state), strict=True))
-            return self.zoneout(state, step(x_BI, state), next(draws[0]))
+            nonlocal taken
+            if taken == steps:
+                raise RuntimeError(f"this step function was made for {steps} steps (for_sequence(steps="
+                                   f"{steps})) and is called for step {steps + 1}")
+            if taken == 0:
+                draws[:] = self.draw_uniform(steps, state)  # none where no field of the state is zoned
+            taken += 1
+            return self.zoneout(state, step(x_BI, state), tuple(u[taken - 1] for u in draws))
 
         return zoned_step
 

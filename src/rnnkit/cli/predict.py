@@ -22,13 +22,16 @@ from rnnkit.tasks.classify import predict as predict_rows
 @click.option("--no-labels", is_flag=True,
               help="--data is a CSV of series without a label column: every column is a value "
                    "(a .ts file says so itself, with @classLabel false).")
+@click.option("--header/--no-header", default=None,
+              help="Whether a CSV of series starts with a header row [default: guessed: a first row "
+                   "without a number among its values].")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
               help="CSV to write: id, label, then one probability column per class.")
-def predict(run_dir, data, no_labels, out):
+def predict(run_dir, data, no_labels, header, out):
     """Classify every sequence in --data with the model in RUN_DIR (from rnnkit train classify)."""
     require_task(run_dir, "classify")
     try:
-        rows = predict_rows(run_dir, data, labels=not no_labels)
+        rows = predict_rows(run_dir, data, labels=not no_labels, header=header)
     except (OSError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     classes = list(rows[0]["probabilities"])

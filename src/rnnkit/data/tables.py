@@ -186,7 +186,8 @@ def _is_header(path: Path, number: int, fields: list[str], first: int) -> bool:
         return bool(words)
     c, word = words[0]
     raise DataError(path, number, f"expected a number, got {word!r} in {_column(c, [])}; a first row "
-                                  f"with numbers among its values is data, not a header")
+                                  f"with numbers among its values is data, not a header (header=True, "
+                                  f"data.header=true or --header if it is one)")
 
 
 def _is_number(word: str) -> bool:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from rnnkit.cells.base import Cell, CellWrapper, State, Step
+from rnnkit.cells.base import Cell, CellWrapper, State, Step, sequence_step
 from rnnkit.dropins.base import DropIn
 from rnnkit.layers.masking import flip_padded
 from rnnkit.layers.recurrent import Recurrent
@@ -51,7 +51,7 @@ class GradProbe(CellWrapper):
         return self._tap(self.cell(x_BI, state), self.passes[-1][0])
 
     def for_sequence(self, batch: int, *, steps: int | None = None, device=None, dtype=None) -> Step:
-        step = self.cell.for_sequence(batch, steps=steps, device=device, dtype=dtype)
+        step = sequence_step(self.cell, batch, steps=steps, device=device, dtype=dtype)
         taps: list[Tensor] = []
         self.passes.append((taps, self.lengths))
         return lambda x_BI, state: self._tap(step(x_BI, state), taps)

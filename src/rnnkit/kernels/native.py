@@ -127,8 +127,10 @@ def call(kind: str, x: Tensor, hx: HX, weights: list[Tensor], lengths_B: Tensor 
         if train and dropout > 0 and num_layers > 1:
             raise ValueError("dropout between layers cannot run in one native op under torch.compile; "
                              "run the stack layer by layer")
-        out, *state = native_rnn(kind, x, list(hx), weights, lengths_B, bias, num_layers, bidirectional,
-                                 batch_first)
+        # autocast does not reach into the op: an input it lowered runs in the weights' dtype
+        dtype = weights[0].dtype
+        out, *state = native_rnn(kind, x.to(dtype), [t.to(dtype) for t in hx], weights, lengths_B, bias,
+                                 num_layers, bidirectional, batch_first)
         return out, tuple(state)
     if lengths_B is None:
         return fused(kind, x, hx, weights, bidirectional=bidirectional, batch_first=batch_first, **opts)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnkit.cells.base import Cell, State
+from rnnkit.cells.base import Cell, State, sequence_step
 
 name = "reference"
 
@@ -21,7 +21,7 @@ def supports(cell: Cell) -> bool:
 
 def run(cell: Cell, x_BTI: Tensor, state: State, lengths_B: Tensor | None):
     B, T, _ = x_BTI.shape
-    step = cell.for_sequence(B, steps=T, device=x_BTI.device, dtype=x_BTI.dtype)
+    step = sequence_step(cell, B, steps=T, device=x_BTI.device, dtype=x_BTI.dtype)
     outs = []
     for t in range(T):
         new = step(x_BTI[:, t], state)

@@ -191,13 +191,16 @@ def _fit_member(cfg: ClassifyConfig, i: int, run_dir: Path, data: tuple, *, resu
     return model, result
 
 
-def predict(run_dir: str | Path, data_path: str | Path, *, labels: bool = True) -> list[dict[str, Any]]:
+def predict(run_dir: str | Path, data_path: str | Path, *, labels: bool = True,
+            header: bool | None = None) -> list[dict[str, Any]]:
     """Class probabilities for every sequence in ``data_path`` (same format as training).
     The file's labels are not used: any string will do, a class the model never saw too.
 
     Arguments:
         labels: False: a CSV series file without a label column, every column a value (a
             ``.ts`` file says so itself, with ``@classLabel false``).
+        header: whether a CSV series file's first row is a header; None guesses (see
+            ``read_csv_series``), whatever the training file had.
 
     Returns:
         one row per sequence: ``{"id": n, "label": predicted class name, "given": the file's
@@ -214,7 +217,8 @@ def predict(run_dir: str | Path, data_path: str | Path, *, labels: bool = True) 
     trained = _read_json(dirs[0] / LABELS)
     data = _config.from_dict(DataSection, saved.get("data") or {})
     vocab = Vocab.from_json((dirs[0] / TOKENIZER).read_text("utf-8")) if trained["format"] == "text" else None
-    dataset, given = _read_unchecked(trained["format"], Path(data_path), data, vocab, labelled=labels)
+    dataset, given = _read_unchecked(trained["format"], Path(data_path), data, vocab, labelled=labels,
+                                     header=header)
     probs_NC = torch.stack([_probabilities(m, dataset) for m in models]).mean(dim=0)
     classes = trained["classes"]
     return [{"id": n, "label": classes[int(p_C.argmax())], "given": None if given is None else given[n],
@@ -253,7 +257,7 @@ def _read(kind: str, path: Path, data: DataSection, classes: tuple[str, ...] | N
 
 
 def _read_unchecked(kind: str, path: Path, data: DataSection, vocab: Vocab | None, *,
-                    labelled: bool) -> tuple[Labelled, list[str] | None]:
+                    labelled: bool, header: bool | None) -> tuple[Labelled, list[str] | None]:
     """The file's sequences without labels (series filled as in ``_read``), and its labels
     as written (any strings) or None; for prediction, where labels are not used."""
     if not labelled and kind != "csv":
@@ -262,12 +266,12 @@ def _read_unchecked(kind: str, path: Path, data: DataSection, vocab: Vocab | Non
     if kind == "ts":
         inputs, lengths_N, given = read_ts_values(path)
     elif not labelled:
-        found, given = read_csv_series(path, ragged=data.ragged, labelled=False, header=data.header), None
+        found, given = read_csv_series(path, ragged=data.ragged, labelled=False, header=header), None
         inputs, lengths_N = found.inputs, found.lengths_N
     else:
         # classes=None: this file's own labels are its classes, so none is refused
         found = read_text_csv(path, vocab=vocab, max_tokens=data.max_tokens)[0] if kind == "text" \
-            else read_csv_series(path, ragged=data.ragged, header=data.header)
+            else read_csv_series(path, ragged=data.ragged, header=header)
         assert found.labels_N is not None
         inputs, lengths_N = found.inputs, found.lengths_N
         given = [found.classes[i] for i in found.labels_N.tolist()]

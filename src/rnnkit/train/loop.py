@@ -91,6 +91,7 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | Mapping[str, Any] | 
         return result
     started = time.perf_counter() - pos.seconds
     model.train()
+    extra, per_token = {}, False  # the last step's, for the row of the steps since the last one
     # signals are caught only where there is somewhere to save to
     with StopOnSignal(enabled=run.run_dir is not None) as signals, run.log, run.bar:
         for chunk, (epoch, index, part) in chunks(run.train, cfg.bptt, cfg.epochs, pos):
@@ -137,8 +138,9 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | Mapping[str, Any] | 
             norm = float(grad_norm)  # every step's pre-clip norm reaches the row: mean and max
             pos.add(pos.window, {"grad_norm_sum": norm})
             pos.window["grad_norm_max"] = max(pos.window.get("grad_norm_max", 0.0), norm)
+            per_token = chunk.per_token
             if pos.step % cfg.log_every == 0:
-                result.last_train = _log_train(run, pos, extra, chunk.per_token)
+                result.last_train = _log_train(run, pos, extra, per_token)
             # -- evaluate --
             epoch_end = index == len(run.train) and part == 0
             if val is not None and (epoch_end if cfg.eval_every is None else pos.step % cfg.eval_every == 0):
@@ -153,15 +155,15 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | Mapping[str, Any] | 
                 on_step(pos.step, {**_means(values), "grad_norm": norm})
             # -- stop? save --
             result.stopped = _stop_reason(pos, cfg, signals, run.ctx) or result.stopped
-            last = result.stopped != "epochs" or pos.step >= run.total_steps
-            if last and pos.window:  # the steps since the last row get theirs, before the save
-                result.last_train = _log_train(run, pos, extra, chunk.per_token)
-            if result.stopped != "epochs" or (cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0):
-                run.save(pos, state)
             if result.stopped != "epochs":
+                result.last_train = _log_rest(run, pos, extra, per_token) or result.last_train
+                run.save(pos, state)
                 break
+            if cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0:
+                run.save(pos, state)
         else:
             if pos.step > result.steps:  # not for a resumed run that was already finished
+                result.last_train = _log_rest(run, pos, extra, per_token) or result.last_train
                 run.save(pos, state)
     result.steps, result.seconds, result.best, result.state = pos.step, pos.seconds, pos.best, state
     return result
@@ -328,6 +330,13 @@ def _log_train(run: _Run, pos: Position, extra: dict[str, float], per_token: boo
         run.bar.update((round(pos.seconds) if run.timed else pos.step) - run.bar.n)
     pos.window = {}
     return row
+
+
+def _log_rest(run: _Run, pos: Position, extra: dict[str, float], per_token: bool) -> dict[str, float] | None:
+    """The row of the steps since the last one, where training ends between two rows (a
+    run shorter than ``log_every`` would log nothing); before the save, so that a resumed
+    run starts a new window."""
+    return _log_train(run, pos, extra, per_token) if pos.window else None
 
 
 def _full_precision(state: Any, dtype: torch.dtype) -> Any:
