@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from rnnkit.tasks.classify import ENSEMBLE
 from rnnkit.train.checkpoint import CheckpointError, read_config
 
 # task: (what a run of it is called, the command that trains it, the command that uses it)
@@ -27,7 +28,6 @@ TASKS = {
 # runs whose config.json names no task (the demo's): the model registry's names
 _BY_ARCHITECTURE = {"language_model": "lm", "seq2seq": "seq2seq", "tagger": "tag",
                     "sequence_classifier": "classify", "forecaster": "forecast"}
-_ENSEMBLE = "ensemble.json"  # rnnkit.tasks.classify.ENSEMBLE
 
 
 def require_task(run_dir: str | Path, task: str) -> None:
@@ -36,8 +36,8 @@ def require_task(run_dir: str | Path, task: str) -> None:
     the command's own loading reports it (as "not a run directory", or the corrupt file)."""
     assert task in TASKS, task
     run_dir = Path(run_dir)
-    if (run_dir / _ENSEMBLE).is_file():
-        found, named = "classify", f"its {_ENSEMBLE} lists classifier members"
+    if (run_dir / ENSEMBLE).is_file():
+        found, named = "classify", f"its {ENSEMBLE} lists classifier members"
     else:
         try:
             saved = read_config(run_dir)

@@ -272,6 +272,16 @@ def encode_labels(path: Path, labels: Sequence[str], row_lines: Sequence[int],
     return torch.tensor([index[label] for label in labels], dtype=torch.long)
 
 
+def is_number(word: str) -> bool:
+    """Whether ``float`` reads ``word`` (nan and inf included: the readers refuse those later,
+    with their own message)."""
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
 def sorted_labels(labels: Sequence[str]) -> tuple[str, ...]:
     """The distinct labels, in numeric order when all are numbers ("2" before "10")."""
     distinct = set(labels)

@@ -27,7 +27,15 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.data.series import DataError, Labelled, decode_lines, encode_labels, pad_series, sorted_labels
+from rnnkit.data.series import (
+    DataError,
+    Labelled,
+    decode_lines,
+    encode_labels,
+    is_number,
+    pad_series,
+    sorted_labels,
+)
 
 PAD, UNK = 0, 1
 _TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
@@ -181,21 +189,13 @@ def _is_header(path: Path, number: int, fields: list[str], first: int) -> bool:
     one is not blank; False when every one is a number. A row mixing the two is data with
     a typo: a ``DataError`` at its first non-number."""
     cells = [(c, f.strip()) for c, f in enumerate(fields[first:], first) if f.strip()]
-    words = [(c, f) for c, f in cells if not _is_number(f)]
+    words = [(c, f) for c, f in cells if not is_number(f)]
     if len(words) in (0, len(cells)):
         return bool(words)
     c, word = words[0]
     raise DataError(path, number, f"expected a number, got {word!r} in {_column(c, [])}; a first row "
                                   f"with numbers among its values is data, not a header (header=True, "
                                   f"data.header=true or --header if it is one)")
-
-
-def _is_number(word: str) -> bool:
-    try:
-        float(word)
-    except ValueError:
-        return False
-    return True
 
 
 def _column(c: int, names: list[str]) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.data.series import DataError, decode_lines
+from rnnkit.data.series import DataError, decode_lines, is_number
 
 # seasonal period by time step: the cycle a seasonal-naive forecast repeats
 _SEASONS = {np.timedelta64(30, "m"): 48, np.timedelta64(1, "h"): 24, np.timedelta64(1, "D"): 7,
@@ -157,11 +157,8 @@ def _check_header(path: Path, number: int, header: list[str], named: set[str | N
 
 def _reads_as_value(text: str) -> bool:
     """A number, or an ISO time (they start with a digit: 'today' and 'now' parse too)."""
-    try:
-        float(text)
+    if is_number(text):
         return True
-    except ValueError:
-        pass
     try:
         return text[:1].isdigit() and not np.isnat(np.datetime64(text.replace(" ", "T")))
     except ValueError:

@@ -194,13 +194,11 @@ def _keep_masks(zone: Zoneout, T: int, state) -> tuple[Tensor | None, Tensor | N
     """Zoneout's (keep_h, keep_c) for every step, (T, B, H) each, or None where p = 0: 0/1
     in training, from the wrapper's own one-call draw (so the reference loop, given the
     same seed, keeps the same units); p at evaluation."""
-    probs = [zone.p_h, zone.p_c if isinstance(state, LSTMState) else 0.0]
-    like = state.h
+    zoned, like = dict(zone.zoned(state)), state.h
     if not zone.training:
-        return tuple(None if p == 0 else like.new_full((T, *like.shape), p) for p in probs)
-    keep = iter((u < p).to(like.dtype) for u, (_, p) in zip(zone.draw_uniform(T, state), zone.zoned(state),
-                                                           strict=True))
-    return tuple(next(keep) if p > 0 else None for p in probs)
+        return tuple(like.new_full((T, *like.shape), zoned[f]) if f in zoned else None for f in ("h", "c"))
+    keep = {f: (u < zoned[f]).to(like.dtype) for f, u in zip(zoned, zone.draw_uniform(T, state), strict=True)}
+    return keep.get("h"), keep.get("c")
 
 
 def _where(x_BTI: Tensor, kind: int, H: int) -> str | None:
