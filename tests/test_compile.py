@@ -150,6 +150,25 @@ def test_traced_lengths_stay_an_input(make):
         assert_all_close(traced(x, lengths), model(x, lengths))
 
 
+@pytest.mark.parametrize("make", [
+    lambda: rnnkit.LSTM(4, 6, batch_first=True),
+    lambda: rnnkit.GRU(4, 6, num_layers=2, bidirectional=True, batch_first=True),
+    lambda: rnnkit.MinGRU(4, 6, batch_first=True),
+], ids=["lstm", "gru-bi", "mingru"])
+def test_torch_export_keeps_lengths_an_input(make):
+    """With lengths the native layers' fast call is the rnnkit::native_rnn custom op, which
+    no exporter translates (ONNX export failed); exported, they run the reference loop."""
+    torch.set_default_dtype(torch.float32)
+    model = _WithLengths(make()).eval()
+    batch = torch.export.Dim("B", min=1, max=64)
+    program = torch.export.export(model, (torch.randn(3, 5, 4), torch.tensor([5, 2, 3])),
+                                  dynamic_shapes=({0: batch}, {0: batch}))
+    targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert not any("rnnkit" in t for t in targets), targets
+    x, lengths = torch.randn(4, 5, 4), torch.tensor([1, 5, 4, 2])
+    torch.testing.assert_close(program.module()(x, lengths), model(x, lengths))
+
+
 @pytest.mark.parametrize("name", ["LSTM", "GRU"])
 def test_an_input_lowered_by_autocast_compiles(name):
     """Autocast may hand the layer a bf16 input, which eager mode takes; inside the compiled

@@ -288,8 +288,10 @@ class DropIn(Streaming, TorchLayout, nn.Module):
         # ragged rows in both directions: one packed call on a GPU (native.call), layer by
         # layer on the CPU, where each direction's segmented run skips finished rows
         one_call = lengths_B is None or not self.bidirectional or x.is_cuda
-        # traced, the native op would bake the lengths in as constants (see Recurrent.forward)
-        one_call = one_call and not (lengths_B is not None and torch.jit.is_tracing())
+        # traced, the native op would bake the lengths in as constants (see Recurrent.forward);
+        # exported, it would be a custom op no exporter translates (see native.run)
+        exported = torch.jit.is_tracing() or torch.compiler.is_exporting()
+        one_call = one_call and not (lengths_B is not None and exported)
         if kind is not None and one_call and not (masks and torch.compiler.is_compiling()):
             if hx is None:
                 hx = self._zero_hx(B, x_BTI)

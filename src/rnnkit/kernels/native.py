@@ -23,7 +23,7 @@ from rnnkit.cells.elman import ElmanCell
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
 from rnnkit.cells.wrappers import WeightDrop
-from rnnkit.kernels import _ext, _int8
+from rnnkit.kernels import _ext, _int8, reference
 
 name = "native"
 
@@ -285,6 +285,10 @@ def segmented(kind: str, x_BTI: Tensor, hx: HX, weights: list[Tensor], lengths_B
 
 
 def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
+    if lengths_B is not None and torch.compiler.is_exporting():
+        # torch.export (ONNX): the ragged call is a custom op no exporter translates, and
+        # torch's packed op needs the lengths on the host; the reference loop (T unrolled) is
+        return reference.run(cell, x_BTI, state, lengths_B)
     hx = tuple(t.unsqueeze(0) for t in state)
     out_BTO, hx = call(op_kind(cell), x_BTI, hx, flat_weights(cell), lengths_B,
                        bias=owner(cell).bias_ih is not None)
