@@ -129,3 +129,16 @@ def test_translate_refuses_other_runs(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"task": "lm", "train": config.to_dict(TrainConfig())}))
     with pytest.raises(ValueError, match="run_dir must hold a seq2seq run"):
         translate(tmp_path, ["x"])
+
+
+def test_validation_pairs_without_a_known_token_warn(tmp_path):
+    """Held-out pairs whose characters training never saw encode to nothing: training then has
+    no validation loss, which it says, and the pairs are still translated and scored."""
+    path = pairs_file(tmp_path, groups=False)
+    lines = [f"{line}\tA" for line in path.read_text(encoding="utf-8").splitlines()]
+    unseen = ["vyzk\tkwvy\tB", "hjx\tjxh\tB"]  # letters absent from WORDS, no space
+    path.write_text("\n".join(lines + unseen) + "\n", encoding="utf-8")
+    with pytest.warns(UserWarning, match="no validation loss"):
+        results = train_seq2seq(load(path, "data.val_groups=B"), tmp_path / "run")
+    assert results["data"]["n_val"] == 2 and results["data"]["n_val_left_out_of_loss"] == 2
+    assert results["train"]["last_val_loss"] is None and results["val"]["n"] == 2

@@ -19,6 +19,7 @@ A run directory holds what ``fit`` writes, plus ``source_tokenizer.json``,
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,9 +154,15 @@ def train_seq2seq(cfg: Seq2SeqTaskConfig, out: str | Path, *, overwrite: bool = 
     bos, eos = model.config.bos_id, model.config.eos_id
     train = PairLoader(train_src, train_tgt, bos_id=bos, eos_id=eos, batch_size=d.batch_size,
                        seed=cfg.train.seed)
-    val = None
-    if val_pairs is not None and (ids := _ids(val_pairs, source_tok, target_tok))[0]:
-        val = PairLoader(*ids, bos_id=bos, eos_id=eos, batch_size=64, shuffle=False)
+    val, val_src = None, []
+    if val_pairs is not None:
+        val_src, val_tgt = _ids(val_pairs, source_tok, target_tok)
+        if not val_src:  # still translated and scored below, from their text
+            warnings.warn(f"no validation pair has a known token on both sides, so training reports no "
+                          f"validation loss ({len(val_pairs)} pairs held out; their chrF/BLEU are still scored)",
+                          stacklevel=2)
+        else:
+            val = PairLoader(val_src, val_tgt, bos_id=bos, eos_id=eos, batch_size=64, shuffle=False)
     config = {**architecture_config(model), "task": "seq2seq", "data": _config.to_dict(d),
               "decode": _config.to_dict(cfg.decode)}
     if resume:  # before the tokenizers are rewritten: another config could change them
@@ -173,6 +180,7 @@ def train_seq2seq(cfg: Seq2SeqTaskConfig, out: str | Path, *, overwrite: bool = 
         "data": {"path": d.path, "tokenizer": kind, "n_train": len(train_src),
                  "n_train_left_out": len(train_pairs) - len(train_src),
                  "n_val": 0 if val_pairs is None else len(val_pairs),
+                 "n_val_left_out_of_loss": 0 if val_pairs is None else len(val_pairs) - len(val_src),
                  "n_test": 0 if test_pairs is None else len(test_pairs),
                  "source_vocab_size": source_tok.vocab_size, "target_vocab_size": target_tok.vocab_size},
         "train": {"steps": result.steps, "epochs": result.steps / len(train),
