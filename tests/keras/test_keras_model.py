@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnkit.keras import LSTM, Dense, Dropout, Embedding, Sequential, SimpleRNN, losses
+from rnnkit.keras import LSTM, Bidirectional, Dense, Dropout, Embedding, Sequential, SimpleRNN, losses
 
 B, T, I, H = 3, 6, 4, 5
 
@@ -149,6 +149,29 @@ def test_stateful_model_carries_state_across_predict_and_fit():
         model.fit(x[:, :T].repeat(2, 0)[:6], y[:6], epochs=1, verbose=0)
 
 
+@pytest.mark.parametrize("where", ["embedding", "bidirectional"])
+def test_a_stateful_layer_takes_the_models_batch_size(where):
+    """Keras's recipe puts batch_input_shape on the first layer (an Embedding, or the
+    Bidirectional wrapper): the stateful layer behind it keeps state for that batch size, and
+    fit/predict batch by it (they took 32, i.e. the whole data, as one batch)."""
+    rng = np.random.default_rng(0)
+    if where == "embedding":
+        model = Sequential([Embedding(20, 4, batch_input_shape=(2, 5)), LSTM(H, stateful=True), Dense(1)])
+        x = rng.integers(1, 20, size=(6, 5))
+    else:
+        model = Sequential([Bidirectional(LSTM(H, stateful=True), batch_input_shape=(2, 5, 3)), Dense(1)])
+        x = rng.normal(size=(6, 5, 3))
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, rng.normal(size=(6, 1)), shuffle=False, epochs=1, verbose=0)
+    model.reset_states()
+    batched = model.predict(x)  # three batches of 2, the state carried from each to the next
+    model.reset_states()
+    by_hand = np.concatenate([model.predict(x[k:k + 2], batch_size=2) for k in (0, 2, 4)])
+    np.testing.assert_allclose(batched, by_hand, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="stateful with batch_size 2"):
+        model.predict(x[:4], batch_size=4)
+
+
 def test_embedding_lstm_classifier_learns_a_rule():
     """Label: does token 1 occur in the (post-padded, mask_zero) sequence? (Passes for seeds
     0-4.)"""
@@ -212,6 +235,12 @@ def _with_states():
     return model
 
 
+def _sequences():
+    model = Sequential([LSTM(H, input_shape=(T, I), return_sequences=True), Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
 @pytest.mark.parametrize("call, error, message", [
     (lambda: _model().fit(np.zeros((4, T, I)), np.zeros((4, 1))), RuntimeError,
      r"fit\(\) needs a compiled model with a loss: call model.compile"),
@@ -243,9 +272,25 @@ def _with_states():
      r"inputs of lstm \(LSTM\) must have at least one time step, got shape \(2, 0, 3\)"),
     (lambda: Sequential([LSTM(4)]).predict(np.zeros((2, 0, 3))), ValueError,
      r"inputs of lstm \(LSTM\) must have at least one time step, got shape \(2, 0, 3\)"),
+    (lambda: _sequences().fit(np.zeros((4, T, I)), np.zeros((4, 1)), verbose=0),
+     ValueError, r"^y must have the model output's shape \(4, 6, 1\) .*got \(4, 1\)$"),  # as given
+    (lambda: _compiled().fit(np.zeros((4, T, I)), np.zeros((4, 1)), verbose=0,
+                             validation_data=(np.zeros((4, T, I)), np.zeros((4, 2)))),
+     ValueError, r"^validation_data y must have the model output's shape \(4, 1\) .*got \(4, 2\)$"),
 ], ids=["fit-before-compile", "loss-name", "optimizer-name", "metric-name", "xy-length", "features",
         "rank", "y-shape", "validation-split", "return-state-inside", "string-x", "return-state-fit",
-        "return-state-evaluate", "no-steps", "no-steps-unbuilt"])
+        "return-state-evaluate", "no-steps", "no-steps-unbuilt", "y-shape-as-given", "validation-y-shape"])
 def test_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_integer_targets_train_whatever_their_value():
+    """rnnkit's loop skips integer per-step targets of -100 (its ignore index); Keras trains
+    on them, so integer targets reach the loop as floats (the weights did not move)."""
+    model = Sequential([Dense(1, input_shape=(3,))])
+    model.compile(optimizer="sgd", loss="mse")
+    before = model.get_weights()[0].copy()
+    history = model.fit(np.random.default_rng(0).random((8, 3)), np.full((8, 1), -100), epochs=2, verbose=0)
+    assert history.history["loss"][1] < history.history["loss"][0]
+    assert not np.array_equal(before, model.get_weights()[0])

@@ -428,3 +428,29 @@ def test_the_last_row_does_not_depend_on_the_step_estimate():
     loader = TensorLoader(x, y, batch_size=4, lengths=lengths)
     result = fit(Tagger(), loader, _sgd(log_every=100, bptt=4))
     assert result.steps == 2 and result.last_train["loss"] > 0
+
+
+def test_the_schedule_ends_where_training_ends_with_lengths_and_bptt():
+    """The cosine schedule reaches its floor at the last step: the step count is exact when
+    each shuffled batch is cut to its own longest row (it counted chunks of the padded T)."""
+    x, y = _data(n=8, T=12)
+    lengths = torch.tensor([4, 3, 2, 4, 1, 9, 4, 2])
+    loader = TensorLoader(x, y, batch_size=4, lengths=lengths, seed=3)
+    # by hand: each epoch's two batches, ceil(longest / 4) chunks each
+    want = sum(math.ceil(int(lengths[rows].max()) / 4) for e in range(3) for rows in loader._order(e))
+    assert loader.total_steps(3, 4) == want < 3 * 2 * 3  # 18 with the padded T
+    model = Tagger()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    rates = []
+    result = fit(model, loader, _sgd(epochs=3, bptt=4, schedule="cosine", min_lr_ratio=0.1),
+                 optimizer=optimizer, on_step=lambda step, v: rates.append(optimizer.param_groups[0]["lr"]))
+    assert result.steps == want == len(rates)
+    assert rates[0] == pytest.approx(0.5) and rates[-1] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("name", ["loss", "items", "steps", "seconds", "lr", "grad_norm", ""])
+def test_a_metric_may_not_take_a_name_of_the_row(name):
+    x, y = _data()
+    with pytest.raises(ValueError, match=f"metrics names .* got {name!r}"):
+        fit(Tagger(), TensorLoader(x, y, batch_size=4), _sgd(max_steps=1),
+            metrics={name: lambda o, t: o.sum()})

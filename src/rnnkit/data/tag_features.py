@@ -161,6 +161,12 @@ class SentenceLoader(Loader):
         for rows in self._order(epoch)[start: len(self)]:
             yield self._pad(rows.tensor_split(self.world_size)[self.rank])
 
+    def total_steps(self, epochs: int, bptt: int | None) -> int:
+        if bptt is None:
+            return epochs * len(self)
+        return sum(math.ceil(int(self.lengths_N[rows.tensor_split(self.world_size)[self.rank]].max()) / bptt)
+                   for epoch in range(epochs) for rows in self._order(epoch)[: len(self)])
+
     def _order(self, epoch: int) -> list[Tensor]:
         n, size = len(self.features), self.batch_size
         if not self.shuffle:

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from rnnkit import train
 from rnnkit.keras._base import as_tensor
 from rnnkit.keras._recurrent import RNNLayer
-from rnnkit.keras.losses import LossFn, batch_weight
+from rnnkit.keras.losses import LossFn, TargetError, batch_weight
 
 
 class History:
@@ -47,8 +47,8 @@ class EpochMeans:
     ``(y_true, y_pred)`` functions, record what they return and hand it back.
     """
 
-    def __init__(self, loss: LossFn, metrics: dict[str, LossFn]):
-        self._loss, self._metrics = loss, metrics
+    def __init__(self, loss: LossFn, metrics: dict[str, LossFn], *, targets: str = "y"):
+        self._loss, self._metrics, self._targets = loss, metrics, targets
         self.metric_fns = {name: self._recorded(name) for name in metrics}
         self.reset()
 
@@ -56,16 +56,22 @@ class EpochMeans:
         self._sums = {name: [0.0, 0.0] for name in ("loss", *self._metrics)}
 
     def loss_fn(self, outputs: Tensor, targets: Tensor) -> Tensor:
-        loss = self._loss(targets, outputs)
+        loss = self._call(self._loss, outputs, targets)
         self._add("loss", float(loss.detach()), outputs.shape[0])  # once per sample
         return loss
 
     def _recorded(self, name: str):
         def metric(outputs: Tensor, targets: Tensor) -> Tensor:
-            value = self._metrics[name](targets, outputs)
+            value = self._call(self._metrics[name], outputs, targets)
             self._add(name, float(value), batch_weight(value))  # once per real step
             return value
         return metric
+
+    def _call(self, fn: LossFn, outputs: Tensor, targets: Tensor) -> Tensor:
+        try:
+            return fn(targets, outputs)
+        except TargetError as err:  # the targets by the name they were given
+            raise ValueError(f"{self._targets} {err.expected}") from None
 
     def _add(self, name: str, mean: float, count: float) -> None:
         sums = self._sums[name]
@@ -78,7 +84,8 @@ class EpochMeans:
 
 
 def fit_epochs(model: nn.Module, loader: train.TensorLoader, val: train.TensorLoader | None,
-               cfg: train.TrainConfig, compiled: dict, optimizer) -> list[dict[str, float]]:
+               cfg: train.TrainConfig, compiled: dict, optimizer, *,
+               val_targets: str = "validation_data y") -> list[dict[str, float]]:
     """Train with ``rnnkit.train.fit``. Returns one row per epoch: the epoch's loss and
     metrics, then ``val_*`` from evaluating ``val`` with the weights the epoch ended with."""
     assert cfg.bptt is None  # one step per batch, so the epoch ends every len(loader) steps
@@ -91,7 +98,8 @@ def fit_epochs(model: nn.Module, loader: train.TensorLoader, val: train.TensorLo
         row = means.results()
         means.reset()
         if val is not None:
-            row |= {f"val_{k}": v for k, v in evaluate_means(model, val, compiled, cfg.device).items()}
+            row |= {f"val_{k}": v for k, v in
+                    evaluate_means(model, val, compiled, cfg.device, targets=val_targets).items()}
         rows.append(row)
 
     train.fit(model, loader, cfg, loss_fn=means.loss_fn, metrics=means.metric_fns,
@@ -100,9 +108,9 @@ def fit_epochs(model: nn.Module, loader: train.TensorLoader, val: train.TensorLo
 
 
 def evaluate_means(model: nn.Module, loader: train.TensorLoader, compiled: dict,
-                   device: str) -> dict[str, float]:
+                   device: str, *, targets: str = "y") -> dict[str, float]:
     """The loss and metrics over ``loader`` in evaluation mode, as Keras's ``evaluate`` sums them."""
-    means = EpochMeans(compiled["loss"], compiled["metrics"])
+    means = EpochMeans(compiled["loss"], compiled["metrics"], targets=targets)
     train.evaluate(model, loader, loss_fn=means.loss_fn, metrics=means.metric_fns,
                    cfg=train.TrainConfig(device=device))
     return means.results()
@@ -161,6 +169,10 @@ def tensor_loader(model: nn.Module, x_N: Tensor, y_N: Tensor, batch_size: int, *
     elif x_N.shape[0] % stateful:
         raise ValueError(f"stateful layers keep state for batch_size={stateful} sequences: "
                          f"the number of samples must be a multiple of it, got {x_N.shape[0]}")
+    # as floats: rnnkit's loop skips integer per-step targets of -100 (its ignore index),
+    # which Keras trains on like any other value (class ids come back exactly in the losses)
+    if not y_N.is_floating_point():
+        y_N = y_N.to(next(model.parameters()).dtype)
     return train.TensorLoader(x_N, y_N, batch_size=batch_size, shuffle=shuffle, seed=seed)
 
 

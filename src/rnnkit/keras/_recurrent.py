@@ -104,6 +104,8 @@ class RNNLayer(Layer):
                              f"got shape {shape}")
 
     def _build(self, input_shape: Shape) -> None:
+        if self._batch_size is None:  # a batch size the model was built for (batch_input_shape
+            self._batch_size = input_shape[0]  # on its first layer) is a stateful layer's, as in Keras
         features = input_shape[-1]
         if self.merge_mode is None:
             self.rnn = self._recurrent(features, reverse=self.go_backwards)

@@ -66,29 +66,40 @@ def batch_weight(mean: Tensor) -> int:
     return getattr(mean, _COUNT, 1)
 
 
+class TargetError(ValueError):
+    """Targets that do not fit the output. ``fit``/``evaluate`` name the targets they were
+    given (``y``, ``validation_data y``) in place of ``y_true``."""
+
+    def __init__(self, expected: str):
+        super().__init__(f"y_true {expected}")
+        self.expected = expected
+
+
 def _align(y_true: Tensor, y_pred: Tensor, what: str) -> Tensor:
     """``y_true`` with ``y_pred``'s shape and dtype; (B,) targets for a (B, 1) output gain the
     last axis, as Keras expands them."""
+    given = tuple(y_true.shape)
     if y_true.dim() == y_pred.dim() - 1 and y_pred.shape[-1] == 1:
         y_true = y_true.unsqueeze(-1)
     if y_true.shape != y_pred.shape:
-        raise ValueError(f"y must have the model output's shape {tuple(y_pred.shape)} for {what} "
-                         f"(per batch), got {tuple(y_true.shape)}")
+        raise TargetError(f"must have the model output's shape {tuple(y_pred.shape)} for {what} "
+                          f"(per batch), got {given}")
     return y_true.to(y_pred.dtype)
 
 
 def _labels(y_true: Tensor, y_pred: Tensor, what: str) -> Tensor:
     """Integer class ids with ``y_pred``'s shape less the class axis ((B, 1) -> (B,))."""
+    given = tuple(y_true.shape)
     if y_true.dim() == y_pred.dim() and y_true.shape[-1] == 1:
         y_true = y_true.squeeze(-1)
     if y_true.shape != y_pred.shape[:-1]:
-        raise ValueError(f"y must hold class ids of shape {tuple(y_pred.shape[:-1])} for {what} "
-                         f"(the output's shape less its class axis), got {tuple(y_true.shape)}")
+        raise TargetError(f"must hold class ids of shape {tuple(y_pred.shape[:-1])} for {what} "
+                          f"(the output's shape less its class axis), got {given}")
     labels = y_true.long()
     C = y_pred.shape[-1]
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= C):
-        raise ValueError(f"y must hold class ids in [0, {C}) for {what}, got min "
-                         f"{int(labels.min())} and max {int(labels.max())}")
+        raise TargetError(f"must hold class ids in [0, {C}) for {what}, got min "
+                          f"{int(labels.min())} and max {int(labels.max())}")
     return labels
 
 

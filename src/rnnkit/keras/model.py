@@ -197,7 +197,8 @@ class Sequential(nn.Module):
         loader = _fit.tensor_loader(self, x_N, y_N, batch_size, shuffle=shuffle, seed=seed)
         val_loader = None if val is None else _fit.tensor_loader(self, *val, batch_size, shuffle=False)
         with training_mode(self, True):
-            rows = _fit.fit_epochs(self, loader, val_loader, cfg, compiled, self.optimizer)
+            rows = _fit.fit_epochs(self, loader, val_loader, cfg, compiled, self.optimizer,
+                                   val_targets="y" if validation_split else "validation_data y")
         keys = ["loss", *compiled["metrics"]]
         keys += [f"val_{k}" for k in keys] if val is not None else []
         self.history = History({k: [row[k] for row in rows] for k in keys}, list(range(len(rows))),

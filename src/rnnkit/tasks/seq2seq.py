@@ -158,9 +158,9 @@ def train_seq2seq(cfg: Seq2SeqTaskConfig, out: str | Path, *, overwrite: bool = 
     if val_pairs is not None:
         val_src, val_tgt = _ids(val_pairs, source_tok, target_tok)
         if not val_src:  # still translated and scored below, from their text
-            warnings.warn(f"no validation pair has a known token on both sides, so training reports no "
-                          f"validation loss ({len(val_pairs)} pairs held out; their chrF/BLEU are still scored)",
-                          stacklevel=2)
+            warnings.warn(f"no validation pair has a known token on both sides, so training reports "
+                          f"no validation loss ({len(val_pairs)} pairs held out; their chrF/BLEU are "
+                          f"still scored)", stacklevel=2)
         else:
             val = PairLoader(val_src, val_tgt, bos_id=bos, eos_id=eos, batch_size=64, shuffle=False)
     config = {**architecture_config(model), "task": "seq2seq", "data": _config.to_dict(d),

@@ -79,8 +79,9 @@ class Loader(ABC):
     def shard(self, rank: int, world_size: int) -> Loader:
         """This process's part of every global batch."""
 
-    def steps_per_epoch(self, bptt: int | None) -> int:
-        return len(self)
+    def total_steps(self, epochs: int, bptt: int | None) -> int:
+        """Optimizer steps in ``epochs`` epochs: one a batch, or with ``bptt`` one a chunk."""
+        return epochs * len(self)
 
 
 class TensorLoader(Loader):
@@ -132,10 +133,14 @@ class TensorLoader(Loader):
         n = self.inputs.shape[0]
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    def steps_per_epoch(self, bptt: int | None) -> int:
+    def total_steps(self, epochs: int, bptt: int | None) -> int:
         if bptt is None or self.inputs.dim() < 2:
-            return len(self)
-        return len(self) * math.ceil(self.inputs.shape[1] / bptt)
+            return epochs * len(self)
+        if self.lengths is None:
+            return epochs * len(self) * math.ceil(self.inputs.shape[1] / bptt)
+        # each batch is cut to its longest row, so its chunks depend on the epoch's order
+        return sum(math.ceil(int(self.lengths[rows].max()) / bptt)
+                   for epoch in range(epochs) for rows in self._order(epoch))
 
     def shard(self, rank: int, world_size: int) -> TensorLoader:
         return TensorLoader(self.inputs, self.targets, batch_size=self.batch_size,
@@ -143,6 +148,13 @@ class TensorLoader(Loader):
                             lengths=self.lengths, rank=rank, world_size=world_size)
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        for rows in self._order(epoch)[start:]:
+            # cut to the global batch's longest row, so that every process has as many chunks
+            T = None if self.lengths is None else int(self.lengths[rows].max())
+            yield self._take(rows.tensor_split(self.world_size)[self.rank], T)
+
+    def _order(self, epoch: int) -> list[Tensor]:
+        """Each global batch's rows in ``epoch``."""
         n = self.inputs.shape[0]
         if self.shuffle:
             # a generator of its own: the global RNG (dropout, init) is left alone
@@ -150,11 +162,7 @@ class TensorLoader(Loader):
             order_N = torch.randperm(n, generator=generator)
         else:
             order_N = torch.arange(n)
-        for index in range(start, len(self)):
-            rows = order_N[index * self.batch_size:(index + 1) * self.batch_size]
-            # cut to the global batch's longest row, so that every process has as many chunks
-            T = None if self.lengths is None else int(self.lengths[rows].max())
-            yield self._take(rows.tensor_split(self.world_size)[self.rank], T)
+        return list(order_N.split(self.batch_size))[:len(self)]
 
     def _take(self, rows: Tensor, T: int | None) -> Batch:
         inputs, targets = self.inputs[rows], self.targets[rows]

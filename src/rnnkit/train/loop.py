@@ -80,7 +80,7 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | Mapping[str, Any] | 
             ``config`` names none, so that ``rnnkit.models.load_model(run_dir)`` rebuilds it.
         on_step: called after every step with the step number and its values.
     """
-    cfg, loss_fn, metrics = _train_config(cfg), loss_fn or default_loss, dict(metrics or {})
+    cfg, loss_fn, metrics = _train_config(cfg), loss_fn or default_loss, _metrics(metrics)
     _check_monitor(cfg, val, metrics)
     run = _prepare(model, train, cfg, optimizer, run_dir, resume=resume, overwrite=overwrite, config=config)
     pos, state, optimizer = run.pos, run.state, run.optimizer
@@ -156,15 +156,15 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | Mapping[str, Any] | 
             # -- stop? save --
             result.stopped = _stop_reason(pos, cfg, signals, run.ctx) or result.stopped
             if result.stopped != "epochs":
-                result.last_train = _log_rest(run, pos, extra, per_token) or result.last_train
                 run.save(pos, state)
+                result.last_train = _log_rest(run, pos, extra, per_token) or result.last_train
                 break
             if cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0:
                 run.save(pos, state)
         else:
             if pos.step > result.steps:  # not for a resumed run that was already finished
-                result.last_train = _log_rest(run, pos, extra, per_token) or result.last_train
                 run.save(pos, state)
+                result.last_train = _log_rest(run, pos, extra, per_token) or result.last_train
     result.steps, result.seconds, result.best, result.state = pos.step, pos.seconds, pos.best, state
     return result
 
@@ -175,7 +175,7 @@ def evaluate(model: nn.Module, loader: Loader, *, loss_fn: LossFn | None = None,
              cfg: TrainConfig | None = None) -> dict[str, float]:
     """Mean loss and metrics over ``loader`` (epoch 0), weighted by the items in each batch;
     a stream's state is carried across its batches. Leaves the model's mode as it was."""
-    cfg, loss_fn, metrics = _train_config(cfg), loss_fn or default_loss, dict(metrics or {})
+    cfg, loss_fn, metrics = _train_config(cfg), loss_fn or default_loss, _metrics(metrics)
     was_training = model.training
     dtype = next(model.parameters()).dtype
     model.eval()
@@ -247,6 +247,23 @@ def _train_config(cfg: TrainConfig | Mapping[str, Any] | None) -> TrainConfig:
     raise TypeError(f"cfg must be a TrainConfig or a mapping of its fields, got {type(cfg).__name__}")
 
 
+# the names of a train row's own values: a metric of the same name would overwrite them
+_ROW_NAMES = ("loss", "items", "steps", "seconds", "lr", "grad_norm", "grad_norm_sum", "grad_norm_max",
+              "items_per_s", "teacher_forcing")
+
+
+def _metrics(metrics: Mapping[str, MetricFn] | None) -> dict[str, MetricFn]:
+    metrics = dict(metrics or {})
+    for name, fn in metrics.items():
+        if not isinstance(name, str) or not name or name in _ROW_NAMES:
+            raise ValueError(f"metrics names must be non-empty strings other than the loop's own "
+                             f"{', '.join(_ROW_NAMES)}; got {name!r}")
+        if not callable(fn):
+            raise TypeError(f"metrics[{name!r}] must be a function (outputs, targets) -> scalar, "
+                            f"got {type(fn).__name__}")
+    return metrics
+
+
 def _usable(name: str) -> torch.device:
     device = torch.device(name)
     try:
@@ -300,7 +317,7 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
     log = MetricsLog(run_dir or Path("."), tensorboard=cfg.tensorboard,
                      resume_step=pos.step if resume else 0, enabled=writes)
     train = ctx.shard(train)
-    total = min(cfg.max_steps or math.inf, cfg.epochs * train.steps_per_epoch(cfg.bptt))
+    total = min(cfg.max_steps or math.inf, train.total_steps(cfg.epochs, cfg.bptt))
     show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
     # under a time budget the bar counts seconds, so that its ETA means something
     bar = (tqdm(total=round(cfg.max_minutes * 60), initial=round(pos.seconds), unit="s", desc="train",
@@ -334,8 +351,9 @@ def _log_train(run: _Run, pos: Position, extra: dict[str, float], per_token: boo
 
 def _log_rest(run: _Run, pos: Position, extra: dict[str, float], per_token: bool) -> dict[str, float] | None:
     """The row of the steps since the last one, where training ends between two rows (a
-    run shorter than ``log_every`` would log nothing); before the save, so that a resumed
-    run starts a new window."""
+    run shorter than ``log_every`` would log nothing). After the save, which keeps those
+    steps' sums: a resumed run's next row covers them, as the uninterrupted run's does, so
+    its log is that run's plus this one row."""
     return _log_train(run, pos, extra, per_token) if pos.window else None
 
 
