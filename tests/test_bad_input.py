@@ -1,5 +1,6 @@
 """Bad input at the public boundary: each error names the argument, expectation and value."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -89,11 +90,23 @@ def test_bad_layer_state():
     (lambda: rnnkit.RNN(I, H, nonlinearity="gelu"), ValueError, r"nonlinearity must be"),
     (lambda: rnnkit.LSTM(I, H, zoneout=(0.1, 0.1, 0.1)), ValueError,
      r"zoneout must be a probability or a \(p_h, p_c\) pair, got \(0.1, 0.1, 0.1\)"),
+    (lambda: rnnkit.LSTM(I, H, num_layers=True), ValueError, r"num_layers must be an int >= 1, got True"),
+    (lambda: rnnkit.LSTM(I, H, proj_size=True), ValueError, r"proj_size must be an int .*got True"),
+    (lambda: rnnkit.LSTM(I, H, dropout=float("nan")), ValueError, r"dropout must be a probability .*got nan"),
 ], ids=["unknown-backend", "scan-lstm", "native-layernorm", "native-reset-before",
-        "layers", "dropout", "layernorm-proj", "nonlinearity", "zoneout-triple"])
+        "layers", "dropout", "layernorm-proj", "nonlinearity", "zoneout-triple", "layers-bool",
+        "proj-bool", "dropout-nan"])
 def test_bad_construction(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+def test_numpy_scalars_are_taken_as_torch_nn_takes_them():
+    """Configs and sweeps hand over numpy scalars, which torch.nn's constructors accept."""
+    layer = rnnkit.LSTM(I, H, num_layers=np.int64(2), dropout=np.float32(0.25), proj_size=np.int64(2),
+                        zoneout=np.float64(0.1), recurrent_dropout=np.float32(0.5))
+    assert (type(layer.num_layers), type(layer.proj_size), type(layer.dropout)) == (int, int, float)
+    assert (layer.num_layers, layer.proj_size, layer.dropout) == (2, 2, 0.25)
 
 
 def test_packed_with_lengths_is_rejected():
@@ -146,7 +159,11 @@ def test_dropin_flags_must_be_bools(name):
     (lambda: rnnkit.LSTM(I, 0), ValueError, r"hidden_size must be a positive int, got 0"),
     (lambda: rnnkit.GRU(I, H, batch_first=True)(torch.randn(B, T, I), lengths="ab"), TypeError,
      r"lengths must be a \(B,\) integer tensor or list of ints, got str"),
-], ids=["hx-int", "not-a-cell", "locked-2d", "lstm-hidden-0", "lengths-str"])
+    (lambda: rnnkit.GRU(I, H).step(None), TypeError,
+     r"input must be a Tensor \(batch, 4\) or \(4,\), got NoneType"),
+    (lambda: rnnkit.GRU(I, H, batch_first=True)(torch.randn(0, I)), ValueError,
+     r"at least one time step \(time, features\), got shape \(0, 4\)"),  # unbatched: its own layout
+], ids=["hx-int", "not-a-cell", "locked-2d", "lstm-hidden-0", "lengths-str", "step-none", "unbatched-empty"])
 def test_more_bad_arguments(call, error, message):
     with pytest.raises(error, match=message):
         call()

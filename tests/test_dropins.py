@@ -153,6 +153,8 @@ def test_from_torch_and_to_torch_errors():
         rnnkit.LSTM(I, H, layer_norm=True).to_torch()
     with pytest.raises(TypeError, match="MinGRU has no torch.nn counterpart"):
         rnnkit.MinGRU(I, H).to_torch()
+    with pytest.raises(TypeError, match="MinGRU has no torch.nn counterpart to build from, got GRU"):
+        rnnkit.MinGRU.from_torch(torch.nn.GRU(I, H))
 
 
 def test_variants_load_torch_weights():

@@ -244,3 +244,37 @@ def test_cpu_autocast_runs_the_lstm_where_onednn_has_no_low_precision_lstm(low):
     torch.testing.assert_close(got.float(), want, atol=0.05, rtol=0.05)
     torch.testing.assert_close(got_h.float(), want_h, atol=0.05, rtol=0.05)
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in lstm.parameters())
+
+
+@pytest.mark.parametrize("name", list(PAIRS))
+def test_reset_parameters_draws_what_torch_nn_draws(name):
+    """torch.nn draws every parameter from U(-1/sqrt(H), 1/sqrt(H)) in its parameter order;
+    the cells hold them in that order, so one seed gives the same weights (the idiom
+    ``for m in model.modules(): m.reset_parameters()`` skipped rnnkit layers)."""
+    ours, theirs = make_pair(name, num_layers=2, bidirectional=True)
+    torch.manual_seed(5)
+    theirs.reset_parameters()
+    torch.manual_seed(5)
+    ours.reset_parameters()
+    for key, value in theirs.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key
+
+
+def test_reset_parameters_resets_layer_norms_and_indrnn():
+    torch.manual_seed(0)
+    layer = rnnkit.LSTM(I, H, layer_norm=True, zoneout=0.1)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.fill_(3.0)
+    layer.reset_parameters()
+    for key, value in layer.named_parameters():
+        if ".ln_" in key:  # LayerNorm: gain 1, shift 0
+            want = torch.ones_like(value) if key.endswith("weight") else torch.zeros_like(value)
+            assert torch.equal(value, want), key
+        else:
+            assert value.abs().max() <= H ** -0.5 and value.std() > 0, key
+    cell = rnnkit.cells.IndRNNCell(I, H)
+    with torch.no_grad():
+        cell.weight_hh.fill_(-1.0)
+    cell.reset_parameters()
+    assert 0 <= cell.weight_hh.min() and cell.weight_hh.max() <= 1

@@ -132,6 +132,8 @@ def test_weight_drop_quantizes_as_the_plain_layer():
 def test_quantize_dynamic_refuses_what_it_cannot_run():
     with pytest.raises(ValueError, match=r"cannot quantize LSTM\(4, 6\): only LSTM, GRU and Elman RNN"):
         rnnkit.quantize_dynamic(torch.nn.Sequential(rnnkit.LSTM(I, H, layer_norm=True).float()))
+    with pytest.raises(ValueError, match=r"native executor's place, which backend='reference' does not use"):
+        rnnkit.quantize_dynamic(rnnkit.GRU(I, H, backend="reference").float())
     with pytest.raises(ValueError, match="a bidirectional layer cannot step"):
         rnnkit.quantize_dynamic(rnnkit.LSTM(I, H, bidirectional=True).float())
     with pytest.raises(ValueError, match="weights must be float32, got torch.float64"):

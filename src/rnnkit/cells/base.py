@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import numbers
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -79,6 +80,14 @@ class Cell(nn.Module, ABC):
     def init_state(self, batch: int, *, device=None, dtype=None) -> State:
         """The zero state for ``batch`` sequences."""
 
+    def reset_parameters(self) -> None:
+        """Draw the parameters again as a new cell does: torch.nn's U(-1/sqrt(H), 1/sqrt(H))
+        for the weights and biases, and each child module's own reset (LayerNorm: 1 and 0)."""
+        uniform_init_(self, self.hidden_size)
+        for child in self.children():
+            if hasattr(child, "reset_parameters"):
+                child.reset_parameters()
+
     @abstractmethod
     def forward(self, x_BI: Tensor, state: State) -> State:
         """One step: the next state, whose ``.h`` is the step's output."""
@@ -130,6 +139,9 @@ class CellWrapper(Cell):
     def init_state(self, batch: int, *, device=None, dtype=None) -> State:
         return self.cell.init_state(batch, device=device, dtype=dtype)
 
+    def reset_parameters(self) -> None:
+        self.cell.reset_parameters()  # a wrapper has none of its own
+
     @property
     def core(self) -> Cell:
         """The innermost, unwrapped cell (it owns the parameters)."""
@@ -158,6 +170,12 @@ def add_biases(module: nn.Module, size: int, bias: bool) -> None:
 
 def zeros(batch: int, size: int, device, dtype) -> Tensor:
     return torch.zeros(batch, size, device=device, dtype=dtype)
+
+
+def plain_int(value):
+    """An integral scalar (numpy's too, as torch.nn takes them) as a Python int; anything
+    else unchanged, for the caller's check to refuse."""
+    return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
 
 
 def check_sizes(**sizes: int) -> None:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.cells.base import Cell, LSTMState, add_biases, uniform_init_, zeros
+from rnnkit.cells.base import Cell, LSTMState, add_biases, plain_int, uniform_init_, zeros
 
 
 class LSTMCell(Cell):
@@ -44,7 +44,8 @@ class LSTMCell(Cell):
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
                  proj_size: int = 0, peephole: bool = False):
         super().__init__(input_size, hidden_size)
-        if not isinstance(proj_size, int) or not 0 <= proj_size < hidden_size:
+        proj_size = plain_int(proj_size)
+        if not isinstance(proj_size, int) or isinstance(proj_size, bool) or not 0 <= proj_size < hidden_size:
             raise ValueError(f"proj_size must be an int in [0, hidden_size={hidden_size}), "
                              f"got {proj_size!r}")
         H, out = hidden_size, proj_size or hidden_size

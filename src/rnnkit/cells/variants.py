@@ -126,8 +126,11 @@ class IndRNNCell(HiddenCell):
         self.weight_ih = nn.Parameter(torch.empty(H, input_size))
         self.weight_hh = nn.Parameter(torch.empty(H))
         self.bias_ih = nn.Parameter(torch.empty(H)) if bias else None
-        uniform_init_(self, H)
-        nn.init.uniform_(self.weight_hh, 0.0, 1.0)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        uniform_init_(self, self.hidden_size)
+        nn.init.uniform_(self.weight_hh, 0.0, 1.0)  # see the docstring
 
     def forward(self, x_BI: Tensor, state: HiddenState) -> HiddenState:
         phi = F.relu if self.nonlinearity == "relu" else F.tanh

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -26,14 +28,14 @@ def _check_p(name: str, p: float) -> float:
     """A probability in [0, 1], as torch.nn's ``dropout``: p = 1 is well defined where
     nothing is rescaled by 1 / (1 - p) (dropout and weight drop give zeros, zoneout
     keeps the old state)."""
-    if not isinstance(p, int | float) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+    if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p <= 1.0:  # numpy's too
         raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
     return float(p)
 
 
 def _check_scaled_p(name: str, p: float) -> float:
     """A probability in [0, 1) for dropout whose kept units are scaled by 1 / (1 - p)."""
-    if not isinstance(p, int | float) or isinstance(p, bool) or not 0.0 <= p < 1.0:
+    if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p < 1.0:  # numpy's too
         raise ValueError(f"{name} must be a probability in [0, 1), got {p!r} (its mask scales "
                          "the kept units by 1 / (1 - p), undefined at p = 1)")
     return float(p)

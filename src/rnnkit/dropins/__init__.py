@@ -21,8 +21,9 @@ from rnnkit.cells import (
     MinLSTMCell,
     core_cell,
 )
-from rnnkit.cells.base import Cell
+from rnnkit.cells.base import Cell, plain_int
 from rnnkit.dropins.base import DropIn
+from rnnkit.kernels import native
 
 __all__ = ["GRU", "LSTM", "RNN", "DropIn", "MinGRU", "MinLSTM", "quantize_dynamic"]
 
@@ -73,7 +74,7 @@ class LSTM(DropIn):
         if layer_norm and (peephole or proj_size):
             raise ValueError("layer_norm=True cannot be combined with peephole or proj_size, "
                              f"got peephole={peephole}, proj_size={proj_size}")
-        self.proj_size, self.layer_norm, self.peephole = proj_size, layer_norm, peephole
+        self.proj_size, self.layer_norm, self.peephole = plain_int(proj_size), layer_norm, peephole
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, **kwargs)
 
@@ -170,8 +171,11 @@ def quantize_dynamic(model: nn.Module) -> nn.Module:
     layers = [m for m in copy.modules() if isinstance(m, DropIn)]
     for m in layers:
         dtype = core_cell(m._cells[0]).weight_ih.dtype
+        plain = all(native.supports(cell) for cell in m._cells)
         why = ("only LSTM, GRU and Elman RNN layers with plain cells quantize (not variants)"
-               if m._fused_kind is None else
+               if not plain else
+               f"the int8 kernel takes the native executor's place, which backend={m.backend!r} "
+               f"does not use: build it with backend='auto' or 'native'" if m._fused_kind is None else
                "a bidirectional layer cannot step" if m.bidirectional else
                "an LSTM projection (proj_size) is not supported" if m.proj_size else
                f"the weights must be float32, got {dtype}" if dtype != torch.float32 else None)

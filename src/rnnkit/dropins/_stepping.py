@@ -50,9 +50,12 @@ class Streaming:
         if self.bidirectional:
             raise ValueError("step needs a unidirectional layer: a backward direction reads the whole "
                              "sequence first (use forward)")
-        if not isinstance(input, Tensor) or input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
-            shape = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
-            raise ValueError(f"input must be (batch, {self.input_size}) or ({self.input_size},), got {shape}")
+        if not isinstance(input, Tensor):
+            raise TypeError(f"input must be a Tensor (batch, {self.input_size}) or ({self.input_size},), "
+                            f"got {type(input).__name__}")
+        if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
+            raise ValueError(f"input must be (batch, {self.input_size}) or ({self.input_size},), "
+                             f"got {tuple(input.shape)}")
         unbatched = input.dim() == 1
         x_BI = input.unsqueeze(0) if unbatched else input
         like = core_cell(self._cells[0]).weight_ih

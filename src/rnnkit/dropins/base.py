@@ -25,7 +25,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from rnnkit import kernels
 from rnnkit._checks import check_lengths, check_sequence
 from rnnkit.cells import HiddenState, MinGRUCell, MinLSTMCell, core_cell
-from rnnkit.cells.base import Cell
+from rnnkit.cells.base import Cell, plain_int
 from rnnkit.cells.wrappers import RecurrentDropout, WeightDrop, Zoneout, _check_p, _check_scaled_p
 from rnnkit.dropins import _names
 from rnnkit.dropins._layout import TorchLayout
@@ -48,6 +48,7 @@ class DropIn(Streaming, TorchLayout, nn.Module):
                  zoneout: float | tuple[float, float] = 0.0, weight_drop: float = 0.0,
                  device=None, dtype=None):
         super().__init__()
+        num_layers = plain_int(num_layers)
         if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 1:
             raise ValueError(f"num_layers must be an int >= 1, got {num_layers!r}")
         for name, flag in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
@@ -85,6 +86,12 @@ class DropIn(Streaming, TorchLayout, nn.Module):
         _names.register_hooks(self)
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
+
+    def reset_parameters(self) -> None:
+        """Draw every parameter again, as torch.nn's ``reset_parameters`` does: weights and
+        biases from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)); LayerNorm gains 1, shifts 0."""
+        for cell in self._cells:
+            cell.reset_parameters()
 
     # -- construction ----------------------------------------------------------------------
     def _make_cell(self, input_size: int) -> Cell:
@@ -273,6 +280,7 @@ class DropIn(Streaming, TorchLayout, nn.Module):
                              f"got {x.shape[-1]} (shape {tuple(x.shape)})")
         if x.shape[1 if self.batch_first and x.dim() == 3 else 0] == 0:
             # torch.nn refuses it too; an empty batch (B = 0) runs, as there
+            layout = layout if x.dim() == 3 else "(time, features)"
             raise ValueError(f"input must have at least one time step {layout}, "
                              f"got shape {tuple(x.shape)}")
 
@@ -322,9 +330,12 @@ class DropIn(Streaming, TorchLayout, nn.Module):
     @classmethod
     def from_torch(cls, module: nn.Module, **extras):
         """Build the drop-in with ``module``'s configuration and a copy of its weights."""
-        if cls._torch_class is None or not isinstance(module, cls._torch_class):
-            want = cls._torch_class.__name__ if cls._torch_class else "nothing"
-            raise TypeError(f"module must be a torch.nn.{want}, got {type(module).__name__}")
+        if cls._torch_class is None:
+            raise TypeError(f"{cls.__name__} has no torch.nn counterpart to build from, got "
+                            f"{type(module).__name__}")
+        if not isinstance(module, cls._torch_class):
+            raise TypeError(f"module must be a torch.nn.{cls._torch_class.__name__}, "
+                            f"got {type(module).__name__}")
         kwargs = dict(input_size=module.input_size, hidden_size=module.hidden_size,
                       num_layers=module.num_layers, bias=module.bias,
                       batch_first=module.batch_first, dropout=module.dropout,
