@@ -24,17 +24,11 @@ from torch import Tensor
 
 from rnnkit import config as _config
 from rnnkit._io import write_atomic
-from rnnkit.data.series import (
-    DataError,
-    Labelled,
-    fill_missing,
-    find_test_file,
-    read_ts,
-    read_ts_values,
-)
-from rnnkit.data.tables import Vocab, read_csv_series, read_text_csv
+from rnnkit.data.series import DataError, Labelled, find_test_file
+from rnnkit.data.tables import Vocab
 from rnnkit.models import architecture_config, load_model
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
+from rnnkit.tasks._classify_data import file_format, read_labelled, read_unlabelled, stratified_split
 from rnnkit.tasks._resume import check_out, check_resumed_config
 from rnnkit.train import FitResult, TensorLoader, TrainConfig, checkpoint, fit, read_config, seed_everything
 
@@ -132,11 +126,12 @@ def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = 
         raise FileExistsError(f"out already holds an ensemble's run ({', '.join(held)}); pass "
                               f"resume=True to continue it or overwrite=True to replace it")
     check_out(dirs[0], resume=resume, overwrite=overwrite)  # the first member starts every ensemble
-    kind = _format(cfg.data)
-    full, vocab = _read(kind, Path(cfg.data.path), cfg.data)
-    train_set, val_set = _split(full, cfg.data.val_fraction, cfg.train.seed)
+    kind = file_format(cfg.data)
+    full, vocab = read_labelled(kind, Path(cfg.data.path), cfg.data)
+    train_set, val_set = stratified_split(full, cfg.data.val_fraction, cfg.train.seed)
     test_path = Path(cfg.data.test_path) if cfg.data.test_path else find_test_file(cfg.data.path)
-    test_set = None if test_path is None else _read(kind, test_path, cfg.data, full.classes, vocab)[0]
+    test_set = (None if test_path is None
+                else read_labelled(kind, test_path, cfg.data, full.classes, vocab)[0])
     if overwrite:  # only now that the data has been read: a bad file leaves the old run whole
         _remove_old_run(out)
     models, fits = [], []
@@ -217,7 +212,7 @@ def predict(run_dir: str | Path, data_path: str | Path, *, labels: bool = True,
     trained = _read_json(dirs[0] / LABELS)
     data = _config.from_dict(DataSection, saved.get("data") or {})
     vocab = Vocab.from_json((dirs[0] / TOKENIZER).read_text("utf-8")) if trained["format"] == "text" else None
-    dataset, given = _read_unchecked(trained["format"], Path(data_path), data, vocab, labelled=labels,
+    dataset, given = read_unlabelled(trained["format"], Path(data_path), data, vocab, labelled=labels,
                                      header=header)
     probs_NC = torch.stack([_probabilities(m, dataset) for m in models]).mean(dim=0)
     classes = trained["classes"]
@@ -234,52 +229,6 @@ def accuracy(logits_BC: Tensor, labels_B: Tensor) -> Tensor:
 # -- pieces ------------------------------------------------------------------------------------
 
 
-def _format(data: DataSection) -> str:
-    if data.format != "auto":
-        return data.format
-    return "ts" if Path(data.path).suffix.lower() == ".ts" else "csv"
-
-
-def _read(kind: str, path: Path, data: DataSection, classes: tuple[str, ...] | None = None,
-          vocab: Vocab | None = None) -> tuple[Labelled, Vocab | None]:
-    """The file as a ``Labelled``; series get their missing values filled."""
-    if kind == "text":
-        return read_text_csv(path, classes=classes, vocab=vocab, max_vocab=data.max_vocab,
-                             min_freq=data.min_freq, max_tokens=data.max_tokens)
-    dataset = read_ts(path, classes=classes) if kind == "ts" else read_csv_series(
-        path, classes=classes, ragged=data.ragged, header=data.header)
-    if dataset.labels_N is None:
-        raise DataError(path, None, "expected labelled series (@classLabel true), got @classLabel false")
-    if len(dataset.classes) < 2:
-        raise DataError(path, None, f"expected at least 2 classes, got {list(dataset.classes)}")
-    filled = fill_missing(dataset.inputs, dataset.lengths_N).to(torch.get_default_dtype())
-    return Labelled(filled, dataset.lengths_N, dataset.labels_N, dataset.classes, path), None
-
-
-def _read_unchecked(kind: str, path: Path, data: DataSection, vocab: Vocab | None, *,
-                    labelled: bool, header: bool | None) -> tuple[Labelled, list[str] | None]:
-    """The file's sequences without labels (series filled as in ``_read``), and its labels
-    as written (any strings) or None; for prediction, where labels are not used."""
-    if not labelled and kind != "csv":
-        raise ValueError(f"labels=False is for CSV series files (a .ts file declares @classLabel false "
-                         f"itself), got a run trained on format {kind!r}")
-    if kind == "ts":
-        inputs, lengths_N, given = read_ts_values(path)
-    elif not labelled:
-        found, given = read_csv_series(path, ragged=data.ragged, labelled=False, header=header), None
-        inputs, lengths_N = found.inputs, found.lengths_N
-    else:
-        # classes=None: this file's own labels are its classes, so none is refused
-        found = read_text_csv(path, vocab=vocab, max_tokens=data.max_tokens)[0] if kind == "text" \
-            else read_csv_series(path, ragged=data.ragged, header=header)
-        assert found.labels_N is not None
-        inputs, lengths_N = found.inputs, found.lengths_N
-        given = [found.classes[i] for i in found.labels_N.tolist()]
-    if kind != "text":
-        inputs = fill_missing(inputs, lengths_N).to(torch.get_default_dtype())
-    return Labelled(inputs, lengths_N, None, (), path), given
-
-
 def _remove_old_run(out: Path) -> None:
     """Remove what an old run in ``out`` leaves that the new one may not rewrite: its
     results, the member list that ``predict`` would follow to the old members, and those
@@ -289,28 +238,6 @@ def _remove_old_run(out: Path) -> None:
     for path in out.glob("member*"):
         if re.fullmatch(r"member\d+", path.name) and path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
-
-
-def _split(data: Labelled, fraction: float, seed: int) -> tuple[Labelled, Labelled | None]:
-    """A stratified split: round(fraction x n) of each class's n examples held out, at least one
-    kept; a ValueError where that holds out nothing at all."""
-    if fraction == 0.0:
-        return data, None
-    generator = torch.Generator().manual_seed(seed)
-    held: list[Tensor] = []
-    for c in range(len(data.classes)):
-        rows = (data.labels_N == c).nonzero().squeeze(1)
-        rows = rows[torch.randperm(len(rows), generator=generator)]
-        held.append(rows[: min(round(fraction * len(rows)), len(rows) - 1)])
-    val_rows = torch.cat(held).sort().values
-    if len(val_rows) == 0:  # as scikit-learn's stratified split, an error, not a run without validation
-        counts = {name: int((data.labels_N == c).sum()) for c, name in enumerate(data.classes)}
-        raise ValueError(f"data.val_fraction={fraction} holds out round({fraction} x n) of each class's n "
-                         f"examples (keeping at least one), which is none for these classes: {counts}; "
-                         "raise it, or set data.val_fraction=0 for no validation")
-    keep = torch.ones(len(data), dtype=torch.bool)
-    keep[val_rows] = False
-    return data.subset(keep.nonzero().squeeze(1)), data.subset(val_rows)
 
 
 def _model_config(section: ModelSection, data: Labelled, vocab: Vocab | None) -> ClassifierConfig:
