@@ -145,3 +145,13 @@ def test_cli_demo_rejects_bad_values(tmp_path, args, message):
     result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "run"), *args])
     assert result.exit_code in (1, 2) and message in result.output, result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_demo_keeps_off_another_run(tmp_path):
+    """The demo replaces an earlier demo in --out (make demo reruns it), not a trained run."""
+    other = tmp_path / "lm"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"architecture": "language_model", "task": "lm"}))
+    result = CliRunner().invoke(cli, ["demo", "--out", str(other), "--steps", "1"])
+    assert result.exit_code == 2 and "which holds another run" in result.output, result.output
+    assert sorted(p.name for p in other.iterdir()) == ["config.json"]

@@ -42,3 +42,18 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_run_file(path: Path, parse, *, what: str):
+    """``parse(text)`` of a run directory's UTF-8 file, or a ValueError naming the file: it
+    is missing, unreadable, or not what ``parse`` takes (JSON, its keys, its values)."""
+    try:
+        return parse(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path} must exist ({what}), got no such file: is this the right run "
+                         f"directory?") from None
+    except OSError as err:  # a directory in its place, no permission
+        raise ValueError(f"{path} must be a readable file ({what}), got {err.strerror or err}") from None
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path} must hold {what}, got a corrupt file "
+                         f"({type(err).__name__}: {err})") from None

@@ -243,7 +243,7 @@ def _construct(cls: type[C], data: Mapping[str, Any], prefix: str, base: Any = N
     try:
         return cls(**values)
     except ValueError as err:
-        if not prefix:
+        if not prefix or str(err).startswith(prefix):  # the check names its section itself
             raise
         # a section's own check names its field but not where the section sits
         raise ValueError(f"{prefix.rstrip('.')}: {err}") from err

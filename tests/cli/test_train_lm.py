@@ -5,6 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from rnnkit._io import read_run_file
 from rnnkit.cli import cli
 from rnnkit.demo.corpus import load_text
 from tests.harness import assert_same_weights, interrupt_after
@@ -140,3 +141,27 @@ def test_resume_refuses_other_settings_and_an_empty_directory(data, tmp_path):
     result = invoke("--data", data, "--out", out, "--resume", "--overwrite", *TINY)
     assert result.exit_code == 2 and "--resume continues the run in --out and --overwrite replaces it" \
         in result.output
+
+
+@pytest.mark.parametrize("name", ["config.json", "tokenizer.json", "model.safetensors"])
+def test_generate_names_a_run_file_it_cannot_read(data, tmp_path, name):
+    """A directory (or an unreadable file) in a run file's place gave a traceback."""
+    out = tmp_path / "run"
+    assert invoke("--data", data, "--out", out, *TINY).exit_code == 0
+    (out / name).unlink()
+    (out / name).mkdir()
+    result = CliRunner().invoke(cli, ["generate", str(out)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert "Error:" in result.output and name in result.output, result.output
+
+
+def test_read_run_file_names_the_file(tmp_path):
+    path = tmp_path / "labels.json"
+    path.write_text("{")
+    with pytest.raises(ValueError, match=r"labels.json must hold the labels, got a corrupt file \(JSON"):
+        read_run_file(path, json.loads, what="the labels")
+    with pytest.raises(ValueError, match=r"nothing.json must exist \(the labels\)"):
+        read_run_file(tmp_path / "nothing.json", json.loads, what="the labels")
+    path.write_text('{"words": []}')
+    with pytest.raises(ValueError, match=r"got a corrupt file \(KeyError: 'tokens'\)"):
+        read_run_file(path, lambda text: json.loads(text)["tokens"], what="the labels")

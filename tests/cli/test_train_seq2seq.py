@@ -1,12 +1,15 @@
 """``rnnkit train seq2seq`` and ``rnnkit translate`` through CliRunner, in isolated directories."""
 
 import json
+import os
 import random
+import signal
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import rnnkit.tasks.seq2seq as task
 from rnnkit.cli import cli
 from tests.harness import assert_same_weights, interrupt_after
 
@@ -114,3 +117,24 @@ def test_interrupted_training_exits_130_and_resumes_to_the_straight_run(runner, 
     assert resumed.exit_code == 0 and json.loads(resumed.stdout)["train"]["steps"] == 3, resumed.output
     assert_same_weights("straight", "run")
     assert Path("run/test_translations.txt").read_text() == Path("straight/test_translations.txt").read_text()
+
+
+@pytest.mark.parametrize("name, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_after_training_exits_as_one_during_it(runner, monkeypatch, name, status):
+    """Decoding the held-out pairs runs after fit, outside its signal handling: Ctrl-C there
+    printed Click's "Aborted!" (status 1) and SIGTERM killed the process silently."""
+    def interrupted(*args, **kwargs):
+        if name == "SIGINT":
+            raise KeyboardInterrupt  # what Python's own SIGINT handler raises
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    train = ["train", "seq2seq", "--data", "pairs.tsv", *FAST]
+    with monkeypatch.context() as patch:
+        patch.setattr(task, "_held_out", interrupted)
+        result = runner.invoke(cli, [*train, "--out", "run"])
+    assert result.exit_code == status, result.output
+    assert result.stderr.strip() == (f"rnnkit: interrupted ({name}) before the results were written; "
+                                     f"the run in run is saved: add --resume to finish it")
+    assert not Path("run/results.json").exists()
+    resumed = runner.invoke(cli, [*train, "--out", "run", "--resume"])
+    assert resumed.exit_code == 0 and json.loads(resumed.stdout)["test"]["n"] > 0, resumed.output

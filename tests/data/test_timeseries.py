@@ -38,7 +38,7 @@ def test_half_hourly_dates_give_48_and_calendar_months_keep_the_day(tmp_path):
 
 def test_target_is_the_only_other_column_or_must_be_named(tmp_path):
     assert read_series_csv(write(tmp_path, "t,v\n1,5\n2,6\n"), time_col="t").names == ("v",)
-    with pytest.raises(DataError, match="target="):
+    with pytest.raises(DataError, match=r"data.target, --target: one of \[.v., .w.\]"):
         read_series_csv(write(tmp_path, "t,v,w\n1,5,1\n2,6,1\n", "two.csv"), time_col="t")
 
 

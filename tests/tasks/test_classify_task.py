@@ -1,5 +1,6 @@
 """train_classifier and predict end to end, on tiny files that follow an easy rule."""
 
+import dataclasses
 import json
 import math
 
@@ -221,6 +222,11 @@ def test_an_interrupted_ensemble_resumes_to_the_straight_ensemble(tmp_path, tren
         train_classifier(cfg, out, resume=True, overwrite=True)
     with pytest.raises(FileNotFoundError, match="resume needs a saved run in out, got .*member0'"):
         train_classifier(cfg, tmp_path / "none", resume=True)
+    # another size would grow or shrink the ensemble silently; the members keep theirs
+    for size, other in ((3, out), (1, out), (2, tmp_path / "straight" / "member0")):
+        saved = 1 if other.name == "member0" else 2
+        with pytest.raises(ValueError, match=f"ensemble: saved {saved}, given {size}"):
+            train_classifier(dataclasses.replace(cfg, ensemble=size), other, resume=True)
 
 
 def test_predict_does_not_use_the_files_labels(tmp_path, trend):
@@ -240,7 +246,7 @@ def test_predict_does_not_use_the_files_labels(tmp_path, trend):
     bare.write_text("\n".join(line.rsplit(":", 1)[0] for line in lines) + "\n")
     rows = predict(out, bare)
     assert [r["probabilities"] for r in rows] == expected and {r["given"] for r in rows} == {None}
-    with pytest.raises(ValueError, match="labels=False is for CSV series files .* format 'ts'"):
+    with pytest.raises(ValueError, match=r"labels=False \(--no-labels\) is for CSV series .* format .ts."):
         predict(out, bare, labels=False)
 
 

@@ -382,6 +382,9 @@ def test_checks_before_training():
     with pytest.raises(ValueError, match=r"monitor must be one of the validation values \['val_loss'\], "
                                          r"got 'val_acc'"):
         fit(Tagger(), train, _sgd(patience=2, monitor="val_acc"), val=train)
+    # every evaluation tracks it, with or without patience
+    with pytest.raises(ValueError, match=r"monitor must be one of .*got 'val_acc'"):
+        fit(Tagger(), train, _sgd(monitor="val_acc"), val=train)
     with pytest.raises(ValueError, match=r"regression output and targets must have the same shape"):
         fit(Tagger(), TensorLoader(x, torch.randn(8, 12), batch_size=4), _sgd())
     with pytest.raises(ValueError, match=r"outputs \(4, 12, 4\) and targets \(4, 10\) do not match"):

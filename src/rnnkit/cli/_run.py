@@ -4,7 +4,8 @@
     @click.command()
     @run_options
     def lm(out, overwrite, resume, ...):
-        results = train_lm(cfg, out, overwrite=overwrite, resume=resume)
+        with interrupts(out):
+            results = train_lm(cfg, out, overwrite=overwrite, resume=resume)
         echo_results(results)
         exit_if_interrupted(results["lm"], out)
 """
@@ -13,11 +14,15 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from rnnkit.train import checkpoint
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +42,41 @@ def echo_results(results: Mapping[str, Any]) -> None:
     """The results on stdout as indented JSON, as results.json holds them, so that every
     train command's output reads the same and pipes into ``jq``; status lines go to stderr."""
     click.echo(json.dumps(results, indent=2, ensure_ascii=False))
+
+
+class _Terminated(BaseException):
+    """SIGTERM outside training; a BaseException, so that no ``except Exception`` takes it."""
+
+
+@contextmanager
+def interrupts(out: str | Path) -> Iterator[None]:
+    """Around a train command's task: SIGINT and SIGTERM outside training (reading the data,
+    decoding and scoring after it; ``fit`` handles them while it trains) end the command as
+    an interrupted training does, with 130 or 143 and a line on stderr, not Click's
+    "Aborted!" (status 1) or a silent death."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        _exit_signalled("SIGINT", out)
+    except _Terminated:
+        _exit_signalled("SIGTERM", out)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated
+
+
+def _exit_signalled(name: str, out: str | Path) -> None:
+    saved = any(Path(out).glob(f"**/{checkpoint.STATE}"))
+    click.echo(f"rnnkit: interrupted ({name}) before the results were written; " +
+               (f"the run in {out} is saved: add --resume to finish it" if saved else "nothing was saved"),
+               err=True)
+    click.get_current_context().exit(128 + signal.Signals[name].value)
 
 
 def exit_if_interrupted(train: Mapping[str, Any], out: str | Path) -> None:

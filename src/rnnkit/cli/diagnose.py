@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from rnnkit._io import write_atomic
+from rnnkit.cli._config import image_file
 from rnnkit.diagnostics import (
     TASKS,
     ClippingConfig,
@@ -39,7 +40,8 @@ def diagnose() -> None:
               help="Adam steps before the second measurement (0: at initialisation only).")
 @click.option("--seed", type=int, default=G.seed, show_default=True)
 @THREADS
-@click.option("--out", type=FILE, default="grad_norms.png", show_default=True, help="PNG to write.")
+@click.option("--out", type=FILE, default="grad_norms.png", show_default=True, callback=image_file,
+              help="Image to write: .png, .pdf or .svg.")
 @JSON
 def gradients(task, seq_len, hidden_size, train_steps, seed, threads, out, json_path):
     """Plot ||dLoss/dh_t|| against t (log scale) for an Elman RNN, an LSTM and a GRU of the
@@ -64,7 +66,8 @@ def gradients(task, seq_len, hidden_size, train_steps, seed, threads, out, json_
 @click.option("--clip", type=float, default=C.clip, show_default=True, help="max_norm.")
 @click.option("--seed", type=int, default=C.seed, show_default=True)
 @THREADS
-@click.option("--out", type=FILE, default="clipping.png", show_default=True, help="PNG to write.")
+@click.option("--out", type=FILE, default="clipping.png", show_default=True, callback=image_file,
+              help="Image to write: .png, .pdf or .svg.")
 @JSON
 def clipping(seq_len, spectral_radius, lr, steps, clip, seed, threads, out, json_path):
     """Train an Elman RNN on the adding problem, its recurrent matrix rescaled to

@@ -31,7 +31,7 @@ def generate(run_dir, prompt, max_new_tokens, strategy, temperature, top_k, top_
     require_task(run_dir, "lm")
     try:
         pieces = _lm.generate(run_dir, **to_dict(cfg))
-    except ValueError as err:  # CheckpointError is one too
+    except (OSError, ValueError) as err:  # CheckpointError is a ValueError
         raise click.ClickException(str(err)) from err
     click.echo(cfg.prompt, nl=False)
     for piece in pieces:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from rnnkit.cli._config import config_options, require_out, resolve_config
-from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options
+from rnnkit.cli._run import echo_results, exit_if_interrupted, interrupts, run_options
 from rnnkit.tasks.forecast import ForecastConfig, train_forecaster
 
 _SHOWN = ("mase", "smape", "mae", "coverage_80", "seasonal_naive", "val", "season", "horizon", "n",
@@ -35,9 +35,10 @@ def forecast(data, time_col, target, covariates, horizon, out, overwrite, resume
         "data.covariates": None if covariates is None else [c.strip() for c in covariates.split(",")
                                                             if c.strip()]})
     require_out(out)  # after --print-config, which needs no run directory
-    try:
-        results = train_forecaster(cfg, out, overwrite=overwrite, resume=resume)
-    except (OSError, ValueError) as err:
-        raise click.ClickException(str(err)) from err
+    with interrupts(out):
+        try:
+            results = train_forecaster(cfg, out, overwrite=overwrite, resume=resume)
+        except (OSError, ValueError) as err:
+            raise click.ClickException(str(err)) from err
     echo_results({k: results[k] for k in _SHOWN if k in results})
     exit_if_interrupted(results, out)

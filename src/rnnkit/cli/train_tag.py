@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from rnnkit.cli._config import config_options, require_out, resolve_config
-from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options
+from rnnkit.cli._run import echo_results, exit_if_interrupted, interrupts, run_options
 from rnnkit.tasks.tag import TagConfig, train_tagger
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -34,9 +34,10 @@ def tag(data, val, test, crf, out, overwrite, resume, config, sets):
         "data.path": None if data is None else str(data), "data.val_path": None if val is None else str(val),
         "data.test_path": None if test is None else str(test), "model.crf": crf})
     require_out(out)  # after --print-config, which needs no run directory
-    try:
-        results = train_tagger(cfg, out, overwrite=overwrite, resume=resume)
-    except (OSError, ValueError, RuntimeError) as err:
-        raise click.ClickException(str(err)) from err
+    with interrupts(out):
+        try:
+            results = train_tagger(cfg, out, overwrite=overwrite, resume=resume)
+        except (OSError, ValueError, RuntimeError) as err:
+            raise click.ClickException(str(err)) from err
     echo_results(results)
     exit_if_interrupted(results, out)

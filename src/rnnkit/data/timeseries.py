@@ -171,7 +171,8 @@ def _pick_target(path: Path, header: list[str], target: str | None, time_col: st
         return target
     rest = [name for name in header if name != time_col and name not in covariates]
     if len(rest) != 1:
-        raise DataError(path, 1, f"expected target= to name the column to forecast (one of {rest}); "
+        raise DataError(path, 1, f"expected the column to forecast to be named (data.target, --target: "
+                                 f"one of {rest}; or name the time column, data.time_col, --time-col); "
                                  f"got none and {len(rest)} candidate columns")
     return rest[0]
 

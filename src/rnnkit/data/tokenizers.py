@@ -179,6 +179,9 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         raise ValueError(f"tokenizer file must exist, got {str(file)!r}: not found") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"tokenizer file {file} must be UTF-8 JSON, got an error: {err}") from None
+    except OSError as err:  # a directory in its place, no permission
+        raise ValueError(f"tokenizer file {file} must be a readable file, "
+                         f"got {err.strerror or err}") from None
     kind = data.get("type") if isinstance(data, dict) else None
     if kind not in TOKENIZERS:
         raise ValueError(f'tokenizer file {file} must hold {{"type": one of {sorted(TOKENIZERS)}, ...}}, '

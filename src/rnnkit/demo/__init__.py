@@ -31,7 +31,7 @@ from rnnkit.demo.report import format_report, save_report
 from rnnkit.models import LanguageModel, LMConfig, architecture_config
 from rnnkit.plot import plot_forecast
 from rnnkit.tasks.forecast import ForecastConfig, read_data, train_forecaster
-from rnnkit.train import StreamLoader, TrainConfig, evaluate, fit
+from rnnkit.train import StreamLoader, TrainConfig, evaluate, fit, read_config
 
 __all__ = [
     "DemoConfig",
@@ -47,7 +47,11 @@ __all__ = [
 
 def check_inputs(cfg: DemoConfig) -> tuple[str, str, CharTokenizer]:
     """(train text, val text, tokenizer); raises ValueError if the prompt has a character
-    the training text lacks. Cheap, so a caller can check before the long run."""
+    the training text lacks, or if ``cfg.out`` holds a run that is not an earlier demo's (a
+    demo replaces its own). Cheap, so a caller can check before the long run."""
+    if (Path(cfg.out) / "config.json").exists() and "demo" not in read_config(cfg.out):
+        raise ValueError(f"out must be a new directory or an earlier demo's, got {cfg.out!r}, which holds "
+                         f"another run (its config.json has no demo section); choose another --out")
     train_text, val_text = split_lines(load_text(), cfg.val_fraction)
     tokenizer = CharTokenizer.train(train_text)
     tokenizer.encode(cfg.prompt, name="prompt")

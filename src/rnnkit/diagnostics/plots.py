@@ -10,12 +10,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from rnnkit._io import write_atomic
 from rnnkit.diagnostics.clipping import ClippingResult
 from rnnkit.diagnostics.experiment import GradientProfile, final_loss
+from rnnkit.plot import image_format
 
 COLORS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green"}
 NAMES = {"rnn": "Elman RNN (tanh)", "lstm": "LSTM", "gru": "GRU"}
@@ -28,7 +26,7 @@ def plot_gradient_profile(profile: GradientProfile, path: str | Path) -> None:
     panels = [("at initialisation", profile.init, False)]
     if profile.trained:
         panels.append((f"after {c.train_steps} Adam steps (lr {c.lr:g})", profile.trained, True))
-    fig = Figure(figsize=(6.0 * len(panels), 4.2), layout="constrained")
+    fig = _figure(figsize=(6.0 * len(panels), 4.2), layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
     for ax, (title, norms, trained) in zip(axes, panels, strict=True):
         for cell, norms_T in norms.items():
@@ -50,7 +48,7 @@ def plot_gradient_profile(profile: GradientProfile, path: str | Path) -> None:
 def plot_clipping(result: ClippingResult, path: str | Path) -> None:
     """Three panels: ‖dL/dh_t‖ at initialisation, training loss, pre-clip gradient norm."""
     c = result.config
-    fig = Figure(figsize=(15.0, 4.2), layout="constrained")
+    fig = _figure(figsize=(15.0, 4.2), layout="constrained")
     probe_ax, loss_ax, norm_ax = fig.subplots(1, 3)
     for run, color in zip(result.runs, RUN_COLORS, strict=False):
         if run.clip is None:  # a clipped run starts from the same weights as its unclipped twin
@@ -90,7 +88,18 @@ def _running_mean(values: list[float], window: int) -> list[float]:
     return out
 
 
-def _save(fig: Figure, path: str | Path) -> None:
+def _figure(**options):
+    # imported here, so that every CLI command does not load matplotlib for the two that draw
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**options)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: str | Path) -> None:
+    """As .png, .pdf or .svg, from the suffix (``rnnkit.plot.image_format``)."""
     buffer = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buffer)
+    fig.savefig(buffer, format=image_format(path, name="path"))
     write_atomic(Path(path), buffer.getvalue())

@@ -44,8 +44,8 @@ def read_unlabelled(kind: str, path: Path, data: DataSection, vocab: Vocab | Non
     """The file's sequences without labels (series filled as in ``read_labelled``), and its labels
     as written (any strings) or None; for prediction, where labels are not used."""
     if not labelled and kind != "csv":
-        raise ValueError(f"labels=False is for CSV series files (a .ts file declares @classLabel false "
-                         f"itself), got a run trained on format {kind!r}")
+        raise ValueError(f"labels=False (--no-labels) is for CSV series files (a .ts file declares "
+                         f"@classLabel false itself), got a run trained on format {kind!r}")
     if kind == "ts":
         inputs, lengths_N, given = read_ts_values(path)
     elif not labelled:

@@ -23,8 +23,8 @@ import torch
 from torch import Tensor
 
 from rnnkit import config as _config
-from rnnkit._io import write_atomic
-from rnnkit.data.series import DataError, Labelled, find_test_file
+from rnnkit._io import read_run_file, write_atomic
+from rnnkit.data.series import Labelled, find_test_file
 from rnnkit.data.tables import Vocab
 from rnnkit.models import architecture_config, load_model
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
@@ -124,7 +124,10 @@ def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = 
     held = [str(p) for p in marks if p.exists()]
     if held and not (overwrite or resume):
         raise FileExistsError(f"out already holds an ensemble's run ({', '.join(held)}); pass "
-                              f"resume=True to continue it or overwrite=True to replace it")
+                              f"resume=True (--resume) to continue it or overwrite=True (--overwrite) "
+                              f"to replace it")
+    if resume:
+        _check_ensemble_size(out, cfg.ensemble)
     check_out(dirs[0], resume=resume, overwrite=overwrite)  # the first member starts every ensemble
     kind = file_format(cfg.data)
     full, vocab = read_labelled(kind, Path(cfg.data.path), cfg.data)
@@ -165,6 +168,20 @@ def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = 
     return results
 
 
+def _check_ensemble_size(out: Path, given: int) -> None:
+    """A resumed run must keep its ensemble size: the members' configs hold it, and a
+    single run keeps its files in ``out`` itself."""
+    if checkpoint.saved_run(out):
+        saved = 1
+    elif checkpoint.saved_run(out / "member0"):
+        saved = read_config(out / "member0").get("ensemble", 1)
+    else:
+        return  # nothing saved: check_out says so
+    if saved != given:
+        raise ValueError(f"resume must use the settings the run in {str(out)!r} was started with, got "
+                         f"ensemble: saved {saved!r}, given {given!r}")
+
+
 def _fit_member(cfg: ClassifyConfig, i: int, run_dir: Path, data: tuple, *, resume: bool,
                 overwrite: bool) -> tuple[SequenceClassifier, FitResult]:
     """Build member ``i`` (its own seed, the same data split) and fit it in ``run_dir``; on
@@ -175,7 +192,8 @@ def _fit_member(cfg: ClassifyConfig, i: int, run_dir: Path, data: tuple, *, resu
     model = SequenceClassifier(_model_config(cfg.model, full, vocab))
     if vocab is None:
         model.fit_standardization(train_set.inputs, train_set.lengths_N)  # training split only
-    config = {**architecture_config(model), "task": "classify", "data": _config.to_dict(cfg.data)}
+    config = {**architecture_config(model), "task": "classify", "data": _config.to_dict(cfg.data),
+              **({"ensemble": cfg.ensemble} if cfg.ensemble > 1 else {})}  # a single run's as before
     going_on = resume and bool(checkpoint.saved_run(run_dir))
     if going_on:
         check_resumed_config(run_dir, config, train_cfg)
@@ -211,7 +229,8 @@ def predict(run_dir: str | Path, data_path: str | Path, *, labels: bool = True,
     saved = read_config(dirs[0])
     trained = _read_json(dirs[0] / LABELS)
     data = _config.from_dict(DataSection, saved.get("data") or {})
-    vocab = Vocab.from_json((dirs[0] / TOKENIZER).read_text("utf-8")) if trained["format"] == "text" else None
+    vocab = (read_run_file(dirs[0] / TOKENIZER, Vocab.from_json, what="the text classifier's vocabulary")
+             if trained["format"] == "text" else None)
     dataset, given = read_unlabelled(trained["format"], Path(data_path), data, vocab, labelled=labels,
                                      header=header)
     probs_NC = torch.stack([_probabilities(m, dataset) for m in models]).mean(dim=0)
@@ -288,8 +307,4 @@ def _probabilities(model: SequenceClassifier, data: Labelled, batch_size: int = 
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise DataError(path, None, "expected the labels file that train_classifier writes; "
-                                    "is this a classification run directory?") from None
+    return read_run_file(path, json.loads, what="the JSON that train_classifier writes")

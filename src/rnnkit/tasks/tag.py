@@ -36,7 +36,7 @@ from typing import Any, Literal
 import torch
 
 from rnnkit import config as _config
-from rnnkit._io import write_atomic
+from rnnkit._io import read_run_file, write_atomic
 from rnnkit.data.brown import brown_split
 from rnnkit.data.series import DataError
 from rnnkit.data.tag_features import SentenceLoader, TagVocab
@@ -177,7 +177,7 @@ def predict_tags(run_dir: str | Path, path: str | Path, *, format: Format | None
         raise checkpoint.CheckpointError(f"{run_dir} is not a tagging run directory (its config.json "
                                          f"names task {saved.get('task')!r}; expected 'tag')")
     data = _config.from_dict(TagDataSection, saved.get("data") or {})
-    vocab = TagVocab.from_json((run_dir / VOCAB).read_text("utf-8"))
+    vocab = read_run_file(run_dir / VOCAB, TagVocab.from_json, what="the tagger's words, characters and tags")
     model = load_model(run_dir)
     assert isinstance(model, Tagger)
     sentences = read_tagged(path, format=format or data.format, tag_column=data.tag_column, tagged=False)

@@ -59,6 +59,8 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         raise CheckpointError(f"run directory {run_dir} has no {CONFIG}: not a run directory") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path} is not valid JSON ({err}); the file is corrupt") from None
+    except OSError as err:  # a directory in its place, no permission
+        raise CheckpointError(f"{path} must be a readable file, got {err.strerror or err}") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} must hold a JSON object, got {type(config).__name__}")
     return config

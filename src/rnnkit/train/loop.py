@@ -402,9 +402,11 @@ def _check_finite(what: str, value: Tensor, where: tuple[int, int, int]) -> None
 
 
 def _check_monitor(cfg: TrainConfig, val: Loader | None, metrics: Mapping[str, Any]) -> None:
-    """Early stopping and the plateau schedule watch a validation value: check it exists
-    before training rather than at the first evaluation."""
-    if cfg.patience is None and cfg.schedule != "plateau":
+    """Early stopping and the plateau schedule watch a validation value, and every
+    evaluation tracks its best: check it exists before training rather than at the first
+    evaluation (a typo then failed after the training up to it)."""
+    watched = cfg.patience is not None or cfg.schedule == "plateau"
+    if val is None and not watched:
         return
     if val is None:
         raise ValueError(f"patience={cfg.patience} and schedule={cfg.schedule!r} watch a validation "
