@@ -160,6 +160,10 @@ def test_other_errors(tmp_path):
         log.log(1, "train", {"loss": 1.0})
     with pytest.raises(FileNotFoundError, match="run_dir must hold metrics.jsonl or metrics.csv"):
         read_metrics(tmp_path / "nowhere")
+    (tmp_path / "ensemble" / "member0").mkdir(parents=True)
+    (tmp_path / "ensemble" / "member0" / "metrics.csv").write_text("step,split,name,value\n")
+    with pytest.raises(FileNotFoundError, match=r"an ensemble's top level: .*, e.g. .*member0\)"):
+        read_metrics(tmp_path / "ensemble")
 
 
 @pytest.mark.parametrize("line", ['{"step": 1, "split": "train", "loss": 1.0}\nnot json\n',

@@ -121,7 +121,10 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
         return [_json_row(line, run_dir / JSONL, n) for n, line in _complete_lines(run_dir / JSONL)]
     if (run_dir / CSV).is_file():
         return _csv_rows(run_dir / CSV)
-    raise FileNotFoundError(f"run_dir must hold {JSONL} or {CSV}, got {str(run_dir)!r} without either")
+    members = sorted(p.parent.name for p in run_dir.glob(f"member*/{CSV}"))
+    hint = (f" (an ensemble's top level: each member logs its own, e.g. {run_dir / members[0]})"
+            if members else "")
+    raise FileNotFoundError(f"run_dir must hold {JSONL} or {CSV}, got {str(run_dir)!r} without either{hint}")
 
 
 def _summary_writer_class():
