@@ -165,3 +165,11 @@ def test_read_run_file_names_the_file(tmp_path):
     path.write_text('{"words": []}')
     with pytest.raises(ValueError, match=r"got a corrupt file \(KeyError: 'tokens'\)"):
         read_run_file(path, lambda text: json.loads(text)["tokens"], what="the labels")
+
+
+def test_a_device_this_machine_lacks_is_refused_before_any_file(data, tmp_path):
+    out = tmp_path / "run"
+    result = invoke("--data", data, "--out", out, *TINY, "--set", "train.device=cuda:99")
+    assert result.exit_code == 1
+    assert "train.device must be a device this machine has, got 'cuda:99'" in result.output
+    assert not out.exists()  # the tokenizer was written before fit refused the device

@@ -20,24 +20,28 @@ from typing import Any
 
 from rnnkit import config as _config
 from rnnkit.train import TrainConfig, checkpoint
+from rnnkit.train.loop import usable_device
 
 MAY_CHANGE = ("train.epochs", "train.max_steps", "train.max_minutes", "train.checkpoint_every",
               "train.progress", "train.device")
 _ABSENT = "(absent)"
 
 
-def check_out(out: Path, *, resume: bool, overwrite: bool) -> None:
+def check_out(out: Path, *, resume: bool, overwrite: bool, device: str | None = None) -> None:
     """Refuse, before anything is read or written, a resume that contradicts ``overwrite``
-    or has no run to continue, and a new run over an old one.
+    or has no run to continue, a new run over an old one, and a ``device`` (``train.device``)
+    this machine lacks, which ``fit`` would refuse only once the task has written files.
 
     Raises:
-        ValueError: ``resume`` and ``overwrite`` both True.
+        ValueError: ``resume`` and ``overwrite`` both True; no such device.
         FileNotFoundError: ``resume`` and ``out`` holds no saved run.
         FileExistsError: neither, and ``out`` holds a saved run.
     """
     if resume and overwrite:
         raise ValueError(f"resume continues the run in out and overwrite replaces it: give one, got "
                          f"resume=True and overwrite=True for out={str(out)!r}")
+    if device is not None:
+        usable_device(device)
     saved = checkpoint.saved_run(out)
     if resume and not saved:
         raise FileNotFoundError(f"resume needs a saved run in out, got {str(out)!r}, which holds none "

@@ -128,7 +128,8 @@ def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = 
                               f"to replace it")
     if resume:
         _check_ensemble_size(out, cfg.ensemble)
-    check_out(dirs[0], resume=resume, overwrite=overwrite)  # the first member starts every ensemble
+    # the first member starts every ensemble
+    check_out(dirs[0], resume=resume, overwrite=overwrite, device=cfg.train.device)
     kind = file_format(cfg.data)
     full, vocab = read_labelled(kind, Path(cfg.data.path), cfg.data)
     train_set, val_set = stratified_split(full, cfg.data.val_fraction, cfg.train.seed)

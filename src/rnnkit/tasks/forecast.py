@@ -156,7 +156,7 @@ def train_forecaster(cfg: ForecastConfig, out: str | Path, *, overwrite: bool = 
         sMAPE and MAE on the test origins, the model's 80% interval coverage, the split.
     """
     out = Path(out)
-    check_out(out, resume=resume, overwrite=overwrite)
+    check_out(out, resume=resume, overwrite=overwrite, device=cfg.train.device)
     series = read_data(cfg.data)
     split = Split.of(len(series), cfg.data, cfg.model.difference)
     season = cfg.data.season or series.season

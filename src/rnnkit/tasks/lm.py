@@ -119,7 +119,7 @@ def train_lm(cfg: LMTaskConfig, out: str | Path, *, text: str | None = None,
     """
     out = Path(out)
     # checked before tokenizer.json is written: fit refuses the same directories, but later
-    check_out(out, resume=resume, overwrite=overwrite)
+    check_out(out, resume=resume, overwrite=overwrite, device=cfg.train.device)
     # -- data: split by position, tokenizer from the training text only --
     if text is None:
         if cfg.data.path is None:

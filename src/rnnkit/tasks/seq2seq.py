@@ -135,7 +135,7 @@ def train_seq2seq(cfg: Seq2SeqTaskConfig, out: str | Path, *, overwrite: bool = 
         raise ValueError("data.path must name a TSV of source<TAB>target pairs, got ''")
     out = Path(out)
     # checked before anything is written: fit refuses the same directories, but later
-    check_out(out, resume=resume, overwrite=overwrite)
+    check_out(out, resume=resume, overwrite=overwrite, device=cfg.train.device)
     if not (overwrite or resume) and (out / RESULTS).exists():
         raise FileExistsError(f"out must be a new run directory, got {str(out)!r}, which already holds "
                               f"a run's {RESULTS}; choose another or overwrite it")

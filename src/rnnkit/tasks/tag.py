@@ -131,7 +131,7 @@ def train_tagger(cfg: TagConfig, out: str | Path, *, overwrite: bool = False,
         FileNotFoundError: ``resume`` and ``out`` holds no saved run.
     """
     out = Path(out)
-    check_out(out, resume=resume, overwrite=overwrite)
+    check_out(out, resume=resume, overwrite=overwrite, device=cfg.train.device)
     paths, unknown = _paths(cfg.data)
     train, val, test = _read_all(cfg.data, paths)  # every file is checked before training
     vocab = TagVocab.build(train, max_words=cfg.data.max_vocab, min_freq=cfg.data.min_freq,

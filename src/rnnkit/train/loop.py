@@ -264,7 +264,7 @@ def _metrics(metrics: Mapping[str, MetricFn] | None) -> dict[str, MetricFn]:
     return metrics
 
 
-def _usable(name: str) -> torch.device:
+def usable_device(name: str) -> torch.device:
     device = torch.device(name)
     try:
         torch.empty(0, device=device)
@@ -295,7 +295,7 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
                               f"resume=True to continue it, overwrite=True to replace it, or another run_dir")
     ctx = distributed.context()
     seed_everything(cfg.seed + ctx.rank)  # each process its own dropout masks
-    device = _usable(cfg.device)
+    device = usable_device(cfg.device)
     model.to(device)
     optimizer = optimizer or make_optimizer(model, cfg)
     for group in optimizer.param_groups:  # the schedule scales each group's own rate
