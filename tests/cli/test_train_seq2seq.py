@@ -138,3 +138,18 @@ def test_a_signal_after_training_exits_as_one_during_it(runner, monkeypatch, nam
     assert not Path("run/results.json").exists()
     resumed = runner.invoke(cli, [*train, "--out", "run", "--resume"])
     assert resumed.exit_code == 0 and json.loads(resumed.stdout)["test"]["n"] > 0, resumed.output
+
+
+def test_a_signal_before_training_does_not_offer_an_old_run(runner, monkeypatch):
+    """Interrupted while reading the data with --overwrite: the checkpoint in --out is the old
+    run's, which --resume would not finish."""
+    train = ["train", "seq2seq", "--data", "pairs.tsv", *FAST]
+    assert runner.invoke(cli, [*train, "--out", "run"]).exit_code == 0
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(task, "_splits", interrupted)
+        result = runner.invoke(cli, [*train, "--out", "run", "--overwrite"])
+    assert result.exit_code == 130 and result.stderr.strip().endswith("nothing was saved"), result.output

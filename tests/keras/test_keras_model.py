@@ -294,3 +294,43 @@ def test_integer_targets_train_whatever_their_value():
     history = model.fit(np.random.default_rng(0).random((8, 3)), np.full((8, 1), -100), epochs=2, verbose=0)
     assert history.history["loss"][1] < history.history["loss"][0]
     assert not np.array_equal(before, model.get_weights()[0])
+
+
+def test_get_weights_returns_copies_that_training_leaves_alone():
+    """The LSTM's kernels are read through views of its parameters: get_weights handed out
+    arrays sharing their memory, so weights saved before fit moved with it."""
+    model = Sequential([LSTM(H, input_shape=(T, I)), Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    x = np.random.default_rng(2).normal(size=(8, T, I))
+    saved = model.get_weights()
+    kept = [w.copy() for w in saved]
+    model.fit(x, x[:, :1, 0], epochs=2, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(saved, kept, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(model.get_weights(), kept, strict=True))
+
+
+def test_a_metric_may_share_a_name_with_the_loops_values():
+    """Keras users log the learning rate or their own loss as metrics named ``lr``/``loss``-like;
+    the loop's own row names are not theirs to avoid."""
+    def lr(y_true, y_pred):
+        return (y_pred - y_true).abs().mean()
+
+    model = Sequential([Dense(1, input_shape=(3,))])
+    model.compile(optimizer="sgd", loss="mse", metrics=[lr])
+    x = np.random.default_rng(3).random((8, 3))
+    history = model.fit(x, x[:, :1], epochs=2, verbose=0)
+    assert list(history.history) == ["loss", "lr"] and history.history["lr"][0] > 0
+
+
+def test_class_ids_stay_exact_in_a_bfloat16_model():
+    """Integer targets reach the loop as float64: bfloat16 would round class 299 to 300."""
+    model = Sequential([Dense(600, input_shape=(3,), activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    kernel, bias = model.get_weights()
+    bias[299] = 4.0  # class 299 far likelier than 300, so a rounded id shows in the loss
+    model.set_weights([kernel, bias])
+    model.to(torch.bfloat16)
+    x = np.random.default_rng(4).random((4, 3))
+    p = model.predict(x).astype(np.float64)
+    assert p[:, 299].min() > 10 * p[:, 300].max()
+    assert model.evaluate(x, np.full(4, 299)) == pytest.approx(float(-np.log(p[:, 299]).mean()), rel=0.02)

@@ -178,7 +178,7 @@ def test_ensemble_averages_its_members_probabilities(tmp_path, trend):
     train, test = trend
     out = tmp_path / "ens"
     results = train_classifier(cfg_for(train, "ensemble=2", "train.epochs=3", "data.val_fraction=0"), out)
-    assert json.loads((out / "ensemble.json").read_text()) == {"members": ["member0", "member1"]}
+    assert json.loads((out / "ensemble.json").read_text()) == {"members": ["member0", "member1"], "size": 2}
     assert len(results["members"]) == 2
     # each member is an ordinary run, trained from its own seed (the split would follow the seed too)
     alone = train_classifier(cfg_for(train, "train.epochs=3", "train.seed=1000", "data.val_fraction=0"),
@@ -207,7 +207,7 @@ def test_an_interrupted_ensemble_resumes_to_the_straight_ensemble(tmp_path, tren
         stopped = train_classifier(cfg, out)
     # the first member stopped at step 2, and the second never started
     assert (stopped["stopped"], stopped["steps"], len(stopped["members"])) == ("SIGTERM", 2, 1)
-    assert json.loads((out / "ensemble.json").read_text()) == {"members": ["member0"]}
+    assert json.loads((out / "ensemble.json").read_text()) == {"members": ["member0"], "size": 2}
     assert not (out / "member1").exists()
     with pytest.raises(FileExistsError, match="resume=True"):
         train_classifier(cfg, out)
@@ -222,11 +222,17 @@ def test_an_interrupted_ensemble_resumes_to_the_straight_ensemble(tmp_path, tren
         train_classifier(cfg, out, resume=True, overwrite=True)
     with pytest.raises(FileNotFoundError, match="resume needs a saved run in out, got .*member0'"):
         train_classifier(cfg, tmp_path / "none", resume=True)
-    # another size would grow or shrink the ensemble silently; the members keep theirs
-    for size, other in ((3, out), (1, out), (2, tmp_path / "straight" / "member0")):
-        saved = 1 if other.name == "member0" else 2
+    # another size would grow or shrink the ensemble silently; ensemble.json keeps it
+    for size, other, saved in ((3, out, "2"), (1, out, "2"), (2, tmp_path / "straight" / "member0", "1")):
         with pytest.raises(ValueError, match=f"ensemble: saved {saved}, given {size}"):
             train_classifier(dataclasses.replace(cfg, ensemble=size), other, resume=True)
+    # a run listed before the size was kept resumes at any size but 1
+    old_list = json.dumps({"members": ["member0", "member1"]})
+    (out / "ensemble.json").write_text(old_list)
+    assert train_classifier(cfg, out, resume=True)["test_loss"] == straight["test_loss"]
+    (out / "ensemble.json").write_text(old_list)  # the resume wrote the size
+    with pytest.raises(ValueError, match=r"ensemble: saved 'an ensemble \(member0, ...\)', given 1"):
+        train_classifier(dataclasses.replace(cfg, ensemble=1), out, resume=True)
 
 
 def test_predict_does_not_use_the_files_labels(tmp_path, trend):
@@ -261,7 +267,7 @@ def test_overwrite_replaces_an_ensemble(tmp_path, trend):
         train_classifier(one, out)
     two = cfg_for(train, "ensemble=2", "train.epochs=1", "data.val_fraction=0")
     train_classifier(two, out, overwrite=True)
-    assert json.loads((out / "ensemble.json").read_text()) == {"members": ["member0", "member1"]}
+    assert json.loads((out / "ensemble.json").read_text()) == {"members": ["member0", "member1"], "size": 2}
     assert not (out / "member2").exists()
     results = train_classifier(one, out, overwrite=True)
     assert not (out / "ensemble.json").exists() and "members" not in results
@@ -269,3 +275,12 @@ def test_overwrite_replaces_an_ensemble(tmp_path, trend):
     alone = tmp_path / "alone"
     assert train_classifier(one, alone)["test_loss"] == results["test_loss"]
     assert predict(out, test) == predict(alone, test)
+
+
+@pytest.mark.parametrize("text", ["{}", "[1]", "{"])
+def test_predict_names_a_labels_file_it_cannot_use(tmp_path, trend, text):
+    out = tmp_path / "run"
+    train_classifier(cfg_for(trend[0], "train.epochs=1", "data.val_fraction=0"), out)
+    (out / "labels.json").write_text(text)
+    with pytest.raises(ValueError, match=r"labels.json must hold the JSON object with classes, format"):
+        predict(out, trend[1])

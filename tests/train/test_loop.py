@@ -457,3 +457,13 @@ def test_a_metric_may_not_take_a_name_of_the_row(name):
     with pytest.raises(ValueError, match=f"metrics names .* got {name!r}"):
         fit(Tagger(), TensorLoader(x, y, batch_size=4), _sgd(max_steps=1),
             metrics={name: lambda o, t: o.sum()})
+
+
+def test_the_step_count_stays_cheap_for_long_budgets():
+    """An "until the budget runs out" run (epochs=10**6 with max_steps or max_minutes) must not
+    reorder the rows 10**6 times before its first step."""
+    x, y = _data(n=8, T=12)
+    loader = TensorLoader(x, y, batch_size=4, lengths=torch.tensor([4, 3, 2, 4, 1, 9, 4, 2]))
+    assert loader.total_steps(10**6, 4, limit=5) < 20  # stops counting past max_steps
+    thousand = loader.total_steps(1000, 4)
+    assert loader.total_steps(10**6, 4) == round(thousand / 1000 * 10**6)  # the rest at the mean

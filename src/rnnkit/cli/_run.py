@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,12 +57,13 @@ def interrupts(out: str | Path) -> Iterator[None]:
     "Aborted!" (status 1) or a silent death."""
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if main else None
+    started = time.time()
     try:
         yield
     except KeyboardInterrupt:
-        _exit_signalled("SIGINT", out)
+        _exit_signalled("SIGINT", out, started)
     except _Terminated:
-        _exit_signalled("SIGTERM", out)
+        _exit_signalled("SIGTERM", out, started)
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
@@ -71,8 +73,9 @@ def _raise_terminated(signum, frame) -> None:
     raise _Terminated
 
 
-def _exit_signalled(name: str, out: str | Path) -> None:
-    saved = any(Path(out).glob(f"**/{checkpoint.STATE}"))
+def _exit_signalled(name: str, out: str | Path, started: float) -> None:
+    # this command's checkpoint, not an older run's that it was to overwrite
+    saved = any(p.stat().st_mtime >= started for p in Path(out).glob(f"**/{checkpoint.STATE}"))
     click.echo(f"rnnkit: interrupted ({name}) before the results were written; " +
                (f"the run in {out} is saved: add --resume to finish it" if saved else "nothing was saved"),
                err=True)

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from rnnkit.data.series import DataError
 from rnnkit.data.tagged import Tagged
-from rnnkit.train.data import IGNORE, Batch, Loader
+from rnnkit.train.data import IGNORE, Batch, Loader, count_chunks
 
 PAD, UNK = 0, 1
 SHAPES = ("<pad>", "lower", "title", "upper", "mixed", "digit", "other")
@@ -161,11 +161,11 @@ class SentenceLoader(Loader):
         for rows in self._order(epoch)[start: len(self)]:
             yield self._pad(rows.tensor_split(self.world_size)[self.rank])
 
-    def total_steps(self, epochs: int, bptt: int | None) -> int:
+    def total_steps(self, epochs: int, bptt: int | None, *, limit: int | None = None) -> int:
         if bptt is None:
             return epochs * len(self)
-        return sum(math.ceil(int(self.lengths_N[rows.tensor_split(self.world_size)[self.rank]].max()) / bptt)
-                   for epoch in range(epochs) for rows in self._order(epoch)[: len(self)])
+        return count_chunks(lambda epoch: (self.lengths_N[rows.tensor_split(self.world_size)[self.rank]]
+                                           for rows in self._order(epoch)[: len(self)]), epochs, bptt, limit)
 
     def _order(self, epoch: int) -> list[Tensor]:
         n, size = len(self.features), self.batch_size

@@ -118,7 +118,8 @@ class Layer(nn.Module):
         gates i, f, c, o, GRU gates z, r, h); [] before the layer is built, as in Keras."""
         if not self.built:
             return []
-        return [w.read().cpu().numpy() for w in self.keras_weights().values()]
+        # copies, as Keras returns: a view of a parameter would follow later training
+        return [w.read().detach().cpu().numpy().copy() for w in self.keras_weights().values()]
 
     def set_weights(self, weights: list) -> None:
         """Set the weights from numpy arrays in ``get_weights``'s order and shapes; checks

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor, nn
 
 from rnnkit import train
@@ -83,11 +84,16 @@ class EpochMeans:
         return {name: total / count if count else 0.0 for name, (total, count) in self._sums.items()}
 
 
+class _StopTraining(Exception):
+    """A callback set ``model.stop_training``: ends ``train.fit`` at an epoch's end."""
+
+
 def fit_epochs(model: nn.Module, loader: train.TensorLoader, val: train.TensorLoader | None,
                cfg: train.TrainConfig, compiled: dict, optimizer, *,
-               val_targets: str = "validation_data y") -> list[dict[str, float]]:
+               val_targets: str = "validation_data y", callbacks: list = ()) -> list[dict[str, float]]:
     """Train with ``rnnkit.train.fit``. Returns one row per epoch: the epoch's loss and
-    metrics, then ``val_*`` from evaluating ``val`` with the weights the epoch ended with."""
+    metrics, then ``val_*`` from evaluating ``val`` with the weights the epoch ended with.
+    ``callbacks`` (``rnnkit.keras.callbacks``) see each row; one may stop training."""
     assert cfg.bptt is None  # one step per batch, so the epoch ends every len(loader) steps
     means = EpochMeans(compiled["loss"], compiled["metrics"])
     rows: list[dict[str, float]] = []
@@ -101,9 +107,22 @@ def fit_epochs(model: nn.Module, loader: train.TensorLoader, val: train.TensorLo
             row |= {f"val_{k}": v for k, v in
                     evaluate_means(model, val, compiled, cfg.device, targets=val_targets).items()}
         rows.append(row)
+        for callback in callbacks:
+            callback.on_epoch_end(len(rows) - 1, dict(row))
+        if model.stop_training:
+            raise _StopTraining
 
-    train.fit(model, loader, cfg, loss_fn=means.loss_fn, metrics=means.metric_fns,
-              optimizer=optimizer, on_step=at_epoch_end)
+    model.stop_training = False
+    for callback in callbacks:
+        callback.set_model(model)
+        callback.on_train_begin()
+    try:
+        train.fit(model, loader, cfg, loss_fn=means.loss_fn, metrics=_loop_names(means.metric_fns),
+                  optimizer=optimizer, on_step=at_epoch_end)
+    except _StopTraining:
+        pass
+    for callback in callbacks:
+        callback.on_train_end(dict(rows[-1]) if rows else None)
     return rows
 
 
@@ -111,9 +130,15 @@ def evaluate_means(model: nn.Module, loader: train.TensorLoader, compiled: dict,
                    device: str, *, targets: str = "y") -> dict[str, float]:
     """The loss and metrics over ``loader`` in evaluation mode, as Keras's ``evaluate`` sums them."""
     means = EpochMeans(compiled["loss"], compiled["metrics"], targets=targets)
-    train.evaluate(model, loader, loss_fn=means.loss_fn, metrics=means.metric_fns,
+    train.evaluate(model, loader, loss_fn=means.loss_fn, metrics=_loop_names(means.metric_fns),
                    cfg=train.TrainConfig(device=device))
     return means.results()
+
+
+def _loop_names(metric_fns: dict) -> dict:
+    """The metrics under names of the loop's own: EpochMeans reports them by the user's, and
+    a Keras metric may be called ``lr`` or ``loss``, which the loop's rows already hold."""
+    return {f"keras_metric_{i}": fn for i, fn in enumerate(metric_fns.values())}
 
 
 def samples(x, y, *, like: Tensor | None, names: tuple[str, str] = ("x", "y")) -> tuple[Tensor, Tensor]:
@@ -169,10 +194,11 @@ def tensor_loader(model: nn.Module, x_N: Tensor, y_N: Tensor, batch_size: int, *
     elif x_N.shape[0] % stateful:
         raise ValueError(f"stateful layers keep state for batch_size={stateful} sequences: "
                          f"the number of samples must be a multiple of it, got {x_N.shape[0]}")
-    # as floats: rnnkit's loop skips integer per-step targets of -100 (its ignore index),
-    # which Keras trains on like any other value (class ids come back exactly in the losses)
+    # as float64: rnnkit's loop skips integer per-step targets of -100 (its ignore index),
+    # which Keras trains on like any other value; float64 holds any class id exactly (a
+    # bfloat16 model's dtype would round 299 to 300), and the losses cast it to the output's
     if not y_N.is_floating_point():
-        y_N = y_N.to(next(model.parameters()).dtype)
+        y_N = y_N.to(torch.float64)
     return train.TensorLoader(x_N, y_N, batch_size=batch_size, shuffle=shuffle, seed=seed)
 
 

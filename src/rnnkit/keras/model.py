@@ -26,6 +26,7 @@ from rnnkit.keras._base import Layer, Shape, as_tensor, check_model_weights, tra
 from rnnkit.keras._fit import History
 from rnnkit.keras._recurrent import Bidirectional, RNNLayer
 from rnnkit.keras._summary import render_summary
+from rnnkit.keras.callbacks import check_callbacks
 from rnnkit.keras.losses import get_loss, get_metrics, set_mask
 from rnnkit.keras.optimizers import add_parameters, check_optimizer, make_optimizer
 from rnnkit.layers import lengths_to_mask
@@ -165,7 +166,7 @@ class Sequential(nn.Module):
 
     def fit(self, x, y, batch_size: int | None = None, epochs: int = 1, *, verbose: int | str = 1,
             validation_split: float = 0.0, validation_data: tuple | None = None,
-            shuffle: bool = True, seed: int | None = None) -> History:
+            shuffle: bool = True, seed: int | None = None, callbacks: list | None = None) -> History:
         """Train for ``epochs`` passes over ``(x, y)`` with ``rnnkit.train.fit``.
 
         Arguments:
@@ -177,12 +178,15 @@ class Sequential(nn.Module):
             shuffle: reshuffle the training samples every epoch.
             seed: seeds the shuffling and the loop's RNG; by default drawn from torch's
                 global RNG, so ``torch.manual_seed`` makes ``fit`` repeatable.
+            callbacks: ``rnnkit.keras.callbacks`` instances (``EarlyStopping``), called at
+                each epoch's end with its History row; one may stop training.
 
         Returns:
             A ``History``; also kept as ``model.history``.
         """
         compiled = self._require_compiled("fit")
         self._require_one_output("fit")
+        callbacks = check_callbacks(callbacks)
         x_N, y_N = _fit.samples(x, y, like=self._like())
         x_N, y_N, val = _fit.hold_out(x_N, y_N, validation_split, validation_data, like=self._like())
         self._ensure_built(x_N)
@@ -198,7 +202,8 @@ class Sequential(nn.Module):
         val_loader = None if val is None else _fit.tensor_loader(self, *val, batch_size, shuffle=False)
         with training_mode(self, True):
             rows = _fit.fit_epochs(self, loader, val_loader, cfg, compiled, self.optimizer,
-                                   val_targets="y" if validation_split else "validation_data y")
+                                   val_targets="y" if validation_split else "validation_data y",
+                                   callbacks=callbacks)
         keys = ["loss", *compiled["metrics"]]
         keys += [f"val_{k}" for k in keys] if val is not None else []
         self.history = History({k: [row[k] for row in rows] for k in keys}, list(range(len(rows))),
@@ -232,8 +237,8 @@ class Sequential(nn.Module):
         with training_mode(self, False):
             outs = [self(x_N[k:k + batch_size]) for k in range(0, x_N.shape[0], batch_size)]
         if isinstance(outs[0], list):
-            return [torch.cat(parts).cpu().numpy() for parts in zip(*outs, strict=True)]
-        return torch.cat(outs).cpu().numpy()
+            return [_numpy(torch.cat(parts)) for parts in zip(*outs, strict=True)]
+        return _numpy(torch.cat(outs))
 
     # -- weights ---------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
@@ -305,3 +310,8 @@ def _with_mask(out, lengths_B: Tensor | None, T: int | None):
 def _returns_state(layer: Layer) -> bool:
     inner = layer.layer if isinstance(layer, Bidirectional) else layer
     return isinstance(inner, RNNLayer) and inner.return_state
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    # numpy has no bfloat16: such outputs come back as float32, which holds them exactly
+    return (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy()

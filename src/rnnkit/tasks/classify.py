@@ -164,21 +164,25 @@ def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = 
     if cfg.ensemble > 1:
         results["members"] = [_scores({k: None if p is None else p[i] for k, p in probs.items()}, splits)
                               for i in range(len(models))]
-        write_atomic(out / ENSEMBLE, (json.dumps({"members": [d.name for d in dirs]}) + "\n").encode())
+        listed = {"members": [d.name for d in dirs], "size": cfg.ensemble}  # size: for --resume's check
+        write_atomic(out / ENSEMBLE, (json.dumps(listed) + "\n").encode())
     write_atomic(out / RESULTS, (json.dumps(results, indent=2) + "\n").encode())
     return results
 
 
 def _check_ensemble_size(out: Path, given: int) -> None:
-    """A resumed run must keep its ensemble size: the members' configs hold it, and a
-    single run keeps its files in ``out`` itself."""
+    """A resumed run must keep its ensemble size: ``ensemble.json`` holds it (a run made
+    before it did, or one killed before its first list, is taken at its word), and a single
+    run keeps its files in ``out`` itself."""
     if checkpoint.saved_run(out):
-        saved = 1
+        saved: int | str | None = 1
     elif checkpoint.saved_run(out / "member0"):
-        saved = read_config(out / "member0").get("ensemble", 1)
+        saved = _read_json(out / ENSEMBLE, "members").get("size") if (out / ENSEMBLE).is_file() else None
+        if saved is None and given == 1:
+            saved = "an ensemble (member0, ...)"
     else:
         return  # nothing saved: check_out says so
-    if saved != given:
+    if saved is not None and saved != given:
         raise ValueError(f"resume must use the settings the run in {str(out)!r} was started with, got "
                          f"ensemble: saved {saved!r}, given {given!r}")
 
@@ -193,8 +197,7 @@ def _fit_member(cfg: ClassifyConfig, i: int, run_dir: Path, data: tuple, *, resu
     model = SequenceClassifier(_model_config(cfg.model, full, vocab))
     if vocab is None:
         model.fit_standardization(train_set.inputs, train_set.lengths_N)  # training split only
-    config = {**architecture_config(model), "task": "classify", "data": _config.to_dict(cfg.data),
-              **({"ensemble": cfg.ensemble} if cfg.ensemble > 1 else {})}  # a single run's as before
+    config = {**architecture_config(model), "task": "classify", "data": _config.to_dict(cfg.data)}
     going_on = resume and bool(checkpoint.saved_run(run_dir))
     if going_on:
         check_resumed_config(run_dir, config, train_cfg)
@@ -224,11 +227,11 @@ def predict(run_dir: str | Path, data_path: str | Path, *, labels: bool = True,
         ValueError: ``labels=False`` for a run trained on a .ts or text file.
     """
     run_dir = Path(run_dir)
-    dirs = [run_dir / name for name in _read_json(run_dir / ENSEMBLE)["members"]] \
+    dirs = [run_dir / name for name in _read_json(run_dir / ENSEMBLE, "members")["members"]] \
         if (run_dir / ENSEMBLE).is_file() else [run_dir]
     models = [load_model(d) for d in dirs]
     saved = read_config(dirs[0])
-    trained = _read_json(dirs[0] / LABELS)
+    trained = _read_json(dirs[0] / LABELS, "classes", "format")
     data = _config.from_dict(DataSection, saved.get("data") or {})
     vocab = (read_run_file(dirs[0] / TOKENIZER, Vocab.from_json, what="the text classifier's vocabulary")
              if trained["format"] == "text" else None)
@@ -307,5 +310,13 @@ def _probabilities(model: SequenceClassifier, data: Labelled, batch_size: int = 
     return torch.cat(parts)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    return read_run_file(path, json.loads, what="the JSON that train_classifier writes")
+def _read_json(path: Path, *keys: str) -> dict[str, Any]:
+    """A JSON object that train_classifier wrote, with ``keys``; a ValueError naming the file."""
+    def parse(text: str) -> dict[str, Any]:
+        found = json.loads(text)
+        missing = [k for k in keys if not isinstance(found, dict) or k not in found]
+        if missing:
+            raise KeyError(", ".join(missing))
+        return found
+    return read_run_file(path, parse, what=f"the JSON object with {', '.join(keys)} that train_classifier "
+                                           f"writes")

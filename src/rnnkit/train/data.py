@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import torch
@@ -79,8 +79,9 @@ class Loader(ABC):
     def shard(self, rank: int, world_size: int) -> Loader:
         """This process's part of every global batch."""
 
-    def total_steps(self, epochs: int, bptt: int | None) -> int:
-        """Optimizer steps in ``epochs`` epochs: one a batch, or with ``bptt`` one a chunk."""
+    def total_steps(self, epochs: int, bptt: int | None, *, limit: int | None = None) -> int:
+        """Optimizer steps in ``epochs`` epochs: one a batch, or with ``bptt`` one a chunk; a
+        count that reaches ``limit`` (``max_steps``) may stop there."""
         return epochs * len(self)
 
 
@@ -133,14 +134,14 @@ class TensorLoader(Loader):
         n = self.inputs.shape[0]
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    def total_steps(self, epochs: int, bptt: int | None) -> int:
+    def total_steps(self, epochs: int, bptt: int | None, *, limit: int | None = None) -> int:
         if bptt is None or self.inputs.dim() < 2:
             return epochs * len(self)
         if self.lengths is None:
             return epochs * len(self) * math.ceil(self.inputs.shape[1] / bptt)
         # each batch is cut to its longest row, so its chunks depend on the epoch's order
-        return sum(math.ceil(int(self.lengths[rows].max()) / bptt)
-                   for epoch in range(epochs) for rows in self._order(epoch))
+        return count_chunks(lambda epoch: (self.lengths[rows] for rows in self._order(epoch)), epochs, bptt,
+                            limit)
 
     def shard(self, rank: int, world_size: int) -> TensorLoader:
         return TensorLoader(self.inputs, self.targets, batch_size=self.batch_size,
@@ -172,3 +173,19 @@ class TensorLoader(Loader):
         if targets.dim() >= 2 and targets.shape[1] == inputs.shape[1]:
             targets = targets[:, :T]  # per-step targets are padded like the inputs
         return Batch(inputs[:, :T], targets, lengths_B)
+
+
+def count_chunks(batch_lengths: Callable[[int], Iterator[Tensor]], epochs: int, bptt: int,
+                 limit: int | None, *, exact_epochs: int = 1000) -> int:
+    """Chunks of ``bptt`` steps in ``epochs`` epochs of batches cut to their longest row;
+    ``batch_lengths(epoch)`` yields each batch's lengths. Every epoch reorders the rows, so
+    each is counted, up to ``limit`` (``max_steps``) and ``exact_epochs``; beyond those (an
+    "until the time budget runs out" run) the rest are taken at the counted epochs' mean."""
+    total = 0
+    for epoch in range(epochs):
+        if epoch == exact_epochs:
+            return total + round(total / epoch * (epochs - epoch))
+        total += sum(math.ceil(int(lengths.max()) / bptt) for lengths in batch_lengths(epoch))
+        if limit is not None and total >= limit:
+            return total
+    return total

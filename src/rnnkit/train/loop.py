@@ -249,7 +249,7 @@ def _train_config(cfg: TrainConfig | Mapping[str, Any] | None) -> TrainConfig:
 
 # the names of a train row's own values: a metric of the same name would overwrite them
 _ROW_NAMES = ("loss", "items", "steps", "seconds", "lr", "grad_norm", "grad_norm_sum", "grad_norm_max",
-              "items_per_s", "teacher_forcing")
+              "items_per_s", "teacher_forcing", "epoch")
 
 
 def _metrics(metrics: Mapping[str, MetricFn] | None) -> dict[str, MetricFn]:
@@ -317,7 +317,7 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
     log = MetricsLog(run_dir or Path("."), tensorboard=cfg.tensorboard,
                      resume_step=pos.step if resume else 0, enabled=writes)
     train = ctx.shard(train)
-    total = min(cfg.max_steps or math.inf, train.total_steps(cfg.epochs, cfg.bptt))
+    total = min(cfg.max_steps or math.inf, train.total_steps(cfg.epochs, cfg.bptt, limit=cfg.max_steps))
     show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
     # under a time budget the bar counts seconds, so that its ETA means something
     bar = (tqdm(total=round(cfg.max_minutes * 60), initial=round(pos.seconds), unit="s", desc="train",

@@ -1,0 +1,101 @@
+"""rnnkit.keras.callbacks.EarlyStopping against Keras's rules (keras/src/callbacks/
+early_stopping.py), by hand on a sequence of values and through Sequential.fit."""
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.keras import LSTM, Dense, Sequential
+from rnnkit.keras.callbacks import Callback, EarlyStopping
+
+
+class _Model:
+    """What a callback reads of the model: weights and the stop flag."""
+
+    def __init__(self):
+        self.stop_training, self.weights = False, [np.zeros(1)]
+
+    def get_weights(self):
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        self.weights = weights
+
+
+def _run(callback, values, monitor="val_loss"):
+    model = _Model()
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch, value in enumerate(values):
+        model.weights = [np.full(1, float(epoch))]  # the weights "after" this epoch
+        callback.on_epoch_end(epoch, {monitor: value})
+        if model.stop_training:
+            break
+    callback.on_train_end()
+    return model, epoch
+
+
+def test_patience_counts_epochs_without_improvement():
+    # best at epoch 1 (0.8); 0.9 and 0.85 do not beat it: with patience 2, stop at epoch 3
+    stop = EarlyStopping(patience=2, restore_best_weights=True)
+    model, last = _run(stop, [1.0, 0.8, 0.9, 0.85, 0.1])
+    assert (last, stop.stopped_epoch, stop.best_epoch, stop.best) == (3, 3, 1, 0.8)
+    assert model.weights[0][0] == 1.0  # restored from the end of epoch 1
+
+
+def test_min_delta_baseline_mode_and_warm_up():
+    # a gain of 0.05 is not more than min_delta=0.1: no improvement after epoch 0
+    assert _run(EarlyStopping(patience=1, min_delta=0.1), [1.0, 0.95, 0.9])[1] == 1
+    # accuracy goes up (mode from the name); 0.6 never beats the baseline 0.7
+    stop = EarlyStopping(monitor="val_accuracy", patience=2, baseline=0.7)
+    assert _run(stop, [0.5, 0.6, 0.6, 0.6], "val_accuracy")[1] == 2 and stop.best == 0.6
+    # epochs before start_from_epoch are not watched
+    assert _run(EarlyStopping(patience=1, start_from_epoch=3), [1, 2, 3, 4, 5, 6])[1] == 4
+
+
+def test_fit_stops_and_restores_the_best_epoch():
+    """Targets that are noise: validation stops improving within a few epochs."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 5, 3)), rng.normal(size=(64, 1))
+    model = Sequential([LSTM(8, input_shape=(5, 3)), Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    stop = EarlyStopping(patience=2, restore_best_weights=True)
+    history = model.fit(x, y, epochs=100, validation_split=0.5, callbacks=[stop], verbose=0, seed=0)
+    epochs = len(history.history["loss"])
+    assert epochs < 100 and stop.stopped_epoch == epochs - 1 and model.stop_training
+    best = int(np.argmin(history.history["val_loss"]))
+    assert stop.best_epoch == best and epochs - 1 - best == 2
+    assert model.evaluate(x[32:], y[32:]) == pytest.approx(history.history["val_loss"][best], rel=1e-6)
+
+
+def test_a_callback_sees_every_epochs_row():
+    seen = []
+
+    class Record(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((epoch, sorted(logs)))
+
+    model = Sequential([Dense(1, input_shape=(3,))])
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    x = np.random.default_rng(1).normal(size=(8, 3))
+    model.fit(x, x[:, :1], epochs=3, validation_data=(x, x[:, :1]), callbacks=[Record()], verbose=0)
+    assert seen == [(k, ["loss", "mae", "val_loss", "val_mae"]) for k in range(3)]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: EarlyStopping(mode="down"), r"mode must be 'auto', 'min' or 'max', got 'down'"),
+    (lambda: EarlyStopping(monitor="val_f1"), r"cannot tell whether monitor='val_f1' .* mode='min'"),
+    (lambda: EarlyStopping(patience=-1), r"patience must be an int >= 0, got -1"),
+    (lambda: EarlyStopping(min_delta=float("nan")), r"min_delta must be a finite number"),
+], ids=["mode", "direction", "patience", "min-delta"])
+def test_bad_arguments(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_fit_refuses_what_is_not_a_callback():
+    model = Sequential([Dense(1, input_shape=(3,))])
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(TypeError, match="callbacks must be rnnkit.keras.callbacks.Callback .*got str"):
+        model.fit(np.zeros((4, 3)), np.zeros((4, 1)), callbacks=["early"], verbose=0)
