@@ -153,3 +153,18 @@ def test_a_signal_before_training_does_not_offer_an_old_run(runner, monkeypatch)
         patch.setattr(task, "_splits", interrupted)
         result = runner.invoke(cli, [*train, "--out", "run", "--overwrite"])
     assert result.exit_code == 130 and result.stderr.strip().endswith("nothing was saved"), result.output
+
+
+def test_a_signal_while_resuming_offers_the_run(runner, monkeypatch):
+    """With --resume, the checkpoint in --out is the run being continued, however old."""
+    train = ["train", "seq2seq", "--data", "pairs.tsv", *FAST]
+    assert runner.invoke(cli, [*train, "--out", "run"]).exit_code == 0
+    Path("run/results.json").unlink()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(task, "_splits", interrupted)
+        result = runner.invoke(cli, [*train, "--out", "run", "--resume"])
+    assert result.exit_code == 130 and "the run in run is saved: add --resume" in result.stderr, result.output

@@ -99,3 +99,40 @@ def test_fit_refuses_what_is_not_a_callback():
     model.compile(optimizer="sgd", loss="mse")
     with pytest.raises(TypeError, match="callbacks must be rnnkit.keras.callbacks.Callback .*got str"):
         model.fit(np.zeros((4, 3)), np.zeros((4, 1)), callbacks=["early"], verbose=0)
+
+
+def test_hooks_logs_and_the_stop_as_in_keras():
+    """One logs dict for every callback (what one adds, History keeps); on_epoch_begin before
+    each epoch; a stop ends fit as its own stops do (stopped "on_step", the bar closed)."""
+    calls = []
+
+    class Extra(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            calls.append(("begin", epoch))
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs["double_loss"] = 2 * logs["loss"]
+            self.model.stop_training = epoch == 1
+
+    class Reader(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            calls.append(("end", epoch, "double_loss" in logs))
+
+    model = Sequential([Dense(1, input_shape=(3,))])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(5).normal(size=(8, 3))
+    history = model.fit(x, x[:, :1], epochs=5, batch_size=4, callbacks=[Extra(), Reader()], verbose=0)
+    assert calls == [("begin", 0), ("end", 0, True), ("begin", 1), ("end", 1, True)]
+    assert history.history["double_loss"] == pytest.approx([2 * v for v in history.history["loss"]])
+
+
+def test_numpy_scalars_and_a_bfloat16_model():
+    stop = EarlyStopping(monitor="loss", min_delta=np.float32(0.5), patience=np.int64(1),
+                         restore_best_weights=True)
+    assert (type(stop.min_delta), type(stop.patience)) == (float, int)
+    model = Sequential([Dense(2, input_shape=(3,))])
+    model.compile(optimizer="sgd", loss="mse")
+    model.to(torch.bfloat16)
+    x = np.random.default_rng(6).normal(size=(8, 3))
+    model.fit(x, x[:, :2], epochs=4, callbacks=[stop], verbose=0)  # get_weights of bf16 weights
+    assert [w.dtype for w in model.get_weights()] == [np.float32, np.float32]

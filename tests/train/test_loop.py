@@ -465,5 +465,15 @@ def test_the_step_count_stays_cheap_for_long_budgets():
     x, y = _data(n=8, T=12)
     loader = TensorLoader(x, y, batch_size=4, lengths=torch.tensor([4, 3, 2, 4, 1, 9, 4, 2]))
     assert loader.total_steps(10**6, 4, limit=5) < 20  # stops counting past max_steps
-    thousand = loader.total_steps(1000, 4)
-    assert loader.total_steps(10**6, 4) == round(thousand / 1000 * 10**6)  # the rest at the mean
+    counted = loader.total_steps(50_000, 4)  # 100,000 batches of 2 an epoch: counted one by one
+    assert loader.total_steps(10**6, 4) == round(counted / 50_000 * 10**6)  # the rest at their mean
+
+
+def test_on_step_may_stop_training(tmp_path):
+    x, y = _data()
+    result = fit(Tagger(), TensorLoader(x, y, batch_size=4), _sgd(epochs=5, log_every=100),
+                 on_step=lambda step, values: step == 3, run_dir=tmp_path)
+    assert (result.stopped, result.steps) == ("on_step", 3)
+    assert result.last_train["loss"] > 0  # the steps since the last row were logged
+    assert fit(Tagger(), TensorLoader(x, y, batch_size=4), _sgd(epochs=5), run_dir=tmp_path,
+               resume=True).steps == 10  # and saved: a resume goes on

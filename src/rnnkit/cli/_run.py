@@ -4,7 +4,7 @@
     @click.command()
     @run_options
     def lm(out, overwrite, resume, ...):
-        with interrupts(out):
+        with interrupts(out, resume=resume):
             results = train_lm(cfg, out, overwrite=overwrite, resume=resume)
         echo_results(results)
         exit_if_interrupted(results["lm"], out)
@@ -50,7 +50,7 @@ class _Terminated(BaseException):
 
 
 @contextmanager
-def interrupts(out: str | Path) -> Iterator[None]:
+def interrupts(out: str | Path, *, resume: bool) -> Iterator[None]:
     """Around a train command's task: SIGINT and SIGTERM outside training (reading the data,
     decoding and scoring after it; ``fit`` handles them while it trains) end the command as
     an interrupted training does, with 130 or 143 and a line on stderr, not Click's
@@ -61,9 +61,9 @@ def interrupts(out: str | Path) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        _exit_signalled("SIGINT", out, started)
+        _exit_signalled("SIGINT", out, None if resume else started)
     except _Terminated:
-        _exit_signalled("SIGTERM", out, started)
+        _exit_signalled("SIGTERM", out, None if resume else started)
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
@@ -73,9 +73,10 @@ def _raise_terminated(signum, frame) -> None:
     raise _Terminated
 
 
-def _exit_signalled(name: str, out: str | Path, started: float) -> None:
-    # this command's checkpoint, not an older run's that it was to overwrite
-    saved = any(p.stat().st_mtime >= started for p in Path(out).glob(f"**/{checkpoint.STATE}"))
+def _exit_signalled(name: str, out: str | Path, since: float | None) -> None:
+    """``since``: a new run's start, so that an old run it was to overwrite is not offered;
+    None when resuming, where the run in ``out`` is the one to go on with."""
+    saved = any(since is None or p.stat().st_mtime >= since for p in Path(out).glob(f"**/{checkpoint.STATE}"))
     click.echo(f"rnnkit: interrupted ({name}) before the results were written; " +
                (f"the run in {out} is saved: add --resume to finish it" if saved else "nothing was saved"),
                err=True)

@@ -23,7 +23,7 @@ def classify(data, out, overwrite, resume, config, sets):
     test file; writes the run and results.json (accuracies) to --out."""
     cfg = resolve_config(ClassifyConfig, config, sets, **{"data.path": None if data is None else str(data)})
     require_out(out)  # after --print-config, which needs no run directory
-    with interrupts(out):
+    with interrupts(out, resume=resume):
         try:
             results = train_classifier(cfg, out, overwrite=overwrite, resume=resume)
         except (OSError, ValueError) as err:

@@ -35,7 +35,7 @@ def forecast(data, time_col, target, covariates, horizon, out, overwrite, resume
         "data.covariates": None if covariates is None else [c.strip() for c in covariates.split(",")
                                                             if c.strip()]})
     require_out(out)  # after --print-config, which needs no run directory
-    with interrupts(out):
+    with interrupts(out, resume=resume):
         try:
             results = train_forecaster(cfg, out, overwrite=overwrite, resume=resume)
         except (OSError, ValueError) as err:

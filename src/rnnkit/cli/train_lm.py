@@ -25,7 +25,7 @@ def lm(data, out, tokenizer, overwrite, resume, config, sets):
     if out is None or cfg.data.path is None:
         raise click.ClickException(f"--out and --data (or data.path) are required, got --out={out!r}, "
                                    f"--data={cfg.data.path!r}")
-    with interrupts(out):
+    with interrupts(out, resume=resume):
         try:
             text = read_text(cfg.data.path, name="--data" if data else "data.path")
             results = train_lm(cfg, out, text=text, overwrite=overwrite, resume=resume)

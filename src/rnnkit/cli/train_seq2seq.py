@@ -23,7 +23,7 @@ def seq2seq(data, out, overwrite, resume, config, sets):
     if out is None or not cfg.data.path:
         raise click.ClickException(f"--out and --data (or data.path) are required, got --out={out!r}, "
                                    f"--data={cfg.data.path!r}")
-    with interrupts(out):
+    with interrupts(out, resume=resume):
         try:
             results = train_seq2seq(cfg, out, overwrite=overwrite, resume=resume)
         # DataError is a ValueError; no sacrebleu: ImportError

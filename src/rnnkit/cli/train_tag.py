@@ -34,7 +34,7 @@ def tag(data, val, test, crf, out, overwrite, resume, config, sets):
         "data.path": None if data is None else str(data), "data.val_path": None if val is None else str(val),
         "data.test_path": None if test is None else str(test), "model.crf": crf})
     require_out(out)  # after --print-config, which needs no run directory
-    with interrupts(out):
+    with interrupts(out, resume=resume):
         try:
             results = train_tagger(cfg, out, overwrite=overwrite, resume=resume)
         except (OSError, ValueError, RuntimeError) as err:

@@ -119,7 +119,7 @@ class Layer(nn.Module):
         if not self.built:
             return []
         # copies, as Keras returns: a view of a parameter would follow later training
-        return [w.read().detach().cpu().numpy().copy() for w in self.keras_weights().values()]
+        return [to_numpy(w.read()).copy() for w in self.keras_weights().values()]
 
     def set_weights(self, weights: list) -> None:
         """Set the weights from numpy arrays in ``get_weights``'s order and shapes; checks
@@ -245,6 +245,12 @@ def _shape(name: str, shape) -> Shape:
 def _snake(name: str) -> str:
     """``SimpleRNN`` -> ``simple_rnn``, ``GRU`` -> ``gru``, as Keras names layers."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def to_numpy(t: Tensor) -> np.ndarray:
+    """``t`` as a numpy array; numpy has no bfloat16, so such tensors come back as float32,
+    which holds them exactly."""
+    return (t.float() if t.dtype == torch.bfloat16 else t).detach().cpu().numpy()
 
 
 def check_positive_int(name: str, value) -> int:

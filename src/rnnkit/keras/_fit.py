@@ -84,10 +84,6 @@ class EpochMeans:
         return {name: total / count if count else 0.0 for name, (total, count) in self._sums.items()}
 
 
-class _StopTraining(Exception):
-    """A callback set ``model.stop_training``: ends ``train.fit`` at an epoch's end."""
-
-
 def fit_epochs(model: nn.Module, loader: train.TensorLoader, val: train.TensorLoader | None,
                cfg: train.TrainConfig, compiled: dict, optimizer, *,
                val_targets: str = "validation_data y", callbacks: list = ()) -> list[dict[str, float]]:
@@ -98,29 +94,31 @@ def fit_epochs(model: nn.Module, loader: train.TensorLoader, val: train.TensorLo
     means = EpochMeans(compiled["loss"], compiled["metrics"])
     rows: list[dict[str, float]] = []
 
-    def at_epoch_end(step: int, _values: dict[str, float]) -> None:
+    def at_epoch_end(step: int, _values: dict[str, float]) -> bool:
         if step % len(loader):
-            return
+            return False
         row = means.results()
         means.reset()
         if val is not None:
             row |= {f"val_{k}": v for k, v in
                     evaluate_means(model, val, compiled, cfg.device, targets=val_targets).items()}
         rows.append(row)
-        for callback in callbacks:
-            callback.on_epoch_end(len(rows) - 1, dict(row))
+        for callback in callbacks:  # one logs dict, as in Keras: what a callback adds, History keeps
+            callback.on_epoch_end(len(rows) - 1, row)
         if model.stop_training:
-            raise _StopTraining
+            return True  # fit stops here, and closes its progress bar as at any stop
+        for callback in callbacks:
+            callback.on_epoch_begin(len(rows))
+        return False
 
     model.stop_training = False
     for callback in callbacks:
         callback.set_model(model)
         callback.on_train_begin()
-    try:
-        train.fit(model, loader, cfg, loss_fn=means.loss_fn, metrics=_loop_names(means.metric_fns),
-                  optimizer=optimizer, on_step=at_epoch_end)
-    except _StopTraining:
-        pass
+    for callback in callbacks:
+        callback.on_epoch_begin(0)
+    train.fit(model, loader, cfg, loss_fn=means.loss_fn, metrics=_loop_names(means.metric_fns),
+              optimizer=optimizer, on_step=at_epoch_end)
     for callback in callbacks:
         callback.on_train_end(dict(rows[-1]) if rows else None)
     return rows

@@ -7,13 +7,16 @@ stopped improving and can restore the best epoch's weights.
 
 As in Keras, a callback stops training by setting ``model.stop_training = True`` in
 ``on_epoch_end``; ``logs`` holds the epoch's row of the History (``loss``, the metrics,
-``val_*``). Deviation: an unknown ``mode``, or a monitored metric whose direction cannot be
-told from its name, is a ValueError at once (Keras warns, or fails at the first epoch).
+``val_*``), one dict for every callback, and what they add reaches the History. Deviations:
+the hooks are those of the train and the epoch (no ``on_*_batch_*``), and ``stop_training``
+is read at an epoch's end; an unknown ``mode``, or a monitored metric whose direction cannot
+be told from its name, is a ValueError at once (Keras warns, or fails at the first epoch).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from typing import Any
 
@@ -32,6 +35,9 @@ class Callback:
         self.model = model
 
     def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         pass
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
@@ -61,12 +67,13 @@ class EarlyStopping(Callback):
                  restore_best_weights: bool = False, start_from_epoch: int = 0):
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        number = isinstance(min_delta, int | float) and not isinstance(min_delta, bool)
+        number = isinstance(min_delta, numbers.Real) and not isinstance(min_delta, bool)  # numpy's too
         if not number or not math.isfinite(min_delta):
             raise ValueError(f"min_delta must be a finite number, got {min_delta!r}")
         for name, value in (("patience", patience), ("start_from_epoch", start_from_epoch)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        min_delta, patience, start_from_epoch = float(min_delta), int(patience), int(start_from_epoch)
         self.monitor, self.verbose, self.baseline = monitor, verbose, baseline
         self.patience, self.start_from_epoch = patience, start_from_epoch
         self.min_delta, self.restore_best_weights = abs(min_delta), restore_best_weights

@@ -22,7 +22,15 @@ from torch import Tensor, nn
 
 from rnnkit import train
 from rnnkit.keras import _fit, _saving
-from rnnkit.keras._base import Layer, Shape, as_tensor, check_model_weights, training_mode, write_weights
+from rnnkit.keras._base import (
+    Layer,
+    Shape,
+    as_tensor,
+    check_model_weights,
+    to_numpy,
+    training_mode,
+    write_weights,
+)
 from rnnkit.keras._fit import History
 from rnnkit.keras._recurrent import Bidirectional, RNNLayer
 from rnnkit.keras._summary import render_summary
@@ -206,7 +214,8 @@ class Sequential(nn.Module):
                                    callbacks=callbacks)
         keys = ["loss", *compiled["metrics"]]
         keys += [f"val_{k}" for k in keys] if val is not None else []
-        self.history = History({k: [row[k] for row in rows] for k in keys}, list(range(len(rows))),
+        keys += [k for k in (rows[0] if rows else {}) if k not in keys]  # what callbacks added
+        self.history = History({k: [row.get(k) for row in rows] for k in keys}, list(range(len(rows))),
                                dict(epochs=epochs, steps=len(loader), verbose=verbose))
         return self.history
 
@@ -237,8 +246,8 @@ class Sequential(nn.Module):
         with training_mode(self, False):
             outs = [self(x_N[k:k + batch_size]) for k in range(0, x_N.shape[0], batch_size)]
         if isinstance(outs[0], list):
-            return [_numpy(torch.cat(parts)) for parts in zip(*outs, strict=True)]
-        return _numpy(torch.cat(outs))
+            return [to_numpy(torch.cat(parts)) for parts in zip(*outs, strict=True)]
+        return to_numpy(torch.cat(outs))
 
     # -- weights ---------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
@@ -311,7 +320,3 @@ def _returns_state(layer: Layer) -> bool:
     inner = layer.layer if isinstance(layer, Bidirectional) else layer
     return isinstance(inner, RNNLayer) and inner.return_state
 
-
-def _numpy(t: torch.Tensor) -> np.ndarray:
-    # numpy has no bfloat16: such outputs come back as float32, which holds them exactly
-    return (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy()

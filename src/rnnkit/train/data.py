@@ -176,16 +176,19 @@ class TensorLoader(Loader):
 
 
 def count_chunks(batch_lengths: Callable[[int], Iterator[Tensor]], epochs: int, bptt: int,
-                 limit: int | None, *, exact_epochs: int = 1000) -> int:
+                 limit: int | None, *, exact_batches: int = 100_000) -> int:
     """Chunks of ``bptt`` steps in ``epochs`` epochs of batches cut to their longest row;
     ``batch_lengths(epoch)`` yields each batch's lengths. Every epoch reorders the rows, so
-    each is counted, up to ``limit`` (``max_steps``) and ``exact_epochs``; beyond those (an
-    "until the time budget runs out" run) the rest are taken at the counted epochs' mean."""
-    total = 0
+    each is counted, up to ``limit`` (``max_steps``) and about ``exact_batches`` batches
+    (a fraction of a second); beyond those (an "until the time budget runs out" run) the
+    remaining epochs are taken at the counted ones' mean."""
+    total = batches = 0
     for epoch in range(epochs):
-        if epoch == exact_epochs:
+        if batches >= exact_batches:
             return total + round(total / epoch * (epochs - epoch))
-        total += sum(math.ceil(int(lengths.max()) / bptt) for lengths in batch_lengths(epoch))
+        for lengths in batch_lengths(epoch):
+            total += math.ceil(int(lengths.max()) / bptt)
+            batches += 1
         if limit is not None and total >= limit:
             return total
     return total

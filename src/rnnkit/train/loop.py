@@ -50,7 +50,7 @@ class FitResult:
 
     steps: int
     seconds: float
-    stopped: str  # "epochs", "max_steps", "max_minutes", "early_stopping", "SIGINT", "SIGTERM"
+    stopped: str  # "epochs", "max_steps", "max_minutes", "early_stopping", "SIGINT", "SIGTERM", "on_step"
     epochs: list[dict[str, float]] = field(default_factory=list)
     last_eval: dict[str, float] = field(default_factory=dict)
     last_train: dict[str, float] = field(default_factory=dict)  # the last logged train row
@@ -63,7 +63,7 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | Mapping[str, Any] | 
         metrics: Mapping[str, MetricFn] | None = None, optimizer: torch.optim.Optimizer | None = None,
         run_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False,
         config: Mapping[str, Any] | None = None,
-        on_step: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
+        on_step: Callable[[int, dict[str, float]], bool | None] | None = None) -> FitResult:
     """Train ``model`` on ``train`` as ``cfg`` says; see the module docstring for the contract.
 
     Arguments:
@@ -78,7 +78,9 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | Mapping[str, Any] | 
         config: written to ``run_dir/config.json`` with ``cfg`` as "train" (not on resume);
             a model of the registry (``rnnkit.models.MODELS``) adds its architecture where
             ``config`` names none, so that ``rnnkit.models.load_model(run_dir)`` rebuilds it.
-        on_step: called after every step with the step number and its values.
+        on_step: called after every step with the step number and its values; a True
+            return stops training there (``stopped``: "on_step"), saved as any stop is (it
+            must say the same on every process).
     """
     cfg, loss_fn, metrics = _train_config(cfg), loss_fn or default_loss, _metrics(metrics)
     _check_monitor(cfg, val, metrics)
@@ -151,10 +153,10 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | Mapping[str, Any] | 
                 result.epochs.append({"epoch": epoch + 1, **_means(_global(run.ctx, pos.epoch_sums)),
                                       **{f"val_{k}": v for k, v in result.last_eval.items()}})
                 pos.epoch, pos.batch, pos.epoch_sums = epoch + 1, 0, {}
-            if on_step is not None:
-                on_step(pos.step, {**_means(values), "grad_norm": norm})
+            asked = on_step is not None and on_step(pos.step, {**_means(values), "grad_norm": norm})
             # -- stop? save --
-            result.stopped = _stop_reason(pos, cfg, signals, run.ctx) or result.stopped
+            asked = "on_step" if asked else None
+            result.stopped = _stop_reason(pos, cfg, signals, run.ctx) or asked or result.stopped
             if result.stopped != "epochs":
                 run.save(pos, state)
                 result.last_train = _log_rest(run, pos, extra, per_token) or result.last_train
