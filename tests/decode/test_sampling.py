@@ -108,8 +108,9 @@ def test_top_k_1_sampling_is_greedy():
 def test_a_vanishing_temperature_is_greedy_not_nan():
     """logits / 1e-40 overflow to inf (and softmax to NaN) unless the largest is moved to 0 first."""
     logits = torch.randn(64, 50, generator=torch.Generator().manual_seed(3)) * 5
-    ids = sampling_pick(temperature=1e-40, generator=torch.Generator().manual_seed(4))(logits)
-    assert ids.tolist() == logits.argmax(-1).tolist()
+    for temperature in (1e-40, 1e-46, 5e-324):  # the last two are 0 in float32: the largest's 0/0
+        ids = sampling_pick(temperature=temperature, generator=torch.Generator().manual_seed(4))(logits)
+        assert ids.tolist() == logits.argmax(-1).tolist()
 
 
 def test_sampling_frequencies_follow_the_renormalised_nucleus():

@@ -57,3 +57,12 @@ def test_limits_and_checks():
     assert max_new_tokens_for(3, 200) == 16 and max_new_tokens_for(300, 200) == 200
     with pytest.raises(ValueError, match="source_ids_S must be a non-empty 1-D int64 tensor"):
         beam_translate(make(), torch.zeros(0, dtype=torch.long), beam_width=2, max_new_tokens=3)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_beam_translate_leaves_the_model_in_its_mode(training):
+    """Its wrapper module was made in training mode, which beam_search restored into an
+    eval-mode model: later forwards then ran dropout."""
+    model = make(dropout=0.5).train(training)
+    beam_translate(model, torch.tensor([1, 2, 3]), beam_width=2, max_new_tokens=4)
+    assert model.training is training and all(m.training is training for m in model.modules())

@@ -68,8 +68,10 @@ def sampling_pick(*, temperature: float = 1.0, top_k: int | None = None, top_p: 
 
     def pick(logits_BV: Tensor) -> Tensor:
         # the largest logit first moved to 0: a tiny τ then sends the others to -inf instead
-        # of the largest to +inf (inf - inf in softmax is NaN), which leaves greedy's choice
+        # of the largest to +inf (inf - inf in softmax is NaN), which leaves greedy's choice;
+        # a τ below the dtype's smallest number becomes 0 there, and the largest's 0/0 is 0
         logits_BV = (logits_BV - logits_BV.amax(dim=-1, keepdim=True)) / temperature
+        logits_BV = logits_BV.masked_fill(logits_BV.isnan(), 0.0)
         if top_k is not None:
             logits_BV = mask_top_k(logits_BV, top_k)
         if top_p is not None:

@@ -39,8 +39,11 @@ def beam_translate(model: Seq2Seq, source_ids_S: Tensor, *, beam_width: int, max
                          f"{tuple(source_ids_S.shape)} {source_ids_S.dtype}")
     device = next(model.parameters()).device
     bos_S = torch.tensor([model.config.bos_id], device=device)
-    return beam_search(_OneSource(model, source_ids_S.to(device)), bos_S, beam_width=beam_width,
-                       max_new_tokens=max_new_tokens, alpha=alpha, eos_id=model.config.eos_id)
+    # the wrapper takes the model's mode, which beam_search restores (a new module is in
+    # training mode: an eval-mode model came back training)
+    one = _OneSource(model, source_ids_S.to(device)).train(model.training)
+    return beam_search(one, bos_S, beam_width=beam_width, max_new_tokens=max_new_tokens, alpha=alpha,
+                       eos_id=model.config.eos_id)
 
 
 @torch.no_grad()

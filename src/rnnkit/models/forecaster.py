@@ -329,7 +329,10 @@ class Forecaster(nn.Module):
             out_P1K = self._outputs(self.head(h_PH)[:, None], loc_P1)
             if self.config.output == "gaussian":
                 mu_P, sigma_P = out_P1K[:, 0].unbind(-1)
-                z_P = mu_P + sigma_P * torch.randn(mu_P.shape, generator=generator, dtype=mu_P.dtype)
+                # drawn where the generator is (the CPU, for repeatable paths), then moved
+                noise_P = torch.randn(mu_P.shape, generator=generator, dtype=mu_P.dtype,
+                                      device=generator.device if generator is not None else mu_P.device)
+                z_P = mu_P + sigma_P * noise_P.to(mu_P.device)
             else:
                 z_P = out_P1K[:, 0, 0]
             steps.append(z_P)
