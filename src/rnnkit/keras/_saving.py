@@ -33,8 +33,9 @@ from torch import Tensor
 from rnnkit._io import write_atomic
 from rnnkit.keras import _optimizer_state as optimizer_state
 from rnnkit.keras._base import Layer, _snake, write_weights
+from rnnkit.keras._bidirectional import Bidirectional
 from rnnkit.keras._core import Dense, Dropout, Embedding
-from rnnkit.keras._recurrent import GRU, LSTM, Bidirectional, RNNLayer, SimpleRNN
+from rnnkit.keras._recurrent import GRU, LSTM, RNNLayer, SimpleRNN
 from rnnkit.keras._weights import KerasWeight
 
 FORMAT = "rnnkit.keras.weights/2"  # in the file's metadata

@@ -1,8 +1,9 @@
 """The layers of ``rnnkit.keras``, as ``keras.layers`` names them."""
 
 from rnnkit.keras._base import Layer
+from rnnkit.keras._bidirectional import Bidirectional
 from rnnkit.keras._core import Dense, Dropout, Embedding
-from rnnkit.keras._recurrent import GRU, LSTM, Bidirectional, RNNLayer, SimpleRNN
+from rnnkit.keras._recurrent import GRU, LSTM, RNNLayer, SimpleRNN
 
 __all__ = ["GRU", "LSTM", "Bidirectional", "Dense", "Dropout", "Embedding", "Layer", "RNNLayer",
            "SimpleRNN"]

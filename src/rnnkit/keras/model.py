@@ -31,8 +31,9 @@ from rnnkit.keras._base import (
     training_mode,
     write_weights,
 )
+from rnnkit.keras._bidirectional import Bidirectional
 from rnnkit.keras._fit import History
-from rnnkit.keras._recurrent import Bidirectional, RNNLayer
+from rnnkit.keras._recurrent import RNNLayer
 from rnnkit.keras._summary import render_summary
 from rnnkit.keras.callbacks import check_callbacks
 from rnnkit.keras.losses import get_loss, get_metrics, set_mask
