@@ -11,6 +11,17 @@ from torch import Tensor
 from rnnkit.cells.base import Cell
 
 
+class WithLengths(torch.nn.Module):
+    """``layer(x, lengths=lengths)``'s output alone, as tracers and exporters take a model."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x, lengths):
+        return self.layer(x, lengths=lengths)[0]
+
+
 def flatten(result) -> list[Tensor]:
     """All tensors in a nested (output, state) result, in order."""
     if isinstance(result, Tensor):

@@ -12,7 +12,7 @@ import rnnkit
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.models.language_model import LanguageModel, LMConfig
-from tests.harness import assert_all_close, grads, random_loss
+from tests.harness import WithLengths, assert_all_close, grads, random_loss
 
 B, T, I = 3, 6, 4
 LAYERS = {
@@ -121,15 +121,6 @@ def test_torch_export_traces_ops_that_exporters_translate(make, time):
     torch.testing.assert_close(program.module()(other), model(other))
 
 
-class _WithLengths(torch.nn.Module):
-    def __init__(self, layer):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x, lengths):
-        return self.layer(x, lengths=lengths)[0]
-
-
 @pytest.mark.parametrize("make", [
     lambda: rnnkit.LSTM(4, 6, batch_first=True),
     lambda: rnnkit.GRU(4, 6, num_layers=2, bidirectional=True, batch_first=True),
@@ -140,7 +131,7 @@ def test_traced_lengths_stay_an_input(make):
     """torch.jit.trace (and so torch.onnx.export(dynamo=False)) records ops on tensors; the
     fast executors cut the rows by length in Python, which a trace bakes in: the traced
     model then ignored other lengths (0.36 off). Traced, lengths run the reference loop."""
-    model = _WithLengths(make()).eval()
+    model = WithLengths(make()).eval()
     x = torch.randn(3, 5, 4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the lengths checks' bools
@@ -159,7 +150,7 @@ def test_torch_export_keeps_lengths_an_input(make):
     """With lengths the native layers' fast call is the rnnkit::native_rnn custom op, which
     no exporter translates (ONNX export failed); exported, they run the reference loop."""
     torch.set_default_dtype(torch.float32)
-    model = _WithLengths(make()).eval()
+    model = WithLengths(make()).eval()
     batch = torch.export.Dim("B", min=1, max=64)
     program = torch.export.export(model, (torch.randn(3, 5, 4), torch.tensor([5, 2, 3])),
                                   dynamic_shapes=({0: batch}, {0: batch}))

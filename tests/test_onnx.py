@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import rnnkit
+from tests.harness import WithLengths
 
 pytest.importorskip("onnxscript")
 ort = pytest.importorskip("onnxruntime")
@@ -28,15 +29,6 @@ class WithState(torch.nn.Module):
     def forward(self, x, h, c=None):
         out, final = self.layer(x, h if c is None else (h, c))
         return (out, final) if c is None else (out, *final)
-
-
-class WithLengths(torch.nn.Module):
-    def __init__(self, layer):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x, lengths):
-        return self.layer(x, lengths=lengths)[0]
 
 
 def _state(layers, batch, n):

@@ -50,9 +50,8 @@ def check_inputs(cfg: DemoConfig) -> tuple[str, str, CharTokenizer]:
     the training text lacks, or if ``cfg.out`` holds a run that is not an earlier demo's (a
     demo replaces its own). Cheap, so a caller can check before the long run."""
     out = Path(cfg.out)
-    other = ((out / "config.json").exists() and "demo" not in read_config(out)
-             or (out / "ensemble.json").exists())  # a classifier ensemble keeps its configs below
-    if other:
+    another_run = (out / "config.json").exists() and "demo" not in read_config(out)
+    if another_run or (out / "ensemble.json").exists():  # an ensemble keeps its configs below
         raise ValueError(f"out must be a new directory or an earlier demo's, got {cfg.out!r}, which holds "
                          f"another run (no config.json with a demo section); choose another --out")
     train_text, val_text = split_lines(load_text(), cfg.val_fraction)

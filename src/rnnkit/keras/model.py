@@ -215,7 +215,7 @@ class Sequential(nn.Module):
                                    callbacks=callbacks)
         keys = ["loss", *compiled["metrics"]]
         keys += [f"val_{k}" for k in keys] if val is not None else []
-        keys += [k for k in (rows[0] if rows else {}) if k not in keys]  # what callbacks added
+        keys += [k for k in dict.fromkeys(k for row in rows for k in row) if k not in keys]  # callbacks
         self.history = History({k: [row.get(k) for row in rows] for k in keys}, list(range(len(rows))),
                                dict(epochs=epochs, steps=len(loader), verbose=verbose))
         return self.history
@@ -320,4 +320,3 @@ def _with_mask(out, lengths_B: Tensor | None, T: int | None):
 def _returns_state(layer: Layer) -> bool:
     inner = layer.layer if isinstance(layer, Bidirectional) else layer
     return isinstance(inner, RNNLayer) and inner.return_state
-

@@ -155,8 +155,8 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | Mapping[str, Any] | 
                 pos.epoch, pos.batch, pos.epoch_sums = epoch + 1, 0, {}
             asked = on_step is not None and on_step(pos.step, {**_means(values), "grad_norm": norm})
             # -- stop? save --
-            asked = "on_step" if asked else None
-            result.stopped = _stop_reason(pos, cfg, signals, run.ctx) or asked or result.stopped
+            result.stopped = (_stop_reason(pos, cfg, signals, run.ctx) or ("on_step" if asked else None)
+                              or result.stopped)
             if result.stopped != "epochs":
                 run.save(pos, state)
                 result.last_train = _log_rest(run, pos, extra, per_token) or result.last_train
@@ -407,12 +407,11 @@ def _check_monitor(cfg: TrainConfig, val: Loader | None, metrics: Mapping[str, A
     """Early stopping and the plateau schedule watch a validation value, and every
     evaluation tracks its best: check it exists before training rather than at the first
     evaluation (a typo then failed after the training up to it)."""
-    watched = cfg.patience is not None or cfg.schedule == "plateau"
-    if val is None and not watched:
-        return
     if val is None:
-        raise ValueError(f"patience={cfg.patience} and schedule={cfg.schedule!r} watch a validation "
-                         f"value; pass val=, or leave patience None and the schedule not 'plateau'")
+        if cfg.patience is not None or cfg.schedule == "plateau":
+            raise ValueError(f"patience={cfg.patience} and schedule={cfg.schedule!r} watch a validation "
+                             f"value; pass val=, or leave patience None and the schedule not 'plateau'")
+        return
     names = ["val_loss", *(f"val_{name}" for name in metrics)]
     if cfg.monitor not in names:
         raise ValueError(f"monitor must be one of the validation values {names}, got {cfg.monitor!r}")
