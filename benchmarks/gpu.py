@@ -22,6 +22,9 @@ in order:
    - the persistent plan's tiles (``tiles``): a few (BK, warps) for its in-kernel product.
 
 Results: one JSON with the device, torch version and every row (ratio = anchor / rnnkit).
+
+The tasks themselves (each trained with ``train.device=cuda``, then used from its saved run)
+are checked by ``pytest tests/tasks/test_on_device.py``, which is skipped without CUDA.
 """
 
 from __future__ import annotations

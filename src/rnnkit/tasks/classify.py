@@ -300,13 +300,14 @@ def _scores(probs: dict[str, Tensor | None], splits: dict[str, Labelled | None])
 @torch.no_grad()
 def _probabilities(model: SequenceClassifier, data: Labelled, batch_size: int = 256) -> Tensor:
     model.eval()
-    dtype = next(model.parameters()).dtype
-    inputs = data.inputs if data.inputs.dtype == torch.long else data.inputs.to(dtype)
+    weight = next(model.parameters())  # after fit, the model is on train.device
+    inputs = data.inputs if data.inputs.dtype == torch.long else data.inputs.to(weight.dtype)
     parts = []
     for start in range(0, len(data), batch_size):
         lengths_B = data.lengths_N[start:start + batch_size]
         x = inputs[start:start + batch_size, : int(lengths_B.max())]
-        parts.append(torch.softmax(model(x, lengths_B), dim=-1))
+        logits_BC = model(x.to(weight.device), lengths_B.to(weight.device))
+        parts.append(torch.softmax(logits_BC, dim=-1).cpu())
     return torch.cat(parts)
 
 

@@ -212,7 +212,8 @@ def score(model: Forecaster, series: TimeSeries, start: int, season: int, end: i
     ``interval_scale_H`` per origin (a rolling calibration) instead of the model's."""
     H = model.config.horizon
     origins = test_origins(len(series) if end is None else end, start, H)
-    values_NF = torch.as_tensor(series.values_NF, dtype=next(model.parameters()).dtype)
+    weight = next(model.parameters())  # after fit, the model is on train.device
+    values_NF = torch.as_tensor(series.values_NF, dtype=weight.dtype, device=weight.device)
     levels = (0.5,) if model.config.output == "point" else INTERVAL
     windows_BLF = torch.stack([values_NF[o - model.config.window: o] for o in origins])
     generator = torch.Generator().manual_seed(0)
@@ -228,7 +229,7 @@ def score(model: Forecaster, series: TimeSeries, start: int, season: int, end: i
         finally:
             model.interval_scale_H.copy_(kept_H)
         q_BHQ = torch.cat(q_BHQ)
-    q_BHQ = q_BHQ.to(torch.float64).numpy()
+    q_BHQ = q_BHQ.to(torch.float64).cpu().numpy()
     y_N = series.target_N
     actual_BH = np.stack([y_N[o: o + H] for o in origins])
     naive_BH = np.stack([seasonal_naive(y_N[:o], H, season) for o in origins])
@@ -325,6 +326,7 @@ def _interval_factors(model: Forecaster, values_NF: Tensor, first: int, seed: in
     """``model.interval_factors`` of every window from origin ``first`` to the end of the series."""
     W, H = model.config.window, model.config.horizon
     origins = range(first, len(values_NF) - H + 1)
+    values_NF = values_NF.to(model.mean_F.device)  # after fit, the model is on train.device
     x_NWF = torch.stack([values_NF[o - W: o] for o in origins])
     y_NH = torch.stack([values_NF[o: o + H, 0] for o in origins])
     return model.interval_factors(x_NWF, y_NH, generator=torch.Generator().manual_seed(seed))
