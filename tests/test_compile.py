@@ -93,32 +93,44 @@ def test_inductor_compiles_a_classifier_and_matches_eager():
     torch.testing.assert_close(compiled(x, lengths), model(x, lengths))
 
 
-@pytest.mark.parametrize("make, time", [
-    (lambda: rnnkit.LSTM(4, 6, num_layers=2, batch_first=True), "static"),
-    (lambda: rnnkit.GRU(4, 6, bidirectional=True, batch_first=True), "static"),
-    (lambda: rnnkit.MinGRU(4, 6), "dynamic"),
-    (lambda: rnnkit.MinLSTM(4, 6), "dynamic"),
-    (lambda: rnnkit.LSTM(4, 6, batch_first=True, layer_norm=True), "static"),  # the loop, unrolled
-], ids=["lstm", "gru-bi", "mingru", "minlstm", "lstm-layer-norm"])
-def test_torch_export_traces_ops_that_exporters_translate(make, time):
-    """torch.onnx.export (dynamo=True, torch's default) converts a torch.export graph; the
-    custom ops (native_rnn, min_scan, rnn_loop) have no ONNX translation, so export takes
-    torch's fused op, the log-space scan or the reference loop instead (checked with
-    onnxruntime by hand, at other batch sizes and lengths: 1.2e-7 at most). Batch stays
-    dynamic; time too for the scans (torch.export specialises T at torch's fused RNN op, for
-    torch.nn.LSTM as here; the ONNX exporter's looser shapes keep it, and ONNX's LSTM op
-    takes any length)."""
+BATCH, TIME = torch.export.Dim("B", min=1, max=64), torch.export.Dim("T", min=2, max=512)
+
+
+def rnnkit_ops(program) -> set[str]:
+    """The graph's calls into rnnkit's custom ops, which no exporter translates."""
+    targets = (str(n.target) for n in program.graph.nodes if n.op == "call_function")
+    return {t for t in targets if "rnnkit" in t}
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_torch_export_keeps_batch_and_time_dynamic(name):
+    """torch.onnx.export (dynamo=True, torch's default) converts a torch.export graph. The
+    custom ops (native_rnn, min_scan, rnn_loop) have no ONNX translation, so export takes the
+    log-space scan or the reference loop as one ``scan``: the program then runs at any batch
+    size and length. torch.nn.LSTM cannot do this (torch.export specialises T at its fused
+    op, which unrolls the sequence)."""
     torch.set_default_dtype(torch.float32)
-    model = make().eval()
-    x = torch.randn(3, 5, 4)
-    dims = {0: torch.export.Dim("B", min=1, max=64)}
-    if time == "dynamic":
-        dims[1] = torch.export.Dim("T", min=2, max=512)
-    program = torch.export.export(model, (x,), dynamic_shapes=({**dims},))
-    targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
-    assert not any("rnnkit" in t for t in targets), targets
-    other = torch.randn(2, 9 if time == "dynamic" else 5, 4)
+    model = LAYERS[name]().eval()
+    program = torch.export.export(model, (torch.randn(3, 5, I),), dynamic_shapes=({0: BATCH, 1: TIME},))
+    assert not rnnkit_ops(program)
+    other = torch.randn(2, 9, I)
     torch.testing.assert_close(program.module()(other), model(other))
+
+
+def test_torch_nn_lstm_cannot_keep_time_dynamic():
+    """Why the test above matters: if torch.nn.LSTM's export ever keeps T, say so in the README."""
+    with pytest.raises(Exception, match="specialized"):
+        torch.export.export(torch.nn.LSTM(I, 5, batch_first=True).eval(), (torch.randn(3, 5, I),),
+                            dynamic_shapes=({0: BATCH, 1: TIME},))
+
+
+def test_exported_in_training_mode_the_loop_is_unrolled():
+    """In training mode the masks are drawn per sequence in the reference loop's order, so
+    the loop is not a scan and the program holds T copies of the cell (T fixed)."""
+    model = rnnkit.LSTM(I, 5, recurrent_dropout=0.3, batch_first=True).train()
+    program = torch.export.export(model, (torch.randn(3, 5, I),), dynamic_shapes=({0: BATCH},))
+    assert not any("scan" in str(n.target) for n in program.graph.nodes)
+    assert not rnnkit_ops(program)
 
 
 @pytest.mark.parametrize("make", [
@@ -144,19 +156,19 @@ def test_traced_lengths_stay_an_input(make):
 @pytest.mark.parametrize("make", [
     lambda: rnnkit.LSTM(4, 6, batch_first=True),
     lambda: rnnkit.GRU(4, 6, num_layers=2, bidirectional=True, batch_first=True),
+    lambda: rnnkit.LSTM(4, 6, batch_first=True, layer_norm=True, zoneout=0.2),
     lambda: rnnkit.MinGRU(4, 6, batch_first=True),
-], ids=["lstm", "gru-bi", "mingru"])
+], ids=["lstm", "gru-bi", "lstm-layer-norm-zoneout", "mingru"])
 def test_torch_export_keeps_lengths_an_input(make):
     """With lengths the native layers' fast call is the rnnkit::native_rnn custom op, which
-    no exporter translates (ONNX export failed); exported, they run the reference loop."""
+    no exporter translates (ONNX export failed); exported, they run the reference loop as a
+    scan, and finished rows keep their state at any length."""
     torch.set_default_dtype(torch.float32)
     model = WithLengths(make()).eval()
-    batch = torch.export.Dim("B", min=1, max=64)
     program = torch.export.export(model, (torch.randn(3, 5, 4), torch.tensor([5, 2, 3])),
-                                  dynamic_shapes=({0: batch}, {0: batch}))
-    targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
-    assert not any("rnnkit" in t for t in targets), targets
-    x, lengths = torch.randn(4, 5, 4), torch.tensor([1, 5, 4, 2])
+                                  dynamic_shapes=({0: BATCH, 1: TIME}, {0: BATCH}))
+    assert not rnnkit_ops(program)
+    x, lengths = torch.randn(4, 8, 4), torch.tensor([1, 8, 4, 2])
     torch.testing.assert_close(program.module()(x, lengths), model(x, lengths))
 
 

@@ -186,3 +186,30 @@ def test_packed_native_call_matches_the_reference_loop(kind):
     got_grads = torch.autograd.grad(sum((t * p).sum() for t, p in zip(got, probes, strict=True)), inputs)
     assert_all_close(got_grads, want_grads)
     assert out[1, 2:].abs().sum() == 0  # padding stays zero
+
+
+@pytest.mark.parametrize("name", ["lstm-proj", "lstm-peephole-all", "lstm-layer-norm-zoneout",
+                                  "gru-reset-before", "gru-layer-norm"])  # each scan compiles: seconds
+def test_the_exported_scan_matches_the_loop(name, monkeypatch):
+    """Under torch.export a layer in eval mode runs the reference loop as one ``scan`` (so the
+    exported program takes any T; tests/test_compile.py and test_onnx.py export every kind):
+    run here eagerly, it gives the loop's outputs, final state and gradients."""
+    from rnnkit.kernels import reference
+
+    kw = dict(num_layers=1, bidirectional=True, batch_first=True)
+    model = MODELS[name](backend="reference", **kw).eval()
+    x = torch.randn(B, T, 3, requires_grad=True)
+    out_size = 2 if name == "lstm-proj" else 5
+    h0 = [torch.randn(2, B, out_size, requires_grad=True)]
+    if "lstm" in name:
+        h0.append(torch.randn(2, B, 5, requires_grad=True))
+    params = list(model.parameters())
+    lengths = ragged_lengths()
+    want, want_grads = run(model, x, h0, lengths, params)
+    scans = []
+    monkeypatch.setattr(reference, "scanned", lambda *a, f=reference.scanned: scans.append(1) or f(*a))
+    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
+    got, got_grads = run(model, x, h0, lengths, params)
+    assert len(scans) == 2  # two directions
+    assert_all_close(got, want)
+    assert_all_close(got_grads, want_grads)

@@ -1,7 +1,8 @@
 """ONNX export (torch.onnx.export, dynamo=True: torch's default) run back by onnxruntime at
-another batch size than the one exported, with explicit state in and out and with lengths.
-Under export the layers take ops that exporters translate (see tests/test_compile.py), so
-the file must give the eager layer's numbers: float32, within 1e-5."""
+another batch size and another length than the ones exported, with explicit state in and out
+and with lengths. Under export the layers take ops that exporters translate (the recurrence
+as ONNX's Scan; see tests/test_compile.py), so the file must give the eager layer's numbers:
+float32, within 1e-5."""
 
 import warnings
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 import rnnkit
+from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
 from tests.harness import WithLengths
 
 pytest.importorskip("onnxscript")
@@ -35,21 +37,42 @@ def _state(layers, batch, n):
     return tuple(torch.randn(layers, batch, 6) for _ in range(n))
 
 
-LSTM_DIMS = {"x": {0: BATCH}, "h": {1: BATCH}, "c": {1: BATCH}}
+def _x(b, t):
+    return torch.randn(b, t, 4)
+
+
+def _lengths(b, t):  # lengths t and 1 among them
+    return torch.cat([torch.tensor([t, 1]), torch.randint(1, t + 1, (b - 2,))])
+
+
+X = {0: BATCH, 1: TIME}
+LSTM_DIMS = {"x": X, "h": {1: BATCH}, "c": {1: BATCH}}
+GRU_DIMS = {"x": X, "h": {1: BATCH}}
+RAGGED = (X, {0: BATCH})
 CASES = {
-    # name: (module, its inputs at a batch size, their dynamic dims)
+    # name: (module, its inputs at a batch size and length, their dynamic dims)
     "lstm-2-layers-state": (lambda: WithState(rnnkit.LSTM(4, 6, num_layers=2, batch_first=True)),
-                            lambda b: (torch.randn(b, 5, 4), *_state(2, b, 2)), LSTM_DIMS),
+                            lambda b, t: (_x(b, t), *_state(2, b, 2)), LSTM_DIMS),
     "gru-state": (lambda: WithState(rnnkit.GRU(4, 6, batch_first=True)),
-                  lambda b: (torch.randn(b, 5, 4), *_state(1, b, 1)), {"x": {0: BATCH}, "h": {1: BATCH}}),
+                  lambda b, t: (_x(b, t), *_state(1, b, 1)), GRU_DIMS),
     "gru-bidirectional-lengths": (
         lambda: WithLengths(rnnkit.GRU(4, 6, num_layers=2, bidirectional=True, batch_first=True)),
-        lambda b: (torch.randn(b, 5, 4), torch.randint(1, 6, (b,))), ({0: BATCH}, {0: BATCH})),
+        lambda b, t: (_x(b, t), _lengths(b, t)), RAGGED),
     "lstm-layer-norm-state": (lambda: WithState(rnnkit.LSTM(4, 6, batch_first=True, layer_norm=True)),
-                              lambda b: (torch.randn(b, 5, 4), *_state(1, b, 2)), LSTM_DIMS),
-    "mingru-any-length": (lambda: WithState(rnnkit.MinGRU(4, 6, batch_first=True)),  # T = 3 + B
-                          lambda b: (torch.randn(b, 3 + b, 4), *_state(1, b, 1)),
-                          {"x": {0: BATCH, 1: TIME}, "h": {1: BATCH}}),
+                              lambda b, t: (_x(b, t), *_state(1, b, 2)), LSTM_DIMS),
+    "lstm-peephole-zoneout-lengths": (
+        lambda: WithLengths(rnnkit.LSTM(4, 6, batch_first=True, peephole=True, zoneout=0.2)),
+        lambda b, t: (_x(b, t), _lengths(b, t)), RAGGED),
+    "gru-reset-before-state": (lambda: WithState(rnnkit.GRU(4, 6, batch_first=True, reset_after=False)),
+                               lambda b, t: (_x(b, t), *_state(1, b, 1)), GRU_DIMS),
+    "rnn-relu-lengths": (lambda: WithLengths(rnnkit.RNN(4, 6, nonlinearity="relu", batch_first=True)),
+                         lambda b, t: (_x(b, t), _lengths(b, t)), RAGGED),
+    "mingru-state": (lambda: WithState(rnnkit.MinGRU(4, 6, batch_first=True)),
+                     lambda b, t: (_x(b, t), *_state(1, b, 1)), GRU_DIMS),
+    "classifier-lengths": (
+        lambda: SequenceClassifier(ClassifierConfig(num_classes=3, input_size=4, hidden_size=6,
+                                                    bidirectional=True, pooling="attention")),
+        lambda b, t: (_x(b, t), _lengths(b, t)), RAGGED),
 }
 
 
@@ -62,11 +85,9 @@ def test_onnxruntime_gives_the_layers_numbers(name, tmp_path):
     path = tmp_path / f"{name}.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on its own passes
-        torch.onnx.export(model, inputs(3), path, dynamo=True, dynamic_shapes=dims, verbose=False)
+        torch.onnx.export(model, inputs(3, 5), path, dynamo=True, dynamic_shapes=dims, verbose=False)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    args = inputs(5)
-    if "lengths" in name:
-        args = (args[0], torch.tensor([1, 5, 4, 2, 5]))
+    args = inputs(4, 9)  # another batch size and length
     got = session.run(None, {i.name: a.numpy() for i, a in zip(session.get_inputs(), args, strict=True)})
     with torch.no_grad():
         want = model(*args)

@@ -3,16 +3,18 @@
 These tests check what the benchmark reports, never how fast anything is (BENCH.md).
 """
 
+import dataclasses
 import json
 import os
 import stat
+import sys
 
 import pytest
 import torch
 from click.testing import CliRunner
 
 import rnnkit.bench
-from rnnkit.bench import compare, fit, layers, run_suites, scan, stream, variants, write_json
+from rnnkit.bench import compare, export, fit, layers, run_suites, scan, stream, variants, write_json
 from rnnkit.cli.bench import bench
 
 TINY = layers.Shape(batch=3, time=5, input_size=4, hidden_size=6)
@@ -29,6 +31,7 @@ def tiny(monkeypatch):
     monkeypatch.setattr(variants, "REFERENCE", TINY)
     monkeypatch.setattr(scan, "TIMES", (5, 9))
     monkeypatch.setattr(stream, "STEP", TINY)
+    monkeypatch.setattr(export, "REFERENCE", dataclasses.replace(TINY, time=20))  # its check takes 16 steps
     monkeypatch.setattr(fit, "CHAR_LM", fit.Shape(batch=4, time=8, embed=6, hidden=8, layers=2))
     monkeypatch.setattr(rnnkit.bench, "MIN_SAMPLE_S", 0.002)
     threads = torch.get_num_threads()
@@ -151,6 +154,24 @@ def test_fit_suite_checks_the_first_losses_and_times(tiny):
     assert results[0]["tokens_per_sample"] == fit.STEPS * 4 * 8
 
 
+def test_export_suite_checks_the_files_and_times_them(tiny):
+    pytest.importorskip("onnxscript")
+    pytest.importorskip("onnxruntime")
+    # one case against torch.nn's file, one against the eager layer (each export takes seconds)
+    results = [export.measure(export.Case(name, export.REFERENCE), repeats=1)
+               for name in ("lstm onnx", "lstm layer_norm onnx")]
+    for r in results:
+        assert r["status"] == "ok", r.get("error")
+        assert r["runtime"] == "onnxruntime" and r["ratio"] > 0
+
+
+def test_export_suite_is_skipped_without_onnxruntime(tiny, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails, as when not installed
+    result = CliRunner().invoke(bench, ["export", "--quick", "--repeats", "1", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "SKIPPED: onnxruntime is not installed: pip install 'rnnkit[onnx]'" in result.stdout
+
+
 def test_cli_quick_writes_json(tiny, tmp_path):
     out = tmp_path / "new" / "dir" / "layers.json"
     args = ["layers", "--quick", "--repeats", "1", "--threads", "1", "--json", str(out)]
@@ -191,7 +212,7 @@ def test_run_suites_restores_threads_and_rejects_unknown(tiny):
     before = torch.get_num_threads()
     report = run_suites(["layers"], quick=True, repeats=1, threads=1, echo=lambda s: None)
     assert torch.get_num_threads() == before and report["machine"]["threads"] == 1
-    suites = r"\('layers', 'scan', 'variants', 'stream', 'fit'\)"
+    suites = r"\('layers', 'scan', 'variants', 'stream', 'fit', 'export'\)"
     with pytest.raises(ValueError, match=rf"suite must be one of {suites}, got 'nope'"):
         run_suites(["nope"])
 

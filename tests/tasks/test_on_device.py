@@ -26,7 +26,8 @@ ON = f"train.device={DEVICE}"
 
 def test_forecast(tmp_path):
     data = test_forecast_task.write_seasonal_csv(tmp_path / "s.csv")
-    results = train_forecaster(test_forecast_task.cfg_for(data, ON, "data.test_size=24", "data.val_size=20"), tmp_path / "run")
+    cfg = test_forecast_task.cfg_for(data, ON, "data.test_size=24", "data.val_size=20")  # calibrates
+    results = train_forecaster(cfg, tmp_path / "run")
     assert results["interval_scale"] is not None and 0 <= results["coverage_80"] <= 1
     assert forecast(tmp_path / "run")["forecast_HQ"].shape == (12, 3)
 

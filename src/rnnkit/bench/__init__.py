@@ -27,7 +27,7 @@ import torch
 
 from rnnkit._io import write_atomic
 
-SUITES = ("layers", "scan", "variants", "stream", "fit")
+SUITES = ("layers", "scan", "variants", "stream", "fit", "export")
 DTYPE = torch.float32
 MIN_SAMPLE_S = 0.05  # calls are batched until one sample takes this long (timer noise)
 
@@ -201,8 +201,9 @@ def row(result: dict) -> str:
     """One printed line per case: ``spread`` is the min-max of the per-repeat ratios, and
     ``other load`` the share of the cores other processes used meanwhile."""
     name, shape = result["case"], result["shape"]
-    if result["status"] != "ok":
-        return f"{name:<22} {shape:<28} FAILED: {result['error'].splitlines()[0]}"
+    if result["status"] != "ok":  # "mismatch", or "skipped" (a missing optional package)
+        status = "SKIPPED" if result["status"] == "skipped" else "FAILED"
+        return f"{name:<22} {shape:<28} {status}: {result['error'].splitlines()[0]}"
     a, c = result["anchor"]["median_ms"], result["candidate"]["median_ms"]
     spread = f"{result['ratio_min']:.2f}-{result['ratio_max']:.2f}"
     others = result["others_cpu"]

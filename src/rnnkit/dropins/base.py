@@ -297,9 +297,9 @@ class DropIn(Streaming, TorchLayout, nn.Module):
         # layer on the CPU, where each direction's segmented run skips finished rows
         one_call = lengths_B is None or not self.bidirectional or x.is_cuda
         # traced, the native op would bake the lengths in as constants (see Recurrent.forward);
-        # exported, it would be a custom op no exporter translates (see native.run)
-        exported = torch.jit.is_tracing() or torch.compiler.is_exporting()
-        one_call = one_call and not (lengths_B is not None and exported)
+        # exported, layer by layer each runs as a scan over any T (see native.run)
+        traced_ragged = lengths_B is not None and torch.jit.is_tracing()
+        one_call = one_call and not traced_ragged and not torch.compiler.is_exporting()
         if kind is not None and one_call and not (masks and torch.compiler.is_compiling()):
             if hx is None:
                 hx = self._zero_hx(B, x_BTI)

@@ -285,9 +285,10 @@ def segmented(kind: str, x_BTI: Tensor, hx: HX, weights: list[Tensor], lengths_B
 
 
 def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
-    if lengths_B is not None and torch.compiler.is_exporting():
-        # torch.export (ONNX): the ragged call is a custom op no exporter translates, and
-        # torch's packed op needs the lengths on the host; the reference loop (T unrolled) is
+    if torch.compiler.is_exporting():
+        # torch.export (ONNX): the ragged call is a custom op no exporter translates, torch's
+        # packed op needs the lengths on the host, and its dense op is unrolled over T; the
+        # reference loop is exported as one scan, for any T
         return reference.run(cell, x_BTI, state, lengths_B)
     hx = tuple(t.unsqueeze(0) for t in state)
     out_BTO, hx = call(op_kind(cell), x_BTI, hx, flat_weights(cell), lengths_B,
