@@ -16,10 +16,7 @@ Needs the ``onnx`` extra (onnx, onnxscript, onnxruntime); without it each case r
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import tempfile
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +28,7 @@ from torch import nn
 import rnnkit
 from rnnkit.bench import DTYPE, EquivalenceError, checked_comparison, run_each
 from rnnkit.bench.layers import REFERENCE, Shape
+from rnnkit.export import quiet_exporter
 
 SEED = 0
 CASES: dict[str, tuple[str, dict]] = {  # case -> (cell, rnnkit keyword arguments)
@@ -62,29 +60,12 @@ class _Output(nn.Module):
         return self.layer(x)[0]
 
 
-@contextlib.contextmanager
-def _quiet_exporter():
-    """The exporter's warnings, and its and onnxscript's log lines on what they skip
-    (torchvision's ops, constant folding of a Split), kept off the benchmark's table."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-
-
 def _session(model: nn.Module, x: torch.Tensor, path: Path):
     """``model`` exported to ``path`` and loaded: a function of x returning a numpy array."""
     import onnxruntime as ort
 
     dims = ({0: torch.export.Dim("B", min=1, max=4096), 1: torch.export.Dim("T", min=2, max=1 << 16)},)
-    with _quiet_exporter():
+    with quiet_exporter():
         torch.onnx.export(_Output(model), (x,), path, dynamo=True, dynamic_shapes=dims, verbose=False)
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()

@@ -19,6 +19,7 @@ def _register() -> None:
     from rnnkit.cli.bench import bench
     from rnnkit.cli.demo import demo
     from rnnkit.cli.diagnose import diagnose
+    from rnnkit.cli.export import export
     from rnnkit.cli.forecast import forecast
     from rnnkit.cli.generate import generate
     from rnnkit.cli.plot import plot
@@ -37,7 +38,7 @@ def _register() -> None:
     train.add_command(seq2seq)
     train.add_command(train_forecast)
     train.add_command(train_tag)
-    for command in (bench, demo, diagnose, forecast, generate, plot, predict, tag, train, translate):
+    for command in (bench, demo, diagnose, export, forecast, generate, plot, predict, tag, train, translate):
         # on the command itself too, so that `-h` works however the command is invoked
         command.context_settings = {**CONTEXT, **command.context_settings}
         cli.add_command(command)

@@ -1,0 +1,38 @@
+"""``rnnkit export``: a trained run's model as an ONNX file (rnnkit.export)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from rnnkit.cli._config import new_file
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
+              help="ONNX file to write (replaced whole, only once it passed the check).")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Run the file in onnxruntime at other batch sizes and lengths, one streaming step "
+                   "among them, and compare it with the model before writing it.")
+def export(run_dir, out, check):
+    """Export the model in RUN_DIR (from rnnkit train lm or classify) to ONNX, with a dynamic
+    batch size and length, and print what the file takes and gives as JSON. A language model
+    takes (ids, h[, c]) and gives (logits, h_out[, c_out]): its state is explicit, for
+    streaming. A classifier takes (x, lengths) and gives logits. Needs the onnx extra:
+    pip install 'rnnkit[onnx]'."""
+    from rnnkit.export import export_onnx
+    from rnnkit.models import load_model
+    from rnnkit.tasks.classify import ENSEMBLE
+
+    if (run_dir / ENSEMBLE).is_file():
+        raise click.ClickException(f"RUN_DIR {run_dir} holds an ensemble of classifiers: export each "
+                                   f"member directory it lists, and average their softmax outputs")
+    try:
+        model = load_model(run_dir)
+        result = export_onnx(model, out, check=check)
+    except (ImportError, OSError, TypeError, ValueError) as err:  # CheckpointError is a ValueError
+        raise click.ClickException(str(err)) from err
+    click.echo(json.dumps(result, indent=2))

@@ -1,0 +1,186 @@
+"""A trained model as an ONNX file, checked by onnxruntime against the model itself.
+
+``export_onnx(model, path)`` writes the file with a dynamic batch size and length (the
+recurrence is one ONNX ``Scan``: see ``rnnkit.kernels.reference``), then runs it at other
+shapes than the one it was traced at and compares it with the eager model; only a file that
+passes is moved into place. What the file computes:
+
+- a ``LanguageModel``: ``(ids, h[, c]) -> (logits, h_out[, c_out])``, the state explicit, as
+  a streaming caller keeps it (feed ``h_out``/``c_out`` back with the next ids; zeros to
+  start). ``ids``: (B, T) int64; ``h``/``c``: (layers, B, hidden) float32.
+- a ``SequenceClassifier``: ``(x, lengths) -> logits``; ``x`` (B, T) int64 token ids or
+  (B, T, features) float32 without NaN (``rnnkit predict`` fills missing values first, with
+  ``rnnkit.data.series.fill_missing``), ``lengths`` (B,) int64; softmax gives the class
+  probabilities, in the order of the run's labels.json.
+
+Needs the ``onnx`` extra (onnx, onnxscript, onnxruntime).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from rnnkit._io import write_atomic
+from rnnkit.models.classifier import SequenceClassifier
+from rnnkit.models.language_model import LanguageModel
+
+BATCH = torch.export.Dim("B", min=1, max=1 << 16)
+TIME = torch.export.Dim("T", min=1, max=1 << 20)
+TOLERANCE = 1e-4  # float32, after a few steps of the recurrence
+
+
+class _LanguageModelStep(nn.Module):
+    """The language model with its state as plain tensors in and out."""
+
+    def __init__(self, model: LanguageModel):
+        super().__init__()
+        self.model = model
+        self.lstm = model.config.cell == "lstm"
+
+    def forward(self, ids: Tensor, h: Tensor, c: Tensor | None = None):
+        logits, state = self.model(ids, (h, c) if self.lstm else h)
+        return (logits, *state) if self.lstm else (logits, state)
+
+
+class _Classifier(nn.Module):
+    def __init__(self, model: SequenceClassifier):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        return self.model(x, lengths)
+
+
+@dataclass(frozen=True)
+class _Signature:
+    """What the file takes and gives: input shapes with "B" and "T" where they are dynamic."""
+
+    module: nn.Module
+    inputs: dict[str, list[int | str]]
+    outputs: list[str]
+    sample: Callable[[int, int, int], tuple[Tensor, ...]]  # (batch, time, seed) -> inputs
+
+
+def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> dict[str, Any]:
+    """Write ``model`` (a ``LanguageModel`` or ``SequenceClassifier``) to ``path`` as ONNX.
+
+    Arguments:
+        check: run the file in onnxruntime at two other batch sizes and lengths (one step at
+            batch 1 among them) and compare it with the model; a file that differs by more
+            than ``TOLERANCE`` is not written.
+
+    Returns:
+        ``{"path", "model", "inputs": {name: shape with "B" and "T"}, "outputs": [names],
+        "checked": [{"batch", "time", "max_abs_diff"}] or None}``.
+
+    Raises:
+        TypeError: another kind of model. ImportError: the onnx extra is missing.
+        ValueError: the file does not give the model's numbers (nothing is written).
+    """
+    sig = _signature(model)
+    _require("onnxscript", *(("onnxruntime",) if check else ()))
+    dims = {name: {i: {"B": BATCH, "T": TIME}[d] for i, d in enumerate(shape) if isinstance(d, str)}
+            for name, shape in sig.inputs.items()}
+    was_training = model.training
+    model.eval()
+    try:
+        with quiet_exporter():
+            program = torch.onnx.export(sig.module, sig.sample(3, 5, 0), None, dynamo=True,
+                                        dynamic_shapes=dims, input_names=list(sig.inputs),
+                                        output_names=sig.outputs, verbose=False)
+        data = program.model_proto.SerializeToString()
+        checked = _check(sig, data) if check else None
+    finally:
+        model.train(was_training)
+    write_atomic(Path(path), data)
+    return {"path": str(path), "model": type(model).__name__, "inputs": sig.inputs, "outputs": sig.outputs,
+            "checked": checked}
+
+
+def _signature(model: nn.Module) -> _Signature:
+    weight = next(model.parameters())
+    if isinstance(model, LanguageModel):
+        cfg = model.config
+        if cfg.cell not in ("rnn", "lstm", "gru"):
+            raise TypeError(f"model: a {cfg.cell} language model cannot be exported with its state yet; "
+                            f"rnn, lstm and gru ones can")
+        state = ["h", "c"] if cfg.cell == "lstm" else ["h"]
+        state_shape: list[int | str] = [cfg.num_layers, "B", cfg.hidden_size]
+
+        def sample(batch: int, time: int, seed: int) -> tuple[Tensor, ...]:
+            g = torch.Generator().manual_seed(seed)
+            ids = torch.randint(0, cfg.vocab_size, (batch, time), generator=g)
+            return ids, *(torch.randn(cfg.num_layers, batch, cfg.hidden_size, generator=g, dtype=weight.dtype)
+                          for _ in state)
+
+        return _Signature(_LanguageModelStep(model), {"ids": ["B", "T"], **dict.fromkeys(state, state_shape)},
+                          ["logits", *(f"{n}_out" for n in state)], sample)
+    if isinstance(model, SequenceClassifier):
+        cfg = model.config
+
+        def sample(batch: int, time: int, seed: int) -> tuple[Tensor, ...]:
+            g = torch.Generator().manual_seed(seed)
+            x = (torch.randint(0, cfg.vocab_size, (batch, time), generator=g) if cfg.vocab_size
+                 else torch.randn(batch, time, cfg.input_size, generator=g, dtype=weight.dtype))
+            lengths = torch.randint(1, time + 1, (batch,), generator=g)
+            lengths[0] = time  # the longest row is the input's length, as in a padded batch
+            return x, lengths
+
+        x_shape: list[int | str] = ["B", "T"] if cfg.vocab_size else ["B", "T", cfg.input_size]
+        return _Signature(_Classifier(model), {"x": x_shape, "lengths": ["B"]}, ["logits"], sample)
+    raise TypeError(f"model must be a LanguageModel or SequenceClassifier (rnnkit train lm or classify), "
+                    f"got {type(model).__name__}")
+
+
+def _check(sig: _Signature, data: bytes) -> list[dict[str, Any]]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    checked = []
+    for batch, time in ((1, 1), (4, 9)):  # a streaming step, and a batch longer than traced
+        args = sig.sample(batch, time, 1 + batch)
+        got = session.run(None, {n: a.numpy() for n, a in zip(names, args, strict=True)})
+        with torch.no_grad():
+            want = sig.module(*args)
+        want = (want,) if isinstance(want, Tensor) else want
+        diff = max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want, strict=True))
+        if not diff <= TOLERANCE:
+            raise ValueError(f"the ONNX file differs from the model by {diff:.3g} (> {TOLERANCE:g}) at "
+                             f"batch {batch}, length {time}; nothing was written")
+        checked.append({"batch": batch, "time": time, "max_abs_diff": diff})
+    return checked
+
+
+def _require(*packages: str) -> None:
+    import importlib.util
+
+    missing = [p for p in packages if importlib.util.find_spec(p) is None]
+    if missing:
+        raise ImportError(f"exporting to ONNX needs {', '.join(missing)}: pip install 'rnnkit[onnx]'")
+
+
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """The exporter's warnings, and its and onnxscript's log lines on what they skip."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
