@@ -19,7 +19,9 @@ this front end keeps Keras's sums itself (``EpochMeans``) and reads them at each
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -48,8 +50,9 @@ class EpochMeans:
     ``(y_true, y_pred)`` functions, record what they return and hand it back.
     """
 
-    def __init__(self, loss: LossFn, metrics: dict[str, LossFn], *, targets: str = "y"):
-        self._loss, self._metrics, self._targets = loss, metrics, targets
+    def __init__(self, loss: LossFn, metrics: dict[str, LossFn], *, targets: str = "y",
+                 packed: Packed | None = None):
+        self._loss, self._metrics, self._targets, self._packed = loss, metrics, targets, packed
         self.metric_fns = {name: self._recorded(name) for name in metrics}
         self.reset()
 
@@ -57,20 +60,22 @@ class EpochMeans:
         self._sums = {name: [0.0, 0.0] for name in ("loss", *self._metrics)}
 
     def loss_fn(self, outputs: Tensor, targets: Tensor) -> Tensor:
-        loss = self._call(self._loss, outputs, targets)
+        y, weight = (targets, None) if self._packed is None else self._packed.unpack(targets)
+        loss = self._call(self._loss, outputs, y, *(() if weight is None else (weight,)))
         self._add("loss", float(loss.detach()), outputs.shape[0])  # once per sample
         return loss
 
     def _recorded(self, name: str):
         def metric(outputs: Tensor, targets: Tensor) -> Tensor:
-            value = self._call(self._metrics[name], outputs, targets)
+            y = targets if self._packed is None else self._packed.unpack(targets)[0]
+            value = self._call(self._metrics[name], outputs, y)  # unweighted, as Keras's metrics
             self._add(name, float(value), batch_weight(value))  # once per real step
             return value
         return metric
 
-    def _call(self, fn: LossFn, outputs: Tensor, targets: Tensor) -> Tensor:
+    def _call(self, fn: LossFn, outputs: Tensor, targets: Tensor, *weight: Tensor) -> Tensor:
         try:
-            return fn(targets, outputs)
+            return fn(targets, outputs, *weight)
         except TargetError as err:  # the targets by the name they were given
             raise ValueError(f"{self._targets} {err.expected}") from None
 
@@ -84,14 +89,14 @@ class EpochMeans:
         return {name: total / count if count else 0.0 for name, (total, count) in self._sums.items()}
 
 
-def fit_epochs(model: nn.Module, loader: train.TensorLoader, val: train.TensorLoader | None,
+def fit_epochs(model: nn.Module, loader: SampleLoader, val: SampleLoader | None,
                cfg: train.TrainConfig, compiled: dict, optimizer, *,
                val_targets: str = "validation_data y", callbacks: list = ()) -> list[dict[str, float]]:
     """Train with ``rnnkit.train.fit``. Returns one row per epoch: the epoch's loss and
     metrics, then ``val_*`` from evaluating ``val`` with the weights the epoch ended with.
     ``callbacks`` (``rnnkit.keras.callbacks``) see each row; one may stop training."""
     assert cfg.bptt is None  # one step per batch, so the epoch ends every len(loader) steps
-    means = EpochMeans(compiled["loss"], compiled["metrics"])
+    means = EpochMeans(compiled["loss"], compiled["metrics"], packed=loader.packed)
     rows: list[dict[str, float]] = []
 
     def at_epoch_end(step: int, _values: dict[str, float]) -> bool:
@@ -124,10 +129,10 @@ def fit_epochs(model: nn.Module, loader: train.TensorLoader, val: train.TensorLo
     return rows
 
 
-def evaluate_means(model: nn.Module, loader: train.TensorLoader, compiled: dict,
+def evaluate_means(model: nn.Module, loader: SampleLoader, compiled: dict,
                    device: str, *, targets: str = "y") -> dict[str, float]:
     """The loss and metrics over ``loader`` in evaluation mode, as Keras's ``evaluate`` sums them."""
-    means = EpochMeans(compiled["loss"], compiled["metrics"], targets=targets)
+    means = EpochMeans(compiled["loss"], compiled["metrics"], targets=targets, packed=loader.packed)
     train.evaluate(model, loader, loss_fn=means.loss_fn, metrics=_loop_names(means.metric_fns),
                    cfg=train.TrainConfig(device=device))
     return means.results()
@@ -139,9 +144,22 @@ def _loop_names(metric_fns: dict) -> dict:
     return {f"keras_metric_{i}": fn for i, fn in enumerate(metric_fns.values())}
 
 
-def samples(x, y, *, like: Tensor | None, names: tuple[str, str] = ("x", "y")) -> tuple[Tensor, Tensor]:
+class Samples(NamedTuple):
+    """What ``fit`` and ``evaluate`` train or score on: x, y and per-sample (or per-step)
+    loss weights, or None."""
+
+    x: Tensor
+    y: Tensor
+    weight: Tensor | None = None
+
+
+def samples(x, y, *, like: Tensor | None, sample_weight=None, class_weight=None,
+            names: tuple[str, str] = ("x", "y")) -> Samples:
     """``x`` and ``y`` as tensors like the model's parameters, checked to hold the same
-    number of samples (at least one)."""
+    number of samples (at least one), with the loss weights from ``sample_weight`` (N,) or
+    (N, T), or from ``class_weight`` {class id: weight} (Keras's rule: a class id per sample
+    from (N,) or (N, 1) targets, rounded, or the argmax of one-hot (N, C) ones; other
+    classes weigh 1)."""
     x_name, y_name = names
     x_N, y_N = as_tensor(x, name=x_name, like=like), as_tensor(y, name=y_name, like=like)
     if x_N.dim() == 0 or y_N.dim() == 0 or x_N.shape[0] != y_N.shape[0]:
@@ -149,30 +167,69 @@ def samples(x, y, *, like: Tensor | None, names: tuple[str, str] = ("x", "y")) -
                          f"dimension), got shapes {tuple(x_N.shape)} and {tuple(y_N.shape)}")
     if x_N.shape[0] == 0:
         raise ValueError(f"{x_name} must hold at least one sample, got shape {tuple(x_N.shape)}")
-    return x_N, y_N
+    if sample_weight is not None and class_weight is not None:
+        raise ValueError("You cannot `class_weight` and `sample_weight` at the same time: pass one "
+                         "(Keras refuses both too)")
+    if class_weight is not None:
+        return Samples(x_N, y_N, _class_weights(y_N, class_weight))
+    if sample_weight is None:
+        return Samples(x_N, y_N)
+    name = "sample_weight" if x_name == "x" else "validation_data sample_weight"
+    weight_N = as_tensor(sample_weight, name=name, like=None).to(torch.float64)
+    finite = bool(weight_N.isfinite().all())
+    if weight_N.dim() not in (1, 2) or weight_N.shape[0] != x_N.shape[0] or not finite:
+        N, bad = x_N.shape[0], "" if finite else " with NaN or inf"
+        raise ValueError(f"{name} must be finite numbers of shape ({N},) or ({N}, T): one per sample "
+                         f"or per step, got shape {tuple(weight_N.shape)}{bad}")
+    return Samples(x_N, y_N, weight_N)
 
 
-def hold_out(x_N: Tensor, y_N: Tensor, validation_split, validation_data, *,
-             like: Tensor | None) -> tuple:
-    """``(x_N, y_N, val)``: the training data and the validation pair (or None). A
-    ``validation_split`` is taken from the end of the data, before any shuffling, as in Keras."""
+def _class_weights(y_N: Tensor, class_weight) -> Tensor:
+    def plain(k, v) -> bool:
+        return (isinstance(k, int | np.integer) and not isinstance(k, bool)
+                and isinstance(v, int | float | np.number) and not isinstance(v, bool))
+
+    if not isinstance(class_weight, dict) or not all(plain(k, v) for k, v in class_weight.items()):
+        raise ValueError(f"class_weight must be a dict {{class id: weight}}, got {class_weight!r}")
+    classes_N = y_N
+    if y_N.dim() > 1:
+        classes_N = y_N.argmax(dim=-1) if y_N.shape[-1] != 1 else y_N.squeeze(-1)
+    if classes_N.dim() != 1:
+        raise ValueError(f"class_weight needs one class per sample: y of shape (N,), (N, 1) or one-hot "
+                         f"(N, C), got {tuple(y_N.shape)}")
+    ids = classes_N.double().round().long().tolist()
+    return torch.tensor([float(class_weight.get(c, 1.0)) for c in ids], dtype=torch.float64)
+
+
+def hold_out(data: Samples, validation_split, validation_data, *, like: Tensor | None
+             ) -> tuple[Samples, Samples | None]:
+    """The training samples and the validation ones (or None). A ``validation_split`` is
+    taken from the end of the data (weights included), before any shuffling, as in Keras;
+    ``validation_data`` is ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``."""
     if not (isinstance(validation_split, int | float) and 0.0 <= validation_split < 1.0):
         raise ValueError(f"validation_split must be a fraction in [0, 1), got {validation_split!r}")
     if validation_data is not None and validation_split:
         raise ValueError("pass validation_split or validation_data, not both; got "
                          f"validation_split={validation_split}")
+    N = data.x.shape[0]
     if validation_split:
-        split = math.floor(x_N.shape[0] * (1.0 - validation_split))
-        if split == 0 or split == x_N.shape[0]:
-            raise ValueError(f"validation_split={validation_split} of {x_N.shape[0]} samples "
-                             f"leaves {split} for training and {x_N.shape[0] - split} to validate")
-        return x_N[:split], y_N[:split], (x_N[split:], y_N[split:])
+        split = math.floor(N * (1.0 - validation_split))
+        if split == 0 or split == N:
+            raise ValueError(f"validation_split={validation_split} of {N} samples "
+                             f"leaves {split} for training and {N - split} to validate")
+        cut = [(t[:split], t[split:]) if t is not None else (None, None) for t in data]
+        return Samples(*(c[0] for c in cut)), Samples(*(c[1] for c in cut))
     if validation_data is None:
-        return x_N, y_N, None
-    if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
-        raise ValueError("validation_data must be a pair (x_val, y_val), got "
-                         f"{type(validation_data).__name__}")
-    return x_N, y_N, samples(*validation_data, like=like, names=("validation_data x", "validation_data y"))
+        return data, None
+    if not isinstance(validation_data, tuple | list) or len(validation_data) not in (2, 3):
+        given = type(validation_data).__name__
+        if isinstance(validation_data, tuple | list):
+            given += f" of {len(validation_data)}"
+        raise ValueError(f"validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight_val), "
+                         f"got a {given}")
+    x_val, y_val, *weight = validation_data
+    return data, samples(x_val, y_val, like=like, sample_weight=weight[0] if weight else None,
+                         names=("validation_data x", "validation_data y"))
 
 
 def batch_size_for(model: nn.Module, batch_size: int | None) -> int:
@@ -184,8 +241,35 @@ def batch_size_for(model: nn.Module, batch_size: int | None) -> int:
     return batch_size
 
 
-def tensor_loader(model: nn.Module, x_N: Tensor, y_N: Tensor, batch_size: int, *, shuffle: bool,
-                  seed: int = 0) -> train.TensorLoader:
+class Packed(NamedTuple):
+    """Targets and their loss weights side by side in one (N, y size + weight size) float64
+    tensor: rnnkit's loop batches, shuffles and moves one target tensor, and this keeps each
+    sample's weights with its targets through all of it."""
+
+    y_shape: tuple[int, ...]  # per sample
+    weight_shape: tuple[int, ...]
+
+    def pack(self, y_N: Tensor, weight_N: Tensor) -> Tensor:
+        N = y_N.shape[0]
+        return torch.cat([y_N.reshape(N, -1).to(torch.float64), weight_N.reshape(N, -1)], dim=1)
+
+    def unpack(self, targets: Tensor) -> tuple[Tensor, Tensor]:
+        n = math.prod(self.y_shape)
+        B = targets.shape[0]
+        return targets[:, :n].reshape(B, *self.y_shape), targets[:, n:].reshape(B, *self.weight_shape)
+
+
+class SampleLoader(train.TensorLoader):
+    """A ``TensorLoader`` whose targets hold the loss weights after y when ``packed`` says so."""
+
+    def __init__(self, inputs: Tensor, targets: Tensor, *, packed: Packed | None, **options):
+        super().__init__(inputs, targets, **options)
+        self.packed = packed
+
+
+def tensor_loader(model: nn.Module, data: Samples, batch_size: int, *, shuffle: bool,
+                  seed: int = 0) -> SampleLoader:
+    x_N, y_N, weight_N = data
     stateful = _stateful_batch(model)
     if stateful is None:
         batch_size = min(batch_size, x_N.shape[0])  # Keras takes one short batch
@@ -197,7 +281,11 @@ def tensor_loader(model: nn.Module, x_N: Tensor, y_N: Tensor, batch_size: int, *
     # bfloat16 model's dtype would round 299 to 300), and the losses cast it to the output's
     if not y_N.is_floating_point():
         y_N = y_N.to(torch.float64)
-    return train.TensorLoader(x_N, y_N, batch_size=batch_size, shuffle=shuffle, seed=seed)
+    packed = None
+    if weight_N is not None:
+        packed = Packed(tuple(y_N.shape[1:]), tuple(weight_N.shape[1:]))
+        y_N = packed.pack(y_N, weight_N)
+    return SampleLoader(x_N, y_N, packed=packed, batch_size=batch_size, shuffle=shuffle, seed=seed)
 
 
 def _stateful_batch(model: nn.Module) -> int | None:

@@ -23,7 +23,7 @@ from rnnkit.keras._base import _snake
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
 
-LossFn = Callable[[Tensor, Tensor], Tensor]
+LossFn = Callable[..., Tensor]  # (y_true, y_pred[, sample_weight]) -> mean
 
 _MASK = "_keras_mask"  # the attribute where Keras keeps a tensor's mask
 _COUNT = "_keras_count"  # on a mean from _mean: what it averaged, in steps or samples
@@ -42,11 +42,18 @@ def get_mask(y_pred: Tensor) -> Tensor | None:
     return getattr(y_pred, _MASK, None)
 
 
-def _mean(values: Tensor, y_pred: Tensor) -> Tensor:
+def _mean(values: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> Tensor:
     """The mean of ``values`` (per element or per step of ``y_pred``), over the steps that
     ``y_pred``'s mask keeps (Keras's masked ``sum_over_batch_size``); the plain mean without
     one, or for values without the (B, T) axes. The mean carries the count an epoch's mean
-    weights it by (``batch_weight``)."""
+    weights it by (``batch_weight``).
+
+    ``sample_weight`` (B,) or (B, T) multiplies the values before the sum, which is still
+    divided by the number of values (or of real steps), as Keras's ``reduce_weighted_values``
+    does: weights scale the loss, they are not normalised. (B,) weights apply to every step
+    of their sample (Keras 3 would broadcast them against the time axis instead)."""
+    if sample_weight is not None:
+        values = values * _broadcast_weight(sample_weight.to(values.dtype), values)
     mask_BT = get_mask(y_pred)
     if mask_BT is None or values.dim() < 2 or values.shape[:2] != mask_BT.shape:
         mean, count = values.mean(), values.shape[0] if values.dim() else 1
@@ -57,6 +64,18 @@ def _mean(values: Tensor, y_pred: Tensor) -> Tensor:
         count = int(mask_BT.sum())
     setattr(mean, _COUNT, count)
     return mean
+
+
+def _broadcast_weight(weight: Tensor, values: Tensor) -> Tensor:
+    """``weight`` (B,) or (B, T) with trailing axes to multiply ``values`` (B, ...); for a
+    scalar value (a user loss that reduced itself), the weights' mean, as Keras's broadcast
+    of the scalar over them then sums and divides by their number."""
+    if values.dim() == 0:
+        return weight.mean()
+    if values.shape[:weight.dim()] != weight.shape:
+        raise ValueError(f"sample_weight of shape {tuple(weight.shape)} (per batch) must match the "
+                          f"leading axes of the loss values, of shape {tuple(values.shape)}")
+    return weight.reshape(*weight.shape, *(1,) * (values.dim() - weight.dim()))
 
 
 def batch_weight(mean: Tensor) -> int:
@@ -103,33 +122,37 @@ def _labels(y_true: Tensor, y_pred: Tensor, what: str) -> Tensor:
     return labels
 
 
-def mean_squared_error(y_true: Tensor, y_pred: Tensor) -> Tensor:
-    return _mean((y_pred - _align(y_true, y_pred, "mean_squared_error")).square(), y_pred)
+# the losses take Keras's sample_weight (see _mean); the metrics, as Keras's ``metrics``, do not
 
 
-def mean_absolute_error(y_true: Tensor, y_pred: Tensor) -> Tensor:
-    return _mean((y_pred - _align(y_true, y_pred, "mean_absolute_error")).abs(), y_pred)
+def mean_squared_error(y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> Tensor:
+    return _mean((y_pred - _align(y_true, y_pred, "mean_squared_error")).square(), y_pred, sample_weight)
 
 
-def binary_crossentropy(y_true: Tensor, y_pred: Tensor) -> Tensor:
+def mean_absolute_error(y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> Tensor:
+    return _mean((y_pred - _align(y_true, y_pred, "mean_absolute_error")).abs(), y_pred, sample_weight)
+
+
+def binary_crossentropy(y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> Tensor:
     """-(y log p + (1 - y) log(1 - p)), p clipped to [eps, 1 - eps]."""
     y = _align(y_true, y_pred, "binary_crossentropy")
     p = y_pred.clamp(EPSILON, 1.0 - EPSILON)
-    return _mean(-(y * p.log() + (1.0 - y) * (-p).log1p()), y_pred)
+    return _mean(-(y * p.log() + (1.0 - y) * (-p).log1p()), y_pred, sample_weight)
 
 
-def categorical_crossentropy(y_true: Tensor, y_pred: Tensor) -> Tensor:
+def categorical_crossentropy(y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> Tensor:
     """-sum_c y_c log p_c over the last axis, p renormalised and clipped as Keras does."""
     y = _align(y_true, y_pred, "categorical_crossentropy")
     p = (y_pred / y_pred.sum(dim=-1, keepdim=True)).clamp(EPSILON, 1.0 - EPSILON)
-    return _mean(-(y * p.log()).sum(dim=-1), y_pred)
+    return _mean(-(y * p.log()).sum(dim=-1), y_pred, sample_weight)
 
 
-def sparse_categorical_crossentropy(y_true: Tensor, y_pred: Tensor) -> Tensor:
+def sparse_categorical_crossentropy(y_true: Tensor, y_pred: Tensor,
+                                    sample_weight: Tensor | None = None) -> Tensor:
     """-log p_y for integer class ids y."""
     labels = _labels(y_true, y_pred, "sparse_categorical_crossentropy")
     p = (y_pred / y_pred.sum(dim=-1, keepdim=True)).clamp(EPSILON, 1.0 - EPSILON)
-    return _mean(-p.log().gather(-1, labels.unsqueeze(-1)), y_pred)
+    return _mean(-p.log().gather(-1, labels.unsqueeze(-1)), y_pred, sample_weight)
 
 
 def binary_accuracy(y_true: Tensor, y_pred: Tensor) -> Tensor:
@@ -192,10 +215,10 @@ def _wrap(fn: Callable) -> LossFn:
     y_true cast to y_pred's float dtype, the ranks matched by ``squeeze_or_expand_to_same_rank``
     (so (B,) targets meet a (B, 1) output as (B, 1), not broadcast to (B, B)), and what it
     returns (a scalar, or per-sample or per-element values) reduced to its (masked) mean."""
-    def call(y_true: Tensor, y_pred: Tensor) -> Tensor:
+    def call(y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> Tensor:
         y_t, y_p = squeeze_or_expand_to_same_rank(y_true.to(y_pred.dtype), y_pred)
         values = torch.as_tensor(fn(y_t, y_p))
-        return _mean(values.to(device=y_pred.device, dtype=y_pred.dtype), y_pred)
+        return _mean(values.to(device=y_pred.device, dtype=y_pred.dtype), y_pred, sample_weight)
     return call
 
 

@@ -175,7 +175,8 @@ class Sequential(nn.Module):
 
     def fit(self, x, y, batch_size: int | None = None, epochs: int = 1, *, verbose: int | str = 1,
             validation_split: float = 0.0, validation_data: tuple | None = None,
-            shuffle: bool = True, seed: int | None = None, callbacks: list | None = None) -> History:
+            shuffle: bool = True, seed: int | None = None, callbacks: list | None = None,
+            sample_weight=None, class_weight: dict | None = None) -> History:
         """Train for ``epochs`` passes over ``(x, y)`` with ``rnnkit.train.fit``.
 
         Arguments:
@@ -183,12 +184,20 @@ class Sequential(nn.Module):
             verbose: 0 is silent; otherwise a progress bar on stderr.
             validation_split: the fraction of the data, taken from its end before shuffling,
                 held out and evaluated after every epoch.
-            validation_data: ``(x_val, y_val)``, evaluated after every epoch.
+            validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``,
+                evaluated after every epoch.
             shuffle: reshuffle the training samples every epoch.
             seed: seeds the shuffling and the loop's RNG; by default drawn from torch's
                 global RNG, so ``torch.manual_seed`` makes ``fit`` repeatable.
             callbacks: ``rnnkit.keras.callbacks`` instances (``EarlyStopping``), called at
                 each epoch's end with its History row; one may stop training.
+            sample_weight: (N,) or, for a sequence output, (N, T) weights of each sample's
+                (or step's) loss; the loss is still divided by the number of values, as in
+                Keras. The metrics stay unweighted (Keras's ``metrics``; rnnkit has no
+                ``weighted_metrics``).
+            class_weight: ``{class id: weight}``: each sample's loss weighs as its class
+                (from (N,) or (N, 1) class ids, or one-hot (N, C) targets); not with
+                ``sample_weight``.
 
         Returns:
             A ``History``; also kept as ``model.history``.
@@ -196,9 +205,9 @@ class Sequential(nn.Module):
         compiled = self._require_compiled("fit")
         self._require_one_output("fit")
         callbacks = check_callbacks(callbacks)
-        x_N, y_N = _fit.samples(x, y, like=self._like())
-        x_N, y_N, val = _fit.hold_out(x_N, y_N, validation_split, validation_data, like=self._like())
-        self._ensure_built(x_N)
+        data = _fit.samples(x, y, like=self._like(), sample_weight=sample_weight, class_weight=class_weight)
+        data, val = _fit.hold_out(data, validation_split, validation_data, like=self._like())
+        self._ensure_built(data.x)
         if self.optimizer is None:
             self.optimizer = make_optimizer(compiled["optimizer"], self)
         if seed is None:
@@ -207,8 +216,8 @@ class Sequential(nn.Module):
         cfg = train.TrainConfig(epochs=epochs, seed=seed, progress=bool(verbose),
                                 device=str(self._like().device))
         batch_size = _fit.batch_size_for(self, batch_size)
-        loader = _fit.tensor_loader(self, x_N, y_N, batch_size, shuffle=shuffle, seed=seed)
-        val_loader = None if val is None else _fit.tensor_loader(self, *val, batch_size, shuffle=False)
+        loader = _fit.tensor_loader(self, data, batch_size, shuffle=shuffle, seed=seed)
+        val_loader = None if val is None else _fit.tensor_loader(self, val, batch_size, shuffle=False)
         with training_mode(self, True):
             rows = _fit.fit_epochs(self, loader, val_loader, cfg, compiled, self.optimizer,
                                    val_targets="y" if validation_split else "validation_data y",
@@ -220,14 +229,16 @@ class Sequential(nn.Module):
                                dict(epochs=epochs, steps=len(loader), verbose=verbose))
         return self.history
 
-    def evaluate(self, x, y, batch_size: int | None = None, *, verbose: int = 0) -> float | list[float]:
+    def evaluate(self, x, y, batch_size: int | None = None, *, verbose: int = 0,
+                 sample_weight=None) -> float | list[float]:
         """The loss on ``(x, y)`` (a float), or ``[loss, *metrics]`` when compiled with metrics,
-        in evaluation mode; summed over the batches as Keras sums them (see ``_fit``)."""
+        in evaluation mode; summed over the batches as Keras sums them (see ``_fit``). The
+        loss is weighted by ``sample_weight`` as in ``fit``."""
         compiled = self._require_compiled("evaluate")
         self._require_one_output("evaluate")
-        x_N, y_N = _fit.samples(x, y, like=self._like())
-        self._ensure_built(x_N)
-        loader = _fit.tensor_loader(self, x_N, y_N, _fit.batch_size_for(self, batch_size), shuffle=False)
+        data = _fit.samples(x, y, like=self._like(), sample_weight=sample_weight)
+        self._ensure_built(data.x)
+        loader = _fit.tensor_loader(self, data, _fit.batch_size_for(self, batch_size), shuffle=False)
         with training_mode(self, False):
             values = _fit.evaluate_means(self, loader, compiled, str(self._like().device))
         if not compiled["metrics"]:
