@@ -299,12 +299,14 @@ VARIANTS = {  # name -> (anchor class, rnnkit constructor keywords)
 }
 
 
-def variants(device, repeats) -> list[dict]:
+def variants(device, repeats, only: list[str] | None = None) -> list[dict]:
     rows = []
     B, T, I, H = REF.values()
     g = torch.Generator().manual_seed(2)
     x = torch.randn(B, T, I, generator=g).to(device)
     for name, (kind, kwargs) in VARIANTS.items():
+        if only and not any(o in name for o in only):
+            continue
         theirs, ours = (nn.LSTM, rnnkit.LSTM) if kind == "lstm" else (nn.GRU, rnnkit.GRU)
         torch.manual_seed(0)
         anchor = theirs(I, H, batch_first=True).to(device)
@@ -399,6 +401,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--sections", nargs="*",
                         default=["equivalence", "dropins", "variants", "tiles", "shapes", "scans"])
+    parser.add_argument("--variants", nargs="*", metavar="NAME",
+                        help="run only the variants whose names contain one of these (e.g. zoneout)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("benchmarks/gpu.py needs a CUDA GPU; torch.cuda.is_available() is False")
@@ -413,7 +417,7 @@ def main() -> None:
     sections = {"equivalence": lambda: equivalence(device),
                 "dropins": lambda: dropins(device, args.repeats),
                 "scans": lambda: scans(device, args.repeats),
-                "variants": lambda: variants(device, args.repeats),
+                "variants": lambda: variants(device, args.repeats, args.variants),
                 "tiles": lambda: tiles(device, args.repeats),
                 "shapes": lambda: shapes(device, args.repeats)}
     for name in args.sections:
