@@ -143,6 +143,21 @@ def test_resume_refuses_other_settings_and_an_empty_directory(data, tmp_path):
         in result.output
 
 
+def test_resume_refuses_edited_data_before_touching_the_run(data, tmp_path):
+    """Same settings, but the text changed (here one character): the run would go on with
+    other batches, and the tokenizer retrained on the new text would replace the run's."""
+    out = tmp_path / "run"
+    assert invoke("--data", data, "--out", out, *TINY).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    text = data.read_text()
+    data.write_text(text.replace("e", "E", 1))
+    result = invoke("--data", data, "--out", out, "--resume", *TINY)
+    assert result.exit_code == 1 and "resume must train on the data the run in" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    data.write_text(text)
+    assert invoke("--data", data, "--out", out, "--resume", *TINY).exit_code == 0
+
+
 @pytest.mark.parametrize("name", ["config.json", "tokenizer.json", "model.safetensors"])
 def test_generate_names_a_run_file_it_cannot_read(data, tmp_path, name):
     """A directory (or an unreadable file) in a run file's place gave a traceback."""

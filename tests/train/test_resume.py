@@ -95,3 +95,45 @@ def test_resume_without_a_checkpoint_is_an_error(tmp_path):
     assert result.returncode != 0
     assert "training_state.pt does not exist: nothing to resume from" in result.stderr
     assert not os.path.exists(tmp_path / "empty" / "model.safetensors")
+
+
+def _tiny_fit(run_dir, ids, *, resume=False, max_steps=2, batch_size=2):
+    from rnnkit.models import LanguageModel, LMConfig
+    from rnnkit.train import StreamLoader, TrainConfig, fit
+
+    torch.manual_seed(0)
+    model = LanguageModel(LMConfig(vocab_size=8, embed_size=4, hidden_size=4, num_layers=1))
+    return fit(model, StreamLoader(ids, batch_size=batch_size, bptt=4),
+               TrainConfig(max_steps=max_steps, epochs=50, progress=False, checkpoint_every=1),
+               run_dir=run_dir, resume=resume)
+
+
+def test_a_resume_on_other_data_or_batches_is_refused(tmp_path):
+    """The checkpoint keeps the training loader's fingerprint: the same data goes on, other
+    data (or the same data cut into other batches) is refused before any step."""
+    from rnnkit.train import checkpoint
+
+    ids = torch.randint(0, 8, (200,), generator=torch.Generator().manual_seed(0))
+    _tiny_fit(tmp_path / "run", ids)
+    assert _tiny_fit(tmp_path / "run", ids, resume=True, max_steps=4).steps == 4
+    other = ids.clone()
+    other[100] = (other[100] + 1) % 8
+    for data, batch_size in ((other, 2), (ids, 4)):
+        with pytest.raises(checkpoint.CheckpointError, match=r"resume must train on the data the run in .* "
+                                                             r"started with, in the same batches"):
+            _tiny_fit(tmp_path / "run", data, resume=True, max_steps=6, batch_size=batch_size)
+    # a checkpoint from before fingerprints resumes without the check
+    state = checkpoint.load_training_state(tmp_path / "run" / checkpoint.STATE)
+    del state["data"]
+    checkpoint.save_training_state(tmp_path / "run" / checkpoint.STATE, state)
+    assert _tiny_fit(tmp_path / "run", other, resume=True, max_steps=6).steps == 6
+
+
+def test_digest_sees_values_dtype_shape_and_order():
+    from rnnkit.train.data import digest
+
+    x = torch.randn(3, 4, dtype=torch.float32)
+    assert digest(x, 2) == digest(x.clone(), 2)
+    variants = [digest(x, 3), digest(x.double(), 2), digest(x.reshape(4, 3), 2), digest(x.flip(0), 2),
+                digest([x[:1], x[1:]], 2), digest(x, 2, None), digest(torch.tensor(1.0)), digest(True)]
+    assert len({digest(x, 2), *variants}) == len(variants) + 1

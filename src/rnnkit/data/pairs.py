@@ -27,7 +27,7 @@ from torch.nn.utils.rnn import pad_sequence
 from rnnkit.data.series import DataError, read_utf8
 from rnnkit.data.splits import held_out_count
 from rnnkit.models.seq2seq import Seq2SeqInputs
-from rnnkit.train.data import IGNORE, Batch, Loader
+from rnnkit.train.data import IGNORE, Batch, Loader, digest
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,10 @@ class PairLoader(Loader):
         self.rank, self.world_size = rank, world_size
         self._key_N = torch.tensor([t.numel() * 100_000 + s.numel() for s, t in zip(sources, targets,
                                                                                     strict=True)])
+
+    def fingerprint(self) -> str:
+        return digest(self.sources, self.targets, self.bos_id, self.eos_id, self.batch_size, self.shuffle,
+                      self.seed, self.pool)
 
     def __len__(self) -> int:
         n = len(self.sources)

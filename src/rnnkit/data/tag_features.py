@@ -28,7 +28,7 @@ from torch import Tensor
 
 from rnnkit.data.series import DataError
 from rnnkit.data.tagged import Tagged
-from rnnkit.train.data import IGNORE, Batch, Loader, count_chunks
+from rnnkit.train.data import IGNORE, Batch, Loader, count_chunks, digest
 
 PAD, UNK = 0, 1
 SHAPES = ("<pad>", "lower", "title", "upper", "mixed", "digit", "other")
@@ -148,6 +148,9 @@ class SentenceLoader(Loader):
         self.batch_size, self.shuffle, self.seed = min(batch_size, len(features)), shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.lengths_N = torch.tensor([len(t) for t in targets], dtype=torch.long)
+
+    def fingerprint(self) -> str:
+        return digest(self.features, self.targets, self.batch_size, self.shuffle, self.seed)
 
     def __len__(self) -> int:
         n = len(self.features)

@@ -20,7 +20,9 @@ from typing import Any
 
 from rnnkit import config as _config
 from rnnkit.train import TrainConfig, checkpoint
+from rnnkit.train.data import Loader
 from rnnkit.train.loop import usable_device
+from rnnkit.train.run import check_data
 
 MAY_CHANGE = ("train.epochs", "train.max_steps", "train.max_minutes", "train.checkpoint_every",
               "train.progress", "train.device")
@@ -52,13 +54,16 @@ def check_out(out: Path, *, resume: bool, overwrite: bool, device: str | None = 
                               f"(--overwrite) to replace it, or choose another")
 
 
-def check_resumed_config(out: Path, config: Mapping[str, Any], train: TrainConfig) -> None:
+def check_resumed_config(out: Path, config: Mapping[str, Any], train: TrainConfig,
+                         data: Loader | None = None) -> None:
     """Refuse to resume the run in ``out`` with settings other than those it was started
     with (``config`` and ``train``, as the task hands them to ``fit``), but for
-    ``MAY_CHANGE``; a new length is recorded in ``config.json``.
+    ``MAY_CHANGE``, or on other training data (``data``, the loader it hands ``fit``, whose
+    fingerprint ``fit`` also checks, but only after the task has written its files); a new
+    length is recorded in ``config.json``.
 
     Raises:
-        ValueError: naming every differing key with its saved and given value.
+        ValueError: naming every differing key with its saved and given value; other data.
     """
     saved = checkpoint.read_config(out)
     given = json.loads(json.dumps({**config, "train": _config.to_dict(train)}))  # as fit saves it
@@ -70,6 +75,8 @@ def check_resumed_config(out: Path, config: Mapping[str, Any], train: TrainConfi
         raise ValueError(f"resume must use the settings the run in {str(out)!r} was started with "
                          f"(only {', '.join(MAY_CHANGE)} may change), got {len(differ)} different: "
                          + "; ".join(differ))
+    if data is not None:  # the settings first: a changed one names itself, and changes the batches
+        check_data(out, checkpoint.load_training_state(out / checkpoint.STATE), data.fingerprint())
     if saved != given:
         checkpoint.save_config(out, given)
 

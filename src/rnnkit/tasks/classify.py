@@ -199,9 +199,10 @@ def _fit_member(cfg: ClassifyConfig, i: int, run_dir: Path, data: tuple, *, resu
         model.fit_standardization(train_set.inputs, train_set.lengths_N)  # training split only
     config = {**architecture_config(model), "task": "classify", "data": _config.to_dict(cfg.data)}
     going_on = resume and bool(checkpoint.saved_run(run_dir))
+    train = _loader(train_set, cfg.data.batch_size, train_cfg.seed)
     if going_on:
-        check_resumed_config(run_dir, config, train_cfg)
-    result = fit(model, _loader(train_set, cfg.data.batch_size, train_cfg.seed), train_cfg,
+        check_resumed_config(run_dir, config, train_cfg, data=train)
+    result = fit(model, train, train_cfg,
                  val=None if val_set is None else _loader(val_set, cfg.data.batch_size, shuffle=False),
                  metrics={"accuracy": accuracy}, run_dir=run_dir, overwrite=overwrite, resume=going_on,
                  config=config)

@@ -171,7 +171,7 @@ def train_forecaster(cfg: ForecastConfig, out: str | Path, *, overwrite: bool = 
     val = _loader(model, values_NF, val_origins, 256, shuffle=False) if len(val_origins) else None
     config = {**architecture_config(model), "task": "forecast", "data": _config.to_dict(cfg.data)}
     if resume:
-        check_resumed_config(out, config, cfg.train)
+        check_resumed_config(out, config, cfg.train, data=train)
     result = fit(model, train, cfg.train, loss_fn=model.loss, val=val, run_dir=out, overwrite=overwrite,
                  resume=resume, config=config)
     # too few validation windows (4 for 80%): the conformal rank is out of reach, keep the model's

@@ -145,9 +145,10 @@ def train_tagger(cfg: TagConfig, out: str | Path, *, overwrite: bool = False,
     monitored = None if val is None else _known_tags(vocab, val)  # the loss needs known tags
     val_loader = _loader(vocab, monitored, 256, shuffle=False) if monitored else None
     config = {**architecture_config(model), "task": "tag", "data": _config.to_dict(cfg.data)}
+    train_loader = _loader(vocab, train, cfg.data.batch_size, seed=cfg.train.seed)
     if resume:
-        check_resumed_config(out, config, cfg.train)
-    result = fit(model, _loader(vocab, train, cfg.data.batch_size, seed=cfg.train.seed), cfg.train,
+        check_resumed_config(out, config, cfg.train, data=train_loader)
+    result = fit(model, train_loader, cfg.train,
                  loss_fn=model.loss, val=val_loader, metrics={"accuracy": model.accuracy},
                  optimizer=_optimizer(model, cfg.train), run_dir=out,
                  overwrite=overwrite, resume=resume, config=config)

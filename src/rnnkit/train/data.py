@@ -8,10 +8,11 @@ data-parallel run its part of every global batch.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -84,6 +85,34 @@ class Loader(ABC):
         count that reaches ``limit`` (``max_steps``) may stop there."""
         return epochs * len(self)
 
+    def fingerprint(self) -> str | None:
+        """A digest of the data and of how it is batched (``digest``), which ``fit`` keeps in
+        its checkpoint so that a resumed run refuses other data; None (the default): not
+        checked."""
+        return None
+
+
+def digest(*parts: Any) -> str:
+    """SHA-256 (hex, 16 digits) of tensors (their dtype, shape and values), sequences of
+    them, and plain numbers and strings: what a loader's batches are made from."""
+    h = hashlib.sha256()
+
+    def feed(part: Any) -> None:
+        if isinstance(part, Tensor):
+            t = part.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(part, list | tuple):
+            h.update(f"L{len(part)}".encode())
+            for p in part:
+                feed(p)
+        else:
+            h.update(f"V{part!r}".encode())
+
+    for part in parts:
+        feed(part)
+    return h.hexdigest()[:16]
+
 
 class TensorLoader(Loader):
     """Mini-batches of samples held in tensors, reshuffled every epoch from ``seed``.
@@ -133,6 +162,10 @@ class TensorLoader(Loader):
     def __len__(self) -> int:
         n = self.inputs.shape[0]
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def fingerprint(self) -> str:
+        return digest(self.inputs, self.targets, self.lengths, self.batch_size, self.shuffle, self.seed,
+                      self.drop_last)
 
     def total_steps(self, epochs: int, bptt: int | None, *, limit: int | None = None) -> int:
         if bptt is None or self.inputs.dim() < 2:

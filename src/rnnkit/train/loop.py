@@ -225,6 +225,7 @@ class _Run:
     run_dir: Path | None
     pos: Position
     state: Any
+    data: str | None  # the training loader's fingerprint, kept in each checkpoint
 
     def full_precision(self, state: Any) -> Any:
         return _full_precision(state, self.dtype)
@@ -237,7 +238,7 @@ class _Run:
         if not self.ctx.is_main:
             return
         checkpoint.save_training_state(self.run_dir / checkpoint.STATE, snapshot(
-            self.model, self.optimizer, self.plateau, self.scaler, pos, state, ranks))
+            self.model, self.optimizer, self.plateau, self.scaler, pos, state, ranks, self.data))
         checkpoint.save_weights(self.run_dir / checkpoint.WEIGHTS, self.model)
 
 
@@ -307,9 +308,12 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
         if cfg.schedule == "plateau" else None)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     pos, state = Position(), None
+    # before sharding: the same on every rank; a duck-typed loader without one is not checked
+    fingerprint = getattr(train, "fingerprint", None)
+    data = fingerprint() if run_dir is not None and fingerprint is not None else None
     if resume:
         pos, state = restore(run_dir, model, optimizer, plateau, scaler, device, rank=ctx.rank,
-                             world_size=ctx.world_size)
+                             world_size=ctx.world_size, data=data)
     writes = run_dir is not None and ctx.is_main
     ctx.barrier()  # every process has looked at run_dir before rank 0 writes to it
     if writes and not resume:
@@ -331,7 +335,7 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
                 params=[p for group in optimizer.param_groups for p in group["params"]],
                 plateau=plateau, scaler=scaler, ctx=ctx, device=device, log=log, bar=bar,
                 total_steps=total, timed=cfg.max_minutes is not None,
-                dtype=next(model.parameters()).dtype, run_dir=run_dir, pos=pos, state=state)
+                dtype=next(model.parameters()).dtype, run_dir=run_dir, pos=pos, state=state, data=data)
 
 
 def _log_train(run: _Run, pos: Position, extra: dict[str, float], per_token: bool) -> dict[str, float]:

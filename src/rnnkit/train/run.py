@@ -61,11 +61,13 @@ def chunks(train: Loader, bptt: int | None, epochs: int,
 
 
 def snapshot(model, optimizer, plateau, scaler, pos: Position, state: Any,
-             ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+             ranks: list[dict[str, Any]] | None = None, data: str | None = None) -> dict[str, Any]:
     """Everything a resumed run needs, as tensors and plain containers (weights_only-safe).
     ``ranks``: every process's ``rank_snapshot`` in a data-parallel run, so that one file
-    holds them all and a kill can never leave the processes' parts from different steps."""
+    holds them all and a kill can never leave the processes' parts from different steps.
+    ``data``: the training loader's ``fingerprint``, which ``restore`` checks."""
     return {
+        "data": data,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "plateau": None if plateau is None else plateau.state_dict(),
@@ -87,15 +89,18 @@ def rank_snapshot(state: Any) -> dict[str, Any]:
 
 
 def restore(run_dir: Path, model, optimizer, plateau, scaler, device, *, rank: int = 0,
-            world_size: int = 1) -> tuple[Position, Any]:
+            world_size: int = 1, data: str | None = None) -> tuple[Position, Any]:
     """Load a checkpoint into the model, optimizer and schedules; returns the position and
-    the carried state (this process's, in a data-parallel run)."""
+    the carried state (this process's, in a data-parallel run). ``data``: the training
+    loader's ``fingerprint``, refused when the checkpoint holds another (a checkpoint from
+    before fingerprints, or a loader without one, is not checked)."""
     path = run_dir / checkpoint.STATE
     saved = checkpoint.load_training_state(path)
     if saved.get("world_size", 1) != world_size:
         raise checkpoint.CheckpointError(
             f"{path} was saved by {saved.get('world_size', 1)} process(es); resume it with the "
             f"same number, got world_size={world_size}")
+    check_data(run_dir, saved, data)
     checkpoint._load_state_dict(model, saved["model"], source=str(path))
     optimizer.load_state_dict(saved["optimizer"])
     if plateau is not None and saved["plateau"] is not None:
@@ -109,6 +114,17 @@ def restore(run_dir: Path, model, optimizer, plateau, scaler, device, *, rank: i
     if own["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(own["rng"]["cuda"])
     return Position(**saved["position"]), map_state(lambda t: t.to(device), own["state"])
+
+
+def check_data(run_dir: Path, saved: dict[str, Any], data: str | None) -> None:
+    """Refuse a resume whose training loader's fingerprint ``data`` is not the one in the
+    checkpoint ``saved`` (either missing: a checkpoint from before fingerprints, or a loader
+    without one, is not checked)."""
+    if None not in (data, saved.get("data")) and data != saved["data"]:
+        raise checkpoint.CheckpointError(
+            f"resume must train on the data the run in {run_dir} started with, in the same batches: "
+            f"the training data's fingerprint is {data}, the checkpoint's {saved['data']} (the data, its "
+            f"split, batch size or shuffling seed changed); start a new run for new data")
 
 
 def _plain(state: Any) -> Any:

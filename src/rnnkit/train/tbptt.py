@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rnnkit.train.data import IGNORE, Batch, Loader
+from rnnkit.train.data import IGNORE, Batch, Loader, digest
 
 
 class StreamLoader(Loader):
@@ -56,6 +56,9 @@ class StreamLoader(Loader):
         self.documents, self.batch_size, self.bptt = docs, batch_size, bptt
         self.rank, self.world_size = rank, world_size
         self.slots = _fill(docs, batch_size, bptt)
+
+    def fingerprint(self) -> str:
+        return digest(self.documents, self.batch_size, self.bptt)
 
     def __len__(self) -> int:
         # slots hold equal numbers of steps, but a slot cut into more pieces has more
