@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-import rnnkit
 from rnnkit.bench import DTYPE, EquivalenceError, checked_comparison, run_each
-from rnnkit.bench.layers import REFERENCE, Shape
+from rnnkit.bench.layers import MODELS, REFERENCE
+from rnnkit.bench.layers import NamedCase as Case
 from rnnkit.export import quiet_exporter
 
 SEED = 0
@@ -36,13 +35,6 @@ CASES: dict[str, tuple[str, dict]] = {  # case -> (cell, rnnkit keyword argument
     "gru onnx": ("gru", {}),
     "lstm layer_norm onnx": ("lstm", dict(layer_norm=True)),
 }
-MODELS = {"lstm": (nn.LSTM, rnnkit.LSTM), "gru": (nn.GRU, rnnkit.GRU)}
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    shape: Shape
 
 
 def cases(*, quick: bool = False) -> list[Case]:

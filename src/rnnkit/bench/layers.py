@@ -46,6 +46,14 @@ REFERENCE = Shape(batch=32, time=128, input_size=128, hidden_size=256)
 
 
 @dataclass(frozen=True)
+class NamedCase:
+    """A case named by what it compares, at one shape (the variants, stream and export suites)."""
+
+    name: str
+    shape: Shape
+
+
+@dataclass(frozen=True)
 class Case:
     cell: str  # "lstm" | "gru"
     mode: str  # "train" | "infer" | "step" (inference at B=1, T=1) | "ragged"

@@ -17,25 +17,19 @@ step stays within 3% (relative norm) of the float32 one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 import rnnkit
 from rnnkit.bench import DTYPE, EquivalenceError, checked_comparison, run_each
+from rnnkit.bench.layers import NamedCase as Case
 from rnnkit.bench.layers import Shape
 
 STEP = Shape(batch=1, time=1, input_size=128, hidden_size=256)
 SEED = 0
 CASES = ("lstm step vs matvec", "lstm step vs mv(w^T)", "lstm step vs LSTMCell", "gru step vs GRUCell",
          "lstm int8 step vs fp32")
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    shape: Shape
 
 
 def cases(*, quick: bool = False) -> list[Case]:

@@ -15,14 +15,13 @@ data and seed (masks included) in float64 before timing, and the case fails othe
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import torch
-from torch import nn
 
-import rnnkit
 from rnnkit.bench import DTYPE, EquivalenceError, checked_comparison, executor_of, run_each
-from rnnkit.bench.layers import REFERENCE, Shape
+from rnnkit.bench.layers import MODELS, REFERENCE
+from rnnkit.bench.layers import NamedCase as Case
 
 SEED = 0
 VARIANTS: dict[str, tuple[str, dict]] = {  # case -> (cell, rnnkit keyword arguments)
@@ -35,13 +34,6 @@ VARIANTS: dict[str, tuple[str, dict]] = {  # case -> (cell, rnnkit keyword argum
     "gru reset_before": ("gru", dict(reset_after=False)),
     "gru recurrent_dropout": ("gru", dict(recurrent_dropout=0.25)),
 }
-MODELS = {"lstm": (nn.LSTM, rnnkit.LSTM), "gru": (nn.GRU, rnnkit.GRU)}
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    shape: Shape
 
 
 def cases(*, quick: bool = False) -> list[Case]:
