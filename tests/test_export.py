@@ -44,6 +44,26 @@ def test_a_language_model_streams_token_by_token_through_its_state(tmp_path):
     assert model.training  # the caller's mode is kept
 
 
+def test_the_onnx_example_generates_what_rnnkit_generate_does(tmp_path):
+    """examples/onnx_generate.py streams a trained run's file token by token, greedily: the
+    same text as rnnkit's own greedy generation."""
+    import runpy
+
+    from rnnkit.data.tokenizers import load_tokenizer
+    from rnnkit.models import load_model
+    from rnnkit.tasks.lm import generate, train_lm
+    from tests.tasks.test_lm_task import TEXT, tiny
+
+    train_lm(tiny(), tmp_path / "run", text=TEXT)
+    export_onnx(load_model(tmp_path / "run"), tmp_path / "lm.onnx")
+    example = runpy.run_path("examples/onnx_generate.py")
+    session = ort.InferenceSession(str(tmp_path / "lm.onnx"), providers=["CPUExecutionProvider"])
+    tokenizer = load_tokenizer(tmp_path / "run")
+    ids = example["greedy"](session, tokenizer.encode("In the").tolist(), 40)
+    want = "".join(generate(tmp_path / "run", prompt="In the", strategy="greedy", max_new_tokens=40))
+    assert tokenizer.decode(ids) == want and len(want) == 40
+
+
 def test_a_file_that_fails_its_check_is_not_written(tmp_path, monkeypatch):
     monkeypatch.setattr(export_module, "TOLERANCE", -1.0)  # nothing can pass
     model = LanguageModel(LMConfig(vocab_size=9, embed_size=4, hidden_size=4, num_layers=1, cell="gru"))
