@@ -126,11 +126,16 @@ def test_torch_nn_lstm_cannot_keep_time_dynamic():
 
 def test_exported_in_training_mode_the_loop_is_unrolled():
     """In training mode the masks are drawn per sequence in the reference loop's order, so
-    the loop is not a scan and the program holds T copies of the cell (T fixed)."""
+    the loop is not a scan and the program holds T copies of the cell (T fixed). A plain
+    layer keeps torch's fused op, as torch.nn.LSTM does (T fixed too)."""
     model = rnnkit.LSTM(I, 5, recurrent_dropout=0.3, batch_first=True).train()
     program = torch.export.export(model, (torch.randn(3, 5, I),), dynamic_shapes=({0: BATCH},))
-    assert not any("scan" in str(n.target) for n in program.graph.nodes)
-    assert not rnnkit_ops(program)
+    targets = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
+    assert not any("scan" in t for t in targets) and not rnnkit_ops(program) and len(targets) > 50
+    plain = torch.export.export(rnnkit.LSTM(I, 5, num_layers=2, batch_first=True).train(),
+                                (torch.randn(3, 5, I),), dynamic_shapes=({0: BATCH},))
+    targets = [str(n.target) for n in plain.graph.nodes if n.op == "call_function"]
+    assert "aten.lstm.input" in targets and len(targets) < 20
 
 
 @pytest.mark.parametrize("make", [

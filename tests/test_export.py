@@ -88,6 +88,23 @@ def test_other_models_and_a_missing_extra_are_refused(tmp_path, monkeypatch):
     assert (tmp_path / "a.onnx").is_file()
 
 
+def test_an_lstm_fcn_classifier_exports_and_modes_come_back(tmp_path):
+    """The conv branch normalised only the real steps through a boolean index, whose shape
+    depends on the data, which torch.export refuses; in eval mode the running statistics
+    act step by step, so every step goes through and padding is zeroed after."""
+    from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
+
+    torch.manual_seed(0)
+    model = SequenceClassifier(ClassifierConfig(num_classes=3, input_size=2, hidden_size=5,
+                                                conv_channels=(4, 6), conv_kernels=(3, 2))).float()
+    model.conv.blocks[0].norm.eval()  # one module in another mode than the model
+    result = export_onnx(model, tmp_path / "fcn.onnx")
+    assert all(c["max_abs_diff"] <= 1e-5 for c in result["checked"])
+    assert model.training and not model.conv.blocks[0].norm.training and model.conv.blocks[1].norm.training
+    with pytest.raises(ValueError, match="model must be float32 or float64 to export .* got torch.bfloat16"):
+        export_onnx(model.bfloat16(), tmp_path / "bf16.onnx")
+
+
 def test_cli_exports_a_trained_classifier(tmp_path):
     from rnnkit.tasks.classify import train_classifier
 

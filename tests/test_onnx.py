@@ -95,3 +95,23 @@ def test_onnxruntime_gives_the_layers_numbers(name, tmp_path):
     assert len(got) == len(want)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w.numpy(), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make", [rnnkit.MinGRU, rnnkit.MinLSTM], ids=["mingru", "minlstm"])
+def test_min_cells_stay_right_over_long_sequences(make, tmp_path):
+    """Exported, minGRU/minLSTM run h = a h + b as one Scan. Their log-space form exported
+    as onnxscript writes logcumsumexp (one maximum over the whole sequence) was wrong from
+    about T = 300 on, from the first step."""
+    torch.set_default_dtype(torch.float32)
+    torch.manual_seed(0)
+    model = WithLengths(make(4, 6, batch_first=True)).eval()
+    path = tmp_path / "min.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (_x(3, 5), _lengths(3, 5)), path, dynamo=True, dynamic_shapes=RAGGED)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x, lengths = _x(2, 2000), torch.tensor([2000, 1500])
+    names = [i.name for i in session.get_inputs()]
+    got = session.run(None, {names[0]: x.numpy(), names[1]: lengths.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(got[0], model(x, lengths).numpy(), atol=1e-4, rtol=1e-4)

@@ -7,7 +7,8 @@ passes is moved into place. What the file computes:
 
 - a ``LanguageModel``: ``(ids, h[, c]) -> (logits, h_out[, c_out])``, the state explicit, as
   a streaming caller keeps it (feed ``h_out``/``c_out`` back with the next ids; zeros to
-  start). ``ids``: (B, T) int64; ``h``/``c``: (layers, B, hidden) float32.
+  start). ``ids``: (B, T) int64; ``h``/``c``: (layers, B, hidden) in the model's dtype
+  (float32 for a trained run).
 - a ``SequenceClassifier``: ``(x, lengths) -> logits``; ``x`` (B, T) int64 token ids or
   (B, T, features) float32 without NaN (``rnnkit predict`` fills missing values first, with
   ``rnnkit.data.series.fill_missing``), ``lengths`` (B,) int64; softmax gives the class
@@ -85,23 +86,34 @@ def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> di
 
     Raises:
         TypeError: another kind of model. ImportError: the onnx extra is missing.
-        ValueError: the file does not give the model's numbers (nothing is written).
+        ValueError: a model neither float32 nor float64; the exporter failed; the file does
+            not give the model's numbers (nothing is written).
     """
     sig = _signature(model)
+    dtype = next(model.parameters()).dtype
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"model must be float32 or float64 to export (onnxruntime's CPU kernels), got "
+                         f"{dtype}: export a copy, copy.deepcopy(model).float()")
     _require("onnxscript", *(("onnxruntime",) if check else ()))
     dims = {name: {i: {"B": BATCH, "T": TIME}[d] for i, d in enumerate(shape) if isinstance(d, str)}
             for name, shape in sig.inputs.items()}
-    was_training = model.training
+    modes = {m: m.training for m in model.modules()}  # each module's, restored after
     model.eval()
     try:
-        with quiet_exporter():
-            program = torch.onnx.export(sig.module, sig.sample(3, 5, 0), None, dynamo=True,
-                                        dynamic_shapes=dims, input_names=list(sig.inputs),
-                                        output_names=sig.outputs, verbose=False)
+        try:
+            with quiet_exporter():
+                program = torch.onnx.export(sig.module, sig.sample(3, 5, 0), None, dynamo=True,
+                                            dynamic_shapes=dims, input_names=list(sig.inputs),
+                                            output_names=sig.outputs, verbose=False)
+        except Exception as err:  # torch.export's and the converter's errors run to pages
+            first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+            raise ValueError(f"the {type(model).__name__} could not be exported to ONNX: {first} "
+                             f"({type(err).__name__})") from err
         data = program.model_proto.SerializeToString()
         checked = _check(sig, data) if check else None
     finally:
-        model.train(was_training)
+        for module, training in modes.items():
+            module.train(training)
     write_atomic(Path(path), data)
     return {"path": str(path), "model": type(model).__name__, "inputs": sig.inputs, "outputs": sig.outputs,
             "checked": checked}

@@ -104,7 +104,7 @@ def test_validation_takes_its_own_weights():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(sample_weight=W, class_weight={0: 1.0}), "You cannot `class_weight` and `sample_weight` at"),
+    (dict(sample_weight=W, class_weight={0: 1.0}), "class_weight and sample_weight cannot be given together"),
     (dict(sample_weight=W[:4]), r"sample_weight must be finite numbers of shape \(10,\) or \(10, T\)"),
     (dict(sample_weight=np.r_[W[:9], np.nan]), r"got shape \(10,\) with NaN or inf"),
     (dict(sample_weight=W[:, None, None].repeat(2, 1)), r"got shape \(10, 2, 1\)"),
@@ -125,3 +125,40 @@ def test_class_weight_needs_one_class_per_sample():
     model.compile(optimizer="adam", loss="categorical_crossentropy")
     with pytest.raises(ValueError, match=r"class_weight needs one class per sample: .* got \(3, 6, 2\)"):
         model.fit(TOKENS, np.eye(2)[Y[..., 0].astype(int)], class_weight={0: 2.0}, verbose=0)
+
+
+def test_class_weight_weighs_training_not_a_validation_split():
+    """Keras splits (x, y) first and weighs classes in the training epochs only: val_loss
+    is the plain loss on the held-out samples (found by a review, against Keras 3.15)."""
+    torch.manual_seed(0)
+    x, labels = RNG.normal(size=(10, 3, 2)), np.arange(10) % 2
+    model = Sequential([LSTM(3, input_shape=(3, 2)), Dense(2, activation="softmax")])
+    model.compile(optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
+                  loss="sparse_categorical_crossentropy")
+    history = model.fit(x, labels, epochs=1, verbose=0, validation_split=0.4, class_weight={0: 5.0})
+    np.testing.assert_allclose(history.history["val_loss"][0], model.evaluate(x[6:], labels[6:]), rtol=1e-6)
+    p = model.predict(x[:6])[np.arange(6), labels[:6]]
+    w = np.where(labels[:6] == 0, 5.0, 1.0)
+    np.testing.assert_allclose(history.history["loss"][0], (w * -np.log(p)).sum() / 6, rtol=1e-5)
+
+
+def test_one_weight_per_sample_as_a_column():
+    """(N, 1) weights are (N,) weights, for a loss that reduces the class axis too."""
+    torch.manual_seed(0)
+    x, y = RNG.normal(size=(8, 3, 2)), np.eye(3)[np.arange(8) % 3]
+    model = Sequential([LSTM(3, input_shape=(3, 2)), Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    w = RNG.uniform(0, 2, size=8)
+    assert model.evaluate(x, y, sample_weight=w[:, None]) == model.evaluate(x, y, sample_weight=w)
+
+
+def test_a_user_loss_that_returns_a_scalar_weighs_only_real_steps():
+    """s * sum(w * mask) / real steps, as Keras broadcasts a scalar over the masked weights."""
+    model = tagger()
+    model.compile(optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
+                  loss=lambda y_true, y_pred: ((y_true - y_pred) ** 2).mean())
+    p = model.predict(TOKENS)
+    w = np.random.default_rng(2).uniform(0, 2, size=TOKENS.shape)
+    loss = model.evaluate(TOKENS, Y, batch_size=3, sample_weight=w)
+    s = ((Y - p) ** 2).mean()  # the user's mean over every step, padding included
+    np.testing.assert_allclose(loss, s * w[MASK].sum() / MASK.sum(), rtol=1e-6)

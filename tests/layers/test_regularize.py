@@ -205,3 +205,17 @@ def test_a_for_sequence_override_without_steps_still_runs_with_a_warning():
         state = cell(x[:, t], state)
         outs.append(state.h)
     torch.testing.assert_close(got, torch.stack(outs, 1))
+
+
+def test_a_for_sequence_override_without_steps_exports():
+    """Exported, the loop is one scan that asks for no length (T is symbolic): an override
+    without ``steps`` is called without it, and nothing is warned."""
+    import warnings
+
+    layer = Recurrent(OldStyleWrapper(GRUCell(I, H)), backend="reference").eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        program = torch.export.export(layer, (torch.randn(B, T, I),),
+                                      dynamic_shapes=({1: torch.export.Dim("T", min=2, max=64)},))
+    x = torch.randn(B, T + 4, I)
+    torch.testing.assert_close(program.module()(x)[0], layer(x)[0])

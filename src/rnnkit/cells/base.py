@@ -104,20 +104,25 @@ class Cell(nn.Module, ABC):
 
 def sequence_step(cell: Cell, batch: int, *, steps: int | None, device=None, dtype=None) -> Step:
     """``cell.for_sequence(batch, steps=steps, ...)``, also for a cell written before
-    ``for_sequence`` took ``steps``: its override is called without it (and warned about once)."""
-    if steps is None or _takes_steps(type(cell)):
+    ``for_sequence`` took ``steps``: its override is called without it (and warned about once
+    when there was a length to give it)."""
+    if _takes_steps(type(cell)):
         return cell.for_sequence(batch, steps=steps, device=device, dtype=dtype)
+    if steps is not None:
+        _warn_without_steps(type(cell))
     return cell.for_sequence(batch, device=device, dtype=dtype)
 
 
 @functools.cache
 def _takes_steps(cls: type) -> bool:
     params = inspect.signature(cls.for_sequence).parameters
-    if "steps" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return True
+    return "steps" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+@functools.cache
+def _warn_without_steps(cls: type) -> None:
     warnings.warn(f"{cls.__name__}.for_sequence should take steps=None (the sequence's length, "
                   "when known): it is called without it", FutureWarning, stacklevel=4)
-    return False
 
 
 class HiddenCell(Cell):

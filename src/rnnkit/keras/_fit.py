@@ -156,10 +156,9 @@ class Samples(NamedTuple):
 def samples(x, y, *, like: Tensor | None, sample_weight=None, class_weight=None,
             names: tuple[str, str] = ("x", "y")) -> Samples:
     """``x`` and ``y`` as tensors like the model's parameters, checked to hold the same
-    number of samples (at least one), with the loss weights from ``sample_weight`` (N,) or
-    (N, T), or from ``class_weight`` {class id: weight} (Keras's rule: a class id per sample
-    from (N,) or (N, 1) targets, rounded, or the argmax of one-hot (N, C) ones; other
-    classes weigh 1)."""
+    number of samples (at least one), with the loss weights from ``sample_weight`` (N,),
+    (N, 1) or (N, T). ``class_weight`` is only checked here: ``with_class_weights`` applies
+    it to the training part, after any ``validation_split``, as Keras does."""
     x_name, y_name = names
     x_N, y_N = as_tensor(x, name=x_name, like=like), as_tensor(y, name=y_name, like=like)
     if x_N.dim() == 0 or y_N.dim() == 0 or x_N.shape[0] != y_N.shape[0]:
@@ -168,10 +167,9 @@ def samples(x, y, *, like: Tensor | None, sample_weight=None, class_weight=None,
     if x_N.shape[0] == 0:
         raise ValueError(f"{x_name} must hold at least one sample, got shape {tuple(x_N.shape)}")
     if sample_weight is not None and class_weight is not None:
-        raise ValueError("You cannot `class_weight` and `sample_weight` at the same time: pass one "
-                         "(Keras refuses both too)")
+        raise ValueError("class_weight and sample_weight cannot be given together (as in Keras): pass one")
     if class_weight is not None:
-        return Samples(x_N, y_N, _class_weights(y_N, class_weight))
+        _class_weights(y_N, class_weight)  # a bad class_weight fails before any split
     if sample_weight is None:
         return Samples(x_N, y_N)
     name = "sample_weight" if x_name == "x" else "validation_data sample_weight"
@@ -182,6 +180,13 @@ def samples(x, y, *, like: Tensor | None, sample_weight=None, class_weight=None,
         raise ValueError(f"{name} must be finite numbers of shape ({N},) or ({N}, T): one per sample "
                          f"or per step, got shape {tuple(weight_N.shape)}{bad}")
     return Samples(x_N, y_N, weight_N)
+
+
+def with_class_weights(data: Samples, class_weight: dict | None) -> Samples:
+    """``data`` with each sample weighing as its class (Keras's rule: a class id per sample
+    from (N,) or (N, 1) targets, rounded, or the argmax of one-hot (N, C) ones; other
+    classes weigh 1)."""
+    return data if class_weight is None else data._replace(weight=_class_weights(data.y, class_weight))
 
 
 def _class_weights(y_N: Tensor, class_weight) -> Tensor:
@@ -197,8 +202,8 @@ def _class_weights(y_N: Tensor, class_weight) -> Tensor:
     if classes_N.dim() != 1:
         raise ValueError(f"class_weight needs one class per sample: y of shape (N,), (N, 1) or one-hot "
                          f"(N, C), got {tuple(y_N.shape)}")
-    ids = classes_N.double().round().long().tolist()
-    return torch.tensor([float(class_weight.get(c, 1.0)) for c in ids], dtype=torch.float64)
+    ids, index_N = classes_N.double().round().long().unique(return_inverse=True)
+    return torch.tensor([float(class_weight.get(int(c), 1.0)) for c in ids], dtype=torch.float64)[index_N]
 
 
 def hold_out(data: Samples, validation_split, validation_data, *, like: Tensor | None

@@ -52,9 +52,12 @@ def _mean(values: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -
     divided by the number of values (or of real steps), as Keras's ``reduce_weighted_values``
     does: weights scale the loss, they are not normalised. (B,) weights apply to every step
     of their sample (Keras 3 would broadcast them against the time axis instead)."""
-    if sample_weight is not None:
-        values = values * _broadcast_weight(sample_weight.to(values.dtype), values)
     mask_BT = get_mask(y_pred)
+    if sample_weight is not None:
+        weight = sample_weight.to(values.dtype)
+        if values.dim() == 0:  # a user loss that reduced itself: its value at every weighted place
+            values = values.expand(mask_BT.shape if mask_BT is not None else weight.shape)
+        values = values * _broadcast_weight(weight, values)
     if mask_BT is None or values.dim() < 2 or values.shape[:2] != mask_BT.shape:
         mean, count = values.mean(), values.shape[0] if values.dim() else 1
     else:
@@ -67,11 +70,10 @@ def _mean(values: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -
 
 
 def _broadcast_weight(weight: Tensor, values: Tensor) -> Tensor:
-    """``weight`` (B,) or (B, T) with trailing axes to multiply ``values`` (B, ...); for a
-    scalar value (a user loss that reduced itself), the weights' mean, as Keras's broadcast
-    of the scalar over them then sums and divides by their number."""
-    if values.dim() == 0:
-        return weight.mean()
+    """``weight`` (B,), (B, 1) or (B, T) shaped to multiply ``values`` (B, ...): (B, 1) is one
+    weight per sample, as Keras reads it; each weight applies to everything under its axes."""
+    if weight.dim() == 2 and weight.shape[1] == 1:
+        weight = weight.squeeze(1)
     if values.shape[:weight.dim()] != weight.shape:
         raise ValueError(f"sample_weight of shape {tuple(weight.shape)} (per batch) must match the "
                           f"leading axes of the loss values, of shape {tuple(values.shape)}")

@@ -207,6 +207,7 @@ class Sequential(nn.Module):
         callbacks = check_callbacks(callbacks)
         data = _fit.samples(x, y, like=self._like(), sample_weight=sample_weight, class_weight=class_weight)
         data, val = _fit.hold_out(data, validation_split, validation_data, like=self._like())
+        data = _fit.with_class_weights(data, class_weight)  # the training part only, as in Keras
         self._ensure_built(data.x)
         if self.optimizer is None:
             self.optimizer = make_optimizer(compiled["optimizer"], self)

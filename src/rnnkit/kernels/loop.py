@@ -235,7 +235,7 @@ def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
     autocast = torch.is_autocast_enabled(x_BTI.device.type)
     unsupported = autocast or x_BTI.dtype not in (torch.float32, torch.float64) or _mixed_eps(core)
     # the compiled loops need at least one row; with none the reference loop costs nothing.
-    # torch.export (ONNX) takes the reference loop, whose ops exporters translate (T unrolled)
+    # torch.export (ONNX) takes the reference loop, whose ops exporters translate (one scan in eval mode)
     if where is None or unsupported or x_BTI.shape[0] == 0 or torch.compiler.is_exporting():
         return reference.run(cell, x_BTI, state, lengths_B)
     B, T, _ = x_BTI.shape

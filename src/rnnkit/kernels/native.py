@@ -285,10 +285,11 @@ def segmented(kind: str, x_BTI: Tensor, hx: HX, weights: list[Tensor], lengths_B
 
 
 def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
-    if torch.compiler.is_exporting():
+    if torch.compiler.is_exporting() and (lengths_B is not None or not cell.training):
         # torch.export (ONNX): the ragged call is a custom op no exporter translates, torch's
-        # packed op needs the lengths on the host, and its dense op is unrolled over T; the
-        # reference loop is exported as one scan, for any T
+        # packed op needs the lengths on the host, and its dense op fixes T; in eval mode the
+        # reference loop is exported as one scan, for any T. In training mode, dense, the
+        # fused op stays (T fixed, as for torch.nn's layers)
         return reference.run(cell, x_BTI, state, lengths_B)
     hx = tuple(t.unsqueeze(0) for t in state)
     out_BTO, hx = call(op_kind(cell), x_BTI, hx, flat_weights(cell), lengths_B,

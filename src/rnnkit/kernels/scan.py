@@ -9,6 +9,12 @@ computation", as used by Feng et al. 2024, Appendix B):
 
 h_0 is kept out of the logarithm, so any initial state (also negative) is allowed.
 Padded steps get a = 1 and b = 0, which freezes each row's state at its own last step.
+
+Under ``torch.export`` (ONNX) a_t and b_t are formed for every step at once as the cell
+forms them, and h_t = a_t * h_{t-1} + b_t runs as one ``scan`` over time (ONNX's Scan), for
+any T. The log-space form is not exported: onnxscript writes logcumsumexp as
+log(cumsum(exp(x - max))) with one maximum over the whole sequence, whose early terms then
+underflow (the file was wrong from about T = 300 on).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.cells.base import Cell, HiddenState
-from rnnkit.cells.mingru import MinGRUCell, MinLSTMCell, log_g
+from rnnkit.cells.mingru import MinGRUCell, MinLSTMCell, g, log_g
 from rnnkit.layers.masking import lengths_to_mask
 
 name = "scan"
@@ -46,7 +52,21 @@ def linear_scan_log(log_a_BTH: Tensor, log_b_BTH: Tensor, h0_BH: Tensor) -> Tens
     return from_zero_BTH + a_star_BTH.exp() * h0_BH[:, None]
 
 
+def coefficients(cell: Cell, x_BTI: Tensor) -> tuple[Tensor, Tensor]:
+    """a_t and b_t of the linear recurrence, as the cell's ``forward`` forms them."""
+    k_BTG = F.linear(x_BTI, cell.weight_ih, cell.bias_ih)
+    if type(cell) is MinGRUCell:
+        k_z, k_h = k_BTG.chunk(2, dim=-1)
+        z = k_z.sigmoid()
+        return 1 - z, z * g(k_h)
+    k_f, k_i, k_h = k_BTG.chunk(3, dim=-1)
+    f, i = k_f.sigmoid(), k_i.sigmoid()
+    return f / (f + i), i / (f + i) * g(k_h)
+
+
 def run(cell: Cell, x_BTI: Tensor, state: HiddenState, lengths_B: Tensor | None):
+    if torch.compiler.is_exporting():
+        return _scanned(cell, x_BTI, state, lengths_B)
     log_a_BTH, log_b_BTH = log_coefficients(cell, x_BTI)
     if lengths_B is not None:
         live_BT1 = lengths_to_mask(lengths_B, x_BTI.shape[1])[..., None]
@@ -57,3 +77,23 @@ def run(cell: Cell, x_BTI: Tensor, state: HiddenState, lengths_B: Tensor | None)
     if lengths_B is not None:
         h_BTH = torch.where(live_BT1, h_BTH, 0.0)
     return h_BTH, final
+
+
+def _scanned(cell: Cell, x_BTI: Tensor, state: HiddenState, lengths_B: Tensor | None):
+    """``run`` for torch.export: the coefficients at once, then one ``scan`` of h = a h + b."""
+    from torch._higher_order_ops.scan import scan  # torch's scan has no public name yet
+
+    a_BTH, b_BTH = coefficients(cell, x_BTI)
+    if lengths_B is not None:
+        live_BT1 = lengths_to_mask(lengths_B, x_BTI.shape[1])[..., None]
+        a_BTH, b_BTH = torch.where(live_BT1, a_BTH, 1.0), torch.where(live_BT1, b_BTH, 0.0)
+
+    def body(h_BH: Tensor, ab: tuple[Tensor, Tensor]):
+        h_BH = ab[0] * h_BH + ab[1]
+        return h_BH, h_BH.clone()  # the output may not alias the carry
+
+    final_BH, h_TBH = scan(body, state.h, (a_BTH.transpose(0, 1), b_BTH.transpose(0, 1)))
+    h_BTH = h_TBH.transpose(0, 1)
+    if lengths_B is not None:
+        h_BTH = torch.where(live_BT1, h_BTH, 0.0)
+    return h_BTH, HiddenState(final_BH)

@@ -46,7 +46,13 @@ class ConvBlock(nn.Module):
 
     def forward(self, x_BTI: Tensor, mask_BT: Tensor) -> Tensor:
         x_BTI = x_BTI * mask_BT.unsqueeze(-1)  # padding reads as the conv's zero padding
-        y_BTC = self.conv(F.pad(x_BTI.transpose(1, 2), self.pad)).transpose(1, 2)
+        y_BCT = self.conv(F.pad(x_BTI.transpose(1, 2), self.pad))
+        if not self.training:
+            # the running statistics act step by step: every step goes through, then padding is
+            # zeroed (no data-dependent shape, so the model exports)
+            h_BTC = torch.relu(self.norm(y_BCT)).transpose(1, 2)
+            return torch.where(mask_BT.unsqueeze(-1), h_BTC, 0.0)
+        y_BTC = y_BCT.transpose(1, 2)
         s_MC = self.norm(y_BTC[mask_BT])  # statistics of the valid steps only
         h_MC = torch.relu(s_MC)
         return y_BTC.new_zeros(y_BTC.shape).masked_scatter(mask_BT.unsqueeze(-1), h_MC)
