@@ -54,6 +54,18 @@ def test_padding_content_and_amount_do_not_change_features(training):
     torch.testing.assert_close(fcn(junk_padding(x, LENGTHS, extra=3), LENGTHS), expected)
 
 
+def test_without_running_statistics_eval_still_ignores_padding():
+    """Eval mode takes every step through the running statistics, then zeroes padding (which
+    exports); a norm without them uses the batch's, of the valid steps only, as in training."""
+    fcn = make().eval()
+    for block in fcn.blocks:
+        block.norm.track_running_stats = False
+        block.norm.running_mean = block.norm.running_var = None
+    x = torch.randn(3, 7, 3)
+    expected = fcn(x, LENGTHS)
+    torch.testing.assert_close(fcn(junk_padding(x, LENGTHS, extra=3), LENGTHS), expected)
+
+
 def test_row_alone_matches_row_in_batch():
     fcn = make().eval()
     for block in fcn.blocks:

@@ -47,9 +47,10 @@ class ConvBlock(nn.Module):
     def forward(self, x_BTI: Tensor, mask_BT: Tensor) -> Tensor:
         x_BTI = x_BTI * mask_BT.unsqueeze(-1)  # padding reads as the conv's zero padding
         y_BCT = self.conv(F.pad(x_BTI.transpose(1, 2), self.pad))
-        if not self.training:
+        if not self.training and self.norm.running_mean is not None:
             # the running statistics act step by step: every step goes through, then padding is
-            # zeroed (no data-dependent shape, so the model exports)
+            # zeroed (no data-dependent shape, so the model exports); without running
+            # statistics eval mode normalises with the batch's, of the valid steps only, below
             h_BTC = torch.relu(self.norm(y_BCT)).transpose(1, 2)
             return torch.where(mask_BT.unsqueeze(-1), h_BTC, 0.0)
         y_BTC = y_BCT.transpose(1, 2)
