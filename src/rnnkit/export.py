@@ -53,15 +53,6 @@ class _LanguageModelStep(nn.Module):
         return (logits, *state) if self.lstm else (logits, state)
 
 
-class _Classifier(nn.Module):
-    def __init__(self, model: SequenceClassifier):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        return self.model(x, lengths)
-
-
 @dataclass(frozen=True)
 class _Signature:
     """What the file takes and gives: input shapes with "B" and "T" where they are dynamic."""
@@ -149,7 +140,7 @@ def _signature(model: nn.Module) -> _Signature:
             return x, lengths
 
         x_shape: list[int | str] = ["B", "T"] if cfg.vocab_size else ["B", "T", cfg.input_size]
-        return _Signature(_Classifier(model), {"x": x_shape, "lengths": ["B"]}, ["logits"], sample)
+        return _Signature(model, {"x": x_shape, "lengths": ["B"]}, ["logits"], sample)
     raise TypeError(f"model must be a LanguageModel or SequenceClassifier (rnnkit train lm or classify), "
                     f"got {type(model).__name__}")
 

@@ -297,11 +297,9 @@ class DropIn(Streaming, TorchLayout, nn.Module):
         # layer on the CPU, where each direction's segmented run skips finished rows
         one_call = lengths_B is None or not self.bidirectional or x.is_cuda
         # traced, the native op would bake the lengths in as constants (see Recurrent.forward);
-        # exported in eval mode or with lengths, layer by layer each runs as a scan over any T
-        # (see native.run); in training mode, dense, torch's fused op, as torch.nn's layers
+        # exported, the layers may run the reference loop one by one (native.exported_as_loop)
         traced_ragged = lengths_B is not None and torch.jit.is_tracing()
-        scanned = torch.compiler.is_exporting() and (lengths_B is not None or not self.training)
-        one_call = one_call and not traced_ragged and not scanned
+        one_call = one_call and not traced_ragged and not native.exported_as_loop(lengths_B, self.training)
         if kind is not None and one_call and not (masks and torch.compiler.is_compiling()):
             if hx is None:
                 hx = self._zero_hx(B, x_BTI)

@@ -284,12 +284,17 @@ def segmented(kind: str, x_BTI: Tensor, hx: HX, weights: list[Tensor], lengths_B
     return out_BTO.index_select(0, unsort_B), tuple(t.index_select(1, unsort_B) for t in final)
 
 
+def exported_as_loop(lengths_B: Tensor | None, training: bool) -> bool:
+    """Whether, under torch.export (ONNX), a native layer runs the reference loop instead of
+    torch's fused op: the ragged call is a custom op no exporter translates, torch's packed
+    op needs the lengths on the host, and its dense op fixes T, while in eval mode the loop
+    is exported as one scan, for any T. In training mode, dense, the fused op stays (T
+    fixed, as for torch.nn's layers)."""
+    return torch.compiler.is_exporting() and (lengths_B is not None or not training)
+
+
 def run(cell: Cell, x_BTI: Tensor, state, lengths_B: Tensor | None):
-    if torch.compiler.is_exporting() and (lengths_B is not None or not cell.training):
-        # torch.export (ONNX): the ragged call is a custom op no exporter translates, torch's
-        # packed op needs the lengths on the host, and its dense op fixes T; in eval mode the
-        # reference loop is exported as one scan, for any T. In training mode, dense, the
-        # fused op stays (T fixed, as for torch.nn's layers)
+    if exported_as_loop(lengths_B, cell.training):
         return reference.run(cell, x_BTI, state, lengths_B)
     hx = tuple(t.unsqueeze(0) for t in state)
     out_BTO, hx = call(op_kind(cell), x_BTI, hx, flat_weights(cell), lengths_B,
