@@ -70,13 +70,23 @@ def test_a_file_that_fails_its_check_is_not_written(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"differs from the model by .* at batch 1, length 1; nothing was"):
         export_onnx(model, tmp_path / "lm.onnx")
     assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(export_module, "TOLERANCE", 1e-4)
+
+    def failing(*args, **kwargs):  # as onnxruntime fails on an op it has no kernel for
+        raise RuntimeError("[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Softplus(1)")
+
+    monkeypatch.setattr(ort, "InferenceSession", failing)
+    with pytest.raises(ValueError, match=r"onnxruntime could not run the exported file \(torch.float64 "
+                                         r"model\): \[ONNXRuntimeError\].*; nothing was written"):
+        export_onnx(model, tmp_path / "lm.onnx")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_other_models_and_a_missing_extra_are_refused(tmp_path, monkeypatch):
     mingru = LanguageModel(LMConfig(vocab_size=9, embed_size=4, hidden_size=4, num_layers=1, cell="mingru"))
     with pytest.raises(TypeError, match="a mingru language model cannot be exported"):
         export_onnx(mingru, tmp_path / "a.onnx")
-    with pytest.raises(TypeError, match="model must be a LanguageModel or SequenceClassifier .* got Linear"):
+    with pytest.raises(TypeError, match="LanguageModel, SequenceClassifier or Forecaster .* got Linear"):
         export_onnx(torch.nn.Linear(2, 2), tmp_path / "a.onnx")
     found = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",  # as if onnxruntime were not installed
@@ -119,11 +129,68 @@ def test_cli_exports_a_trained_classifier(tmp_path):
     assert all(c["max_abs_diff"] <= 1e-4 for c in shown["checked"]) and out.is_file()
 
 
+def test_cli_exports_a_forecaster_whose_file_gives_the_runs_forecast(tmp_path):
+    """The file, fed the series' last rows (or the whole series: it reads the last window),
+    gives what rnnkit forecast prints for the run, intervals calibrated and log undone."""
+    from rnnkit.tasks.forecast import forecast
+
+    torch.set_default_dtype(torch.float32)  # as a run trains outside the tests (ORT's Softplus: float32)
+    run = tmp_path / "run"
+    trained = CliRunner().invoke(cli, ["train", "forecast", "--out", str(run), "--horizon", "6",
+                                       "--set", "model.log_transform=true", *FORECAST_FAST])
+    assert trained.exit_code == 0, trained.output
+    out = tmp_path / "forecaster.onnx"
+    result = CliRunner().invoke(cli, ["export", str(run), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["inputs"] == {"x": ["B", "T", 1]} and shown["outputs"] == ["quantiles"]
+    assert shown["quantiles"] == [0.1, 0.5, 0.9]
+    want = forecast(run)
+    series = want["history"].values_NF.astype(np.float32)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for x in (series[-shown["min_time"]:], series):
+        (got,) = session.run(None, {"x": x[None]})
+        assert got.shape == (1, 6, 3)
+        np.testing.assert_allclose(got[0], want["forecast_HQ"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("config", [
+    dict(decoder="autoregressive", output="point"),
+    dict(output="quantile", quantiles=(0.05, 0.5, 0.95), difference=4, input_size=2),
+    dict(window_norm="last", num_layers=2, cell="gru"),
+], ids=["autoregressive-point", "quantile-differenced-covariates", "gru-2-layers"])
+def test_forecasters_export_at_their_levels(config, tmp_path):
+    from rnnkit.models.forecaster import Forecaster, ForecasterConfig
+
+    torch.manual_seed(0)
+    model = Forecaster(ForecasterConfig(horizon=4, context=10, hidden_size=6, **config)).float()
+    model.fit_scaling(torch.rand(40, model.config.input_size) * 50 + 1)  # another scale than z
+    model.interval_scale_H.copy_(torch.tensor([0.8, 1.0, 1.3, 1.7]))
+    result = export_onnx(model, tmp_path / "f.onnx")
+    levels = {"point": [0.5], "quantile": [0.05, 0.5, 0.95]}.get(model.config.output, [0.1, 0.5, 0.9])
+    assert result["quantiles"] == levels and result["min_time"] == model.config.window
+    assert [c["time"] for c in result["checked"]] == [model.config.window, model.config.window + 8]
+
+
+def test_an_autoregressive_gaussian_forecaster_is_refused(tmp_path):
+    from rnnkit.models.forecaster import Forecaster, ForecasterConfig
+
+    model = Forecaster(ForecasterConfig(horizon=3, context=5, hidden_size=4, decoder="autoregressive"))
+    with pytest.raises(TypeError, match="an autoregressive Gaussian forecaster draws random sample paths"):
+        export_onnx(model, tmp_path / "f.onnx")
+    assert not (tmp_path / "f.onnx").exists()
+
+
 def test_cli_refuses_other_runs_and_ensembles(tmp_path):
-    forecast = CliRunner().invoke(cli, ["train", "forecast", "--out", str(tmp_path / "f"), *FORECAST_FAST])
-    assert forecast.exit_code == 0, forecast.output
+    from rnnkit.models import Seq2Seq, Seq2SeqConfig, architecture_config
+    from rnnkit.train import checkpoint
+
+    (tmp_path / "f").mkdir()  # a translation run: no export yet
+    model = Seq2Seq(Seq2SeqConfig(source_vocab_size=9, target_vocab_size=9, embed_size=4, hidden_size=4))
+    checkpoint.save_config(tmp_path / "f", architecture_config(model))
+    checkpoint.save_weights(tmp_path / "f" / checkpoint.WEIGHTS, model)
     result = CliRunner().invoke(cli, ["export", str(tmp_path / "f"), "--out", str(tmp_path / "f.onnx")])
-    assert result.exit_code == 1 and "got Forecaster" in result.output
+    assert result.exit_code == 1 and "got Seq2Seq" in result.output
     (tmp_path / "e").mkdir()
     (tmp_path / "e" / "ensemble.json").write_text('{"members": ["member0"], "size": 1}')
     result = CliRunner().invoke(cli, ["export", str(tmp_path / "e"), "--out", str(tmp_path / "e.onnx")])

@@ -13,6 +13,14 @@ passes is moved into place. What the file computes:
   (B, T, features) float32 without NaN (``rnnkit predict`` fills missing values first, with
   ``rnnkit.data.series.fill_missing``), ``lengths`` (B,) int64; softmax gives the class
   probabilities, in the order of the run's labels.json.
+- a ``Forecaster``: ``x -> quantiles``; ``x`` (B, T, features) raw values in the model's
+  dtype, T >= ``config.window`` (the last ``window`` steps are read), the target first;
+  ``quantiles`` (B, horizon, Q) in data units, what ``Forecaster.forecast`` gives for the
+  levels the result lists: 0.1, 0.5, 0.9 (Gaussian output), the trained levels (quantile
+  output) or the median (point output). Intervals include the run's calibration
+  (``interval_scale_H``). A log-transformed target must be positive (the file gives NaN
+  where the model refuses). An autoregressive Gaussian forecaster draws sample paths and is
+  not exported.
 
 Needs the ``onnx`` extra (onnx, onnxscript, onnxruntime).
 """
@@ -23,7 +31,7 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +41,24 @@ from torch import Tensor, nn
 
 from rnnkit._io import write_atomic
 from rnnkit.models.classifier import SequenceClassifier
+from rnnkit.models.forecaster import Forecaster
 from rnnkit.models.language_model import LanguageModel
 
 BATCH = torch.export.Dim("B", min=1, max=1 << 16)
-TIME = torch.export.Dim("T", min=1, max=1 << 20)
-TOLERANCE = 1e-4  # float32, after a few steps of the recurrence
+MAX_TIME = 1 << 20
+TOLERANCE = 1e-4  # float32, after a few steps of the recurrence; relative beyond 1 (data units)
+INTERVAL = (0.1, 0.5, 0.9)  # a Gaussian forecaster's levels, as rnnkit forecast gives them
+
+
+class _ForecastQuantiles(nn.Module):
+    """The forecaster's quantiles in data units, at fixed levels."""
+
+    def __init__(self, model: Forecaster, levels: tuple[float, ...]):
+        super().__init__()
+        self.model, self.levels = model, levels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model.forecast(x, quantiles=self.levels)
 
 
 class _LanguageModelStep(nn.Module):
@@ -61,19 +82,23 @@ class _Signature:
     inputs: dict[str, list[int | str]]
     outputs: list[str]
     sample: Callable[[int, int, int], tuple[Tensor, ...]]  # (batch, time, seed) -> inputs
+    min_time: int = 1  # the shortest T the file takes; sample's time counts from it
+    about: dict[str, Any] = field(default_factory=dict)  # more for the result (the forecast's levels)
 
 
 def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> dict[str, Any]:
-    """Write ``model`` (a ``LanguageModel`` or ``SequenceClassifier``) to ``path`` as ONNX.
+    """Write ``model`` (a ``LanguageModel``, ``SequenceClassifier`` or ``Forecaster``) to
+    ``path`` as ONNX.
 
     Arguments:
         check: run the file in onnxruntime at two other batch sizes and lengths (one step at
             batch 1 among them) and compare it with the model; a file that differs by more
-            than ``TOLERANCE`` is not written.
+            than ``TOLERANCE`` (relative beyond 1) is not written.
 
     Returns:
         ``{"path", "model", "inputs": {name: shape with "B" and "T"}, "outputs": [names],
-        "checked": [{"batch", "time", "max_abs_diff"}] or None}``.
+        "checked": [{"batch", "time", "max_abs_diff"}] or None}``, and for a forecaster
+        ``"quantiles"`` (the levels of the output's last axis) and ``"min_time"``.
 
     Raises:
         TypeError: another kind of model. ImportError: the onnx extra is missing.
@@ -86,7 +111,8 @@ def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> di
         raise ValueError(f"model must be float32 or float64 to export (onnxruntime's CPU kernels), got "
                          f"{dtype}: export a copy, copy.deepcopy(model).float()")
     _require("onnxscript", *(("onnxruntime",) if check else ()))
-    dims = {name: {i: {"B": BATCH, "T": TIME}[d] for i, d in enumerate(shape) if isinstance(d, str)}
+    time = torch.export.Dim("T", min=sig.min_time, max=MAX_TIME)
+    dims = {name: {i: {"B": BATCH, "T": time}[d] for i, d in enumerate(shape) if isinstance(d, str)}
             for name, shape in sig.inputs.items()}
     modes = {m: m.training for m in model.modules()}  # each module's, restored after
     model.eval()
@@ -107,7 +133,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> di
             module.train(training)
     write_atomic(Path(path), data)
     return {"path": str(path), "model": type(model).__name__, "inputs": sig.inputs, "outputs": sig.outputs,
-            "checked": checked}
+            **sig.about, "checked": checked}
 
 
 def _signature(model: nn.Module) -> _Signature:
@@ -141,26 +167,56 @@ def _signature(model: nn.Module) -> _Signature:
 
         x_shape: list[int | str] = ["B", "T"] if cfg.vocab_size else ["B", "T", cfg.input_size]
         return _Signature(model, {"x": x_shape, "lengths": ["B"]}, ["logits"], sample)
-    raise TypeError(f"model must be a LanguageModel or SequenceClassifier (rnnkit train lm or classify), "
-                    f"got {type(model).__name__}")
+    if isinstance(model, Forecaster):
+        return _forecaster_signature(model)
+    raise TypeError(f"model must be a LanguageModel, SequenceClassifier or Forecaster (rnnkit train lm, "
+                    f"classify or forecast), got {type(model).__name__}")
+
+
+def _forecaster_signature(model: Forecaster) -> _Signature:
+    cfg = model.config
+    if cfg.decoder == "autoregressive" and cfg.output == "gaussian":
+        raise TypeError("model: an autoregressive Gaussian forecaster draws random sample paths, which the "
+                        "file cannot; direct forecasters and autoregressive point ones can be exported")
+    levels = {"gaussian": INTERVAL, "quantile": cfg.quantiles, "point": (0.5,)}[cfg.output]
+
+    def sample(batch: int, time: int, seed: int) -> tuple[Tensor, ...]:
+        # raw values about the training part's scale (time counts from the window)
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(batch, cfg.window + time - 1, cfg.input_size, generator=g, dtype=model.mean_F.dtype)
+        x = model.mean_F + model.std_F * z
+        if cfg.log_transform:
+            x[..., 0] = x[..., 0].exp()
+        return (x,)
+
+    return _Signature(_ForecastQuantiles(model, levels), {"x": ["B", "T", cfg.input_size]}, ["quantiles"],
+                      sample, min_time=cfg.window, about={"quantiles": list(levels), "min_time": cfg.window})
 
 
 def _check(sig: _Signature, data: bytes) -> list[dict[str, Any]]:
     import onnxruntime as ort
 
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    checked = []
-    for batch, time in ((1, 1), (4, 9)):  # a streaming step, and a batch longer than traced
-        args = sig.sample(batch, time, 1 + batch)
-        got = session.run(None, {n: a.numpy() for n, a in zip(names, args, strict=True)})
+    checked, session = [], None
+    for batch, steps in ((1, 1), (4, 9)):  # a streaming step, and a batch longer than traced
+        args = sig.sample(batch, steps, 1 + batch)
+        try:  # e.g. an op onnxruntime has no float64 kernel for (Softplus)
+            session = session or ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+            names = [i.name for i in session.get_inputs()]
+            got = session.run(None, {n: a.numpy() for n, a in zip(names, args, strict=True)})
+        except Exception as err:  # onnxruntime's own exception types
+            dtype = next(sig.module.parameters()).dtype
+            raise ValueError(f"onnxruntime could not run the exported file ({dtype} model): {err}; "
+                             f"nothing was written") from err
         with torch.no_grad():
             want = sig.module(*args)
         want = (want,) if isinstance(want, Tensor) else want
-        diff = max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want, strict=True))
-        if not diff <= TOLERANCE:
-            raise ValueError(f"the ONNX file differs from the model by {diff:.3g} (> {TOLERANCE:g}) at "
-                             f"batch {batch}, length {time}; nothing was written")
+        pairs = [(g, w.numpy()) for g, w in zip(got, want, strict=True)]
+        diff = max(float(np.abs(g - w).max()) for g, w in pairs)
+        over = max(float((np.abs(g - w) / np.maximum(np.abs(w), 1.0)).max()) for g, w in pairs)
+        time = args[0].shape[1]  # every signature's first input is (B, T, ...)
+        if not over <= TOLERANCE:
+            raise ValueError(f"the ONNX file differs from the model by {diff:.3g} (more than {TOLERANCE:g}, "
+                             f"relative beyond 1) at batch {batch}, length {time}; nothing was written")
         checked.append({"batch": batch, "time": time, "max_abs_diff": diff})
     return checked
 
