@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from rnnkit import export as export_module
 from rnnkit.cli import cli
 from rnnkit.export import export_onnx
-from rnnkit.models import LanguageModel, LMConfig
+from rnnkit.models import LanguageModel, LMConfig, load_model
 from tests.cli.test_forecast_commands import FAST as FORECAST_FAST
 from tests.tasks.test_classify_task import cfg_for, write_trend_ts
 
@@ -50,7 +50,6 @@ def test_the_onnx_example_generates_what_rnnkit_generate_does(tmp_path):
     import runpy
 
     from rnnkit.data.tokenizers import load_tokenizer
-    from rnnkit.models import load_model
     from rnnkit.tasks.lm import generate, train_lm
     from tests.tasks.test_lm_task import TEXT, tiny
 
@@ -86,7 +85,7 @@ def test_other_models_and_a_missing_extra_are_refused(tmp_path, monkeypatch):
     mingru = LanguageModel(LMConfig(vocab_size=9, embed_size=4, hidden_size=4, num_layers=1, cell="mingru"))
     with pytest.raises(TypeError, match="a mingru language model cannot be exported"):
         export_onnx(mingru, tmp_path / "a.onnx")
-    with pytest.raises(TypeError, match="LanguageModel, SequenceClassifier or Forecaster .* got Linear"):
+    with pytest.raises(TypeError, match="SequenceClassifier, Forecaster or Tagger .* got Linear"):
         export_onnx(torch.nn.Linear(2, 2), tmp_path / "a.onnx")
     found = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",  # as if onnxruntime were not installed
@@ -199,3 +198,46 @@ def test_cli_refuses_other_runs_and_ensembles(tmp_path):
     result = CliRunner().invoke(cli, ["export", str(tmp_path / "f"), "--out", str(missing_dir)])
     assert result.exit_code == 2 and "its directory must exist" in result.output
     assert not list(tmp_path.glob("*.onnx"))
+
+
+@pytest.mark.parametrize("crf", ["true", "false"])
+def test_a_tagger_file_tags_as_rnnkit_tag_does(crf, tmp_path):
+    """A trained tagger's file, fed TagVocab.features padded into one batch (rows and
+    characters), gives rnnkit tag's tags: Viterbi (CRF) or argmax, as a scan over the length."""
+    from rnnkit.data.tag_features import TagVocab
+    from rnnkit.tasks.tag import VOCAB, predict_tags, train_tagger
+    from tests.tasks.test_tag_task import make_cfg, toy
+
+    torch.set_default_dtype(torch.float32)
+    (tmp_path / "train.conll").write_text(toy(60, 0))
+    (tmp_path / "test.conll").write_text(toy(10, 1))
+    train_tagger(make_cfg(tmp_path, f"model.crf={crf}", "model.char_encoder=lstm"), tmp_path / "run")
+    result = export_onnx(load_model(tmp_path / "run"), tmp_path / "tagger.onnx")
+    assert result["inputs"] == {"x": ["B", "T", "F"], "lengths": ["B"]}
+    assert result["outputs"] == ["tags", "emissions"]
+    (tmp_path / "new.txt").write_text("the cat run\nA dog saw the zebra\nparks\n")
+    want = predict_tags(tmp_path / "run", tmp_path / "new.txt", format="text")
+    vocab = TagVocab.from_json((tmp_path / "run" / VOCAB).read_text())
+    rows = [vocab.features(words) for words in want.words]
+    x = torch.zeros(len(rows), max(r.shape[0] for r in rows), max(r.shape[1] for r in rows), dtype=torch.long)
+    for b, r in enumerate(rows):
+        x[b, : r.shape[0], : r.shape[1]] = r
+    lengths = np.array([r.shape[0] for r in rows])
+    session = ort.InferenceSession(str(tmp_path / "tagger.onnx"), providers=["CPUExecutionProvider"])
+    tags, _ = session.run(None, {"x": x.numpy(), "lengths": lengths})
+    got = tuple(tuple(vocab.tags[i] for i in row[:n]) for row, n in zip(tags, lengths, strict=True))
+    assert got == want.tags
+    assert (tags[0, 3:] == 0).all()  # padding positions hold 0, as Tagger.decode gives
+
+
+@pytest.mark.parametrize("char_encoder", ["cnn", "none"])
+def test_taggers_export_with_any_word_width(char_encoder, tmp_path):
+    """Traced with 5 characters a word and checked with 3 and 6 (and one step at batch 1);
+    the tag count equals the traced length, which duck shaping would have tied together."""
+    from rnnkit.models.tagger import Tagger, TaggerConfig
+
+    torch.manual_seed(0)
+    model = Tagger(TaggerConfig(vocab_size=30, num_tags=5, num_chars=12, embed_size=6, hidden_size=5,
+                                char_features=4, char_encoder=char_encoder, crf=True)).float()
+    result = export_onnx(model, tmp_path / "t.onnx")
+    assert [(c["batch"], c["time"]) for c in result["checked"]] == [(1, 1), (4, 9)]

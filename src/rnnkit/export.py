@@ -21,6 +21,10 @@ passes is moved into place. What the file computes:
   (``interval_scale_H``). A log-transformed target must be positive (the file gives NaN
   where the model refuses). An autoregressive Gaussian forecaster draws sample paths and is
   not exported.
+- a ``Tagger``: ``(x, lengths) -> (tags, emissions)``; ``x`` (B, T, F) int64 rows of
+  ``TagVocab.features`` (word id, shape id, the word's characters; F may differ from batch
+  to batch), zero-padded; ``tags`` (B, T) int64, the Viterbi path with a CRF, else the argmax
+  (0 on padding), as ``Tagger.decode`` gives them; ``emissions`` (B, T, tags) the scores.
 
 Needs the ``onnx`` extra (onnx, onnxscript, onnxruntime).
 """
@@ -43,9 +47,9 @@ from rnnkit._io import write_atomic
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.forecaster import Forecaster
 from rnnkit.models.language_model import LanguageModel
+from rnnkit.models.tagger import SHAPES, Tagger
 
-BATCH = torch.export.Dim("B", min=1, max=1 << 16)
-MAX_TIME = 1 << 20
+LARGEST = {"B": 1 << 16, "T": 1 << 20, "F": 1 << 10}  # the dynamic dimensions' ranges
 TOLERANCE = 1e-4  # float32, after a few steps of the recurrence; relative beyond 1 (data units)
 INTERVAL = (0.1, 0.5, 0.9)  # a Gaussian forecaster's levels, as rnnkit forecast gives them
 
@@ -59,6 +63,18 @@ class _ForecastQuantiles(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model.forecast(x, quantiles=self.levels)
+
+
+class _TaggerOutputs(nn.Module):
+    """The tagger's decoded tags (argmax or Viterbi; padding 0) and its emission scores."""
+
+    def __init__(self, model: Tagger):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        emissions = self.model(x, lengths)
+        return self.model.decode(emissions, lengths), emissions
 
 
 class _LanguageModelStep(nn.Module):
@@ -82,13 +98,13 @@ class _Signature:
     inputs: dict[str, list[int | str]]
     outputs: list[str]
     sample: Callable[[int, int, int], tuple[Tensor, ...]]  # (batch, time, seed) -> inputs
-    min_time: int = 1  # the shortest T the file takes; sample's time counts from it
+    smallest: dict[str, int] = field(default_factory=dict)  # a dimension's least size, if not 1
     about: dict[str, Any] = field(default_factory=dict)  # more for the result (the forecast's levels)
 
 
 def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> dict[str, Any]:
-    """Write ``model`` (a ``LanguageModel``, ``SequenceClassifier`` or ``Forecaster``) to
-    ``path`` as ONNX.
+    """Write ``model`` (a ``LanguageModel``, ``SequenceClassifier``, ``Forecaster`` or
+    ``Tagger``) to ``path`` as ONNX.
 
     Arguments:
         check: run the file in onnxruntime at two other batch sizes and lengths (one step at
@@ -111,14 +127,14 @@ def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> di
         raise ValueError(f"model must be float32 or float64 to export (onnxruntime's CPU kernels), got "
                          f"{dtype}: export a copy, copy.deepcopy(model).float()")
     _require("onnxscript", *(("onnxruntime",) if check else ()))
-    time = torch.export.Dim("T", min=sig.min_time, max=MAX_TIME)
-    dims = {name: {i: {"B": BATCH, "T": time}[d] for i, d in enumerate(shape) if isinstance(d, str)}
+    dynamic = {d: torch.export.Dim(d, min=sig.smallest.get(d, 1), max=most) for d, most in LARGEST.items()}
+    dims = {name: {i: dynamic[d] for i, d in enumerate(shape) if isinstance(d, str)}
             for name, shape in sig.inputs.items()}
     modes = {m: m.training for m in model.modules()}  # each module's, restored after
     model.eval()
     try:
         try:
-            with quiet_exporter():
+            with quiet_exporter(), _distinct_sizes():
                 program = torch.onnx.export(sig.module, sig.sample(3, 5, 0), None, dynamo=True,
                                             dynamic_shapes=dims, input_names=list(sig.inputs),
                                             output_names=sig.outputs, verbose=False)
@@ -169,8 +185,10 @@ def _signature(model: nn.Module) -> _Signature:
         return _Signature(model, {"x": x_shape, "lengths": ["B"]}, ["logits"], sample)
     if isinstance(model, Forecaster):
         return _forecaster_signature(model)
-    raise TypeError(f"model must be a LanguageModel, SequenceClassifier or Forecaster (rnnkit train lm, "
-                    f"classify or forecast), got {type(model).__name__}")
+    if isinstance(model, Tagger):
+        return _tagger_signature(model)
+    raise TypeError(f"model must be a LanguageModel, SequenceClassifier, Forecaster or Tagger (rnnkit train "
+                    f"lm, classify, forecast or tag), got {type(model).__name__}")
 
 
 def _forecaster_signature(model: Forecaster) -> _Signature:
@@ -190,8 +208,30 @@ def _forecaster_signature(model: Forecaster) -> _Signature:
         return (x,)
 
     return _Signature(_ForecastQuantiles(model, levels), {"x": ["B", "T", cfg.input_size]}, ["quantiles"],
-                      sample, min_time=cfg.window, about={"quantiles": list(levels), "min_time": cfg.window})
+                      sample, smallest={"T": cfg.window},
+                      about={"quantiles": list(levels), "min_time": cfg.window})
 
+
+
+def _tagger_signature(model: Tagger) -> _Signature:
+    cfg = model.config
+    chars = cfg.char_encoder != "none"
+
+    def sample(batch: int, time: int, seed: int) -> tuple[Tensor, ...]:
+        # TagVocab.features' rows: word id, shape id, chars (0 padding), padding tokens all 0
+        g = torch.Generator().manual_seed(seed)
+        width = 2 + batch if chars else 0  # F changes between the traced and checked inputs
+        words = torch.randint(1, cfg.vocab_size, (batch, time, 1), generator=g)
+        shapes = torch.randint(1, len(SHAPES), (batch, time, 1), generator=g)
+        letters = torch.randint(1, max(cfg.num_chars, 2), (batch, time, width), generator=g)
+        letters *= torch.arange(width) < torch.randint(1, max(width, 1) + 1, (batch, time, 1), generator=g)
+        lengths = torch.randint(1, time + 1, (batch,), generator=g)
+        lengths[0] = time
+        real = (torch.arange(time) < lengths[:, None])[..., None]
+        return torch.cat([words, shapes, letters], dim=-1) * real, lengths
+
+    return _Signature(_TaggerOutputs(model), {"x": ["B", "T", "F"], "lengths": ["B"]}, ["tags", "emissions"],
+                      sample, smallest={"F": 3 if chars else 2})
 
 def _check(sig: _Signature, data: bytes) -> list[dict[str, Any]]:
     import onnxruntime as ort
@@ -227,6 +267,20 @@ def _require(*packages: str) -> None:
     missing = [p for p in packages if importlib.util.find_spec(p) is None]
     if missing:
         raise ImportError(f"exporting to ONNX needs {', '.join(missing)}: pip install 'rnnkit[onnx]'")
+
+
+@contextlib.contextmanager
+def _distinct_sizes() -> Iterator[None]:
+    """Tracing without "duck shaping": by default torch.export gives sizes that happen to be
+    equal in the traced inputs one symbol, so a model size equal to the traced length (the
+    CRF's tag count inside its Viterbi scan) fixed the length."""
+    try:
+        from torch.fx.experimental import _config
+    except ImportError:  # a torch without the switch: duck shaping stays
+        yield
+        return
+    with _config.patch(use_duck_shape=False):
+        yield
 
 
 @contextlib.contextmanager

@@ -18,12 +18,13 @@ from rnnkit.cli._config import new_file
               help="Run the file in onnxruntime at other batch sizes and lengths, one streaming step "
                    "among them, and compare it with the model before writing it.")
 def export(run_dir, out, check):
-    """Export the model in RUN_DIR (from rnnkit train lm, classify or forecast) to ONNX, with a
-    dynamic batch size and length, and print what the file takes and gives as JSON. A language
-    model takes (ids, h[, c]) and gives (logits, h_out[, c_out]): its state is explicit, for
-    streaming. A classifier takes (x, lengths) and gives logits. A forecaster takes x, the raw
-    values of at least min_time steps, and gives the forecast's quantiles (B, horizon, levels).
-    Needs the onnx extra: pip install 'rnnkit[onnx]'."""
+    """Export the model in RUN_DIR (from rnnkit train lm, classify, forecast or tag) to ONNX,
+    with a dynamic batch size and length, and print what the file takes and gives as JSON. A
+    language model takes (ids, h[, c]) and gives (logits, h_out[, c_out]): its state is
+    explicit, for streaming. A classifier takes (x, lengths) and gives logits. A forecaster
+    takes x, the raw values of at least min_time steps, and gives the forecast's quantiles
+    (B, horizon, levels). A tagger takes (x, lengths), the run's token features, and gives
+    (tags, emissions). Needs the onnx extra: pip install 'rnnkit[onnx]'."""
     from rnnkit.export import export_onnx
     from rnnkit.models import load_model
     from rnnkit.tasks.classify import ENSEMBLE

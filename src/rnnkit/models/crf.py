@@ -104,20 +104,31 @@ class LinearChainCRF(nn.Module):
         """
         self._check(emissions_BTC, lengths_B)
         B, T, C = emissions_BTC.shape
-        mask_BT = lengths_to_mask(lengths_B, T)
+        steps_T1 = torch.arange(T, device=emissions_BTC.device)[:, None]
+        live_TB = (steps_T1 < lengths_B) & (steps_T1 > 0)  # step 1 passed over (below)
         identity_BC = torch.arange(C, device=emissions_BTC.device).expand(B, C)
-        delta_BC = self.start_C + emissions_BTC[:, 0]
-        pointers = []  # psi_t(j): the best previous tag i for tag j at step t
-        for t in range(1, T):
-            best_BC, psi_BC = (delta_BC[:, :, None] + self.transitions_CC).max(dim=1)
-            delta_BC = torch.where(mask_BT[:, t, None], best_BC + emissions_BTC[:, t], delta_BC)
-            pointers.append(torch.where(mask_BT[:, t, None], psi_BC, identity_BC))
+        # detached (a no-op under no_grad): exported, torch's scan would otherwise take these to
+        # want gradients and fail on its integer output
+        P_BTC, A_CC = emissions_BTC.detach(), self.transitions_CC.detach()
+
+        def forward_step(delta_BC: Tensor, xs: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+            """δ_t(j) = P[t, j] + max_i (δ_{t-1}(i) + A[i, j]); ψ_t(j) = its argmax i."""
+            emissions_BC, live_B = xs
+            best_BC, psi_BC = (delta_BC[:, :, None] + A_CC).max(dim=1)
+            delta_BC = torch.where(live_B[:, None], best_BC + emissions_BC, delta_BC)
+            return delta_BC, torch.where(live_B[:, None], psi_BC, identity_BC)  # padding: identity
+
+        def back_step(tag_B: Tensor, psi_BC: Tensor) -> tuple[Tensor, Tensor]:
+            """y_t, and y_{t-1} = ψ_t(y_t) to carry."""
+            return psi_BC.gather(1, tag_B[:, None]).squeeze(1), tag_B.clone()  # scan's output may not alias
+
+        # over every step, the first passed over (δ_1 = start + P[1], ψ_1 the identity): T - 1
+        # steps would be a length torch.export cannot take to be 0
+        delta_BC = self.start_C.detach() + P_BTC[:, 0]
+        delta_BC, psi_TBC = _loop(forward_step, delta_BC, (P_BTC.transpose(0, 1), live_TB))
         score_B, tag_B = (delta_BC + self.end_C).max(dim=1)
-        tags = [tag_B]
-        for psi_BC in reversed(pointers):  # walk back; padding steps point to themselves
-            tag_B = psi_BC.gather(1, tag_B[:, None]).squeeze(1)
-            tags.append(tag_B)
-        return torch.stack(tags[::-1], dim=1), score_B
+        _, tags_TB = _loop(back_step, tag_B, psi_TBC.flip(0))  # walk back from the last step
+        return tags_TB.flip(0).T, score_B
 
     def _check(self, emissions_BTC: Tensor, lengths_B: Tensor) -> None:
         if emissions_BTC.dim() != 3 or emissions_BTC.shape[2] != self.num_tags \
@@ -128,6 +139,23 @@ class LinearChainCRF(nn.Module):
         if lengths_B.shape != (B,) or lengths_B.dtype != torch.long:
             raise ValueError(f"lengths_B must be int64 of shape ({B},), got {lengths_B.dtype} of "
                              f"shape {tuple(lengths_B.shape)}")
-        if B and (int(lengths_B.min()) < 1 or int(lengths_B.max()) > T):
+        if torch.compiler.is_compiling():  # reading the values would break the graph
+            torch._assert_async(((lengths_B >= 1) & (lengths_B <= T)).all(), f"lengths_B must be in [1, {T}]")
+        elif B and (int(lengths_B.min()) < 1 or int(lengths_B.max()) > T):
             raise ValueError(f"lengths_B must be in [1, {T}], got [{int(lengths_B.min())}, "
                              f"{int(lengths_B.max())}]")
+
+
+def _loop(step, carry: Tensor, xs) -> tuple[Tensor, Tensor]:
+    """``step`` over the first axis of ``xs``: (final carry, the outputs stacked). A Python
+    loop, or under ``torch.export`` one ``scan`` (ONNX Scan), which keeps T symbolic."""
+    xs = xs if isinstance(xs, tuple) else (xs,)
+    if torch.compiler.is_exporting():
+        from torch._higher_order_ops.scan import scan  # torch's scan has no public name yet
+
+        return scan(lambda c, x: step(c, x if len(x) > 1 else x[0]), carry, xs)
+    outs = []
+    for t in range(xs[0].shape[0]):
+        carry, out = step(carry, tuple(x[t] for x in xs) if len(xs) > 1 else xs[0][t])
+        outs.append(out)
+    return carry, torch.stack(outs)

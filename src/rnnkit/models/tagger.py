@@ -167,6 +167,14 @@ class Tagger(nn.Module):
         """Encode the real tokens only; padding tokens get zeros."""
         B, T, _ = chars_BTW.shape
         real_BT = chars_BTW[..., 0] != 0
+        if torch.compiler.is_exporting():
+            # every token, padding as a one-char word, then zeroed: the real tokens' count
+            # depends on the data, which an exported graph cannot (the same numbers: a word's
+            # padding chars never count)
+            words_NW = chars_BTW.flatten(0, 1).clone()
+            words_NW[:, 0] = torch.where(real_BT.flatten(), words_NW[:, 0], 1)
+            f_BTF = self.chars(words_NW).view(B, T, -1)
+            return torch.where(real_BT[..., None], f_BTF, 0.0)
         words_NW = chars_BTW[real_BT]
         words_NW = words_NW[:, : max(int((words_NW != 0).sum(dim=1).max()), 1)]  # the batch's W
         f_NF = self.chars(words_NW)
