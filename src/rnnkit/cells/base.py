@@ -160,6 +160,20 @@ def core_cell(cell: Cell) -> Cell:
     return cell.core if isinstance(cell, CellWrapper) else cell
 
 
+def cell_class(cell: Cell) -> type:
+    """The cell's own class: ``torch.nn.utils.parametrize`` (weight_norm, spectral_norm,
+    orthogonal) swaps a module's class for a subclass of it, which executors must see through."""
+    cls = type(cell)
+    return cls.__bases__[0] if getattr(cell, "parametrizations", None) is not None else cls
+
+
+def weights_by_hook(cell: Cell) -> bool:
+    """Whether forward hooks may rewrite the cell's weights (``torch.nn.utils.prune`` and the
+    older ``weight_norm``/``spectral_norm`` compute them in a pre-hook): they run only when the
+    cell is called, as the reference loop calls it, so the fast executors step aside."""
+    return bool(cell._forward_pre_hooks or cell._forward_hooks)
+
+
 def uniform_init_(module: nn.Module, hidden_size: int) -> None:
     """torch.nn's RNN initialisation: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H))."""
     bound = 1.0 / math.sqrt(hidden_size)

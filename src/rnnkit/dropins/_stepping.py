@@ -12,6 +12,7 @@ from torch import Tensor
 
 from rnnkit._checks import check_like
 from rnnkit.cells import core_cell
+from rnnkit.cells.base import cell_class, weights_by_hook
 from rnnkit.kernels import native
 
 
@@ -106,6 +107,9 @@ class Streaming:
     def _step_native(self, x_BI: Tensor, hx: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]] | None:
         if self.proj_size or not x_BI.is_cpu or x_BI.dtype != torch.float32:
             return None  # the kernel: CPU, float32, no LSTM projection
+        owners = [native.owner(cell) for cell in self._cells]
+        if any(cell_class(c) is not type(c) or weights_by_hook(c) for c in owners):
+            return None  # computed weights (parametrize, prune): its copy could not follow them
         stepper = self._stepper
         if stepper is None or not stepper.fresh():
             layers = [native.flat_weights(cell) for cell in self._cells]

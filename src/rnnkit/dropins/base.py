@@ -25,7 +25,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from rnnkit import kernels
 from rnnkit._checks import check_lengths, check_sequence
 from rnnkit.cells import HiddenState, MinGRUCell, MinLSTMCell, core_cell
-from rnnkit.cells.base import Cell, plain_int
+from rnnkit.cells.base import Cell, plain_int, weights_by_hook
 from rnnkit.cells.wrappers import RecurrentDropout, WeightDrop, Zoneout, _check_p, _check_scaled_p
 from rnnkit.dropins import _names
 from rnnkit.dropins._layout import TorchLayout
@@ -300,6 +300,7 @@ class DropIn(Streaming, TorchLayout, nn.Module):
         # exported, the layers may run the reference loop one by one (native.exported_as_loop)
         traced_ragged = lengths_B is not None and torch.jit.is_tracing()
         one_call = one_call and not traced_ragged and not native.exported_as_loop(lengths_B, self.training)
+        one_call = one_call and not any(weights_by_hook(native.owner(cell)) for cell in self._cells)
         if kind is not None and one_call and not (masks and torch.compiler.is_compiling()):
             if hx is None:
                 hx = self._zero_hx(B, x_BTI)

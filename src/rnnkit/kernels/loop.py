@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.cells.base import Cell, HiddenState, LSTMState
+from rnnkit.cells.base import Cell, HiddenState, LSTMState, cell_class
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
 from rnnkit.cells.variants import LayerNormGRUCell, LayerNormLSTMCell
@@ -54,11 +54,11 @@ def _unwrap(cell: Cell) -> tuple[Zoneout | None, RecurrentDropout | None, Weight
 
 
 def _kind(core: Cell) -> int | None:
-    if type(core) is LayerNormLSTMCell or (type(core) is LSTMCell and not core.proj_size):
+    if cell_class(core) is LayerNormLSTMCell or (cell_class(core) is LSTMCell and not core.proj_size):
         return _LSTM
-    if type(core) is LayerNormGRUCell or (type(core) is GRUCell and core.reset_after):
+    if cell_class(core) is LayerNormGRUCell or (cell_class(core) is GRUCell and core.reset_after):
         return _GRU
-    return _GRU_RESET_BEFORE if type(core) is GRUCell else None
+    return _GRU_RESET_BEFORE if cell_class(core) is GRUCell else None
 
 
 @functools.cache

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.cells.base import Cell
+from rnnkit.cells.base import Cell, cell_class
 from rnnkit.cells.elman import ElmanCell
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
@@ -38,11 +38,11 @@ def owner(cell: Cell) -> Cell:
 
 def supports(cell: Cell) -> bool:
     core = owner(cell)
-    if type(core) is LSTMCell:
+    if cell_class(core) is LSTMCell:
         return not core.peephole
-    if type(core) is GRUCell:
+    if cell_class(core) is GRUCell:
         return core.reset_after
-    return type(core) is ElmanCell
+    return cell_class(core) is ElmanCell
 
 
 def op_kind(cell: Cell) -> str:
@@ -68,6 +68,8 @@ def flat_weights(cell: Cell) -> list[Tensor]:
         weights = flat_weights(cell.cell)
         weights[1] = cell.dropped_weight_hh()
         return weights
+    if cell_class(cell) is not type(cell):  # parametrized: the weights are computed at each access
+        return [w for w in (getattr(cell, n, None) for n in _FLAT_ORDER) if w is not None]
     # weight_dict(cell), inlined: a dict lookup, as Module.__getattr__ is slow on the streaming path
     params = cell._parameters or cell.__dict__
     return [params[n] for n in _FLAT_ORDER if params.get(n) is not None]

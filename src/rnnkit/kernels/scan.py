@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.cells.base import Cell, HiddenState
+from rnnkit.cells.base import Cell, HiddenState, cell_class
 from rnnkit.cells.mingru import MinGRUCell, MinLSTMCell, g, log_g
 from rnnkit.layers.masking import lengths_to_mask
 
@@ -37,7 +37,7 @@ def supports(cell: Cell) -> bool:
 def log_coefficients(cell: Cell, x_BTI: Tensor) -> tuple[Tensor, Tensor]:
     """log a_t and log b_t of the linear recurrence, from the cell's own parameters."""
     k_BTG = F.linear(x_BTI, cell.weight_ih, cell.bias_ih)
-    if type(cell) is MinGRUCell:
+    if cell_class(cell) is MinGRUCell:
         k_z, k_h = k_BTG.chunk(2, dim=-1)
         return -F.softplus(k_z), -F.softplus(-k_z) + log_g(k_h)  # log(1-z), log z + log g
     k_f, k_i, k_h = k_BTG.chunk(3, dim=-1)
@@ -55,7 +55,7 @@ def linear_scan_log(log_a_BTH: Tensor, log_b_BTH: Tensor, h0_BH: Tensor) -> Tens
 def coefficients(cell: Cell, x_BTI: Tensor) -> tuple[Tensor, Tensor]:
     """a_t and b_t of the linear recurrence, as the cell's ``forward`` forms them."""
     k_BTG = F.linear(x_BTI, cell.weight_ih, cell.bias_ih)
-    if type(cell) is MinGRUCell:
+    if cell_class(cell) is MinGRUCell:
         k_z, k_h = k_BTG.chunk(2, dim=-1)
         z = k_z.sigmoid()
         return 1 - z, z * g(k_h)

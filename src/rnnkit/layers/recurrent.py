@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from rnnkit import kernels
 from rnnkit._checks import check_lengths, check_sequence, check_state
-from rnnkit.cells.base import Cell, State, core_cell
+from rnnkit.cells.base import Cell, State, core_cell, weights_by_hook
 from rnnkit.layers.masking import flip_padded, lengths_to_mask
 
 
@@ -56,7 +56,8 @@ class Recurrent(nn.Module):
             x_BTI = flip_padded(x_BTI, lengths_B)
         # traced (torch.jit.trace, torch.onnx.export(dynamo=False)), the fast executors' cut of
         # the rows by length would be baked in as constants; the reference loop's masks are not
-        executor = "reference" if lengths_B is not None and torch.jit.is_tracing() else self.executor
+        traced_ragged = lengths_B is not None and torch.jit.is_tracing()
+        executor = "reference" if traced_ragged or weights_by_hook(core_cell(self.cell)) else self.executor
         out_BTO, state = kernels.KERNELS[executor].run(self.cell, x_BTI, state, lengths_B)
         if self.reverse:
             out_BTO = flip_padded(out_BTO, lengths_B)
