@@ -168,6 +168,22 @@ def test_embedding_mask_zero_runs_each_row_at_its_length():
         torch.testing.assert_close(out[b:b + 1], lstm(embed(tokens[b:b + 1, :n])))
 
 
+@pytest.mark.parametrize("name", LAYERS)
+def test_go_backwards_on_padded_rows_reverses_the_whole_row_as_keras(name):
+    """Keras reverses a masked row whole: [x1, x2, x3, pad, pad] read backwards gives
+    [0, 0, o3, o2, o1] (keras/src/backend tests expect [0, 0, 6, 5, 4] for [4, 5, 6, 0, 0]),
+    o_k the output after reading x3 .. x_k; the final state is o1's."""
+    layer = LAYERS[name](H, return_sequences=True, go_backwards=True, return_state=True)
+    x = torch.randn(2, 5, I)
+    lengths = torch.tensor([3, 5])
+    out, h, *_ = layer(x, lengths=lengths)
+    alone, *_ = layer(x[:1, :3])  # the first row without its padding: [o3, o2, o1]
+    torch.testing.assert_close(out[0, :2], torch.zeros(2, H))
+    torch.testing.assert_close(out[0, 2:], alone[0])
+    torch.testing.assert_close(h[0], alone[0, -1])
+    torch.testing.assert_close(out[1], layer(x[1:])[0][0])
+
+
 def test_executors_agree():
     """The same Keras LSTM on the fused native executor and on the reference loop."""
     fast, slow = LSTM(H, return_sequences=True), LSTM(H, return_sequences=True, backend="reference")

@@ -15,7 +15,12 @@ Keras's conventions, and how they map:
   one mask per sequence on h (``RecurrentDropout``). Keras draws one mask per gate; rnnkit
   draws one for all gates.
 - ``go_backwards``: ``Recurrent(reverse=True)``; with ``return_sequences`` the outputs come
-  in processing order (last step first), as in Keras.
+  in processing order (last step first) over the whole padded row, as in Keras: a masked row
+  [x1, x2, x3, pad, pad] gives [0, 0, o3, o2, o1] (Keras 3's own test expects this layout),
+  and the mask handed on is the input's, not reversed, as Keras hands it on.
+- Masked steps output zeros, as in Keras's ``Bidirectional`` and its cuDNN path; Keras's
+  generic loop (``zero_output_for_mask=False``) repeats the last output there instead. The
+  states and the real steps' outputs are the same either way.
 - ``stateful``: Keras keeps the final state in the layer. This front end does too (rnnkit's
   layers keep none): each call starts from the previous call's final state (detached), for
   a batch size fixed by ``batch_input_shape`` or the first call; ``reset_states()`` zeroes it.
@@ -41,7 +46,7 @@ from rnnkit.cells.wrappers import RecurrentDropout
 from rnnkit.keras._base import Layer, Shape, as_tensor, check_features, check_positive_int, check_rate
 from rnnkit.keras._weights import KerasWeight, swap_first_blocks
 from rnnkit.layers import Bidirectional as _Bidirectional
-from rnnkit.layers import LockedDropout, Recurrent, flip_padded
+from rnnkit.layers import LockedDropout, Recurrent
 
 
 class RNNLayer(Layer):
@@ -168,7 +173,8 @@ class RNNLayer(Layer):
         if self.stateful:
             self._states = _detach(state)
         if self.return_sequences:
-            output = flip_padded(out_BTO, lengths_B) if self.go_backwards else out_BTO
+            # Keras reverses the padded rows whole: padding first, then the last real step's output
+            output = out_BTO.flip(1) if self.go_backwards else out_BTO
         else:
             output = self._last_output(state)
         return [output, *self._state_list(state)] if self.return_state else output
