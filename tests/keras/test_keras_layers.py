@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit.keras import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, SimpleRNN
+from rnnkit.keras import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Sequential, SimpleRNN
 
 B, T, I, H = 3, 6, 4, 5
 LAYERS = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
@@ -161,11 +161,68 @@ def test_dropout_only_in_training():
 def test_embedding_mask_zero_runs_each_row_at_its_length():
     embed, lstm = Embedding(10, 4, mask_zero=True), LSTM(H)
     tokens = torch.tensor([[3, 1, 4, 1, 5], [9, 2, 6, 0, 0], [5, 0, 0, 0, 0]])
-    lengths = embed.output_lengths(tokens, None)
-    assert lengths.tolist() == [5, 3, 1]
-    out = lstm(embed(tokens), lengths=lengths)
-    for b, n in enumerate(lengths.tolist()):
+    mask = embed.output_mask(tokens, None)
+    assert mask.sum(dim=1).tolist() == [5, 3, 1]
+    out = lstm(embed(tokens), mask=mask)
+    for b, n in enumerate(mask.sum(dim=1).tolist()):
         torch.testing.assert_close(out[b:b + 1], lstm(embed(tokens[b:b + 1, :n])))
+
+
+MASKS = {  # Keras's pad_sequences pads before; a Masking layer can leave holes; a row may be all padding
+    "pre": [[0, 0, 1, 1, 1], [0, 1, 1, 1, 1], [1, 1, 1, 1, 1]],
+    "holes": [[1, 0, 1, 0, 1], [0, 1, 1, 0, 0], [1, 1, 1, 1, 1]],
+    "empty-row": [[0, 0, 0, 0, 0], [1, 1, 0, 0, 0], [0, 0, 0, 1, 1]],
+}
+
+
+@pytest.mark.parametrize("pattern", MASKS)
+@pytest.mark.parametrize("make", [
+    lambda: LSTM(H, return_sequences=True, return_state=True),
+    lambda: GRU(H, return_sequences=True, return_state=True, go_backwards=True),
+    lambda: SimpleRNN(H, return_sequences=True, return_state=True),
+    lambda: Bidirectional(LSTM(H, return_sequences=True, return_state=True)),
+], ids=["lstm", "gru-backwards", "simple-rnn", "bidirectional"])
+def test_any_mask_skips_its_steps_as_keras(make, pattern):
+    """Keras carries the state over a masked step wherever it is: each row gives what its real
+    steps alone give (at their places; 0 at masked steps), and a row of only padding keeps
+    its initial state."""
+    layer = make()
+    x, mask = torch.randn(3, 5, I), torch.tensor(MASKS[pattern], dtype=torch.bool)
+    start = [torch.randn(3, H) for _ in range(len(layer.compute_output_shape((3, 5, I))) - 1)]
+    out, *states = layer(x, mask=mask, initial_state=start)
+    backwards = getattr(layer, "go_backwards", False)
+    for b in range(3):
+        keep = mask[b].nonzero().squeeze(1)
+        first = [s[b:b + 1] for s in start]
+        if len(keep) == 0:
+            torch.testing.assert_close(out[b], torch.zeros_like(out[b]))
+            for s, s0 in zip(states, first, strict=True):
+                torch.testing.assert_close(s[b:b + 1], s0)
+            continue
+        alone, *alone_states = layer(x[b:b + 1, keep], initial_state=first)
+        at = (mask.shape[1] - 1 - keep).flip(0) if backwards else keep  # Keras's reversed row
+        torch.testing.assert_close(out[b, at], alone[0])
+        dropped = torch.ones(mask.shape[1], dtype=torch.bool)
+        dropped[at] = False
+        assert (out[b, dropped] == 0).all()
+        for s, s_alone in zip(states, alone_states, strict=True):
+            torch.testing.assert_close(s[b:b + 1], s_alone)
+
+
+def test_a_model_reads_pre_padded_tokens_as_post_padded_ones():
+    """pad_sequences' default (padding first) and padding last give one model the same last
+    outputs, and fit trains on either."""
+    from rnnkit.keras.utils import pad_sequences
+
+    torch.manual_seed(0)
+    model = Sequential([Embedding(12, 4, mask_zero=True), LSTM(H), Dense(2)])
+    rows = [[3, 1, 4], [1, 5, 9, 2, 6], [5]]
+    pre, post = pad_sequences(rows), pad_sequences(rows, padding="post")
+    assert pre.tolist()[0] == [0, 0, 3, 1, 4] and post.tolist()[0] == [3, 1, 4, 0, 0]
+    np.testing.assert_allclose(model.predict(pre, verbose=0), model.predict(post, verbose=0), rtol=1e-12)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = model.fit(pre, np.array([0, 1, 0]), epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
 
 
 @pytest.mark.parametrize("name", LAYERS)
@@ -217,8 +274,8 @@ def test_numpy_inputs_take_the_layer_dtype():
     (lambda: Bidirectional(LSTM(H), merge_mode="max"), ValueError, r"merge_mode must be one of"),
     (lambda: Embedding(5, 2)(torch.tensor([[1, 5]])), ValueError,
      r"token ids of embedding \(Embedding\) must be in \[0, 5\) \(input_dim\), got min 1 and max 5"),
-    (lambda: Embedding(5, 2, mask_zero=True).output_lengths(torch.tensor([[1, 0, 2]]), None),
-     ValueError, r"padding \(id 0\) only at the end of each row"),
+    (lambda: LSTM(H)(torch.randn(B, T, I), mask=torch.ones(B, T + 1, dtype=torch.bool)), ValueError,
+     r"mask of lstm \(LSTM\) must be \(batch, timesteps\) = \(3, 6\) bool, got torch.bool of shape \(3, 7\)"),
     (lambda: LSTM(H)(torch.randn(B, T, I), initial_state=[torch.zeros(B, H)]), ValueError,
      r"initial_state of lstm \(LSTM\) must be a list of 2 \(batch, 5\) tensors, got 1 items"),
     (lambda: SimpleRNN(H, input_shape=(T, I), batch_input_shape=(2, T, I)), ValueError,
@@ -229,7 +286,7 @@ def test_numpy_inputs_take_the_layer_dtype():
      r"recurrent_activation must be 'sigmoid' \(the only one this GRU runs\), got 'hard_sigmoid'"),
     (lambda: LSTM(H, unroll=True), ValueError, r"unroll must be False \(.*\), got True"),
 ], ids=["rank", "features", "rnn-activation", "dense-activation", "units", "dropout",
-        "bidirectional-layer", "merge-mode", "token-range", "mask-prepadding", "initial-state",
+        "bidirectional-layer", "merge-mode", "token-range", "mask-shape", "initial-state",
         "two-shapes", "lstm-activation", "gru-recurrent-activation", "unroll"])
 def test_bad_input(call, error, message):
     with pytest.raises(error, match=message):

@@ -11,7 +11,7 @@ executor applies; ``fit`` is ``rnnkit.train.fit``. Where this front end keeps st
 rnnkit's layers don't (``stateful=True``), it says so; see ``rnnkit.keras._recurrent``.
 """
 
-from rnnkit.keras import callbacks, datasets, losses, optimizers
+from rnnkit.keras import callbacks, datasets, losses, optimizers, utils
 from rnnkit.keras._saving import load_model
 from rnnkit.keras.layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Layer, SimpleRNN
 from rnnkit.keras.model import History, Sequential
@@ -32,4 +32,5 @@ __all__ = [
     "load_model",
     "losses",
     "optimizers",
+    "utils",
 ]

@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rnnkit._checks import check_lengths
 from rnnkit.keras._weights import KerasWeight
+from rnnkit.layers import lengths_to_mask
 
 Shape = tuple[int | None, ...]
 
@@ -66,9 +68,10 @@ class Layer(nn.Module):
     def compute_output_shape(self, input_shape: Shape) -> Shape | list[Shape]:
         return input_shape
 
-    def output_lengths(self, inputs: Tensor, lengths: Tensor | None) -> Tensor | None:
-        """The per-row lengths of this layer's output (Keras's mask, as rnnkit lengths)."""
-        return lengths
+    def output_mask(self, inputs: Tensor, mask: Tensor | None) -> Tensor | None:
+        """Keras's mask of this layer's output, (B, T) bool, True at real steps (Keras's
+        ``compute_mask``): the input's by default."""
+        return mask
 
     def keras_weights(self) -> dict[str, KerasWeight]:
         """Keras's weights of the built layer, by Keras's names, in Keras's order."""
@@ -272,3 +275,18 @@ def check_features(layer: Layer, shape: Shape, built: Shape | None, *, rank: str
     if built is not None and shape[-1] != built[-1]:
         raise ValueError(f"inputs of {layer.describe()} must have {built[-1]} features (the size "
                          f"it was built for, input_shape={built[1:]}), got {shape[-1]} (shape {shape})")
+
+
+def check_mask(mask, lengths, B: int, T: int, *, device, where: str) -> Tensor | None:
+    """Keras's ``mask`` (B, T) bool, or one made from rnnkit's ``lengths``, or None."""
+    if mask is not None and lengths is not None:
+        raise ValueError(f"pass mask or lengths to {where}, not both")
+    if lengths is not None:
+        return lengths_to_mask(check_lengths(lengths, batch=B, time=T, device=device), T)
+    if mask is None:
+        return None
+    mask = torch.as_tensor(mask, device=device)
+    if mask.shape != (B, T) or mask.dtype != torch.bool:
+        raise ValueError(f"mask of {where} must be (batch, timesteps) = ({B}, {T}) bool, got "
+                         f"{mask.dtype} of shape {tuple(mask.shape)}")
+    return mask

@@ -43,8 +43,8 @@ class Bidirectional(Layer):
     def compute_output_shape(self, input_shape: Shape) -> Shape | list[Shape]:
         return self.layer.compute_output_shape(input_shape)
 
-    def output_lengths(self, inputs: Tensor, lengths: Tensor | None) -> Tensor | None:
-        return self.layer.output_lengths(inputs, lengths)
+    def output_mask(self, inputs: Tensor, mask: Tensor | None) -> Tensor | None:
+        return self.layer.output_mask(inputs, mask)
 
     def keras_weights(self) -> dict[str, KerasWeight]:
         return self.layer.keras_weights()
@@ -53,9 +53,10 @@ class Bidirectional(Layer):
         inner = {"class_name": type(self.layer).__name__, "config": self.layer.get_config()}
         return {**super().get_config(), "layer": inner, "merge_mode": self.merge_mode}
 
-    def forward(self, inputs, *, initial_state=None, lengths: Tensor | None = None):
+    def forward(self, inputs, *, initial_state=None, mask: Tensor | None = None,
+                lengths: Tensor | None = None):
         self._input(inputs)  # builds on the first call
-        return self.layer(inputs, initial_state=initial_state, lengths=lengths)
+        return self.layer(inputs, initial_state=initial_state, mask=mask, lengths=lengths)
 
     def reset_states(self) -> None:
         self.layer.reset_states()

@@ -11,7 +11,6 @@ from torch import Tensor, nn
 
 from rnnkit.keras._base import Layer, Shape, check_features, check_positive_int, check_rate
 from rnnkit.keras._weights import KerasWeight
-from rnnkit.layers import lengths_to_mask
 
 ACTIVATIONS: dict[str | None, Callable[[Tensor], Tensor]] = {
     None: lambda x: x,
@@ -72,7 +71,7 @@ class Dense(Layer):
             weights["bias"] = KerasWeight((self.linear.bias,))
         return weights
 
-    def forward(self, inputs, *, lengths: Tensor | None = None) -> Tensor:
+    def forward(self, inputs, *, mask: Tensor | None = None) -> Tensor:
         x = self._input(inputs)  # builds self.linear on the first call
         return get_activation(self.activation)(self.linear(x))
 
@@ -88,7 +87,7 @@ class Dropout(Layer):
     def get_config(self) -> dict:
         return {**super().get_config(), "rate": self.rate}
 
-    def forward(self, inputs, *, lengths: Tensor | None = None) -> Tensor:
+    def forward(self, inputs, *, mask: Tensor | None = None) -> Tensor:
         return F.dropout(self._input(inputs), self.rate, self.training)
 
 
@@ -98,9 +97,9 @@ class Embedding(Layer):
     Arguments:
         input_dim: vocabulary size V; ids must be in [0, V).
         output_dim: embedding size E.
-        mask_zero: id 0 is padding. rnnkit reads the mask as lengths (padding at the end of
-            each row), so the recurrent layers after it skip the padded steps and return each
-            row's last real output; a 0 before a non-zero id in a row is an error.
+        mask_zero: id 0 is padding: the recurrent layers after it skip those steps, wherever
+            they are (at the end of a row, at its start as Keras's ``pad_sequences`` puts
+            them, or between real steps), and a row of only padding keeps its initial state.
 
     Shapes:
         tokens (B, T) -> (B, T, E).
@@ -131,7 +130,7 @@ class Embedding(Layer):
     def keras_weights(self) -> dict[str, KerasWeight]:
         return {"embeddings": KerasWeight((self.embedding.weight,), transpose=False)}
 
-    def forward(self, inputs, *, lengths: Tensor | None = None) -> Tensor:
+    def forward(self, inputs, *, mask: Tensor | None = None) -> Tensor:
         tokens = self._input(inputs, kind="int")
         lo, hi = int(tokens.min()), int(tokens.max())
         if lo < 0 or hi >= self.input_dim:
@@ -139,17 +138,5 @@ class Embedding(Layer):
                              f"(input_dim), got min {lo} and max {hi}")
         return self.embedding(tokens)
 
-    def output_lengths(self, inputs: Tensor, lengths: Tensor | None) -> Tensor | None:
-        if not self.mask_zero:
-            return lengths
-        tokens_BT = inputs.long()
-        live_BT = tokens_BT != 0
-        lengths_B = live_BT.sum(dim=1)
-        if int(lengths_B.min()) < 1:
-            raise ValueError(f"with mask_zero=True every row of inputs to {self.describe()} needs "
-                             f"at least one non-zero id, got a row of only padding")
-        if not torch.equal(live_BT, lengths_to_mask(lengths_B, tokens_BT.shape[1])):
-            raise ValueError(f"with mask_zero=True, {self.describe()} takes padding (id 0) only at "
-                             "the end of each row (rnnkit runs on lengths), got a 0 before a "
-                             "non-zero id")
-        return lengths_B
+    def output_mask(self, inputs: Tensor, mask: Tensor | None) -> Tensor | None:
+        return inputs.long() != 0 if self.mask_zero else mask

@@ -39,14 +39,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnkit._checks import check_lengths
 from rnnkit.cells import ElmanCell, GRUCell, HiddenState, LSTMCell, LSTMState
 from rnnkit.cells.base import Cell, core_cell
 from rnnkit.cells.wrappers import RecurrentDropout
-from rnnkit.keras._base import Layer, Shape, as_tensor, check_features, check_positive_int, check_rate
+from rnnkit.keras._base import (
+    Layer,
+    Shape,
+    as_tensor,
+    check_features,
+    check_mask,
+    check_positive_int,
+    check_rate,
+)
 from rnnkit.keras._weights import KerasWeight, swap_first_blocks
 from rnnkit.layers import Bidirectional as _Bidirectional
-from rnnkit.layers import LockedDropout, Recurrent
+from rnnkit.layers import LockedDropout, Recurrent, lengths_to_mask
 
 
 class RNNLayer(Layer):
@@ -127,8 +134,8 @@ class RNNLayer(Layer):
         directions = 1 if self.merge_mode is None else 2
         return [shape] + [(B, self.units)] * (len(self._state_type()._fields) * directions)
 
-    def output_lengths(self, inputs: Tensor, lengths: Tensor | None) -> Tensor | None:
-        return lengths if self.return_sequences else None
+    def output_mask(self, inputs: Tensor, mask: Tensor | None) -> Tensor | None:
+        return mask if self.return_sequences else None
 
     def get_config(self) -> dict:
         return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
@@ -158,18 +165,20 @@ class RNNLayer(Layer):
         return weights
 
     # -- call ------------------------------------------------------------------------------
-    def forward(self, inputs, *, initial_state=None, lengths: Tensor | None = None):
+    def forward(self, inputs, *, initial_state=None, mask: Tensor | None = None,
+                lengths: Tensor | None = None):
         """Run over ``inputs`` (B, T, I); ``initial_state`` is a list of (B, units) tensors
         (``[h]``, ``[h, c]`` for LSTM, the forward's then the backward's for Bidirectional);
-        ``lengths`` (B,) are the real lengths of rows padded at the end."""
+        ``mask`` (B, T) bool is Keras's, True at the steps to read (any pattern); ``lengths``
+        (B,), rnnkit's, are the real lengths of rows padded at the end (one or the other)."""
         x_BTI = self._input(inputs)
         B, T, _ = x_BTI.shape
-        lengths_B = check_lengths(lengths, batch=B, time=T, device=x_BTI.device)
+        mask_BT = check_mask(mask, lengths, B, T, device=x_BTI.device, where=self.describe())
         state = self._start_state(B, initial_state, like=x_BTI)
         x_BTI = self.input_dropout(x_BTI)
         if self._one_bias():
             x_BTI = torch.cat([x_BTI, x_BTI.new_ones(B, T, 1)], dim=-1)
-        out_BTO, state = self.rnn(x_BTI, state, lengths=lengths_B)
+        out_BTO, state = self._run(x_BTI, state, mask_BT)
         if self.stateful:
             self._states = _detach(state)
         if self.return_sequences:
@@ -178,6 +187,26 @@ class RNNLayer(Layer):
         else:
             output = self._last_output(state)
         return [output, *self._state_list(state)] if self.return_state else output
+
+    def _run(self, x_BTI: Tensor, state, mask_BT: Tensor | None):
+        """The recurrence over the steps ``mask_BT`` keeps; outputs at the others are 0."""
+        if mask_BT is None:
+            return self.rnn(x_BTI, state)
+        lengths_B = mask_BT.sum(dim=1)
+        if bool((lengths_B > 0).all()) and torch.equal(mask_BT, lengths_to_mask(lengths_B, mask_BT.shape[1])):
+            return self.rnn(x_BTI, state, lengths=lengths_B)  # padding at the ends: rnnkit's lengths
+        # Keras carries the state over a masked step, so running each row's real steps moved to
+        # its front, in order, is exact; the outputs are then put back in place
+        order_BT = torch.argsort((~mask_BT).to(torch.int8), dim=1, stable=True)
+        out_BTO, final = self.rnn(x_BTI.gather(1, order_BT[..., None].expand_as(x_BTI)), state,
+                                  lengths=lengths_B.clamp(min=1))
+        out_BTO = out_BTO.new_zeros(out_BTO.shape).scatter(1, order_BT[..., None].expand_as(out_BTO), out_BTO)
+        out_BTO = out_BTO * mask_BT[..., None]  # a row of only padding ran its first step: drop it
+        empty_B = lengths_B == 0
+        if bool(empty_B.any()):  # ... and keeps the state it started from
+            start = state if state is not None else _zeros_like(final)
+            final = _keep(final, start, empty_B)
+        return out_BTO, final
 
     def reset_states(self) -> None:
         """Forget the carried state (stateful layers): the next call starts from zeros."""
@@ -316,3 +345,15 @@ def _merge(mode: str, a: Tensor, b: Tensor) -> Tensor:
 
 def _detach(state):
     return state.detach() if isinstance(state, HiddenState | LSTMState) else tuple(map(_detach, state))
+
+
+def _zeros_like(state):
+    return tuple(_zeros_like(s) for s in state) if not hasattr(state, "_fields") else \
+        type(state)(*(torch.zeros_like(t) for t in state))
+
+
+def _keep(new, old, keep_B: Tensor):
+    """``new``, with ``old``'s rows where ``keep_B``; states or (forward, backward) pairs."""
+    if not hasattr(new, "_fields"):
+        return tuple(_keep(n, o, keep_B) for n, o in zip(new, old, strict=True))
+    return new.where(~keep_B, old)

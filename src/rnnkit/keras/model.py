@@ -26,6 +26,7 @@ from rnnkit.keras._base import (
     Layer,
     Shape,
     as_tensor,
+    check_mask,
     check_model_weights,
     to_numpy,
     training_mode,
@@ -38,7 +39,6 @@ from rnnkit.keras._summary import render_summary
 from rnnkit.keras.callbacks import check_callbacks
 from rnnkit.keras.losses import get_loss, get_metrics, set_mask
 from rnnkit.keras.optimizers import add_parameters, check_optimizer, make_optimizer
-from rnnkit.layers import lengths_to_mask
 
 
 class Sequential(nn.Module):
@@ -131,26 +131,30 @@ class Sequential(nn.Module):
         return text
 
     # -- forward ---------------------------------------------------------------------------
-    def forward(self, inputs, *, training: bool | None = None, lengths: Tensor | None = None):
+    def forward(self, inputs, *, training: bool | None = None, mask: Tensor | None = None,
+                lengths: Tensor | None = None):
         """The layers in turn. ``training``: None runs in the model's current mode (inference
         unless ``train()`` or inside ``fit``), True or False in that mode for this call only.
-        ``lengths`` (B,): real lengths of rows padded at the end, for the recurrent layers
-        (an ``Embedding(mask_zero=True)`` computes them itself)."""
+        ``mask`` (B, T) bool, True at the steps the recurrent layers read (Keras's), or
+        ``lengths`` (B,), real lengths of rows padded at the end (rnnkit's); an
+        ``Embedding(mask_zero=True)`` makes the mask itself."""
         if not self.layers:
             raise ValueError("the model has no layers: add some before calling it")
         if training is None:
-            return self._forward(inputs, lengths)
+            return self._forward(inputs, mask, lengths)
         with training_mode(self, training):
-            return self._forward(inputs, lengths)
+            return self._forward(inputs, mask, lengths)
 
-    def _forward(self, inputs, lengths: Tensor | None):
+    def _forward(self, inputs, mask: Tensor | None, lengths: Tensor | None):
         x = as_tensor(inputs, name="inputs", like=self._like())
         T = x.shape[1] if x.dim() >= 2 else None
+        if mask is not None or lengths is not None:
+            mask = check_mask(mask, lengths, x.shape[0], T, device=x.device, where="the model")
         for layer in self.layers:
-            out = layer(x, lengths=lengths)
-            lengths = layer.output_lengths(x, lengths)
+            out = layer(x, mask=mask)
+            mask = layer.output_mask(x, mask)
             x = out
-        return _with_mask(x, lengths, T)
+        return _with_mask(x, mask, T)
 
     def _like(self) -> Tensor | None:
         return next(self.parameters(), None)
@@ -320,13 +324,13 @@ class Sequential(nn.Module):
                              "(predict() returns the list)")
 
 
-def _with_mask(out, lengths_B: Tensor | None, T: int | None):
-    """``out`` with Keras's mask when it is a per-step output (B, T, ...) of inputs with
-    lengths (an ``Embedding(mask_zero=True)``'s); an output without the time axis (a
-    recurrent layer's last step, a list with states) keeps none, as in Keras."""
-    if lengths_B is None or not isinstance(out, Tensor) or out.dim() < 3 or out.shape[1] != T:
+def _with_mask(out, mask_BT: Tensor | None, T: int | None):
+    """``out`` with Keras's mask when it is a per-step output (B, T, ...) of masked inputs
+    (an ``Embedding(mask_zero=True)``'s); an output without the time axis (a recurrent
+    layer's last step, a list with states) keeps none, as in Keras."""
+    if mask_BT is None or not isinstance(out, Tensor) or out.dim() < 3 or out.shape[1] != T:
         return out
-    return set_mask(out, lengths_to_mask(lengths_B, T))
+    return set_mask(out, mask_BT)
 
 
 def _returns_state(layer: Layer) -> bool:
