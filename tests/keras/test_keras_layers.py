@@ -312,3 +312,9 @@ def test_keras_default_activations_can_be_passed(cls):
 def test_input_shape_is_checked_on_the_first_call():
     with pytest.raises(ValueError, match=r"must have 4 features .*input_shape=\(6, 4\)\), got 3"):
         GRU(H, input_shape=(T, I))(torch.randn(B, T, 3))
+
+
+def test_embedding_takes_keras_2s_input_length_with_keras_3s_warning():
+    with pytest.warns(UserWarning, match="Argument `input_length` is deprecated. Just remove it."):
+        layer = Embedding(10, 4, input_length=7)
+    assert layer(torch.tensor([[1, 2, 3]])).shape == (1, 3, 4)

@@ -126,3 +126,37 @@ def test_unnamed_metrics_get_keras_unique_names():
     d = y - model.predict(x)  # y_true - y_pred, as the lambdas take them
     assert first == pytest.approx(np.abs(d).mean()) == mae == mae_1
     assert second == pytest.approx((d ** 3).mean())
+
+
+def _np_losses(y, p):
+    """Keras 3's formulas (keras/src/losses/losses.py), per sample (mean or sum over the last
+    axis), eps = 1e-7."""
+    eps, e = 1e-7, p - y
+    return {
+        "huber": np.where(np.abs(e) <= 1, 0.5 * e**2, np.abs(e) - 0.5).mean(-1),
+        "mape": (100 * np.abs(e) / np.maximum(np.abs(y), eps)).mean(-1),
+        "msle": ((np.log1p(np.maximum(p, eps)) - np.log1p(np.maximum(y, eps))) ** 2).mean(-1),
+        "kld": (np.clip(y, eps, 1) * np.log(np.clip(y, eps, 1) / np.clip(p, eps, 1))).sum(-1),
+        "log_cosh": np.log(np.cosh(e)).mean(-1),
+    }
+
+
+@pytest.mark.parametrize("name", ["huber", "mape", "msle", "kld", "log_cosh"])
+def test_more_keras_losses_follow_keras_formulas(name):
+    rng = np.random.default_rng(1)
+    y = rng.uniform(0.05, 1, size=(6, 3))
+    p = np.abs(y + rng.normal(0, 1.2, size=y.shape)) + 0.01  # errors both sides of Huber's delta
+    got = losses.get_loss(name)(torch.tensor(y), torch.tensor(p))
+    assert float(got) == pytest.approx(_np_losses(y, p)[name].mean(), rel=1e-12)
+
+
+def test_more_keras_activations_follow_keras_formulas():
+    from rnnkit.keras._core import get_activation
+
+    x = torch.linspace(-5, 5, 41, dtype=torch.float64)
+    want = {"elu": torch.where(x > 0, x, x.exp() - 1), "gelu": 0.5 * x * (1 + torch.erf(x / 2**0.5)),
+            "softplus": (1 + x.exp()).log(), "softsign": x / (1 + x.abs()), "swish": x * x.sigmoid(),
+            "leaky_relu": torch.where(x > 0, x, 0.2 * x), "hard_sigmoid": ((x + 3).clamp(0, 6)) / 6,
+            "relu6": x.clamp(0, 6), "exponential": x.exp()}
+    for name, value in want.items():
+        torch.testing.assert_close(get_activation(name)(x), value, msg=name)

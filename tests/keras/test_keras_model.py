@@ -74,7 +74,12 @@ def test_fit_is_rnnkit_loop_with_the_optimizers_own_lr():
 
 @pytest.mark.parametrize("name, cls, lr", [("adam", torch.optim.Adam, 1e-3), ("sgd", torch.optim.SGD, 0.01),
                                            ("rmsprop", torch.optim.RMSprop, 1e-3),
-                                           ("adamw", torch.optim.AdamW, 1e-3)])
+                                           ("adamw", torch.optim.AdamW, 1e-3),
+                                           ("Adam", torch.optim.Adam, 1e-3),  # Keras reads class names
+                                           ("Nadam", torch.optim.NAdam, 1e-3),
+                                           ("adamax", torch.optim.Adamax, 1e-3),
+                                           ("adagrad", torch.optim.Adagrad, 1e-3),
+                                           ("adadelta", torch.optim.Adadelta, 1e-3)])
 def test_optimizer_names_use_keras_defaults(name, cls, lr):
     x, y = regression_data(n=8)
     model = Sequential([SimpleRNN(4, input_shape=(T, 2)), Dense(1)])
@@ -127,6 +132,7 @@ def test_evaluate_returns_float_or_list_and_predict_numpy():
     loss2, mae, mse = model.evaluate(x, y)
     assert loss2 == pytest.approx(loss) and mse == pytest.approx(loss)
     assert mae == pytest.approx(float(np.mean(np.abs(pred - y))))
+    assert model.evaluate(x, y, return_dict=True) == {"loss": loss2, "mae": mae, "mse": mse}
 
 
 def test_stateful_model_carries_state_across_predict_and_fit():
@@ -247,7 +253,8 @@ def _sequences():
     (lambda: _model().compile(loss="hinge_ish"), ValueError,
      r"loss must be a callable or one of .*'hinge_ish'"),
     (lambda: _model().compile(optimizer="adamax_ish", loss="mse"), ValueError,
-     r"optimizer must be one of \['adam', 'adamw', 'rmsprop', 'sgd'\].*got 'adamax_ish'"),
+     r"optimizer must be one of \['adadelta', 'adagrad', 'adam', 'adamax', 'adamw', 'nadam', 'rmsprop', "
+     r"'sgd'\].*got 'adamax_ish'"),
     (lambda: _model().compile(loss="mse", metrics=["precision_ish"]), ValueError,
      r"metrics must be callables or names in .*got 'precision_ish'"),
     (lambda: _compiled().fit(np.zeros((4, T, I)), np.zeros((3, 1))), ValueError,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -19,6 +20,18 @@ ACTIVATIONS: dict[str | None, Callable[[Tensor], Tensor]] = {
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
     "softmax": lambda x: F.softmax(x, dim=-1),
+    "log_softmax": lambda x: F.log_softmax(x, dim=-1),
+    "elu": F.elu,
+    "selu": F.selu,
+    "gelu": F.gelu,  # Keras's default: approximate=False
+    "softplus": F.softplus,
+    "softsign": F.softsign,
+    "swish": F.silu,
+    "silu": F.silu,
+    "relu6": F.relu6,
+    "leaky_relu": lambda x: F.leaky_relu(x, 0.2),  # Keras 3's negative_slope
+    "hard_sigmoid": F.hardsigmoid,  # Keras 3's: relu6(x + 3) / 6
+    "exponential": torch.exp,
 }
 
 
@@ -106,6 +119,8 @@ class Embedding(Layer):
     """
 
     def __init__(self, input_dim: int, output_dim: int, *, mask_zero: bool = False, **kwargs):
+        if kwargs.pop("input_length", None) is not None:  # as Keras 3: accepted, unused
+            warnings.warn("Argument `input_length` is deprecated. Just remove it.", stacklevel=2)
         super().__init__(**kwargs)
         self.input_dim = check_positive_int("input_dim", input_dim)
         self.output_dim = check_positive_int("output_dim", output_dim)

@@ -12,7 +12,7 @@ torch's, so what is kept is torch's ``state_dict``:
   the file's metadata, with ``{"tensor": key}`` in place of each tensor.
 
 Nothing is pickled, and reading the state runs no code from the file: the optimizer is made
-from the compile settings (a name of ``KERAS_DEFAULTS``) and then given the saved state.
+from the compile settings (a name of ``optimizers.KERAS_DEFAULTS``) and then given the saved state.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import json
 import torch
 from torch import Tensor, nn
 
-from rnnkit.keras.optimizers import KERAS_DEFAULTS
+from rnnkit.keras.optimizers import defaults
 
 PREFIX = "optimizer/"  # the tensors' keys, as Keras's optimizer/vars/<i>
 
@@ -43,7 +43,7 @@ def dump(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], str]:
 def restore(name: str, params: list[nn.Parameter], tensors: dict[str, Tensor], text: str,
             path) -> torch.optim.Optimizer:
     """The optimizer ``name`` (a compile setting) over ``params`` with ``dump``'s state."""
-    cls, kwargs = KERAS_DEFAULTS[name]
+    cls, kwargs = defaults(name)
     try:
         saved = json.loads(text)
         groups = [{k: _decode(v, tensors) for k, v in group.items()} for group in saved["param_groups"]]

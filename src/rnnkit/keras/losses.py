@@ -14,9 +14,11 @@ epoch, Keras weights each batch's metric by its real steps (``batch_weight``; se
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.keras._base import _snake
@@ -157,6 +159,40 @@ def sparse_categorical_crossentropy(y_true: Tensor, y_pred: Tensor,
     return _mean(-p.log().gather(-1, labels.unsqueeze(-1)), y_pred, sample_weight)
 
 
+def huber(y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> Tensor:
+    """0.5 e² where |e| <= 1, else |e| - 0.5 (Keras's ``delta=1``), e = y_pred - y_true."""
+    e = (y_pred - _align(y_true, y_pred, "huber")).abs()
+    return _mean(torch.where(e <= 1.0, 0.5 * e.square(), e - 0.5), y_pred, sample_weight)
+
+
+def mean_absolute_percentage_error(y_true: Tensor, y_pred: Tensor,
+                                   sample_weight: Tensor | None = None) -> Tensor:
+    """100 |y - p| / max(|y|, eps)."""
+    y = _align(y_true, y_pred, "mean_absolute_percentage_error")
+    return _mean(100.0 * (y - y_pred).abs() / y.abs().clamp(min=EPSILON), y_pred, sample_weight)
+
+
+def mean_squared_logarithmic_error(y_true: Tensor, y_pred: Tensor,
+                                   sample_weight: Tensor | None = None) -> Tensor:
+    """(log(1 + max(p, eps)) - log(1 + max(y, eps)))²."""
+    y = _align(y_true, y_pred, "mean_squared_logarithmic_error")
+    diff = y_pred.clamp(min=EPSILON).log1p() - y.clamp(min=EPSILON).log1p()
+    return _mean(diff.square(), y_pred, sample_weight)
+
+
+def kl_divergence(y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> Tensor:
+    """sum_c y_c log(y_c / p_c) over the last axis, both clipped to [eps, 1]."""
+    y = _align(y_true, y_pred, "kl_divergence").clamp(EPSILON, 1.0)
+    p = y_pred.clamp(EPSILON, 1.0)
+    return _mean((y * (y / p).log()).sum(dim=-1), y_pred, sample_weight)
+
+
+def log_cosh(y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> Tensor:
+    """log(cosh(e)), computed as e + softplus(-2e) - log 2 so that it does not overflow."""
+    e = y_pred - _align(y_true, y_pred, "log_cosh")
+    return _mean(e + F.softplus(-2.0 * e) - math.log(2.0), y_pred, sample_weight)
+
+
 def binary_accuracy(y_true: Tensor, y_pred: Tensor) -> Tensor:
     y = _align(y_true, y_pred, "binary_accuracy")
     return _mean(((y_pred > 0.5).to(y.dtype) == y).to(y_pred.dtype), y_pred)
@@ -190,6 +226,15 @@ LOSSES: dict[str, LossFn] = {
     "binary_crossentropy": binary_crossentropy,
     "categorical_crossentropy": categorical_crossentropy,
     "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
+    "huber": huber,
+    "mape": mean_absolute_percentage_error,
+    "mean_absolute_percentage_error": mean_absolute_percentage_error,
+    "msle": mean_squared_logarithmic_error,
+    "mean_squared_logarithmic_error": mean_squared_logarithmic_error,
+    "kld": kl_divergence,
+    "kl_divergence": kl_divergence,
+    "log_cosh": log_cosh,
+    "logcosh": log_cosh,
 }
 
 METRICS: dict[str, LossFn] = LOSSES | {

@@ -235,10 +235,11 @@ class Sequential(nn.Module):
         return self.history
 
     def evaluate(self, x, y, batch_size: int | None = None, *, verbose: int = 0,
-                 sample_weight=None) -> float | list[float]:
-        """The loss on ``(x, y)`` (a float), or ``[loss, *metrics]`` when compiled with metrics,
-        in evaluation mode; summed over the batches as Keras sums them (see ``_fit``). The
-        loss is weighted by ``sample_weight`` as in ``fit``."""
+                 sample_weight=None, return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """The loss on ``(x, y)`` (a float), or ``[loss, *metrics]`` when compiled with metrics
+        (``{"loss": ..., metric: ...}`` with ``return_dict=True``), in evaluation mode; summed
+        over the batches as Keras sums them (see ``_fit``). The loss is weighted by
+        ``sample_weight`` as in ``fit``."""
         compiled = self._require_compiled("evaluate")
         self._require_one_output("evaluate")
         data = _fit.samples(x, y, like=self._like(), sample_weight=sample_weight)
@@ -246,6 +247,8 @@ class Sequential(nn.Module):
         loader = _fit.tensor_loader(self, data, _fit.batch_size_for(self, batch_size), shuffle=False)
         with training_mode(self, False):
             values = _fit.evaluate_means(self, loader, compiled, str(self._like().device))
+        if return_dict:
+            return {"loss": values["loss"], **{k: values[k] for k in compiled["metrics"]}}
         if not compiled["metrics"]:
             return values["loss"]
         return [values["loss"], *(values[k] for k in compiled["metrics"])]

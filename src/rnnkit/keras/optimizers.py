@@ -1,5 +1,7 @@
 """Keras's optimizer names as torch optimizers, with Keras's default hyperparameters
-(``epsilon=1e-7``; RMSprop's ``rho=0.9``; AdamW's ``weight_decay=0.004``)."""
+(``epsilon=1e-7``; RMSprop's ``rho=0.9``; AdamW's ``weight_decay=0.004``; Adagrad's
+``initial_accumulator_value=0.1``; Adadelta's ``rho=0.95``). Names are read as Keras reads
+them, in any case: ``"adam"`` or ``"Adam"``."""
 
 from __future__ import annotations
 
@@ -11,13 +13,22 @@ KERAS_DEFAULTS: dict[str, tuple[type[torch.optim.Optimizer], dict]] = {
     "adamw": (torch.optim.AdamW, dict(lr=1e-3, eps=1e-7, weight_decay=0.004)),
     "rmsprop": (torch.optim.RMSprop, dict(lr=1e-3, alpha=0.9, eps=1e-7)),
     "sgd": (torch.optim.SGD, dict(lr=0.01)),
+    "nadam": (torch.optim.NAdam, dict(lr=1e-3, eps=1e-7)),
+    "adamax": (torch.optim.Adamax, dict(lr=1e-3, eps=1e-7)),
+    "adagrad": (torch.optim.Adagrad, dict(lr=1e-3, initial_accumulator_value=0.1, eps=1e-7)),
+    "adadelta": (torch.optim.Adadelta, dict(lr=1e-3, rho=0.95, eps=1e-7)),
 }
+
+
+def defaults(name: str) -> tuple[type[torch.optim.Optimizer], dict]:
+    """The torch class and Keras's defaults for an optimizer name, in any case."""
+    return KERAS_DEFAULTS[name.lower()]
 
 
 def check_optimizer(optimizer) -> None:
     """A name, a ``torch.optim.Optimizer`` subclass or an instance; raises otherwise."""
     if isinstance(optimizer, str):
-        if optimizer not in KERAS_DEFAULTS:
+        if optimizer.lower() not in KERAS_DEFAULTS:
             raise ValueError(f"optimizer must be one of {sorted(KERAS_DEFAULTS)}, a torch.optim."
                              f"Optimizer class or an instance, got {optimizer!r}")
     elif not (isinstance(optimizer, torch.optim.Optimizer)
@@ -41,7 +52,7 @@ def make_optimizer(optimizer, model: nn.Module) -> torch.optim.Optimizer:
     if not params:
         raise ValueError("the model has no trainable parameters")
     if isinstance(optimizer, str):
-        cls, kwargs = KERAS_DEFAULTS[optimizer]
+        cls, kwargs = defaults(optimizer)
         return cls(params, **kwargs)
     return optimizer(params)
 
