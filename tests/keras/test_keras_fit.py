@@ -102,3 +102,26 @@ def test_without_a_mask_a_metric_counts_samples_and_a_scalar_once_per_batch():
     assert mae == pytest.approx(np.abs(p - y).mean(), rel=1e-12)
     # Keras's Mean counts a scalar once: the mean of the two batches' largest errors
     assert largest == pytest.approx((np.abs(p - y)[:3].max() + np.abs(p - y)[3:].max()) / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_verbose_prints_keras_epoch_lines(verbose, capsys):
+    """Keras's lines per epoch on stdout (``Epoch 1/2``, then the values); verbose=1 also
+    draws the bar on stderr, verbose=2 does not, verbose=0 prints nothing."""
+    torch.manual_seed(0)
+    x, y = np.random.default_rng(0).normal(size=(12, 4, 2)), np.random.default_rng(1).normal(size=(12, 1))
+    model = Sequential([LSTM(3), Dense(1)])
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    history = model.fit(x, y, epochs=2, batch_size=4, validation_split=0.25, verbose=verbose)
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0] == "Epoch 1/2" and lines[2] == "Epoch 2/2" and len(lines) == 4
+    loss, val_mae = history.history["loss"][1], history.history["val_mae"][1]
+    assert lines[3].startswith("3/3 - ")  # 9 training samples in batches of 4
+    assert f" - loss: {loss:.4f} - mae: " in lines[3]
+    assert lines[3].endswith(f" - val_mae: {val_mae:.4f}")
+    assert ("it/s" in err or "%" in err) == (verbose == 1)
+    model.fit(x, y, epochs=1, verbose=0)
+    assert capsys.readouterr() == ("", "")
+    with pytest.raises(ValueError, match="verbose must be 0, 1, 2 or 'auto', got 3"):
+        model.fit(x, y, epochs=1, verbose=3)

@@ -19,6 +19,9 @@ this front end keeps Keras's sums itself (``EpochMeans``) and reads them at each
 from __future__ import annotations
 
 import math
+import sys
+import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -89,12 +92,35 @@ class EpochMeans:
         return {name: total / count if count else 0.0 for name, (total, count) in self._sums.items()}
 
 
+def epoch_log(verbose, epochs: int, steps: int) -> Callable[[int, dict[str, float]], None] | None:
+    """Keras's lines for an epoch, on stdout: ``Epoch 2/5`` and ``8/8 - 0s - 12ms/step -
+    loss: 0.1234 - val_loss: 0.2345`` (values as Keras formats them); None where ``verbose``
+    is 0. Keras's ``verbose=1`` also draws a bar, which here is rnnkit's, on stderr."""
+    if verbose not in (0, 1, 2, "auto") or isinstance(verbose, bool):
+        raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+    if not verbose:
+        return None
+    from tqdm import tqdm  # writes above an open progress bar
+
+    started = [time.perf_counter()]
+
+    def log(epoch: int, row: dict[str, float]) -> None:
+        seconds, started[0] = time.perf_counter() - started[0], time.perf_counter()
+        values = " - ".join(f"{k}: {v:.4f}" if abs(v) >= 1e-3 else f"{k}: {v:.4e}" for k, v in row.items())
+        tqdm.write(f"Epoch {epoch + 1}/{epochs}\n{steps}/{steps} - {seconds:.0f}s - "
+                   f"{1000 * seconds / steps:.0f}ms/step - {values}", file=sys.stdout)
+
+    return log
+
+
 def fit_epochs(model: nn.Module, loader: SampleLoader, val: SampleLoader | None,
                cfg: train.TrainConfig, compiled: dict, optimizer, *,
-               val_targets: str = "validation_data y", callbacks: list = ()) -> list[dict[str, float]]:
+               val_targets: str = "validation_data y", callbacks: list = (),
+               log: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
     """Train with ``rnnkit.train.fit``. Returns one row per epoch: the epoch's loss and
     metrics, then ``val_*`` from evaluating ``val`` with the weights the epoch ended with.
-    ``callbacks`` (``rnnkit.keras.callbacks``) see each row; one may stop training."""
+    ``callbacks`` (``rnnkit.keras.callbacks``) see each row; one may stop training. ``log``
+    (``epoch_log``) reports each row."""
     assert cfg.bptt is None  # one step per batch, so the epoch ends every len(loader) steps
     means = EpochMeans(compiled["loss"], compiled["metrics"], packed=loader.packed)
     rows: list[dict[str, float]] = []
@@ -108,6 +134,8 @@ def fit_epochs(model: nn.Module, loader: SampleLoader, val: SampleLoader | None,
             row |= {f"val_{k}": v for k, v in
                     evaluate_means(model, val, compiled, cfg.device, targets=val_targets).items()}
         rows.append(row)
+        if log is not None:
+            log(len(rows) - 1, row)
         for callback in callbacks:  # one logs dict, as in Keras: what a callback adds, History keeps
             callback.on_epoch_end(len(rows) - 1, row)
         if model.stop_training:

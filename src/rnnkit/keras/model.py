@@ -185,7 +185,9 @@ class Sequential(nn.Module):
 
         Arguments:
             batch_size: samples per step; default 32, or a stateful layer's batch size.
-            verbose: 0 is silent; otherwise a progress bar on stderr.
+            verbose: 0 is silent; 1 (or "auto") a progress bar on stderr and Keras's lines per
+                epoch (``Epoch 1/5``, then the loss, metrics and validation values) on
+                stdout; 2 the lines only.
             validation_split: the fraction of the data, taken from its end before shuffling,
                 held out and evaluated after every epoch.
             validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``,
@@ -218,15 +220,16 @@ class Sequential(nn.Module):
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()))
         # the loop runs each parameter group at its own rate (a constant schedule)
-        cfg = train.TrainConfig(epochs=epochs, seed=seed, progress=bool(verbose),
+        cfg = train.TrainConfig(epochs=epochs, seed=seed, progress=verbose in (1, "auto"),
                                 device=str(self._like().device))
         batch_size = _fit.batch_size_for(self, batch_size)
         loader = _fit.tensor_loader(self, data, batch_size, shuffle=shuffle, seed=seed)
+        log = _fit.epoch_log(verbose, epochs, len(loader))
         val_loader = None if val is None else _fit.tensor_loader(self, val, batch_size, shuffle=False)
         with training_mode(self, True):
             rows = _fit.fit_epochs(self, loader, val_loader, cfg, compiled, self.optimizer,
                                    val_targets="y" if validation_split else "validation_data y",
-                                   callbacks=callbacks)
+                                   callbacks=callbacks, log=log)
         keys = ["loss", *compiled["metrics"]]
         keys += [f"val_{k}" for k in keys] if val is not None else []
         keys += [k for k in dict.fromkeys(k for row in rows for k in row) if k not in keys]  # callbacks
