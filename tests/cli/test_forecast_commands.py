@@ -23,7 +23,7 @@ def test_train_then_forecast_with_plot(tmp_path):
     result = CliRunner().invoke(cli, ["forecast", str(out), "--out", str(csv_path), "--plot", str(png),
                                       "--horizon", "4"])
     assert result.exit_code == 0, result.output
-    assert result.stdout == "" and result.stderr == f"wrote 4 steps to {csv_path}\nwrote {png}\n"
+    assert result.stdout == "" and result.stderr == f"wrote {png}\nwrote 4 steps to {csv_path}\n"
     rows = list(csv.reader(csv_path.open()))
     assert rows[0] == ["time", "q10", "q50", "q90"] and [r[0] for r in rows[1:]] == [
         "1961-01", "1961-02", "1961-03", "1961-04"]

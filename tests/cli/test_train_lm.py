@@ -154,6 +154,11 @@ def test_resume_refuses_edited_data_before_touching_the_run(data, tmp_path):
     result = invoke("--data", data, "--out", out, "--resume", *TINY)
     assert result.exit_code == 1 and "resume must train on the data the run in" in result.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    lines = text.splitlines(keepends=True)  # the held-out part: the last lines
+    data.write_text("".join(lines[:-1]) + lines[-1].replace("e", "E", 1))
+    result = invoke("--data", data, "--out", out, "--resume", *TINY)
+    assert result.exit_code == 1 and "resume must validate on the data the run in" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     data.write_text(text)
     assert invoke("--data", data, "--out", out, "--resume", *TINY).exit_code == 0
 

@@ -1,6 +1,8 @@
 """The .ts reader and the CSV readers, on small files written in tmp_path."""
 
 import math
+import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -70,6 +72,109 @@ def test_missing_values_become_nan_and_trailing_ones_shorten(tmp_path):
     # forward fill in row 0; row 1 starts missing: the first value after it
     torch.testing.assert_close(filled[:, :, 0], torch.tensor([[1.0, 1.0, 3.0], [2.0, 2.0, 0.0]]),
                                check_dtype=False)
+
+
+# ItalyPowerDemand_TRAIN.ts rows 1 and 2 (UCR archive, via the aeon 1.6.0 wheel), 24 values each
+ITALY = ["-0.71051757,-1.1833204,-1.3724416,-1.5930829,-1.4670021,-1.3724416,-1.0887599,0.045966947,"
+         "0.92853223,1.0861332,1.2752543,0.96005242,0.61333034,0.014446758,-0.6474772,-0.26923494,"
+         "-0.20619456,0.61333034,1.3698149,1.4643754,1.054613,0.58181015,0.1720477,-0.26923494",
+         "-0.99300935,-1.4267865,-1.5798843,-1.6054006,-1.6309169,-1.3757539,-1.0185257,-0.35510183,"
+         "0.71658276,1.2013925,1.1248436,1.0482947,0.79313166,0.46141977,0.48693607,0.56348497,"
+         "0.61451757,0.30832197,0.25728936,1.0993273,1.0482947,0.69106647,-0.048906237,-0.38061813"]
+EQUAL = "@missing true\n@univariate true\n@equalLength true\n@seriesLength {}\n@classLabel true 1 2\n@data\n"
+
+
+def with_missing(row, *positions):
+    values = row.split(",")
+    for t in positions:
+        values[t] = "?"
+    return ",".join(values)
+
+
+def test_equal_length_trailing_missing_values_are_values(tmp_path):
+    """@equalLength true: a trailing '?' is a missing value (NaN), not padding; it counts toward
+    @seriesLength and fill_missing carries the last value into it."""
+    rows = [with_missing(ITALY[0], 5, 23), with_missing(ITALY[1], 22, 23)]
+    path = write(tmp_path, "I.ts", HEADER + EQUAL.format(24) + f"{rows[0]}:1\n{rows[1]}:2\n")
+    data = read_ts(path)
+    assert data.inputs.shape == (2, 24, 1) and data.lengths_N.tolist() == [24, 24]
+    missing = data.inputs[:, :, 0].isnan().nonzero().tolist()
+    assert missing == [[0, 5], [0, 23], [1, 22], [1, 23]]
+    filled = fill_missing(data.inputs, data.lengths_N)[:, :, 0]
+    expected = torch.tensor([[float(v) for v in row.split(",")] for row in ITALY])
+    expected[0, 5], expected[0, 23] = expected[0, 4], expected[0, 22]
+    expected[1, 22:] = expected[1, 21]
+    torch.testing.assert_close(filled, expected, check_dtype=False)
+    inputs, lengths_N, labels = read_ts_values(path)  # the prediction path reads the same
+    assert lengths_N.tolist() == [24, 24] and labels == ["1", "2"]
+    torch.testing.assert_close(inputs, data.inputs, equal_nan=True)
+
+
+def test_reviewer_case_twenty_entries_with_a_trailing_missing_one(tmp_path):
+    """The reviewer's tsq3.ts: 20 entries, the last '?', for @seriesLength 20 (rejected before with
+    'got 19'); a '?' in the middle was already a value."""
+    body = "# tsq3\n" + HEADER + EQUAL.format(20).replace("1 2", "a b")
+    for row in ([*map(str, range(1, 20)), "?"], ["1", "?", *map(str, range(3, 21))]):
+        path = write(tmp_path, "tsq3.ts", body + ",".join(row) + ":b\n")
+        inputs, lengths_N, labels = read_ts_values(path)
+        assert lengths_N.tolist() == [20] and labels == ["b"]
+        filled = fill_missing(inputs, lengths_N)[0, :, 0]
+        assert filled.tolist() == [float(v) if v != "?" else float(row[row.index("?") - 1]) for v in row]
+
+
+@pytest.mark.parametrize("entries, got", [(19, 19), (21, 21)])
+def test_equal_length_count_includes_missing_values(tmp_path, entries, got):
+    row = ",".join(["0.5"] * (entries - 1) + ["?"])
+    path = write(tmp_path, "tsq3.ts", HEADER + EQUAL.format(20) + f"{row}:1\n")
+    with pytest.raises(DataError, match=rf"tsq3.ts:10: expected 20 values per dimension "
+                                        rf"\(@seriesLength\), got {got}$"):
+        read_ts(path)
+
+
+def test_equal_length_dimensions_count_missing_values(tmp_path):
+    # 3 entries each, one dimension missing throughout: equal lengths, the dimension filled with 0
+    path = write(tmp_path, "M.ts", HEADER + "@dimensions 2\n@equalLength true\n@classLabel true a\n@data\n"
+                 "0.25,-1.5,?:?,?,?:a\n")
+    data = read_ts(path)
+    assert data.lengths_N.tolist() == [3]
+    torch.testing.assert_close(fill_missing(data.inputs, data.lengths_N)[0],
+                               torch.tensor([[0.25, 0.0], [-1.5, 0.0], [-1.5, 0.0]]), check_dtype=False)
+    ragged = write(tmp_path, "R.ts", HEADER + "@dimensions 2\n@equalLength true\n@classLabel true a\n"
+                   "@data\n0.25,-1.5,?:1,2:a\n")
+    with pytest.raises(DataError, match=r"R.ts:8: expected equal lengths .*got dimension lengths \[3, 2\]"):
+        read_ts(ragged)
+
+
+@pytest.mark.parametrize("tag", ["@equalLength false\n", ""])
+def test_varying_length_trailing_missing_values_are_padding(tmp_path, tag):
+    # without @equalLength true, trailing '?' pad a shorter series (the reader's documented choice)
+    rows = f"{with_missing(ITALY[0], 5, 22, 23)}:1\n{ITALY[1]}:2\n"
+    path = write(tmp_path, "P.ts", HEADER + f"@missing true\n@univariate true\n{tag}@data\n" + rows)
+    data = read_ts(path)
+    assert data.lengths_N.tolist() == [22, 24]
+    assert data.inputs[0, :, 0].isnan().nonzero().flatten().tolist() == [5]
+    assert data.inputs[0, 22:].abs().sum() == 0  # padding is 0
+
+
+AEON_WHEEL = Path.home() / ".cache" / "rnnkit" / "wheels" / "aeon-1.6.0-py3-none-any.whl"
+
+
+@pytest.mark.skipif(not AEON_WHEEL.is_file(), reason="no aeon 1.6.0 wheel in ~/.cache/rnnkit/wheels "
+                                                      "(benchmarks/classify_ucr.py fetches it)")
+@pytest.mark.parametrize("name, shape, lengths", [
+    ("JapaneseVowels_TRAIN", (270, 26, 12), (7, 26)),  # varying lengths: padding 0 after each
+    ("JapaneseVowels_eq_TRAIN", (270, 25, 12), (25, 25)),
+])
+def test_bundled_japanese_vowels(tmp_path, name, shape, lengths):
+    with zipfile.ZipFile(AEON_WHEEL) as zf:
+        path = write(tmp_path, f"{name}.ts", zf.read(f"aeon/datasets/data/JapaneseVowels/{name}.ts"), "wb")
+    data = read_ts(path)
+    assert data.inputs.shape == shape and len(data.classes) == 9
+    assert (int(data.lengths_N.min()), int(data.lengths_N.max())) == lengths
+    valid_NT = torch.arange(shape[1])[None, :] < data.lengths_N[:, None]
+    assert not data.inputs.isnan().any() and data.inputs[~valid_NT].abs().sum() == 0
+    written = [len(line.split(":")[0].split(",")) for line in path.read_text().split("@data")[1].split()]
+    assert data.lengths_N.tolist() == written  # every series keeps all the values written
 
 
 def test_labels_sort_numerically_and_test_file_uses_training_classes(tmp_path):

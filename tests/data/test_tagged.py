@@ -64,6 +64,73 @@ def test_untagged_auto_detects_plain_text(tmp_path, text, words):
     assert read_tagged(write(tmp_path, text), tagged=False).words == words
 
 
+# Brown corpus sentences (test split, simplified tags) in pairs of equal length: 6 and 8 words
+BROWN = [("Range was a vital detail .", "nn bedz at jj nn ."),
+         ("Designs of parts were sought .", "nns in nns bed vbn ."),
+         ("He promptly went to communist East Germany .", "pps rb vbd in nn jj np ."),
+         ("Then the youths fled with his money .", "rb at nns vbd in pp$ nn .")]
+
+
+def brown_conll(rows, sep=" ", between="\n"):
+    """Brown sentences ``rows`` as word-tag lines joined by ``sep``, ``between`` after each sentence."""
+    return "".join("".join(f"{w}{sep}{t}\n" for w, t in zip(ws.split(), ts.split(), strict=True)) + between
+                   for ws, ts in (BROWN[i] for i in rows))
+
+
+def brown_text(rows):
+    return "".join(BROWN[i][0] + "\n" for i in rows)
+
+
+def words_of(rows):
+    return tuple(tuple(BROWN[i][0].split()) for i in rows)
+
+
+@pytest.mark.parametrize("text, n, width, as_text", [
+    # the reviewer's case: two 4-word sentences were read as one CoNLL sentence "the the"
+    ("the dog sees cats\nthe cat eats dogs\n", 2, 4, (("the", "dog", "sees", "cats"),
+                                                    ("the", "cat", "eats", "dogs"))),
+    (brown_text([0, 1]), 2, 6, words_of([0, 1])),
+    (brown_text([2, 3]) + "\n", 2, 8, words_of([2, 3])),  # a trailing blank line separates nothing
+    # one space-separated CoNLL sentence: read as text, its tags would be words
+    (brown_conll([0], between=""), 6, 2, tuple(zip(BROWN[0][0].split(), BROWN[0][1].split(), strict=True))),
+])
+def test_auto_does_not_guess_between_conll_and_equal_width_text(tmp_path, text, n, width, as_text):
+    """Lines of equally many space-separated words, no tab, no blank line between them: one CoNLL
+    sentence or one sentence per line alike, so 'auto' asks for --format instead of guessing."""
+    path = write(tmp_path, text)
+    with pytest.raises(DataError) as err:
+        read_tagged(path, tagged=False)
+    assert str(err.value) == (
+        f"{path}: format 'auto' cannot tell CoNLL columns from plain text: {n} lines of {width} "
+        f"space-separated words, no tab and no blank line between them (CoNLL: one sentence of {n} "
+        f"tokens; text: {n} sentences of {width} words); pass format 'text' or 'conll' (rnnkit tag "
+        f"--format text|conll; --format is one of auto, conll, slash, text)")
+    assert read_tagged(path, format="text", tagged=False).words == as_text
+    assert read_tagged(path, format="conll", tagged=False).words == (tuple(s.split()[0] for s in
+                                                                           text.splitlines() if s),)
+    with pytest.raises(DataError, match=r"plain text has no tags, so if this is CoNLL set format 'conll' "
+                                        r"\(rnnkit train tag --set data.format=conll\)$"):
+        read_tagged(path)
+
+
+@pytest.mark.parametrize("text, words", [
+    (brown_conll([0, 1, 2]), words_of([0, 1, 2])),  # space-separated, blank lines between sentences
+    (brown_conll([0, 1], sep="\t", between=""), (words_of([0, 1])[0] + words_of([0, 1])[1],)),  # tabs
+    (brown_text([0, 2, 1]), words_of([0, 2, 1])),  # different widths: one sentence per line
+    (brown_text([0]), words_of([0])),  # one line
+    ("\n\n".join(BROWN[i][0] for i in (0, 1)) + "\n", words_of([0, 1])),  # blank lines between all lines
+])
+def test_auto_on_brown_sentences(tmp_path, text, words):
+    assert read_tagged(write(tmp_path, text), tagged=False).words == words
+
+
+def test_tagged_auto_reads_space_separated_conll_with_blank_lines(tmp_path):
+    data = read_tagged(write(tmp_path, brown_conll([2, 3])))
+    assert data.words == words_of([2, 3])
+    assert data.tags == tuple(tuple(BROWN[i][1].split()) for i in (2, 3))
+    assert data.lines == (tuple(range(1, 9)), tuple(range(10, 18)))
+
+
 @pytest.mark.parametrize("text, message", [
     ("the dog runs .\n\nZürich café sees a cat\n", ":1: expected one word per line (CoNLL), got 4 "
                                                     "words: 'the dog runs .'; for one sentence per line, "

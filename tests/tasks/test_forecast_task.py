@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rnnkit import config
+from rnnkit.data.series import DataError
 from rnnkit.data.timeseries import bundled_airline
 from rnnkit.models import load_model
 from rnnkit.tasks.forecast import (
@@ -163,6 +164,24 @@ def test_forecast_from_new_history_and_its_errors(tmp_path):
         forecast(tmp_path / "run", short)
     with pytest.raises(ValueError, match="horizon must be <= 12"):
         forecast(tmp_path / "run", horizon=13)
+    # 40 months missing from a new history (2000-03 to 2003-06): 60 rows, but not one month apart
+    rows = write_seasonal_csv(tmp_path / "long.csv", n=100, seed=1).read_text().splitlines()
+    gappy = tmp_path / "gappy.csv"
+    gappy.write_text("\n".join(rows[:3] + rows[43:]) + "\n")
+    with pytest.raises(DataError, match=r"gappy\.csv:4: expected evenly spaced times, 1 month apart .*"
+                                        r"got 41 months from 2000-02 to 2003-07"):
+        forecast(tmp_path / "run", gappy)
+
+
+def test_training_on_a_series_with_a_missing_month_is_refused(tmp_path):
+    # before: the most common gap of 28-31 days was 31 days, so season 1 and MASE against plain naive
+    path = write_seasonal_csv(tmp_path / "s.csv")
+    rows = path.read_text().splitlines()
+    path.write_text("\n".join(rows[:50] + rows[51:]) + "\n")  # drop 2004-02 (line 51)
+    expected = r"s\.csv:51: .* 1 month apart .* got 2 months from 2004-01 to 2004-03"
+    with pytest.raises(DataError, match=expected):
+        train_forecaster(cfg_for(path), tmp_path / "run")
+    assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
 def test_defaults_to_the_bundled_airline_series(tmp_path):
@@ -188,6 +207,24 @@ def test_config_round_trips_and_checks():
         config.load(ForecastConfig, None, ["model.decoder=autoregressive", "model.output=quantile"])
     with pytest.raises(ValueError, match=r"must include 0.1 and 0.9 .* got \(0.05, 0.5, 0.95\)"):
         config.load(ForecastConfig, None, ["model.output=quantile", "model.quantiles=0.05,0.5,0.95"])
+
+
+@pytest.mark.parametrize("sets, k, got", [
+    (["model.decoder=autoregressive", "model.difference=12"], 12, "'autoregressive', data.horizon=12"),
+    (["model.difference=6"], 6, "'direct', data.horizon=12"),
+    (["data.horizon=7", "data.test_size=7", "model.difference=5"], 5, "'direct', data.horizon=7"),
+])
+def test_difference_is_checked_against_the_data_horizon(sets, k, got):
+    # the model section alone has no horizon: its check used a placeholder and printed horizon=1
+    with pytest.raises(ValueError) as err:
+        config.load(ForecastConfig, None, sets)
+    assert str(err.value).startswith(f"model.difference={k} needs model.decoder='direct' and data.horizon "
+                                     f"<= model.difference")
+    assert str(err.value).endswith(f"got model.decoder={got}")
+    cfg = config.load(ForecastConfig, None, ["data.horizon=6", "model.difference=12"])
+    assert (cfg.data.horizon, cfg.model.difference) == (6, 12)
+    with pytest.raises(ValueError, match="model.difference must be an int >= 0, got -1"):
+        config.load(ForecastConfig, None, ["model.difference=-1"])
 
 
 def test_log_transform_of_a_non_positive_series_is_refused(tmp_path):
@@ -220,3 +257,14 @@ def test_airline_forecast_beats_seasonal_naive(tmp_path, seed=0):
     results = train_forecaster(cfg, tmp_path / "air")
     assert results["seasonal_naive"]["mase"] == pytest.approx(1.5709, abs=1e-4)
     assert results["mase"] < 0.8 * results["seasonal_naive"]["mase"]
+
+
+def test_a_missing_time_column_is_named(tmp_path):
+    """--time-col nope without --target said the column to forecast was ambiguous."""
+    from rnnkit.data.timeseries import read_series_csv
+
+    path = tmp_path / "s.csv"
+    path.write_text("month,passengers\n1949-01,112\n1949-02,118\n1949-03,132\n")
+    with pytest.raises(DataError, match=r"s\.csv:1: expected a column named 'nope'; the header has "
+                                        r"\['month', 'passengers'\]"):
+        read_series_csv(path, time_col="nope")

@@ -129,6 +129,35 @@ def test_a_resume_on_other_data_or_batches_is_refused(tmp_path):
     assert _tiny_fit(tmp_path / "run", other, resume=True, max_steps=6).steps == 6
 
 
+def test_a_resume_on_other_validation_data_is_refused(tmp_path):
+    """The validation loader's fingerprint is kept too (other held-out data would change what
+    the run's scores mean); a checkpoint that kept only the training data's, as a string,
+    still resumes."""
+    from rnnkit.models import LanguageModel, LMConfig
+    from rnnkit.train import StreamLoader, TrainConfig, checkpoint, fit
+
+    ids = torch.randint(0, 8, (200,), generator=torch.Generator().manual_seed(0))
+    held = torch.randint(0, 8, (60,), generator=torch.Generator().manual_seed(1))
+
+    def run(val_ids, max_steps, resume):
+        torch.manual_seed(0)
+        model = LanguageModel(LMConfig(vocab_size=8, embed_size=4, hidden_size=4, num_layers=1))
+        return fit(model, StreamLoader(ids, batch_size=2, bptt=4),
+                   TrainConfig(max_steps=max_steps, epochs=50, progress=False, checkpoint_every=1),
+                   val=StreamLoader(val_ids, batch_size=2, bptt=4), run_dir=tmp_path / "run", resume=resume)
+
+    run(held, 2, resume=False)
+    other = held.clone()
+    other[-1] = (other[-1] + 1) % 8
+    with pytest.raises(checkpoint.CheckpointError, match=r"resume must validate on the data the run in"):
+        run(other, 4, resume=True)
+    state = checkpoint.load_training_state(tmp_path / "run" / checkpoint.STATE)
+    assert set(state["data"]) == {"train", "val"}
+    state["data"] = state["data"]["train"]  # as checkpoints from before validation fingerprints
+    checkpoint.save_training_state(tmp_path / "run" / checkpoint.STATE, state)
+    assert run(other, 4, resume=True).steps == 4
+
+
 def test_digest_sees_values_dtype_shape_and_order():
     from rnnkit.train.data import digest
 

@@ -11,6 +11,7 @@ commands write (``require_out``, ``new_file``).
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -80,11 +81,42 @@ def require_out(out: Path | None) -> None:
 
 
 def new_file(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
-    """Callback of an option naming a file to write: its directory must exist, checked when
-    the command line is read, before any work or output."""
-    if value is not None and not value.parent.is_dir():
+    """Callback of an option naming a file to write: its directory must exist and take a new
+    file, checked when the command line is read, before any work or output (a benchmark's
+    results would otherwise be lost at the end)."""
+    if value is None:
+        return None
+    value = Path(value)
+    if not value.parent.is_dir():
         raise click.BadParameter(f"its directory must exist, got {str(value.parent)!r}")
+    return _writable(value, value.parent)
+
+
+def new_file_in_new_dirs(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """``new_file`` for an option whose missing directories the command makes: the nearest
+    one that exists must take them."""
+    if value is None:
+        return None
+    value = Path(value).absolute()
+    return _writable(value, next(p for p in value.parents if p.is_dir()))
+
+
+def _writable(value: Path, directory: Path) -> Path:
+    if value.is_dir():
+        raise click.BadParameter(f"must be a file to write, got the directory {str(value)!r}")
+    try:  # the one sure test: write there (permissions, read-only or virtual file systems)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as err:
+        raise click.BadParameter(f"cannot write in {str(directory)!r}: {err.strerror or err}") from None
     return value
+
+
+def not_input(out: Path | None, data: str | Path | None, *, data_name: str = "--data") -> None:
+    """Refuse an output file that is the input file: writing it would destroy the data."""
+    if out is not None and data is not None and Path(out).resolve() == Path(data).resolve():
+        raise click.BadParameter(f"must not be the {data_name} file, which it would replace, got "
+                                 f"{str(out)!r}", param_hint="'--out'")
 
 
 def image_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:

@@ -4,7 +4,7 @@
     @click.command()
     @run_options
     def lm(out, overwrite, resume, ...):
-        with interrupts(out, resume=resume):
+        with training(out, resume=resume):
             results = train_lm(cfg, out, overwrite=overwrite, resume=resume)
         echo_results(results)
         exit_if_interrupted(results["lm"], out)
@@ -43,6 +43,19 @@ def echo_results(results: Mapping[str, Any]) -> None:
     """The results on stdout as indented JSON, as results.json holds them, so that every
     train command's output reads the same and pipes into ``jq``; status lines go to stderr."""
     click.echo(json.dumps(results, indent=2, ensure_ascii=False))
+
+
+@contextmanager
+def training(out: str | Path, *, resume: bool, also: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """Around a train command's task: ``interrupts``, and the errors a user's files, settings
+    or run can raise, as Click's one line (``Error: ...``, status 1) instead of a traceback:
+    OSError, ValueError (DataError and CheckpointError among them), a loss that diverged
+    (FloatingPointError), and ``also``."""
+    with interrupts(out, resume=resume):
+        try:
+            yield
+        except (OSError, ValueError, FloatingPointError, *also) as err:
+            raise click.ClickException(str(err)) from err
 
 
 class _Terminated(BaseException):

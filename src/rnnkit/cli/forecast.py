@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from rnnkit._io import write_atomic
-from rnnkit.cli._config import image_file, new_file
+from rnnkit.cli._config import image_file, new_file, not_input
 from rnnkit.cli._task import require_task
 from rnnkit.plot import plot_forecast
 from rnnkit.tasks.forecast import forecast as forecast_series
@@ -35,6 +35,18 @@ def forecast(run_dir, data, horizon, out, plot_path, seed):
     except (OSError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     levels, values_HQ, times = result["quantiles"], result["forecast_HQ"], result["times"]
+    history = result["history"]  # --data, or the training file the run names
+    for path in (out, plot_path):
+        not_input(path, history.path, data_name="series")
+    if plot_path is not None:  # first: a plot that fails leaves no CSV behind
+        x = history.times if history.times is not None else range(1, len(history) + 1)
+        try:
+            plot_forecast(x, history.target_N, times, values_HQ, levels, plot_path,
+                          title=f"{history.names[0]}: {len(times)}-step forecast",
+                          show_last=max(8 * len(times), 100))
+        except (OSError, ValueError) as err:
+            raise click.ClickException(str(err)) from err
+        click.echo(f"wrote {plot_path}", err=True)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["time", *(f"q{round(100 * q)}" for q in levels)])
@@ -44,13 +56,3 @@ def forecast(run_dir, data, horizon, out, plot_path, seed):
     else:
         write_atomic(out, text.getvalue().encode("utf-8"))
         click.echo(f"wrote {len(times)} steps to {out}", err=True)
-    if plot_path is not None:
-        history = result["history"]
-        x = history.times if history.times is not None else range(1, len(history) + 1)
-        try:
-            plot_forecast(x, history.target_N, times, values_HQ, levels, plot_path,
-                          title=f"{history.names[0]}: {len(times)}-step forecast",
-                          show_last=max(8 * len(times), 100))
-        except (OSError, ValueError) as err:
-            raise click.ClickException(str(err)) from err
-        click.echo(f"wrote {plot_path}", err=True)

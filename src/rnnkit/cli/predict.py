@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from rnnkit._io import write_atomic
-from rnnkit.cli._config import new_file
+from rnnkit.cli._config import new_file, not_input
 from rnnkit.cli._task import require_task
 from rnnkit.tasks.classify import predict as predict_rows
 
@@ -30,6 +30,7 @@ from rnnkit.tasks.classify import predict as predict_rows
 def predict(run_dir, data, no_labels, header, out):
     """Classify every sequence in --data with the model in RUN_DIR (from rnnkit train classify)."""
     require_task(run_dir, "classify")
+    not_input(out, data)
     try:
         rows = predict_rows(run_dir, data, labels=not no_labels, header=header)
     except (OSError, ValueError) as err:
@@ -40,4 +41,4 @@ def predict(run_dir, data, no_labels, header, out):
     writer.writerow(["id", "label", *(f"p_{c}" for c in classes)])
     writer.writerows([r["id"], r["label"], *(f"{r['probabilities'][c]:.6f}" for c in classes)] for r in rows)
     write_atomic(out, text.getvalue().encode("utf-8"))
-    click.echo(f"wrote {len(rows)} predictions to {out}", err=True)
+    click.echo(f"wrote {len(rows)} prediction{'s' * (len(rows) != 1)} to {out}", err=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from rnnkit._io import write_atomic
-from rnnkit.cli._config import new_file
+from rnnkit.cli._config import new_file, not_input
 from rnnkit.cli._task import require_task
 from rnnkit.data.tagged import FORMATS, conll_text
 from rnnkit.tasks.tag import predict_tags
@@ -20,13 +20,19 @@ from rnnkit.tasks.tag import predict_tags
                    "ignored), word/tag lines (tags ignored), or plain text, one sentence per line, "
                    "tokens separated by spaces (detected by --format auto, or --format text).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
-              help="Input format. [default: the training run's data.format]")
+              help="Input format. auto: word/tag if the first line's tokens all are; else CoNLL "
+                   "if a line has a tab or -DOCSTART-, every line is one word, or lines of equally "
+                   "many words come in blank-line-separated blocks; else plain text if lines differ "
+                   "in word count or each line is its own block; else (lines of equally many words, "
+                   "no tab, no blank line) an error asks for --format text or conll. "
+                   "[default: the training run's data.format]")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
               help="CoNLL file to write (word<TAB>tag, a blank line after each sentence). "
                    "Default: standard output.")
 def tag(run_dir, data, fmt, out):
     """Tag every sentence in --data with the tagger in RUN_DIR (from rnnkit train tag)."""
     require_task(run_dir, "tag")
+    not_input(out, data)
     try:
         tagged = predict_tags(run_dir, data, format=fmt)
     except (OSError, ValueError) as err:

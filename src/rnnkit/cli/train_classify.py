@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from rnnkit.cli._config import config_options, require_out, resolve_config
-from rnnkit.cli._run import echo_results, exit_if_interrupted, interrupts, run_options
+from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options, training
 from rnnkit.tasks.classify import ClassifyConfig, train_classifier
 
 
@@ -23,10 +23,7 @@ def classify(data, out, overwrite, resume, config, sets):
     test file; writes the run and results.json (accuracies) to --out."""
     cfg = resolve_config(ClassifyConfig, config, sets, **{"data.path": None if data is None else str(data)})
     require_out(out)  # after --print-config, which needs no run directory
-    with interrupts(out, resume=resume):
-        try:
-            results = train_classifier(cfg, out, overwrite=overwrite, resume=resume)
-        except (OSError, ValueError) as err:
-            raise click.ClickException(str(err)) from err
+    with training(out, resume=resume):
+        results = train_classifier(cfg, out, overwrite=overwrite, resume=resume)
     echo_results(results)
     exit_if_interrupted(results, out)

@@ -7,11 +7,10 @@ from pathlib import Path
 import click
 
 from rnnkit.cli._config import config_options, require_out, resolve_config
-from rnnkit.cli._run import echo_results, exit_if_interrupted, interrupts, run_options
+from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options, training
 from rnnkit.tasks.forecast import ForecastConfig, train_forecaster
 
-_SHOWN = ("mase", "smape", "mae", "coverage_80", "seasonal_naive", "val", "season", "horizon", "n",
-          "val_start", "test_start", "origins", "steps", "seconds", "stopped")
+_PER_ORIGIN = ("forecast_BHQ", "naive_BH", "actual_BH")  # results.json keeps these; stdout does not
 
 
 @click.command("forecast")
@@ -35,10 +34,7 @@ def forecast(data, time_col, target, covariates, horizon, out, overwrite, resume
         "data.covariates": None if covariates is None else [c.strip() for c in covariates.split(",")
                                                             if c.strip()]})
     require_out(out)  # after --print-config, which needs no run directory
-    with interrupts(out, resume=resume):
-        try:
-            results = train_forecaster(cfg, out, overwrite=overwrite, resume=resume)
-        except (OSError, ValueError) as err:
-            raise click.ClickException(str(err)) from err
-    echo_results({k: results[k] for k in _SHOWN if k in results})
+    with training(out, resume=resume):
+        results = train_forecaster(cfg, out, overwrite=overwrite, resume=resume)
+    echo_results({k: v for k, v in results.items() if k not in _PER_ORIGIN})
     exit_if_interrupted(results, out)

@@ -3,7 +3,7 @@
 import click
 
 from rnnkit.cli._config import config_options, resolve_config
-from rnnkit.cli._run import echo_results, exit_if_interrupted, interrupts, run_options
+from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options, training
 from rnnkit.data.text import read_text
 from rnnkit.tasks.lm import LMTaskConfig, train_lm
 
@@ -25,11 +25,8 @@ def lm(data, out, tokenizer, overwrite, resume, config, sets):
     if out is None or cfg.data.path is None:
         raise click.ClickException(f"--out and --data (or data.path) are required, got --out={out!r}, "
                                    f"--data={cfg.data.path!r}")
-    with interrupts(out, resume=resume):
-        try:
-            text = read_text(cfg.data.path, name="--data" if data else "data.path")
-            results = train_lm(cfg, out, text=text, overwrite=overwrite, resume=resume)
-        except (OSError, ValueError) as err:
-            raise click.ClickException(str(err)) from err
+    with training(out, resume=resume):
+        text = read_text(cfg.data.path, name="--data" if data else "data.path")
+        results = train_lm(cfg, out, text=text, overwrite=overwrite, resume=resume)
     echo_results(results)
     exit_if_interrupted(results["lm"], out)

@@ -3,7 +3,7 @@
 import click
 
 from rnnkit.cli._config import config_options, resolve_config
-from rnnkit.cli._run import echo_results, exit_if_interrupted, interrupts, run_options
+from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options, training
 from rnnkit.tasks.seq2seq import Seq2SeqTaskConfig, train_seq2seq
 
 
@@ -23,11 +23,7 @@ def seq2seq(data, out, overwrite, resume, config, sets):
     if out is None or not cfg.data.path:
         raise click.ClickException(f"--out and --data (or data.path) are required, got --out={out!r}, "
                                    f"--data={cfg.data.path!r}")
-    with interrupts(out, resume=resume):
-        try:
-            results = train_seq2seq(cfg, out, overwrite=overwrite, resume=resume)
-        # DataError is a ValueError; no sacrebleu: ImportError
-        except (OSError, ValueError, ImportError) as err:
-            raise click.ClickException(str(err)) from err
+    with training(out, resume=resume, also=(ImportError,)):  # no sacrebleu
+        results = train_seq2seq(cfg, out, overwrite=overwrite, resume=resume)
     echo_results(results)
     exit_if_interrupted(results["train"], out)

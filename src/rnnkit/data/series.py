@@ -12,9 +12,13 @@ The ``.ts`` format (sktime/aeon; Bagnall et al., the UEA & UCR archives)::
     @data
     v1,v2,...:v1,v2,...:label (one segment per dimension, then the label)
 
-Missing values are written ``?``. A segment's trailing ``?`` are cut off (some archives pad
-varying-length series that way); the others stay NaN, for ``fill_missing`` to fill. Every
-error is a ``DataError`` naming the file, the line, what was expected and what was found.
+Missing values are written ``?`` and read as NaN, for ``fill_missing`` to fill. In an
+``@equalLength true`` file every ``?`` is a value, trailing ones too: each series has the
+declared length, so a ``?`` at its end cannot be padding, and it counts toward
+``@seriesLength`` (sktime and aeon read it so). Elsewhere (``@equalLength false`` or no such
+tag) a segment's trailing ``?`` are cut off, since some archives pad varying-length series
+that way; this deviates from sktime, which keeps them as NaN. Every error is a ``DataError``
+naming the file, the line, what was expected and what was found.
 """
 
 from __future__ import annotations
@@ -228,20 +232,22 @@ def _split_row(path: Path, number: int, line: str, header: dict) -> tuple[list[l
                                       f"separated by ':', got {len(parts)} field(s)")
     if labelled and not label:
         raise DataError(path, number, "expected a class label after the last ':', got nothing")
-    values = [_segment(path, number, d, seg) for d, seg in enumerate(segments)]
-    if header.get("equallength") and len({len(v) for v in values}) > 1:
+    equal = bool(header.get("equallength"))
+    values = [_segment(path, number, d, seg, padded=not equal) for d, seg in enumerate(segments)]
+    if equal and len({len(v) for v in values}) > 1:
         raise DataError(path, number, f"expected equal lengths (@equalLength true), got dimension "
                                       f"lengths {[len(v) for v in values]}")
     expected = header.get("serieslength")
-    if header.get("equallength") and expected is not None and len(values[0]) != expected:
+    if equal and expected is not None and len(values[0]) != expected:
         raise DataError(path, number, f"expected {expected} values per dimension (@seriesLength), "
                                       f"got {len(values[0])}")
     return values, label
 
 
-def _segment(path: Path, number: int, d: int, text: str) -> list[float]:
+def _segment(path: Path, number: int, d: int, text: str, *, padded: bool) -> list[float]:
+    """One dimension's values, ``?`` as NaN; with ``padded``, trailing ``?`` are cut off."""
     words = [w.strip() for w in text.split(",")]
-    while words and words[-1] == "?":  # trailing missing values: the series is shorter
+    while padded and words and words[-1] == "?":  # padding of a shorter, varying-length series
         words.pop()
     if not words or words == [""]:
         raise DataError(path, number, f"expected at least one value in dimension {d}, got {text!r}")

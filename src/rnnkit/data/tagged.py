@@ -11,9 +11,18 @@ Formats (``format=``):
   ``/`` (the Brown corpus's form: ``1/2/cd`` is the word ``1/2`` with tag ``cd``).
 - ``text`` (untagged input only): one sentence per line, tokens separated by whitespace.
 - ``auto``: ``slash`` if the first non-blank line has at least two tokens and every one is
-  ``word/tag`` (non-empty on both sides of its last ``/``), else ``conll``; in untagged reading,
-  ``text`` where the file cannot be CoNLL columns (see ``_is_plain_text``). A file whose first
-  sentence is one token needs ``format="slash"``.
+  ``word/tag`` (non-empty on both sides of its last ``/``; a file whose first sentence is one
+  token needs ``format="slash"``). Otherwise the layout decides (``_layout``), never equal word
+  counts alone:
+
+  - ``conll`` if a line holds a tab or starts with ``-DOCSTART-``, if every line is one word,
+    or if lines of equally many words come in blank-line-separated blocks, one of several lines;
+  - ``text`` if lines hold different numbers of words, or every line is its own block (one
+    line, or blank lines between all of them); tagged reading, which has no ``text``, takes
+    these as ``conll`` (different widths then fail at the first odd line);
+  - else (several lines of equally many space-separated words, no tab, no blank line between
+    them: one CoNLL sentence or one sentence per line alike) a ``DataError`` that asks for
+    ``format``.
 
 Untagged reading (``tagged=False``, for prediction) takes conll files of any number of
 columns (only the first, the word, is read), slash files (tags dropped) and text. A conll
@@ -65,7 +74,8 @@ def read_tagged(path: str | Path, *, format: Format = "auto", tag_column: int = 
 
     Raises:
         DataError: unreadable or undecodable file, no sentence, wrong columns, a token that is
-            not ``word/tag``; ValueError: a bad ``format`` or ``tag_column``.
+            not ``word/tag``, a file whose format ``auto`` cannot tell; ValueError: a bad
+            ``format`` or ``tag_column``.
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {list(FORMATS)}, got {format!r}")
@@ -75,7 +85,7 @@ def read_tagged(path: str | Path, *, format: Format = "auto", tag_column: int = 
         raise ValueError(f"tag_column must be an int, got {tag_column!r}")
     path = Path(path)
     lines = _read_lines(path)
-    kind = _detect(lines, tagged=tagged) if format == "auto" else format
+    kind = _detect(path, lines, tagged=tagged) if format == "auto" else format
     if kind == "conll":
         sentences = _conll(path, lines, tag_column if tagged else None)
     else:
@@ -120,26 +130,61 @@ def _split_slash(token: str) -> tuple[str, str] | None:
     return (word, tag) if sep and word and tag else None
 
 
-def _detect(lines: list[tuple[int, str]], *, tagged: bool) -> str:
+def _detect(path: Path, lines: list[tuple[int, str]], *, tagged: bool) -> str:
     first = next(s for _, s in lines if s).split()
     if len(first) >= 2 and all(_split_slash(t) for t in first):
         return "slash"
-    return "text" if not tagged and _is_plain_text(lines) else "conll"
+    layout = _layout(lines)
+    if layout == "either":
+        raise DataError(path, None, _ambiguous(lines, tagged=tagged))
+    return "text" if layout == "text" and not tagged else "conll"
+
+
+def _layout(lines: list[tuple[int, str]]) -> Literal["conll", "text", "either"]:
+    """What the lines of a file with no word/tag tokens look like (see the module docstring):
+    ``conll`` columns, plain ``text``, or ``either`` (no way to tell)."""
+    tokens = [(n, s) for n, s in lines if s]
+    if any("\t" in s or s.startswith("-DOCSTART-") for _, s in tokens):
+        return "conll"
+    widths = {len(s.split()) for _, s in tokens}
+    if widths == {1}:
+        return "conll"
+    if len(widths) > 1:  # CoNLL's token lines all have as many columns
+        return "text"
+    blocks = _block_sizes([n for n, _ in tokens])
+    if max(blocks) == 1:  # CoNLL sentences of one token each are unlikely; sentences per line are not
+        return "text"
+    # blank lines end CoNLL sentences; with none, equal widths may be chance (two 4-word sentences)
+    return "conll" if len(blocks) > 1 else "either"
+
+
+def _block_sizes(numbers: list[int]) -> list[int]:
+    """The sizes of the runs of consecutive line numbers (blocks between blank lines)."""
+    sizes = [1]
+    for a, b in zip(numbers, numbers[1:], strict=False):
+        if b == a + 1:
+            sizes[-1] += 1
+        else:
+            sizes.append(1)
+    return sizes
+
+
+def _ambiguous(lines: list[tuple[int, str]], *, tagged: bool) -> str:
+    tokens = [s for _, s in lines if s]
+    n, width = len(tokens), len(tokens[0].split())
+    found = (f"format 'auto' cannot tell CoNLL columns from plain text: {n} lines of {width} "
+             f"space-separated words, no tab and no blank line between them (CoNLL: one sentence of "
+             f"{n} tokens; text: {n} sentences of {width} words)")
+    if tagged:
+        return (f"{found}; plain text has no tags, so if this is CoNLL set format 'conll' "
+                f"(rnnkit train tag --set data.format=conll)")
+    return (f"{found}; pass format 'text' or 'conll' (rnnkit tag --format text|conll; --format is "
+            f"one of {', '.join(FORMATS)})")
 
 
 def _is_plain_text(lines: list[tuple[int, str]]) -> bool:
-    """Whether a file with no word/tag tokens cannot be CoNLL columns: no tab, no
-    ``-DOCSTART-``, several words on some line, and either lines of different widths (CoNLL's
-    are all alike) or blank lines between all of them (CoNLL sentences of one token each)."""
-    tokens = [(n, s) for n, s in lines if s]
-    if any("\t" in s or s.startswith("-DOCSTART-") for _, s in tokens):
-        return False
-    widths = {len(s.split()) for _, s in tokens}
-    if max(widths) == 1:
-        return False
-    numbers = [n for n, _ in tokens]
-    one_line_sentences = all(b - a > 1 for a, b in zip(numbers, numbers[1:], strict=False))
-    return len(widths) > 1 or one_line_sentences
+    """Whether a file cannot be CoNLL columns (its layout says ``text``)."""
+    return _layout(lines) == "text"
 
 
 def _conll(path: Path, lines: list[tuple[int, str]], tag_column: int | None) -> list[list[Token]]:

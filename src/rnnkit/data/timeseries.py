@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -102,6 +103,9 @@ def read_series_csv(path: str | Path, *, target: str | None = None, time_col: st
         raise DataError(path, None, f"expected a header and at least 2 rows, got {len(rows)} lines")
     header = [name.strip() for name in rows[0]]
     _check_header(path, numbers[0], header, named={target, time_col, *covariates})
+    for name in (time_col, *covariates):  # named by the user: missing ones first, by name
+        if name is not None:
+            _column(path, header, name)
     target = _pick_target(path, header, target, time_col, covariates)
     columns = [_column(path, header, name) for name in (target, *covariates)]
     values, raw_times = [], []
@@ -213,3 +217,70 @@ def _parse_times(path: Path, numbers: list[int], raw: list[str]) -> np.ndarray:
         i = int(bad[0]) + 1
         raise DataError(path, numbers[i], f"expected times to increase, got {raw[i]!r} after {raw[i - 1]!r}")
     return times
+
+
+def check_regular_times(series: TimeSeries) -> None:
+    """Refuse times that are not one step apart, the step being the most common gap.
+
+    Windows, seasonal naive and future times all count rows as equal steps, and the season
+    comes from the most common gap: one missing month left gaps of 28-31 days, so the season
+    fell silently from 12 to 1. Dates on one day of each month (or all on month ends) are
+    compared in calendar months, other dates in their own unit, numbers to a relative 1e-6
+    (decimals such as 0.1 do not subtract exactly).
+
+    Raises:
+        DataError: naming the file, the line of the first time after a wrong gap, the step
+            and the gap.
+    """
+    times = series.times
+    if times is None or len(times) < 3:  # no times, or a single gap: nothing to compare
+        return
+    gaps_N, months = _time_gaps(times)
+    if gaps_N.dtype.kind == "f":
+        # the mode of the gaps rounded past parse noise, then one of those gaps as parsed:
+        # a step of 1e-10 rounded to 9 decimals would be 0
+        rounded_N = np.round(gaps_N, 9)
+        step = gaps_N[np.argmax(rounded_N == _most_common(rounded_N))]
+        off_N = ~np.isclose(gaps_N, step, rtol=1e-6, atol=0.0)
+    else:
+        step = _most_common(gaps_N)
+        off_N = gaps_N != step
+    if not off_N.any():
+        return
+    i = int(np.flatnonzero(off_N)[0]) + 1  # the row after the first wrong gap
+    line = None if series.path is None else decode_lines(series.path)[i + 1][0]  # after the header
+    raise DataError(series.path or "", line,
+                    f"expected evenly spaced times, {_duration(step, months)} apart (the most common "
+                    f"step), got {_duration(gaps_N[i - 1], months)} from {_time(times[i - 1])} to "
+                    f"{_time(times[i])}; forecasting treats rows as equal steps: add the missing rows, "
+                    f"or leave out the time column (data.time_col, --time-col) and set data.season")
+
+
+def _time_gaps(times_N: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The gaps between times, and whether they count calendar months (see ``time_step``)."""
+    if times_N.dtype.kind == "M" and _monthly(times_N):
+        return np.diff(times_N.astype("datetime64[M]")).astype(np.int64), True
+    return np.diff(times_N), False
+
+
+def _most_common(gaps_N: np.ndarray) -> Any:
+    """The most frequent gap, as ``time_step`` picks it (ties: the smallest)."""
+    values, counts = np.unique(gaps_N, return_counts=True)
+    return values[counts.argmax()]
+
+
+def _duration(gap: Any, months: bool) -> str:
+    """A gap for a message: "1 month", "2 days", "30 minutes", "0.5"."""
+    if months:
+        return f"{int(gap)} month{'s' if gap != 1 else ''}"
+    if not isinstance(gap, np.timedelta64):
+        return f"{float(gap):.15g}"
+    for unit, name in (("W", "week"), ("D", "day"), ("h", "hour"), ("m", "minute"), ("s", "second")):
+        count = gap / np.timedelta64(1, unit)
+        if count == round(count):
+            return f"{int(count)} {name}{'s' if count != 1 else ''}"
+    return str(gap)
+
+
+def _time(t: Any) -> str:
+    return str(t) if isinstance(t, np.datetime64) else f"{float(t):.15g}"

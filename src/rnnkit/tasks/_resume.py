@@ -22,7 +22,7 @@ from rnnkit import config as _config
 from rnnkit.train import TrainConfig, checkpoint
 from rnnkit.train.data import Loader
 from rnnkit.train.loop import usable_device
-from rnnkit.train.run import check_data
+from rnnkit.train.run import check_data, fingerprints
 
 MAY_CHANGE = ("train.epochs", "train.max_steps", "train.max_minutes", "train.checkpoint_every",
               "train.progress", "train.device")
@@ -55,12 +55,12 @@ def check_out(out: Path, *, resume: bool, overwrite: bool, device: str | None = 
 
 
 def check_resumed_config(out: Path, config: Mapping[str, Any], train: TrainConfig,
-                         data: Loader | None = None) -> None:
+                         data: Loader | None = None, val: Loader | None = None) -> None:
     """Refuse to resume the run in ``out`` with settings other than those it was started
     with (``config`` and ``train``, as the task hands them to ``fit``), but for
-    ``MAY_CHANGE``, or on other training data (``data``, the loader it hands ``fit``, whose
-    fingerprint ``fit`` also checks, but only after the task has written its files); a new
-    length is recorded in ``config.json``.
+    ``MAY_CHANGE``, or on other training or validation data (``data`` and ``val``, the
+    loaders it hands ``fit``, whose fingerprints ``fit`` also checks, but only after the task
+    has written its files); a new length is recorded in ``config.json``.
 
     Raises:
         ValueError: naming every differing key with its saved and given value; other data.
@@ -76,7 +76,8 @@ def check_resumed_config(out: Path, config: Mapping[str, Any], train: TrainConfi
                          f"(only {', '.join(MAY_CHANGE)} may change), got {len(differ)} different: "
                          + "; ".join(differ))
     if data is not None:  # the settings first: a changed one names itself, and changes the batches
-        check_data(out, checkpoint.load_training_state(out / checkpoint.STATE), data.fingerprint())
+        saved_state = checkpoint.load_training_state(out / checkpoint.STATE)
+        check_data(out, saved_state, fingerprints(train=data, val=val))
     if saved != given:
         checkpoint.save_config(out, given)
 

@@ -200,10 +200,10 @@ def _fit_member(cfg: ClassifyConfig, i: int, run_dir: Path, data: tuple, *, resu
     config = {**architecture_config(model), "task": "classify", "data": _config.to_dict(cfg.data)}
     going_on = resume and bool(checkpoint.saved_run(run_dir))
     train = _loader(train_set, cfg.data.batch_size, train_cfg.seed)
+    val = None if val_set is None else _loader(val_set, cfg.data.batch_size, shuffle=False)
     if going_on:
-        check_resumed_config(run_dir, config, train_cfg, data=train)
-    result = fit(model, train, train_cfg,
-                 val=None if val_set is None else _loader(val_set, cfg.data.batch_size, shuffle=False),
+        check_resumed_config(run_dir, config, train_cfg, data=train, val=val)
+    result = fit(model, train, train_cfg, val=val,
                  metrics={"accuracy": accuracy}, run_dir=run_dir, overwrite=overwrite, resume=going_on,
                  config=config)
     return model, result

@@ -38,7 +38,7 @@ from torch import Tensor
 from rnnkit import config as _config
 from rnnkit._io import write_atomic
 from rnnkit.data.series import DataError
-from rnnkit.data.timeseries import TimeSeries, bundled_airline, read_series_csv
+from rnnkit.data.timeseries import TimeSeries, bundled_airline, check_regular_times, read_series_csv
 from rnnkit.models import architecture_config, load_model
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig, conformal_scale
 from rnnkit.tasks._resume import check_out, check_resumed_config
@@ -90,7 +90,10 @@ class ModelSection:
     window_norm: Literal["none", "last", "mean"] = "mean"
 
     def __post_init__(self):
-        ForecasterConfig(horizon=1, **_config.to_dict(self))  # its checks, before any data is read
+        # its checks, before any data is read; the horizon is the data section's, so the
+        # difference/horizon check waits for ForecastConfig (horizon=1 here is a placeholder)
+        _check_int("difference", self.difference, 0, section="model.")
+        ForecasterConfig(horizon=1, **{**_config.to_dict(self), "difference": 0})
         if self.output == "quantile" and not {0.1, 0.9} <= set(self.quantiles):
             raise ValueError(f"model.quantiles must include 0.1 and 0.9 (the 80% interval the task scores, "
                              f"calibrates and plots) with output='quantile', got {self.quantiles!r}")
@@ -114,6 +117,11 @@ class ForecastConfig:
     def __post_init__(self):
         if self.calibration_windows is not None:
             _check_int("calibration_windows", self.calibration_windows, 4, section="")
+        k, decoder, H = self.model.difference, self.model.decoder, self.data.horizon
+        if k and (decoder != "direct" or H > k):
+            raise ValueError(f"model.difference={k} needs model.decoder='direct' and data.horizon <= "
+                             f"model.difference (each forecast adds a known value k steps back), got "
+                             f"model.decoder={decoder!r}, data.horizon={H}")
 
 
 @dataclass(frozen=True)
@@ -139,10 +147,12 @@ def read_data(data: DataSection, path: str | Path | None = None) -> TimeSeries:
     ``data.path`` that is the bundled airline series, whose columns a run trained on it
     then also reads from ``path`` (unless ``data`` names others)."""
     bundled = not data.path
-    return read_series_csv(path or data.path or bundled_airline(),
-                           target=data.target or ("passengers" if bundled else None),
-                           time_col=data.time_col or ("month" if bundled else None),
-                           covariates=data.covariates)
+    series = read_series_csv(path or data.path or bundled_airline(),
+                             target=data.target or ("passengers" if bundled else None),
+                             time_col=data.time_col or ("month" if bundled else None),
+                             covariates=data.covariates)
+    check_regular_times(series)
+    return series
 
 
 def train_forecaster(cfg: ForecastConfig, out: str | Path, *, overwrite: bool = False,
@@ -171,7 +181,7 @@ def train_forecaster(cfg: ForecastConfig, out: str | Path, *, overwrite: bool = 
     val = _loader(model, values_NF, val_origins, 256, shuffle=False) if len(val_origins) else None
     config = {**architecture_config(model), "task": "forecast", "data": _config.to_dict(cfg.data)}
     if resume:
-        check_resumed_config(out, config, cfg.train, data=train)
+        check_resumed_config(out, config, cfg.train, data=train, val=val)
     result = fit(model, train, cfg.train, loss_fn=model.loss, val=val, run_dir=out, overwrite=overwrite,
                  resume=resume, config=config)
     # too few validation windows (4 for 80%): the conformal rank is out of reach, keep the model's

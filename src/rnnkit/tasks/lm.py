@@ -141,7 +141,7 @@ def train_lm(cfg: LMTaskConfig, out: str | Path, *, text: str | None = None,
     config = {**architecture_config(model), "task": "lm", "data": _config.to_dict(cfg.data),
               "ngram_max_order": cfg.ngram_max_order}
     if resume:  # before tokenizer.json is rewritten: another config could change it
-        check_resumed_config(out, config, cfg.train, data=train)
+        check_resumed_config(out, config, cfg.train, data=train, val=val)
     save_tokenizer(tokenizer, out)  # on resume, the same tokenizer again (trained deterministically)
     result = fit(model, train, cfg.train, val=val, run_dir=out, overwrite=overwrite, resume=resume,
                  config=config)

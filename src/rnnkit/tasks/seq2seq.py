@@ -166,7 +166,7 @@ def train_seq2seq(cfg: Seq2SeqTaskConfig, out: str | Path, *, overwrite: bool = 
     config = {**architecture_config(model), "task": "seq2seq", "data": _config.to_dict(d),
               "decode": _config.to_dict(cfg.decode)}
     if resume:  # before the tokenizers are rewritten: another config could change them
-        check_resumed_config(out, config, cfg.train, data=train)
+        check_resumed_config(out, config, cfg.train, data=train, val=val)
     out.mkdir(parents=True, exist_ok=True)
     for name in (RESULTS, "val_translations.txt", "test_translations.txt"):  # none left from an old run
         (out / name).unlink(missing_ok=True)

@@ -147,7 +147,7 @@ def train_tagger(cfg: TagConfig, out: str | Path, *, overwrite: bool = False,
     config = {**architecture_config(model), "task": "tag", "data": _config.to_dict(cfg.data)}
     train_loader = _loader(vocab, train, cfg.data.batch_size, seed=cfg.train.seed)
     if resume:
-        check_resumed_config(out, config, cfg.train, data=train_loader)
+        check_resumed_config(out, config, cfg.train, data=train_loader, val=val_loader)
     result = fit(model, train_loader, cfg.train,
                  loss_fn=model.loss, val=val_loader, metrics={"accuracy": model.accuracy},
                  optimizer=_optimizer(model, cfg.train), run_dir=out,

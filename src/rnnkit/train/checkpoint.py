@@ -32,6 +32,8 @@ from rnnkit._io import write_atomic
 
 CONFIG, WEIGHTS, STATE = "config.json", "model.safetensors", "training_state.pt"
 RUN_FILES = (CONFIG, WEIGHTS, STATE)  # what makes a directory a run that fit would replace
+# what the tasks and `rnnkit plot` write about a run's model: gone with it when it is replaced
+RUN_REPORTS = ("results.json", "curves.png")
 
 
 def saved_run(run_dir: Path) -> list[str]:

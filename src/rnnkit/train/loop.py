@@ -27,7 +27,7 @@ from rnnkit.train import checkpoint, distributed
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.data import Loader
 from rnnkit.train.metrics import MetricsLog
-from rnnkit.train.run import Position, StopOnSignal, chunks, rank_snapshot, restore, snapshot
+from rnnkit.train.run import Position, StopOnSignal, chunks, fingerprints, rank_snapshot, restore, snapshot
 from rnnkit.train.schedules import lr_at, teacher_forcing_at
 from rnnkit.train.setup import (
     LossFn,
@@ -84,7 +84,8 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | Mapping[str, Any] | 
     """
     cfg, loss_fn, metrics = _train_config(cfg), loss_fn or default_loss, _metrics(metrics)
     _check_monitor(cfg, val, metrics)
-    run = _prepare(model, train, cfg, optimizer, run_dir, resume=resume, overwrite=overwrite, config=config)
+    run = _prepare(model, train, cfg, optimizer, run_dir, resume=resume, overwrite=overwrite, config=config,
+                   val=val)
     pos, state, optimizer = run.pos, run.state, run.optimizer
     result = FitResult(steps=pos.step, seconds=pos.seconds, stopped="epochs", best=pos.best, state=state)
     if resume and (done := _stop_reason(pos, cfg, StopOnSignal(enabled=False), run.ctx)):
@@ -225,7 +226,7 @@ class _Run:
     run_dir: Path | None
     pos: Position
     state: Any
-    data: str | None  # the training loader's fingerprint, kept in each checkpoint
+    data: dict[str, str] | None  # the loaders' fingerprints, kept in each checkpoint
 
     def full_precision(self, state: Any) -> Any:
         return _full_precision(state, self.dtype)
@@ -286,7 +287,7 @@ def _run_config(model: nn.Module, config: Mapping[str, Any] | None) -> dict[str,
     return config
 
 
-def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config) -> _Run:
+def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config, val=None) -> _Run:
     """Seed, place, wrap and shard; build the optimizer, schedules and writers; restore a
     checkpoint when resuming."""
     run_dir = None if run_dir is None else Path(run_dir)
@@ -309,16 +310,15 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     pos, state = Position(), None
     # before sharding: the same on every rank; a duck-typed loader without one is not checked
-    fingerprint = getattr(train, "fingerprint", None)
-    data = fingerprint() if run_dir is not None and fingerprint is not None else None
+    data = fingerprints(train=train, val=val) if run_dir is not None else None
     if resume:
         pos, state = restore(run_dir, model, optimizer, plateau, scaler, device, rank=ctx.rank,
                              world_size=ctx.world_size, data=data)
     writes = run_dir is not None and ctx.is_main
     ctx.barrier()  # every process has looked at run_dir before rank 0 writes to it
     if writes and not resume:
-        for name in checkpoint.RUN_FILES:  # overwrite: the old run goes before the new one starts
-            (run_dir / name).unlink(missing_ok=True)
+        for name in (*checkpoint.RUN_FILES, *checkpoint.RUN_REPORTS):  # overwrite: the old run goes
+            (run_dir / name).unlink(missing_ok=True)  # before the new one starts, its reports too
         checkpoint.save_config(run_dir, {**_run_config(model, config), "train": _config.to_dict(cfg)})
     log = MetricsLog(run_dir or Path("."), tensorboard=cfg.tensorboard,
                      resume_step=pos.step if resume else 0, enabled=writes)

@@ -61,11 +61,11 @@ def chunks(train: Loader, bptt: int | None, epochs: int,
 
 
 def snapshot(model, optimizer, plateau, scaler, pos: Position, state: Any,
-             ranks: list[dict[str, Any]] | None = None, data: str | None = None) -> dict[str, Any]:
+             ranks: list[dict[str, Any]] | None = None, data: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything a resumed run needs, as tensors and plain containers (weights_only-safe).
     ``ranks``: every process's ``rank_snapshot`` in a data-parallel run, so that one file
     holds them all and a kill can never leave the processes' parts from different steps.
-    ``data``: the training loader's ``fingerprint``, which ``restore`` checks."""
+    ``data``: the loaders' ``fingerprints`` (training and validation), which ``restore`` checks."""
     return {
         "data": data,
         "model": model.state_dict(),
@@ -89,11 +89,10 @@ def rank_snapshot(state: Any) -> dict[str, Any]:
 
 
 def restore(run_dir: Path, model, optimizer, plateau, scaler, device, *, rank: int = 0,
-            world_size: int = 1, data: str | None = None) -> tuple[Position, Any]:
+            world_size: int = 1, data: dict[str, str] | None = None) -> tuple[Position, Any]:
     """Load a checkpoint into the model, optimizer and schedules; returns the position and
-    the carried state (this process's, in a data-parallel run). ``data``: the training
-    loader's ``fingerprint``, refused when the checkpoint holds another (a checkpoint from
-    before fingerprints, or a loader without one, is not checked)."""
+    the carried state (this process's, in a data-parallel run). ``data``: the loaders'
+    ``fingerprints``, refused where the checkpoint holds others (see ``check_data``)."""
     path = run_dir / checkpoint.STATE
     saved = checkpoint.load_training_state(path)
     if saved.get("world_size", 1) != world_size:
@@ -116,15 +115,27 @@ def restore(run_dir: Path, model, optimizer, plateau, scaler, device, *, rank: i
     return Position(**saved["position"]), map_state(lambda t: t.to(device), own["state"])
 
 
-def check_data(run_dir: Path, saved: dict[str, Any], data: str | None) -> None:
-    """Refuse a resume whose training loader's fingerprint ``data`` is not the one in the
-    checkpoint ``saved`` (either missing: a checkpoint from before fingerprints, or a loader
-    without one, is not checked)."""
-    if None not in (data, saved.get("data")) and data != saved["data"]:
-        raise checkpoint.CheckpointError(
-            f"resume must train on the data the run in {run_dir} started with, in the same batches: "
-            f"the training data's fingerprint is {data}, the checkpoint's {saved['data']} (the data, its "
-            f"split, batch size or shuffling seed changed); start a new run for new data")
+def fingerprints(**loaders) -> dict[str, str] | None:
+    """``{"train": ..., "val": ...}``: the fingerprint of each loader given that has one
+    (``Loader.fingerprint``; a duck-typed loader without one is not checked), or None."""
+    found = {name: loader.fingerprint() for name, loader in loaders.items()
+             if loader is not None and hasattr(loader, "fingerprint")}
+    return found or None
+
+
+def check_data(run_dir: Path, saved: dict[str, Any], data: dict[str, str] | None) -> None:
+    """Refuse a resume whose loaders' ``fingerprints`` differ from those in the checkpoint
+    ``saved``, per loader where both have one: a checkpoint from before fingerprints has
+    none, one from before validation fingerprints only the training data's (a string)."""
+    kept = saved.get("data")
+    kept = {"train": kept} if isinstance(kept, str) else kept or {}
+    for name, what in (("train", "train on the data the run in {} started with, in the same batches"),
+                       ("val", "validate on the data the run in {} started with")):
+        if name in kept and name in (data or {}) and kept[name] != data[name]:
+            raise checkpoint.CheckpointError(
+                f"resume must {what.format(run_dir)}: the {name} data's fingerprint is {data[name]}, "
+                f"the checkpoint's {kept[name]} (the data, its split, batch size or shuffling seed "
+                f"changed); start a new run for new data")
 
 
 def _plain(state: Any) -> Any:
