@@ -200,10 +200,9 @@ def test_cli_refuses_other_runs_and_ensembles(tmp_path):
     assert not list(tmp_path.glob("*.onnx"))
 
 
-@pytest.mark.parametrize("crf", ["true", "false"])
-def test_a_tagger_file_tags_as_rnnkit_tag_does(crf, tmp_path):
+def test_a_tagger_file_tags_as_rnnkit_tag_does(tmp_path):
     """A trained tagger's file, fed TagVocab.features padded into one batch (rows and
-    characters), gives rnnkit tag's tags: Viterbi (CRF) or argmax, as a scan over the length."""
+    characters), gives rnnkit tag's tags: the CRF's Viterbi path, as two scans over the length."""
     from rnnkit.data.tag_features import TagVocab
     from rnnkit.tasks.tag import VOCAB, predict_tags, train_tagger
     from tests.tasks.test_tag_task import make_cfg, toy
@@ -211,7 +210,7 @@ def test_a_tagger_file_tags_as_rnnkit_tag_does(crf, tmp_path):
     torch.set_default_dtype(torch.float32)
     (tmp_path / "train.conll").write_text(toy(60, 0))
     (tmp_path / "test.conll").write_text(toy(10, 1))
-    train_tagger(make_cfg(tmp_path, f"model.crf={crf}", "model.char_encoder=lstm"), tmp_path / "run")
+    train_tagger(make_cfg(tmp_path, "model.crf=true", "model.char_encoder=lstm"), tmp_path / "run")
     result = export_onnx(load_model(tmp_path / "run"), tmp_path / "tagger.onnx")
     assert result["inputs"] == {"x": ["B", "T", "F"], "lengths": ["B"]}
     assert result["outputs"] == ["tags", "emissions"]
@@ -230,14 +229,15 @@ def test_a_tagger_file_tags_as_rnnkit_tag_does(crf, tmp_path):
     assert (tags[0, 3:] == 0).all()  # padding positions hold 0, as Tagger.decode gives
 
 
-@pytest.mark.parametrize("char_encoder", ["cnn", "none"])
-def test_taggers_export_with_any_word_width(char_encoder, tmp_path):
+@pytest.mark.parametrize("char_encoder, crf", [("cnn", True), ("none", False)])
+def test_taggers_export_with_any_word_width(char_encoder, crf, tmp_path):
     """Traced with 5 characters a word and checked with 3 and 6 (and one step at batch 1);
-    the tag count equals the traced length, which duck shaping would have tied together."""
+    the tag count equals the traced length, which duck shaping would have tied together.
+    Without a CRF the file's tags are the argmax."""
     from rnnkit.models.tagger import Tagger, TaggerConfig
 
     torch.manual_seed(0)
     model = Tagger(TaggerConfig(vocab_size=30, num_tags=5, num_chars=12, embed_size=6, hidden_size=5,
-                                char_features=4, char_encoder=char_encoder, crf=True)).float()
+                                char_features=4, char_encoder=char_encoder, crf=crf)).float()
     result = export_onnx(model, tmp_path / "t.onnx")
     assert [(c["batch"], c["time"]) for c in result["checked"]] == [(1, 1), (4, 9)]

@@ -40,6 +40,17 @@ def test_sampling_follows_the_seed(run):
     assert a.output == b.output != c.output
 
 
+def test_options_the_strategy_does_not_read_are_named(run):
+    greedy = invoke(run, "--prompt", "In", "--strategy", "greedy", "--max-new-tokens", 10)
+    warned = invoke(run, "--prompt", "In", "--strategy", "greedy", "--max-new-tokens", 10,
+                    "--temperature", 0.5, "--top-k", 3)
+    assert warned.exit_code == 0 and warned.stdout == greedy.stdout
+    assert warned.stderr == "warning: --temperature, --top-k have no effect with --strategy greedy\n"
+    sampled = invoke(run, "--prompt", "In", "--max-new-tokens", 10, "--beam", 3)
+    assert sampled.stderr == "warning: --beam-width has no effect with --strategy sample\n"
+    assert greedy.stderr == ""
+
+
 def test_beam_of_width_1_prints_the_greedy_text(run):
     beam = invoke(run, "--prompt", "And", "--strategy", "beam", "--beam-width", 1, "--max-new-tokens", 15)
     greedy = invoke(run, "--prompt", "And", "--strategy", "greedy", "--max-new-tokens", 15)

@@ -7,6 +7,10 @@ from rnnkit.cli._task import require_task
 from rnnkit.config import to_dict
 from rnnkit.tasks import lm as _lm
 
+# the options each strategy does not read
+_UNUSED = {"greedy": ("temperature", "top_k", "top_p", "beam_width", "seed"),
+           "beam": ("temperature", "top_k", "top_p", "seed"), "sample": ("beam_width",)}
+
 
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
@@ -29,6 +33,11 @@ def generate(run_dir, prompt, max_new_tokens, strategy, temperature, top_k, top_
                          strategy=strategy, temperature=temperature, top_k=top_k, top_p=top_p,
                          beam_width=beam_width, seed=seed)
     require_task(run_dir, "lm")
+    given = dict(temperature=temperature, top_k=top_k, top_p=top_p, beam_width=beam_width, seed=seed)
+    unused = [f"--{name.replace('_', '-')}" for name in _UNUSED[cfg.strategy] if given[name] is not None]
+    if unused:  # as transformers' generate warns of sampling options without sampling
+        click.echo(f"warning: {', '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect with "
+                   f"--strategy {cfg.strategy}", err=True)
     try:
         pieces = _lm.generate(run_dir, **to_dict(cfg))
     except (OSError, ValueError) as err:  # CheckpointError is a ValueError
