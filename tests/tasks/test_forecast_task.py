@@ -268,3 +268,10 @@ def test_a_missing_time_column_is_named(tmp_path):
     with pytest.raises(DataError, match=r"s\.csv:1: expected a column named 'nope'; the header has "
                                         r"\['month', 'passengers'\]"):
         read_series_csv(path, time_col="nope")
+
+
+def test_an_autoregressive_decoder_with_covariates_is_refused_with_the_config():
+    """It was refused only when the model was built, after the data was read, as input_size."""
+    with pytest.raises(ValueError, match=r"model.decoder='autoregressive' takes no covariates .* "
+                                         r"data.covariates must be empty, got \['temp'\]"):
+        config.load(ForecastConfig, None, ["model.decoder=autoregressive", "data.covariates=temp"])

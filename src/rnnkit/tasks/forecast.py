@@ -122,6 +122,9 @@ class ForecastConfig:
             raise ValueError(f"model.difference={k} needs model.decoder='direct' and data.horizon <= "
                              f"model.difference (each forecast adds a known value k steps back), got "
                              f"model.decoder={decoder!r}, data.horizon={H}")
+        if decoder == "autoregressive" and self.data.covariates:  # before any data is read
+            raise ValueError(f"model.decoder='autoregressive' takes no covariates (their future values are "
+                             f"unknown): data.covariates must be empty, got {list(self.data.covariates)}")
 
 
 @dataclass(frozen=True)
