@@ -115,3 +115,51 @@ def test_step_and_variants_with_a_parametrized_weight():
     assert ln.stack.layers[0].executor != "reference"
     x = torch.randn(6, 2, 3)
     torch.testing.assert_close(ln(x)[0], reference(x)[0])
+
+
+def test_state_dicts_keep_torch_nn_names_of_computed_weights():
+    """parametrize's parametrizations.<name>.original0 and prune's <name>_orig/_mask follow
+    the weight's torch.nn name, so the two layers load each other's dicts (saving had failed
+    with a KeyError, and so fit's first checkpoint)."""
+    theirs, ours = pair("LSTM", num_layers=2, bidirectional=True)
+    weight_norm(theirs, "weight_hh_l1_reverse")
+    weight_norm(ours.stack.layers[1].bwd.cell, "weight_hh")
+    prune.custom_from_mask(theirs, "weight_ih_l0", (torch.rand(20, 3) > 0.3).double())
+    prune.custom_from_mask(ours.stack.layers[0].fwd.cell, "weight_ih", theirs.weight_ih_l0_mask)
+    assert sorted(ours.state_dict()) == sorted(theirs.state_dict())
+    assert "parametrizations.weight_hh_l1_reverse.original0" in ours.state_dict()
+    fresh = pair("LSTM", num_layers=2, bidirectional=True)[1]
+    weight_norm(fresh.stack.layers[1].bwd.cell, "weight_hh")
+    prune.identity(fresh.stack.layers[0].fwd.cell, "weight_ih")
+    fresh.load_state_dict(theirs.state_dict())
+    x = torch.randn(5, 2, 3)
+    torch.testing.assert_close(fresh(x)[0], theirs(x)[0])
+
+
+@pytest.mark.parametrize("how", ["parametrize", "prune"])
+def test_weight_drop_refuses_computed_weights_on_every_executor(how):
+    """prune's hook wrote its weight over the dropped one (no DropConnect at all) and
+    functional_call wrote a parametrized one into its originals in place."""
+    for backend in ("auto", "reference"):
+        layer = rnnkit.LSTM(3, 5, weight_drop=0.5, backend=backend)
+        cell = layer.stack.layers[0].cell.cell
+        if how == "parametrize":
+            P.register_parametrization(cell, "weight_hh", Scaled())
+        else:
+            prune.l1_unstructured(cell, "weight_hh", 0.3)
+        with pytest.raises(RuntimeError, match="weight drop cannot train a cell whose weights"):
+            layer.train()(torch.randn(4, 2, 3))
+        layer.eval()(torch.randn(4, 2, 3))  # no weight drop at evaluation
+
+
+def test_quantize_and_min_cells_with_computed_weights():
+    layer = rnnkit.GRU(3, 5)
+    weight_norm(layer.stack.layers[0].cell, "weight_hh")
+    with pytest.raises(ValueError, match=r"cannot quantize GRU\(3, 5\): its weights are computed"):
+        rnnkit.quantize_dynamic(layer.float())
+    fast, slow = rnnkit.MinGRU(3, 5), rnnkit.MinGRU(3, 5, backend="reference")
+    slow.load_state_dict(fast.state_dict())
+    for layer in (fast, slow):
+        weight_norm(layer.stack.layers[0].cell, "weight_ih")
+    x = torch.randn(2, 6, 3)  # batch first? either way both see the same
+    torch.testing.assert_close(fast(x)[0], slow(x)[0])

@@ -37,7 +37,7 @@ def run(tmp_path_factory):
 def test_an_output_that_cannot_be_written_is_refused_first(run, args, tmp_path):
     result = CliRunner().invoke(cli, [a.format(run=run) for a in args])
     assert result.exit_code == 2, result.output
-    assert "cannot write in '/proc'" in result.output and "Traceback" not in result.output
+    assert "cannot create a file in '/proc'" in result.output and "Traceback" not in result.output
     assert ".tmp" not in result.output
 
 
@@ -76,3 +76,25 @@ def test_train_forecast_prints_results_json_but_the_per_origin_forecasts(run):
     shown = json.loads(result.output)
     assert set(saved) - set(shown) == {"forecast_BHQ", "naive_BH", "actual_BH"}
     assert "interval_scale" in shown and "n_windows" in shown
+
+
+def test_bench_json_under_a_file_is_refused_first(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    json_path = tmp_path / "a_file" / "r.json"
+    result = CliRunner().invoke(cli, ["bench", "--quick", "scan", "--json", str(json_path)])
+    assert result.exit_code == 2 and "its directories cannot be made" in result.output
+
+
+def test_fit_keeps_a_users_report_where_no_run_was_replaced(tmp_path):
+    """Only an old run's reports go with it (--overwrite); a new directory's files stay."""
+    import torch
+
+    from rnnkit.models import LanguageModel, LMConfig
+    from rnnkit.train import StreamLoader, TrainConfig, fit
+
+    (tmp_path / "results.json").write_text("{}")
+    model = LanguageModel(LMConfig(vocab_size=8, embed_size=4, hidden_size=4, num_layers=1))
+    ids = torch.randint(0, 8, (100,), generator=torch.Generator().manual_seed(0))
+    fit(model, StreamLoader(ids, batch_size=2, bptt=4), TrainConfig(max_steps=1, progress=False),
+        run_dir=tmp_path)
+    assert (tmp_path / "results.json").read_text() == "{}"

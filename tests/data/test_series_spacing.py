@@ -92,3 +92,16 @@ def test_the_line_counts_blank_lines_and_a_first_gap_is_found(tmp_path):
     path.write_text("\n".join(rows[:2] + ["", ""] + rows[2:]) + "\n")  # two blank lines before it
     with pytest.raises(DataError, match=r"s\.csv:5: .* got 2 months from 2000-01 to 2000-03"):
         read(path)
+
+
+@pytest.mark.parametrize("times", [
+    [f"{1600000000 + 0.1 * k:.1f}" for k in range(30)],  # epoch seconds at 10 Hz
+    [f"{1990 + k / 12:.4f}" for k in range(30)],  # decimal years, rounded in the file
+    [f"{2450000 + k / 24:.6f}" for k in range(30)],  # hourly Julian days
+], ids=["epoch-seconds", "decimal-years", "julian-days"])
+def test_rounded_or_large_float_times_pass_and_a_missing_row_does_not(times, tmp_path):
+    """float64 rounding of 1.6e9 + 0.1 k, and times rounded when written, leave gaps within a
+    tenth of the step (they failed a relative 1e-6); a missing row doubles one gap."""
+    assert read(write(tmp_path, times)).times is not None
+    with pytest.raises(DataError, match=r"s\.csv:12: expected evenly spaced times"):
+        read(write(tmp_path, times[:10] + times[11:]))

@@ -125,3 +125,5 @@ def test_verbose_prints_keras_epoch_lines(verbose, capsys):
     assert capsys.readouterr() == ("", "")
     with pytest.raises(ValueError, match="verbose must be 0, 1, 2 or 'auto', got 3"):
         model.fit(x, y, epochs=1, verbose=3)
+    model.fit(x, y, epochs=1, verbose=False)  # Keras reads bools as 0 and 1
+    assert capsys.readouterr() == ("", "")

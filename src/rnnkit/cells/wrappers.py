@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
-from rnnkit.cells.base import Cell, CellWrapper, State, Step, sequence_step
+from rnnkit.cells.base import Cell, CellWrapper, State, Step, cell_class, sequence_step, weights_by_hook
 
 
 def _check_p(name: str, p: float) -> float:
@@ -163,6 +163,13 @@ class WeightDrop(CellWrapper):
         self.p = _check_p("p", p)
 
     def dropped_weight_hh(self) -> Tensor:
+        if self.training and self.p > 0 and (cell_class(self.cell) is not type(self.cell)
+                                             or weights_by_hook(self.cell)):
+            # on every executor alike: in the reference loop prune's pre-hook would write its
+            # weight over the dropped one, and functional_call a parametrized one into its originals
+            raise RuntimeError("weight drop cannot train a cell whose weights torch.nn.utils.parametrize "
+                               "or prune compute: make them plain first (parametrize."
+                               "remove_parametrizations, prune.remove), or set weight_drop=0")
         return F.dropout(self.cell.weight_hh, self.p, self.training)
 
     def forward(self, x_BI: Tensor, state: State) -> State:

@@ -98,7 +98,10 @@ def new_file_in_new_dirs(_ctx: click.Context, _param: click.Parameter, value: Pa
     if value is None:
         return None
     value = Path(value).absolute()
-    return _writable(value, next(p for p in value.parents if p.is_dir()))
+    nearest = next(p for p in value.parents if p.exists())
+    if not nearest.is_dir():
+        raise click.BadParameter(f"its directories cannot be made: {str(nearest)!r} is a file")
+    return _writable(value, nearest)
 
 
 def _writable(value: Path, directory: Path) -> Path:
@@ -108,7 +111,8 @@ def _writable(value: Path, directory: Path) -> Path:
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as err:
-        raise click.BadParameter(f"cannot write in {str(directory)!r}: {err.strerror or err}") from None
+        why = err.strerror or err
+        raise click.BadParameter(f"cannot create a file in {str(directory)!r} ({why})") from None
     return value
 
 

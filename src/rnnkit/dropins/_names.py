@@ -16,9 +16,33 @@ def register_hooks(module: nn.Module) -> None:
     module.register_load_state_dict_post_hook(_flatten_loaded)
 
 
+# what torch's utilities add to a weight's name, on torch.nn's layers as on our cells:
+# prune (weight_orig, weight_mask), the older weight_norm (weight_g, weight_v) and spectral_norm
+_SUFFIXES = ("", "_orig", "_mask", "_g", "_v", "_u")
+
+
+def _translate(key: str, pairs) -> str | None:
+    """``key`` under the other naming, for ``pairs`` of (name, other name) of each weight, or
+    None; parametrize's ``parametrizations.<name>.original0`` follows its weight's name."""
+    for name, other in pairs:
+        for suffix in _SUFFIXES:
+            if key == name + suffix:
+                return other + suffix
+        head, _, base = name.rpartition(".")
+        o_head, _, o_base = other.rpartition(".")
+        held = f"{head}.parametrizations.{base}." if head else f"parametrizations.{base}."
+        if key.startswith(held):
+            o_held = f"{o_head}.parametrizations.{o_base}." if o_head else f"parametrizations.{o_base}."
+            return o_held + key[len(held):]
+    return None
+
+
 def _rename_saved(module: nn.Module, state_dict, prefix: str, local_metadata) -> None:
-    for theirs, ours in module._torch_names.items():
-        state_dict[prefix + theirs] = state_dict.pop(prefix + ours)
+    pairs = [(ours, theirs) for theirs, ours in module._torch_names.items()]
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        theirs = _translate(key[len(prefix):], pairs)
+        if theirs is not None:
+            state_dict[prefix + theirs] = state_dict.pop(key)
 
 
 def _rename_missing(module: nn.Module, incompatible) -> None:
@@ -49,7 +73,9 @@ def _flatten_loaded(module: nn.Module, incompatible) -> None:
 
 def _rename_loaded(module: nn.Module, state_dict, prefix: str, local_metadata, strict, missing_keys,
                    unexpected_keys, error_msgs: list[str]) -> None:
-    for theirs, ours in module._torch_names.items():
-        if prefix + theirs in state_dict:
-            state_dict[prefix + ours] = state_dict.pop(prefix + theirs)
+    pairs = list(module._torch_names.items())
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        ours = _translate(key[len(prefix):], pairs)
+        if ours is not None:
+            state_dict[prefix + ours] = state_dict.pop(key)
     module.__dict__["_loading"] = (prefix, error_msgs)  # for _rename_mismatched

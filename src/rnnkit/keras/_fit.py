@@ -96,7 +96,7 @@ def epoch_log(verbose, epochs: int, steps: int) -> Callable[[int, dict[str, floa
     """Keras's lines for an epoch, on stdout: ``Epoch 2/5`` and ``8/8 - 0s - 12ms/step -
     loss: 0.1234 - val_loss: 0.2345`` (values as Keras formats them); None where ``verbose``
     is 0. Keras's ``verbose=1`` also draws a bar, which here is rnnkit's, on stderr."""
-    if verbose not in (0, 1, 2, "auto") or isinstance(verbose, bool):
+    if verbose not in (0, 1, 2, "auto"):  # True and False are 1 and 0, as Keras reads them
         raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
     if not verbose:
         return None

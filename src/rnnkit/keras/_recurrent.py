@@ -201,7 +201,7 @@ class RNNLayer(Layer):
         out_BTO, final = self.rnn(x_BTI.gather(1, order_BT[..., None].expand_as(x_BTI)), state,
                                   lengths=lengths_B.clamp(min=1))
         out_BTO = out_BTO.new_zeros(out_BTO.shape).scatter(1, order_BT[..., None].expand_as(out_BTO), out_BTO)
-        out_BTO = out_BTO * mask_BT[..., None]  # a row of only padding ran its first step: drop it
+        out_BTO = torch.where(mask_BT[..., None], out_BTO, 0.0)  # a row of only padding ran a step
         empty_B = lengths_B == 0
         if bool(empty_B.any()):  # ... and keeps the state it started from
             start = state if state is not None else _zeros_like(final)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.cells.base import Cell, HiddenState
+from rnnkit.cells.base import Cell, HiddenState, cell_class
 from rnnkit.cells.mingru import MinGRUCell, MinLSTMCell
 from rnnkit.kernels import _ext, scan
 
@@ -27,7 +27,7 @@ _KIND = {MinGRUCell: 0, MinLSTMCell: 1}  # the kernel's switch: gates [z, h~] or
 
 
 def supports(cell: Cell) -> bool:
-    return type(cell) in _KIND and _ext.load("min_scan") is not None
+    return cell_class(cell) in _KIND and _ext.load("min_scan") is not None
 
 
 @torch.library.custom_op("rnnkit::min_scan", mutates_args=())
@@ -83,5 +83,6 @@ def run(cell: Cell, x_BTI: Tensor, state: HiddenState, lengths_B: Tensor | None)
         return scan.run(cell, x_BTI, state, lengths_B)
     lengths_B = (torch.full((B,), T, dtype=torch.long) if lengths_B is None
                  else lengths_B.to(device="cpu", dtype=torch.long).contiguous())
-    out_BTH, final_BH = min_scan(k_BTG, state.h.to(k_BTG.dtype).contiguous(), lengths_B, _KIND[type(cell)])
+    h_BH = state.h.to(k_BTG.dtype).contiguous()
+    out_BTH, final_BH = min_scan(k_BTG, h_BH, lengths_B, _KIND[cell_class(cell)])
     return out_BTH, HiddenState(final_BH)

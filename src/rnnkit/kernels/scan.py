@@ -31,7 +31,7 @@ name = "scan"
 
 
 def supports(cell: Cell) -> bool:
-    return type(cell) in (MinGRUCell, MinLSTMCell)
+    return cell_class(cell) in (MinGRUCell, MinLSTMCell)
 
 
 def log_coefficients(cell: Cell, x_BTI: Tensor) -> tuple[Tensor, Tensor]:

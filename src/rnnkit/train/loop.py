@@ -317,8 +317,9 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
     writes = run_dir is not None and ctx.is_main
     ctx.barrier()  # every process has looked at run_dir before rank 0 writes to it
     if writes and not resume:
-        for name in (*checkpoint.RUN_FILES, *checkpoint.RUN_REPORTS):  # overwrite: the old run goes
-            (run_dir / name).unlink(missing_ok=True)  # before the new one starts, its reports too
+        # overwrite: the old run goes before the new one starts, and with it its reports
+        for name in (*checkpoint.RUN_FILES, *(checkpoint.RUN_REPORTS if saved else ())):
+            (run_dir / name).unlink(missing_ok=True)
         checkpoint.save_config(run_dir, {**_run_config(model, config), "train": _config.to_dict(cfg)})
     log = MetricsLog(run_dir or Path("."), tensorboard=cfg.tensorboard,
                      resume_step=pos.step if resume else 0, enabled=writes)
