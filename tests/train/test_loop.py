@@ -477,3 +477,44 @@ def test_on_step_may_stop_training(tmp_path):
     assert result.last_train["loss"] > 0  # the steps since the last row were logged
     assert fit(Tagger(), TensorLoader(x, y, batch_size=4), _sgd(epochs=5), run_dir=tmp_path,
                resume=True).steps == 10  # and saved: a resume goes on
+
+
+def test_tbptt_keeps_nan_padding_out_of_the_gradients():
+    """A row that ended before a chunk runs one padded step there (layers take lengths >= 1):
+    its input is zeroed, as Recurrent zeroes padding, so NaN padding trains as with full BPTT."""
+    torch.manual_seed(0)
+    x, y = torch.randn(4, 6, 3), torch.randint(0, 4, (4, 6))
+    lengths = torch.tensor([6, 2, 6, 5])
+    x[1, 2:], x[3, 5:] = float("nan"), float("inf")
+    for bptt in (None, 3, 2):
+        torch.manual_seed(0)
+        result = fit(Tagger(), TensorLoader(x, y, batch_size=4, shuffle=False, lengths=lengths),
+                     _sgd(epochs=2, bptt=bptt))
+        assert math.isfinite(result.last_train["loss"])
+
+
+def test_a_stream_cut_again_by_bptt_counts_every_chunk_for_the_schedule(tmp_path):
+    """StreamLoader's chunks of 10 steps cut into 5 by TrainConfig.bptt: 2 steps each, and
+    the cosine schedule spreads over all of them (it reached its floor halfway)."""
+    ids = torch.randint(0, 11, (201,), generator=torch.Generator().manual_seed(0))
+    loader = StreamLoader(ids, batch_size=4, bptt=10)
+    assert loader.total_steps(1, 5) == 2 * len(loader) and loader.total_steps(1, 10) == len(loader)
+    result = fit(CharModel(), loader, TrainConfig(epochs=1, bptt=5, schedule="cosine", lr=1.0, log_every=1,
+                                                  progress=False), run_dir=tmp_path)
+    assert result.steps == 2 * len(loader)
+    rates = [row["lr"] for row in read_metrics(tmp_path) if "lr" in row]
+    assert len(rates) == result.steps and all(r > 0 for r in rates[:-1])  # the floor at the last step only
+
+
+def test_resume_refuses_another_learning_rate(tmp_path):
+    """The optimizer's saved state would bring its old rate back: a resume that changes it
+    (or any field but the run's length, cadence and device) is refused by name."""
+    x, y = _data()
+    fit(Tagger(), TensorLoader(x, y, batch_size=4), _sgd(epochs=1), run_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"resume must use the TrainConfig .* got 1 different: "
+                                         r"lr: saved 0.5, given 0.1"):
+        fit(Tagger(), TensorLoader(x, y, batch_size=4), TrainConfig(optimizer="sgd", lr=0.1, epochs=2,
+                                                                   progress=False),
+            run_dir=tmp_path, resume=True)
+    assert fit(Tagger(), TensorLoader(x, y, batch_size=4), _sgd(epochs=2, log_every=1), run_dir=tmp_path,
+               resume=True).steps == 4

@@ -22,10 +22,9 @@ from rnnkit import config as _config
 from rnnkit.train import TrainConfig, checkpoint
 from rnnkit.train.data import Loader
 from rnnkit.train.loop import usable_device
-from rnnkit.train.run import check_data, fingerprints
+from rnnkit.train.run import RESUMABLE, check_data, fingerprints
 
-MAY_CHANGE = ("train.epochs", "train.max_steps", "train.max_minutes", "train.checkpoint_every",
-              "train.progress", "train.device")
+MAY_CHANGE = tuple(f"train.{name}" for name in RESUMABLE)
 _ABSENT = "(absent)"
 
 

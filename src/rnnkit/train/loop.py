@@ -27,7 +27,16 @@ from rnnkit.train import checkpoint, distributed
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.data import Loader
 from rnnkit.train.metrics import MetricsLog
-from rnnkit.train.run import Position, StopOnSignal, chunks, fingerprints, rank_snapshot, restore, snapshot
+from rnnkit.train.run import (
+    Position,
+    StopOnSignal,
+    check_resumed_train,
+    chunks,
+    fingerprints,
+    rank_snapshot,
+    restore,
+    snapshot,
+)
 from rnnkit.train.schedules import lr_at, teacher_forcing_at
 from rnnkit.train.setup import (
     LossFn,
@@ -45,8 +54,9 @@ MetricFn = Callable[[Any, Tensor], Tensor]
 
 @dataclass
 class FitResult:
-    """What a run did. ``epochs`` holds one row per finished epoch (mean train loss and
-    metrics, and the last evaluation's ``val_*``); ``stopped`` says why it ended."""
+    """What a run did. ``epochs`` holds one row per epoch finished in this call (mean train
+    loss and metrics, and the last evaluation's ``val_*``; a resumed run's earlier epochs are
+    in metrics.csv); ``stopped`` says why it ended."""
 
     steps: int
     seconds: float
@@ -297,6 +307,8 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
     if saved and not resume and not overwrite:
         raise FileExistsError(f"run_dir {run_dir} already holds a run ({', '.join(saved)}); pass "
                               f"resume=True to continue it, overwrite=True to replace it, or another run_dir")
+    if resume and saved:  # a missing run is restore's to report
+        check_resumed_train(run_dir, _config.to_dict(cfg))
     ctx = distributed.context()
     seed_everything(cfg.seed + ctx.rank)  # each process its own dropout masks
     device = usable_device(cfg.device)

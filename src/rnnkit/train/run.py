@@ -4,6 +4,7 @@ stops it at a step boundary."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import signal
 import threading
@@ -113,6 +114,28 @@ def restore(run_dir: Path, model, optimizer, plateau, scaler, device, *, rank: i
     if own["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(own["rng"]["cuda"])
     return Position(**saved["position"]), map_state(lambda t: t.to(device), own["state"])
+
+
+# TrainConfig fields a resumed run may change: how long to train, how often to save, log or show
+# progress, and where to run; any other change would be taken back by the checkpoint (the
+# optimizer's state brings back its own learning rate) or change the run's meaning
+RESUMABLE = ("epochs", "max_steps", "max_minutes", "checkpoint_every", "log_every", "progress", "device")
+
+
+def check_resumed_train(run_dir: Path, given: dict[str, Any]) -> None:
+    """Refuse a resume whose TrainConfig (``given``, as ``to_dict`` makes it) differs from the
+    one in ``run_dir``'s config.json outside ``RESUMABLE``, naming each differing field."""
+    saved = checkpoint.read_config(run_dir).get("train")
+    if not isinstance(saved, dict):  # a run saved without its TrainConfig: nothing to compare
+        return
+    given = json.loads(json.dumps(given))  # as config.json holds it (tuples as lists)
+    keys = sorted(k for k in saved.keys() | given.keys()
+                  if k not in RESUMABLE and saved.get(k) != given.get(k))
+    differ = [f"{k}: saved {saved.get(k)!r}, given {given.get(k)!r}" for k in keys]
+    if differ:
+        raise ValueError(f"resume must use the TrainConfig the run in {run_dir} was started with (only "
+                         f"{', '.join(RESUMABLE)} may change), got {len(differ)} different: "
+                         + "; ".join(differ))
 
 
 def fingerprints(**loaders) -> dict[str, str] | None:

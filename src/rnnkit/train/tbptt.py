@@ -16,6 +16,7 @@ and torch.nn's hx ((L*D, B, H)) both follow that rule.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -64,6 +65,16 @@ class StreamLoader(Loader):
         # slots hold equal numbers of steps, but a slot cut into more pieces has more
         # (padded) chunks: its last few are left out, so that every row of a batch has data
         return min(len(chunks) for chunks in self.slots)
+
+    def total_steps(self, epochs: int, bptt: int | None, *, limit: int | None = None) -> int:
+        """A chunk of this loader is cut again where ``bptt`` (``TrainConfig.bptt``) is
+        shorter than its own: the schedule must count those steps too."""
+        if bptt is None or bptt >= self.bptt:
+            return epochs * len(self)
+        local = self.batch_size // self.world_size
+        slots = self.slots[self.rank * local:(self.rank + 1) * local]
+        widths = (max(slot[index][2] for slot in slots) for index in range(len(self)))
+        return epochs * sum(math.ceil(T / bptt) for T in widths)
 
     def shard(self, rank: int, world_size: int) -> StreamLoader:
         return StreamLoader(self.documents, batch_size=self.batch_size, bptt=self.bptt,
@@ -132,14 +143,16 @@ def tbptt_chunks(batch: Batch, bptt: int | None) -> Iterator[Batch]:
         stop = min(start + bptt, T)
         lengths_B = None
         targets = batch.targets[:, start:stop] if per_step else batch.targets
+        inputs = batch.inputs[:, start:stop]
         if batch.lengths_B is not None:
             lengths_B = (batch.lengths_B - start).clamp(1, stop - start)
             ended_B = batch.lengths_B <= start
             if bool(ended_B.any()):
                 targets = targets.clone()
                 targets[ended_B] = IGNORE if targets.dtype == torch.long else float("nan")
-        yield Batch(batch.inputs[:, start:stop], targets, lengths_B,
-                    batch.reset_B if start == 0 else None)
+                if inputs.is_floating_point():  # its one padded step: NaN padding would reach the grads
+                    inputs = inputs.masked_fill(ended_B.view(-1, *(1,) * (inputs.dim() - 1)), 0.0)
+        yield Batch(inputs, targets, lengths_B, batch.reset_B if start == 0 else None)
 
 
 def map_state(fn: Callable[[Tensor], Tensor], state: Any) -> Any:
