@@ -212,7 +212,6 @@ def _forecaster_signature(model: Forecaster) -> _Signature:
                       about={"quantiles": list(levels), "min_time": cfg.window})
 
 
-
 def _tagger_signature(model: Tagger) -> _Signature:
     cfg = model.config
     chars = cfg.char_encoder != "none"
@@ -232,6 +231,7 @@ def _tagger_signature(model: Tagger) -> _Signature:
 
     return _Signature(_TaggerOutputs(model), {"x": ["B", "T", "F"], "lengths": ["B"]}, ["tags", "emissions"],
                       sample, smallest={"F": 3 if chars else 2})
+
 
 def _check(sig: _Signature, data: bytes) -> list[dict[str, Any]]:
     import onnxruntime as ort

@@ -174,6 +174,13 @@ def weights_by_hook(cell: Cell) -> bool:
     return bool(cell._forward_pre_hooks or cell._forward_hooks)
 
 
+def computed_weights(cell: Cell) -> bool:
+    """Whether torch's utilities compute the cell's weights: parametrize at each access (its
+    class swapped), prune and the older weight_norm in a forward pre-hook. A copy of them
+    (weight drop's, the int8 step's) could not follow."""
+    return cell_class(cell) is not type(cell) or weights_by_hook(cell)
+
+
 def uniform_init_(module: nn.Module, hidden_size: int) -> None:
     """torch.nn's RNN initialisation: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H))."""
     bound = 1.0 / math.sqrt(hidden_size)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
-from rnnkit.cells.base import Cell, CellWrapper, State, Step, cell_class, sequence_step, weights_by_hook
+from rnnkit.cells.base import Cell, CellWrapper, State, Step, computed_weights, sequence_step
 
 
 def _check_p(name: str, p: float) -> float:
@@ -163,8 +163,7 @@ class WeightDrop(CellWrapper):
         self.p = _check_p("p", p)
 
     def dropped_weight_hh(self) -> Tensor:
-        if self.training and self.p > 0 and (cell_class(self.cell) is not type(self.cell)
-                                             or weights_by_hook(self.cell)):
+        if self.training and self.p > 0 and computed_weights(self.cell):
             # on every executor alike: in the reference loop prune's pre-hook would write its
             # weight over the dropped one, and functional_call a parametrized one into its originals
             raise RuntimeError("weight drop cannot train a cell whose weights torch.nn.utils.parametrize "

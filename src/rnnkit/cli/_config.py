@@ -116,11 +116,12 @@ def _writable(value: Path, directory: Path) -> Path:
     return value
 
 
-def not_input(out: Path | None, data: str | Path | None, *, data_name: str = "--data") -> None:
-    """Refuse an output file that is the input file: writing it would destroy the data."""
+def not_input(out: Path | None, data: str | Path | None, *, data_name: str = "--data",
+              option: str = "--out") -> None:
+    """Refuse an output file (``option``) that is the input file: writing it would destroy the data."""
     if out is not None and data is not None and Path(out).resolve() == Path(data).resolve():
         raise click.BadParameter(f"must not be the {data_name} file, which it would replace, got "
-                                 f"{str(out)!r}", param_hint="'--out'")
+                                 f"{str(out)!r}", param_hint=f"'{option}'")
 
 
 def image_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:

@@ -36,8 +36,8 @@ def forecast(run_dir, data, horizon, out, plot_path, seed):
         raise click.ClickException(str(err)) from err
     levels, values_HQ, times = result["quantiles"], result["forecast_HQ"], result["times"]
     history = result["history"]  # --data, or the training file the run names
-    for path in (out, plot_path):
-        not_input(path, history.path, data_name="series")
+    not_input(out, history.path, data_name="series")
+    not_input(plot_path, history.path, data_name="series", option="--plot")
     if plot_path is not None:  # first: a plot that fails leaves no CSV behind
         x = history.times if history.times is not None else range(1, len(history) + 1)
         try:

@@ -126,14 +126,10 @@ def time_step(times: np.ndarray | None) -> np.timedelta64 | tuple[str, int] | fl
     dates, a float for numbers."""
     if times is None or len(times) < 2:
         return None
-    if times.dtype.kind == "M":
-        months_N = times.astype("datetime64[M]")
-        gaps = np.diff(months_N).astype(np.int64)
-        if _monthly(times) and np.all(gaps == gaps[0]) and gaps[0] >= 1:
-            return ("months", int(gaps[0]))
-    gaps = np.diff(times)
-    values, counts = np.unique(gaps, return_counts=True)
-    return values[counts.argmax()]
+    gaps, months = _time_gaps(times)
+    if months and np.all(gaps == gaps[0]) and gaps[0] >= 1:
+        return ("months", int(gaps[0]))
+    return _most_common(np.diff(times))
 
 
 def _monthly(times: np.ndarray) -> bool:
@@ -225,8 +221,8 @@ def check_regular_times(series: TimeSeries) -> None:
     Windows, seasonal naive and future times all count rows as equal steps, and the season
     comes from the most common gap: one missing month left gaps of 28-31 days, so the season
     fell silently from 12 to 1. Dates on one day of each month (or all on month ends) are
-    compared in calendar months, other dates in their own unit, numbers to a relative 1e-6
-    (decimals such as 0.1 do not subtract exactly).
+    compared in calendar months, other dates in their own unit, numbers to a tenth of the
+    step (decimals such as 0.1 do not subtract exactly, and files round their times).
 
     Raises:
         DataError: naming the file, the line of the first time after a wrong gap, the step
@@ -266,7 +262,7 @@ def _time_gaps(times_N: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def _most_common(gaps_N: np.ndarray) -> Any:
-    """The most frequent gap, as ``time_step`` picks it (ties: the smallest)."""
+    """The most frequent gap (ties: the smallest)."""
     values, counts = np.unique(gaps_N, return_counts=True)
     return values[counts.argmax()]
 

@@ -21,7 +21,7 @@ from rnnkit.cells import (
     MinLSTMCell,
     core_cell,
 )
-from rnnkit.cells.base import Cell, cell_class, plain_int, weights_by_hook
+from rnnkit.cells.base import Cell, computed_weights, plain_int
 from rnnkit.dropins.base import DropIn
 from rnnkit.kernels import native
 
@@ -172,8 +172,7 @@ def quantize_dynamic(model: nn.Module) -> nn.Module:
     for m in layers:
         dtype = core_cell(m._cells[0]).weight_ih.dtype
         plain = all(native.supports(cell) for cell in m._cells)
-        owners = [native.owner(cell) for cell in m._cells]
-        computed = any(cell_class(c) is not type(c) or weights_by_hook(c) for c in owners)
+        computed = any(computed_weights(native.owner(cell)) for cell in m._cells)
         why = ("only LSTM, GRU and Elman RNN layers with plain cells quantize (not variants)"
                if not plain else
                "its weights are computed (parametrize or prune on a cell), which the int8 copy "

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from rnnkit._checks import check_like
 from rnnkit.cells import core_cell
-from rnnkit.cells.base import cell_class, weights_by_hook
+from rnnkit.cells.base import computed_weights
 from rnnkit.kernels import native
 
 
@@ -107,8 +107,7 @@ class Streaming:
     def _step_native(self, x_BI: Tensor, hx: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]] | None:
         if self.proj_size or not x_BI.is_cpu or x_BI.dtype != torch.float32:
             return None  # the kernel: CPU, float32, no LSTM projection
-        owners = [native.owner(cell) for cell in self._cells]
-        if any(cell_class(c) is not type(c) or weights_by_hook(c) for c in owners):
+        if any(computed_weights(native.owner(cell)) for cell in self._cells):
             return None  # computed weights (parametrize, prune): its copy could not follow them
         stepper = self._stepper
         if stepper is None or not stepper.fresh():

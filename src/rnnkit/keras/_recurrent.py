@@ -54,6 +54,7 @@ from rnnkit.keras._base import (
 from rnnkit.keras._weights import KerasWeight, swap_first_blocks
 from rnnkit.layers import Bidirectional as _Bidirectional
 from rnnkit.layers import LockedDropout, Recurrent, lengths_to_mask
+from rnnkit.train.tbptt import detach_state, map_state
 
 
 class RNNLayer(Layer):
@@ -180,7 +181,7 @@ class RNNLayer(Layer):
             x_BTI = torch.cat([x_BTI, x_BTI.new_ones(B, T, 1)], dim=-1)
         out_BTO, state = self._run(x_BTI, state, mask_BT)
         if self.stateful:
-            self._states = _detach(state)
+            self._states = detach_state(state)
         if self.return_sequences:
             # Keras reverses the padded rows whole: padding first, then the last real step's output
             output = out_BTO.flip(1) if self.go_backwards else out_BTO
@@ -204,7 +205,7 @@ class RNNLayer(Layer):
         out_BTO = torch.where(mask_BT[..., None], out_BTO, 0.0)  # a row of only padding ran a step
         empty_B = lengths_B == 0
         if bool(empty_B.any()):  # ... and keeps the state it started from
-            start = state if state is not None else _zeros_like(final)
+            start = state if state is not None else map_state(torch.zeros_like, final)
             final = _keep(final, start, empty_B)
         return out_BTO, final
 
@@ -341,15 +342,6 @@ def _merge(mode: str, a: Tensor, b: Tensor) -> Tensor:
     if mode == "mul":
         return a * b
     return (a + b) / 2
-
-
-def _detach(state):
-    return state.detach() if isinstance(state, HiddenState | LSTMState) else tuple(map(_detach, state))
-
-
-def _zeros_like(state):
-    return tuple(_zeros_like(s) for s in state) if not hasattr(state, "_fields") else \
-        type(state)(*(torch.zeros_like(t) for t in state))
 
 
 def _keep(new, old, keep_B: Tensor):

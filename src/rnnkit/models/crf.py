@@ -118,8 +118,9 @@ class LinearChainCRF(nn.Module):
             delta_BC = torch.where(live_B[:, None], best_BC + emissions_BC, delta_BC)
             return delta_BC, torch.where(live_B[:, None], psi_BC, identity_BC)  # padding: identity
 
-        def back_step(tag_B: Tensor, psi_BC: Tensor) -> tuple[Tensor, Tensor]:
+        def back_step(tag_B: Tensor, xs: tuple[Tensor]) -> tuple[Tensor, Tensor]:
             """y_t, and y_{t-1} = ψ_t(y_t) to carry."""
+            (psi_BC,) = xs
             return psi_BC.gather(1, tag_B[:, None]).squeeze(1), tag_B.clone()  # scan's output may not alias
 
         # over every step, the first passed over (δ_1 = start + P[1], ψ_1 the identity): T - 1
@@ -127,7 +128,7 @@ class LinearChainCRF(nn.Module):
         delta_BC = self.start_C.detach() + P_BTC[:, 0]
         delta_BC, psi_TBC = _loop(forward_step, delta_BC, (P_BTC.transpose(0, 1), live_TB))
         score_B, tag_B = (delta_BC + self.end_C).max(dim=1)
-        _, tags_TB = _loop(back_step, tag_B, psi_TBC.flip(0))  # walk back from the last step
+        _, tags_TB = _loop(back_step, tag_B, (psi_TBC.flip(0),))  # walk back from the last step
         return tags_TB.flip(0).T, score_B
 
     def _check(self, emissions_BTC: Tensor, lengths_B: Tensor) -> None:
@@ -146,16 +147,16 @@ class LinearChainCRF(nn.Module):
                              f"{int(lengths_B.max())}]")
 
 
-def _loop(step, carry: Tensor, xs) -> tuple[Tensor, Tensor]:
-    """``step`` over the first axis of ``xs``: (final carry, the outputs stacked). A Python
-    loop, or under ``torch.export`` one ``scan`` (ONNX Scan), which keeps T symbolic."""
-    xs = xs if isinstance(xs, tuple) else (xs,)
+def _loop(step, carry: Tensor, xs: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+    """``step(carry, (x[t] for x in xs))`` over the first axis of ``xs``: (final carry, the
+    outputs stacked). A Python loop, or under ``torch.export`` one ``scan`` (ONNX Scan),
+    which keeps T symbolic."""
     if torch.compiler.is_exporting():
         from torch._higher_order_ops.scan import scan  # torch's scan has no public name yet
 
-        return scan(lambda c, x: step(c, x if len(x) > 1 else x[0]), carry, xs)
+        return scan(step, carry, xs)
     outs = []
     for t in range(xs[0].shape[0]):
-        carry, out = step(carry, tuple(x[t] for x in xs) if len(xs) > 1 else xs[0][t])
+        carry, out = step(carry, tuple(x[t] for x in xs))
         outs.append(out)
     return carry, torch.stack(outs)

@@ -22,10 +22,9 @@ from rnnkit import config as _config
 from rnnkit.train import TrainConfig, checkpoint
 from rnnkit.train.data import Loader
 from rnnkit.train.loop import usable_device
-from rnnkit.train.run import RESUMABLE, check_data, fingerprints
+from rnnkit.train.run import RESUMABLE, check_data, differences, fingerprints
 
 MAY_CHANGE = tuple(f"train.{name}" for name in RESUMABLE)
-_ABSENT = "(absent)"
 
 
 def check_out(out: Path, *, resume: bool, overwrite: bool, device: str | None = None) -> None:
@@ -66,10 +65,7 @@ def check_resumed_config(out: Path, config: Mapping[str, Any], train: TrainConfi
     """
     saved = checkpoint.read_config(out)
     given = json.loads(json.dumps({**config, "train": _config.to_dict(train)}))  # as fit saves it
-    old, new = _flat(saved), _flat(given)
-    differ = [f"{key}: saved {old.get(key, _ABSENT)!r}, given {new.get(key, _ABSENT)!r}"
-              for key in sorted(old.keys() | new.keys())
-              if key not in MAY_CHANGE and old.get(key, _ABSENT) != new.get(key, _ABSENT)]
+    differ = differences(_flat(saved), _flat(given), may_change=MAY_CHANGE)
     if differ:
         raise ValueError(f"resume must use the settings the run in {str(out)!r} was started with "
                          f"(only {', '.join(MAY_CHANGE)} may change), got {len(differ)} different: "

@@ -8,7 +8,7 @@ import json
 import random
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,13 +129,21 @@ def check_resumed_train(run_dir: Path, given: dict[str, Any]) -> None:
     if not isinstance(saved, dict):  # a run saved without its TrainConfig: nothing to compare
         return
     given = json.loads(json.dumps(given))  # as config.json holds it (tuples as lists)
-    keys = sorted(k for k in saved.keys() | given.keys()
-                  if k not in RESUMABLE and saved.get(k) != given.get(k))
-    differ = [f"{k}: saved {saved.get(k)!r}, given {given.get(k)!r}" for k in keys]
+    # a field missing from an older config.json reads as None, its likely default then
+    differ = differences(saved, given, may_change=RESUMABLE, absent=None)
     if differ:
         raise ValueError(f"resume must use the TrainConfig the run in {run_dir} was started with (only "
                          f"{', '.join(RESUMABLE)} may change), got {len(differ)} different: "
                          + "; ".join(differ))
+
+
+def differences(saved: Mapping[str, Any], given: Mapping[str, Any], *, may_change: Sequence[str] = (),
+                absent: Any = "(absent)") -> list[str]:
+    """``"key: saved X, given Y"`` for each key of two flat settings dicts whose values
+    differ, sorted, but for ``may_change``; a missing key reads as ``absent``."""
+    return [f"{k}: saved {saved.get(k, absent)!r}, given {given.get(k, absent)!r}"
+            for k in sorted(saved.keys() | given.keys())
+            if k not in may_change and saved.get(k, absent) != given.get(k, absent)]
 
 
 def fingerprints(**loaders) -> dict[str, str] | None:
