@@ -85,7 +85,7 @@ def test_other_models_and_a_missing_extra_are_refused(tmp_path, monkeypatch):
     mingru = LanguageModel(LMConfig(vocab_size=9, embed_size=4, hidden_size=4, num_layers=1, cell="mingru"))
     with pytest.raises(TypeError, match="a mingru language model cannot be exported"):
         export_onnx(mingru, tmp_path / "a.onnx")
-    with pytest.raises(TypeError, match="SequenceClassifier, Forecaster or Tagger .* got Linear"):
+    with pytest.raises(TypeError, match="SequenceClassifier, Forecaster, Tagger or Seq2Seq .* got Linear"):
         export_onnx(torch.nn.Linear(2, 2), tmp_path / "a.onnx")
     found = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",  # as if onnxruntime were not installed
@@ -180,16 +180,19 @@ def test_an_autoregressive_gaussian_forecaster_is_refused(tmp_path):
     assert not (tmp_path / "f.onnx").exists()
 
 
-def test_cli_refuses_other_runs_and_ensembles(tmp_path):
+def test_cli_refuses_ensembles_and_the_wrong_kind_of_out(tmp_path):
     from rnnkit.models import Seq2Seq, Seq2SeqConfig, architecture_config
     from rnnkit.train import checkpoint
 
-    (tmp_path / "f").mkdir()  # a translation run: no export yet
+    (tmp_path / "f").mkdir()  # a translation run: its --out is a directory
     model = Seq2Seq(Seq2SeqConfig(source_vocab_size=9, target_vocab_size=9, embed_size=4, hidden_size=4))
     checkpoint.save_config(tmp_path / "f", architecture_config(model))
     checkpoint.save_weights(tmp_path / "f" / checkpoint.WEIGHTS, model)
+    (tmp_path / "f.onnx").write_text("old")
     result = CliRunner().invoke(cli, ["export", str(tmp_path / "f"), "--out", str(tmp_path / "f.onnx")])
-    assert result.exit_code == 1 and "got Seq2Seq" in result.output
+    assert result.exit_code == 2
+    assert "'--out': must be a directory for a translator, got the file" in result.output
+    assert (tmp_path / "f.onnx").read_text() == "old"
     (tmp_path / "e").mkdir()
     (tmp_path / "e" / "ensemble.json").write_text('{"members": ["member0"], "size": 1}')
     result = CliRunner().invoke(cli, ["export", str(tmp_path / "e"), "--out", str(tmp_path / "e.onnx")])
@@ -197,7 +200,71 @@ def test_cli_refuses_other_runs_and_ensembles(tmp_path):
     missing_dir = tmp_path / "no" / "f.onnx"
     result = CliRunner().invoke(cli, ["export", str(tmp_path / "f"), "--out", str(missing_dir)])
     assert result.exit_code == 2 and "its directory must exist" in result.output
-    assert not list(tmp_path.glob("*.onnx"))
+    lm = LanguageModel(LMConfig(vocab_size=5, embed_size=2, hidden_size=2))
+    with pytest.raises(ValueError, match="path must be a file, got the directory"):
+        export_onnx(lm, tmp_path / "e")
+    assert not list(tmp_path.glob("*.onnx")) or [p.name for p in tmp_path.glob("*.onnx")] == ["f.onnx"]
+
+
+@pytest.mark.parametrize("cell, attention, input_feeding",
+                         [("lstm", "general", True), ("gru", "additive", False), ("gru", "none", True)])
+def test_a_translator_is_an_encoder_and_a_decoder_that_steps(cell, attention, input_feeding, tmp_path):
+    """encoder.onnx then decoder.onnx over the target ids give the model's logits; so does
+    the decoder fed one token at a time with the state it returned, as a search runs it."""
+    from rnnkit.models import Seq2Seq, Seq2SeqConfig
+    from rnnkit.models.seq2seq import Seq2SeqInputs
+
+    torch.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(source_vocab_size=11, target_vocab_size=13, embed_size=6, hidden_size=8,
+                                  num_layers=2, cell=cell, attention=attention, attention_size=5,
+                                  input_feeding=input_feeding)).float()
+    result = export_onnx(model, tmp_path / "translator")
+    fields = ["h", "c"] if cell == "lstm" else ["h"]
+    keys = ["keys"] if attention in ("general", "additive") else []
+    assert result["encoder"]["outputs"] == [*fields, "h_tilde", "memory", *keys]
+    assert list(result["decoder"]["inputs"]) == ["y", *fields, "h_tilde", "memory", *keys, "source_lengths"]
+    assert result["decoder"]["outputs"] == ["logits", *(f"{n}_out" for n in fields), "h_tilde_out"]
+    assert (result["bos_id"], result["eos_id"]) == (11, 12)
+    assert sorted(p.name for p in (tmp_path / "translator").iterdir()) == ["decoder.onnx", "encoder.onnx"]
+    encoder, decoder = (ort.InferenceSession(result[n]["path"], providers=["CPUExecutionProvider"])
+                        for n in ("encoder", "decoder"))
+    source, lengths = torch.randint(0, 11, (3, 7)), torch.tensor([7, 2, 5])
+    target = torch.cat([torch.full((3, 1), 11), torch.randint(0, 11, (3, 5))], dim=1)
+    outputs = encoder.run(None, {"source": source.numpy(), "source_lengths": lengths.numpy()})
+    start = dict(zip(result["encoder"]["outputs"], outputs, strict=True))
+    fixed = {n: start[n] for n in ("memory", *keys)} | {"source_lengths": lengths.numpy()}
+    logits, *_ = decoder.run(None, {"y": target.numpy(), **start, **fixed})
+    with torch.no_grad():
+        want = model(Seq2SeqInputs(source, lengths, target)).numpy()
+    np.testing.assert_allclose(logits, want, atol=1e-5, rtol=1e-5)
+    state = {n: start[n] for n in (*fields, "h_tilde")}
+    steps = []
+    for t in range(target.shape[1]):
+        one, *new = decoder.run(None, {"y": target[:, t:t + 1].numpy(), **state, **fixed})
+        state = dict(zip(state, new, strict=True))
+        steps.append(one)
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), want, atol=1e-5, rtol=1e-5)
+    assert model.training
+
+
+def test_the_onnx_translate_example_translates_as_rnnkit_translate(tmp_path):
+    """examples/onnx_translate.py runs rnnkit's beam search over the two files of
+    ``rnnkit export``: the translations of rnnkit translate, beams and length penalty included."""
+    import runpy
+
+    from rnnkit.tasks.seq2seq import train_seq2seq, translate
+    from tests.tasks.test_seq2seq_task import load, pairs_file
+
+    torch.set_default_dtype(torch.float32)
+    train_seq2seq(load(pairs_file(tmp_path), "train.max_steps=40", "decode.max_len=200"), tmp_path / "run")
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "onnx")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["decoder"]["outputs"] == ["logits", "h_out", "c_out", "h_tilde_out"]
+    example = runpy.run_path("examples/onnx_translate.py")
+    texts = ["sol luna", "gato perro agua", "ÿ", "mar casa rio pan"]
+    want = translate(tmp_path / "run", texts, beam_width=5, alpha=0.6)
+    got = [example["translate"](tmp_path / "run", tmp_path / "onnx", t) for t in texts]
+    assert got == want and want[2] == "" and any(want)
 
 
 def test_a_tagger_file_tags_as_rnnkit_tag_does(tmp_path):

@@ -25,6 +25,18 @@ passes is moved into place. What the file computes:
   ``TagVocab.features`` (word id, shape id, the word's characters; F may differ from batch
   to batch), zero-padded; ``tags`` (B, T) int64, the Viterbi path with a CRF, else the argmax
   (0 on padding), as ``Tagger.decode`` gives them; ``emissions`` (B, T, tags) the scores.
+- a ``Seq2Seq`` translator: two files in the directory ``path``, as the model's ``encode`` and
+  ``decode`` split the work, so that a caller runs any search (greedy, beam) over the steps:
+  ``encoder.onnx``: ``(source, source_lengths) -> (h, [c,] h_tilde, memory[, keys])``, the
+  decoder's first state and the attention's memory; ``decoder.onnx``:
+  ``(y, h, [c,] h_tilde, memory, [keys,] source_lengths) -> (logits, h_out, [c_out,]
+  h_tilde_out)``, the decoder run over the given target ids ``y`` (B, T) from that state
+  (T = 1 to step; BOS first). ``source`` (B, S) and ``y`` int64 ids of the run's source and
+  target tokenizers; ``h``/``c`` (layers, B, hidden); ``h_tilde`` (B, hidden), Luong's
+  attentional state, fed to the next step; ``memory`` (B, S, hidden) the encoder's outputs;
+  ``keys`` the attention's source-only part (general and additive scores only);
+  ``logits`` (B, T, target vocabulary). ``examples/onnx_translate.py`` runs rnnkit's beam
+  search on the two files.
 
 Needs the ``onnx`` extra (onnx, onnxscript, onnxruntime).
 """
@@ -44,12 +56,15 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit._io import write_atomic
+from rnnkit.kernels.reference import loop
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.forecaster import Forecaster
 from rnnkit.models.language_model import LanguageModel
+from rnnkit.models.seq2seq import DecoderState, Memory, Seq2Seq
 from rnnkit.models.tagger import SHAPES, Tagger
 
-LARGEST = {"B": 1 << 16, "T": 1 << 20, "F": 1 << 10}  # the dynamic dimensions' ranges
+LARGEST = {"B": 1 << 16, "T": 1 << 20, "S": 1 << 20, "F": 1 << 10}  # the dynamic dimensions' ranges
+TRANSLATOR_FILES = ("encoder", "decoder")  # a translator's files in its directory: encoder.onnx, ...
 TOLERANCE = 1e-4  # float32, after a few steps of the recurrence; relative beyond 1 (data units)
 INTERVAL = (0.1, 0.5, 0.9)  # a Gaussian forecaster's levels, as rnnkit forecast gives them
 
@@ -90,6 +105,53 @@ class _LanguageModelStep(nn.Module):
         return (logits, *state) if self.lstm else (logits, state)
 
 
+class _TranslatorEncoder(nn.Module):
+    """The source read once: the decoder's first state, stacked per field, and the memory."""
+
+    def __init__(self, model: Seq2Seq):
+        super().__init__()
+        self.model = model
+
+    def forward(self, source: Tensor, source_lengths: Tensor) -> tuple[Tensor, ...]:
+        state, memory = self.model.encode(source, source_lengths)
+        keys = (memory.keys_BSA,) if _has_keys(self.model) else ()
+        return (*_stacked(state), memory.memory_BSH, *keys)
+
+
+class _TranslatorDecoder(nn.Module):
+    """``Seq2Seq.decode`` over the given target ids, from a state given as plain tensors."""
+
+    def __init__(self, model: Seq2Seq):
+        super().__init__()
+        self.model = model
+
+    def forward(self, y: Tensor, h: Tensor, h_tilde: Tensor, memory: Tensor, source_lengths: Tensor,
+                c: Tensor | None = None, keys: Tensor | None = None) -> tuple[Tensor, ...]:
+        model = self.model
+        mask_BS = torch.arange(memory.shape[1], device=memory.device) < source_lengths[:, None]
+        fixed = Memory(memory, memory if keys is None else keys, mask_BS)
+        fields = (h,) if c is None else (h, c)
+
+        def step(carry: tuple[Tensor, ...], xs: tuple[Tensor]) -> tuple[tuple[Tensor, ...], Tensor]:
+            *layers, ht_BH = carry  # each (L, B, H), then h̃ (B, H)
+            cells = tuple(model._state_cls(*(f[k] for f in layers)) for k in range(len(model.cells)))
+            new = model.decode(xs[0], DecoderState(cells, ht_BH), fixed)
+            return _stacked(new), new.ht_BH.clone()  # scan's output may not alias its carry
+
+        final, ht_TBH = loop(step, (*fields, h_tilde), (model.target_embed(y).transpose(0, 1),))
+        return model.W_s(ht_TBH.transpose(0, 1)), *final
+
+
+def _stacked(state: DecoderState) -> tuple[Tensor, ...]:
+    """(h, [c,] h̃): each field of the layers' cell states stacked to (L, B, H), then h̃."""
+    return (*(torch.stack(field) for field in zip(*state.cells, strict=True)), state.ht_BH)
+
+
+def _has_keys(model: Seq2Seq) -> bool:
+    """Whether the attention's keys differ from the memory (general and additive scores)."""
+    return model.config.attention in ("general", "additive")
+
+
 @dataclass(frozen=True)
 class _Signature:
     """What the file takes and gives: input shapes with "B" and "T" where they are dynamic."""
@@ -104,7 +166,8 @@ class _Signature:
 
 def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> dict[str, Any]:
     """Write ``model`` (a ``LanguageModel``, ``SequenceClassifier``, ``Forecaster`` or
-    ``Tagger``) to ``path`` as ONNX.
+    ``Tagger``) to the file ``path`` as ONNX, or a ``Seq2Seq`` translator to the directory
+    ``path`` as ``encoder.onnx`` and ``decoder.onnx`` (made if missing).
 
     Arguments:
         check: run the file in onnxruntime at two other batch sizes and lengths (one step at
@@ -114,42 +177,66 @@ def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> di
     Returns:
         ``{"path", "model", "inputs": {name: shape with "B" and "T"}, "outputs": [names],
         "checked": [{"batch", "time", "max_abs_diff"}] or None}``, and for a forecaster
-        ``"quantiles"`` (the levels of the output's last axis) and ``"min_time"``.
+        ``"quantiles"`` (the levels of the output's last axis) and ``"min_time"``. For a
+        translator ``{"path", "model", "encoder": {"path", "inputs", "outputs", "checked"},
+        "decoder": {...}, "bos_id", "eos_id"}``, sizes named "B", "S" (source) and "T".
 
     Raises:
         TypeError: another kind of model. ImportError: the onnx extra is missing.
         ValueError: a model neither float32 nor float64; the exporter failed; the file does
-            not give the model's numbers (nothing is written).
+            not give the model's numbers (nothing is written); a translator's ``path`` is a
+            file, or another model's a directory.
     """
-    sig = _signature(model)
+    path = Path(path)
+    translator = isinstance(model, Seq2Seq)
+    if path.is_dir() != translator and path.exists():
+        want, got = ("a directory for a translator", "file") if translator else ("a file", "directory")
+        raise ValueError(f"path must be {want}, got the {got} {str(path)!r}")
+    sigs = _translator_signatures(model) if translator else {"": _signature(model)}
     dtype = next(model.parameters()).dtype
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"model must be float32 or float64 to export (onnxruntime's CPU kernels), got "
                          f"{dtype}: export a copy, copy.deepcopy(model).float()")
     _require("onnxscript", *(("onnxruntime",) if check else ()))
-    dynamic = {d: torch.export.Dim(d, min=sig.smallest.get(d, 1), max=most) for d, most in LARGEST.items()}
-    dims = {name: {i: dynamic[d] for i, d in enumerate(shape) if isinstance(d, str)}
-            for name, shape in sig.inputs.items()}
     modes = {m: m.training for m in model.modules()}  # each module's, restored after
     model.eval()
     try:
-        try:
-            with quiet_exporter(), _distinct_sizes():
-                program = torch.onnx.export(sig.module, sig.sample(3, 5, 0), None, dynamo=True,
-                                            dynamic_shapes=dims, input_names=list(sig.inputs),
-                                            output_names=sig.outputs, verbose=False)
-        except Exception as err:  # torch.export's and the converter's errors run to pages
-            first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
-            raise ValueError(f"the {type(model).__name__} could not be exported to ONNX: {first} "
-                             f"({type(err).__name__})") from err
-        data = program.model_proto.SerializeToString()
-        checked = _check(sig, data) if check else None
+        done = {name: _export(type(model).__name__, sig, check) for name, sig in sigs.items()}
     finally:
         for module, training in modes.items():
             module.train(training)
-    write_atomic(Path(path), data)
-    return {"path": str(path), "model": type(model).__name__, "inputs": sig.inputs, "outputs": sig.outputs,
-            **sig.about, "checked": checked}
+    if not translator:
+        data, checked = done[""]
+        write_atomic(path, data)
+        return {"path": str(path), "model": type(model).__name__, "inputs": sigs[""].inputs,
+                "outputs": sigs[""].outputs, **sigs[""].about, "checked": checked}
+    path.mkdir(exist_ok=True)  # its parent must exist
+    result: dict[str, Any] = {"path": str(path), "model": type(model).__name__}
+    for name, (data, checked) in done.items():  # written only once both passed their checks
+        write_atomic(path / f"{name}.onnx", data)
+        result[name] = {"path": str(path / f"{name}.onnx"), "inputs": sigs[name].inputs,
+                        "outputs": sigs[name].outputs, "checked": checked}
+    return {**result, "bos_id": model.config.bos_id, "eos_id": model.config.eos_id}
+
+
+def _export(model_name: str, sig: _Signature, check: bool) -> tuple[bytes, list[dict[str, Any]] | None]:
+    """The ONNX file's bytes, and what its check found."""
+    dynamic = {d: torch.export.Dim(d, min=sig.smallest.get(d, 1), max=most) for d, most in LARGEST.items()}
+    dims = {name: {i: dynamic[d] for i, d in enumerate(shape) if isinstance(d, str)}
+            for name, shape in sig.inputs.items()}
+    try:
+        # no_grad: scan's autograd would otherwise trace sizes into a translator's decoder steps
+        traced = dict(zip(sig.inputs, sig.sample(3, 5, 0), strict=True))
+        with quiet_exporter(), _distinct_sizes(), torch.no_grad():
+            program = torch.onnx.export(sig.module, (), kwargs=traced,
+                                        dynamo=True, dynamic_shapes=dims, input_names=list(sig.inputs),
+                                        output_names=sig.outputs, verbose=False)
+    except Exception as err:  # torch.export's and the converter's errors run to pages
+        first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise ValueError(f"the {model_name} could not be exported to ONNX: {first} "
+                         f"({type(err).__name__})") from err
+    data = program.model_proto.SerializeToString()
+    return data, _check(sig, data) if check else None
 
 
 def _signature(model: nn.Module) -> _Signature:
@@ -187,8 +274,8 @@ def _signature(model: nn.Module) -> _Signature:
         return _forecaster_signature(model)
     if isinstance(model, Tagger):
         return _tagger_signature(model)
-    raise TypeError(f"model must be a LanguageModel, SequenceClassifier, Forecaster or Tagger (rnnkit train "
-                    f"lm, classify, forecast or tag), got {type(model).__name__}")
+    raise TypeError(f"model must be a LanguageModel, SequenceClassifier, Forecaster, Tagger or Seq2Seq "
+                    f"(rnnkit train lm, classify, forecast, tag or seq2seq), got {type(model).__name__}")
 
 
 def _forecaster_signature(model: Forecaster) -> _Signature:
@@ -233,27 +320,64 @@ def _tagger_signature(model: Tagger) -> _Signature:
                       sample, smallest={"F": 3 if chars else 2})
 
 
+def _translator_signatures(model: Seq2Seq) -> dict[str, _Signature]:
+    cfg = model.config
+    L, H = cfg.num_layers, cfg.hidden_size
+    dtype = next(model.parameters()).dtype
+    fields = ["h", "c"] if cfg.cell == "lstm" else ["h"]
+    keys = ["keys"] if _has_keys(model) else []
+    A = cfg.attention_size if cfg.attention == "additive" else H
+
+    def source(batch: int, time: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
+        lengths = torch.randint(1, time + 1, (batch,), generator=g)
+        lengths[0] = time  # the longest row is the input's length, as in a padded batch
+        return torch.randint(0, cfg.source_vocab_size, (batch, time), generator=g), lengths
+
+    def encoder_sample(batch: int, time: int, seed: int) -> tuple[Tensor, ...]:
+        return source(batch, time, torch.Generator().manual_seed(seed))
+
+    def decoder_sample(batch: int, time: int, seed: int) -> tuple[Tensor, ...]:
+        # a state and memory of the encoder's ranges: h, c and h̃ in (-1, 1); S != T
+        g = torch.Generator().manual_seed(seed)
+        _, lengths = source(batch, time + 2, g)
+        y = torch.randint(0, cfg.target_vocab_size, (batch, time), generator=g)
+        state = [torch.rand(L, batch, H, generator=g, dtype=dtype) * 2 - 1 for _ in fields]
+        h_tilde = torch.rand(batch, H, generator=g, dtype=dtype) * 2 - 1
+        memory = torch.rand(batch, time + 2, H, generator=g, dtype=dtype) * 2 - 1
+        extra = [torch.randn(batch, time + 2, A, generator=g, dtype=dtype) for _ in keys]
+        return y, *state, h_tilde, memory, *extra, lengths
+
+    layers: list[int | str] = [L, "B", H]
+    return {"encoder": _Signature(_TranslatorEncoder(model), {"source": ["B", "S"], "source_lengths": ["B"]},
+                                  [*fields, "h_tilde", "memory", *keys], encoder_sample),
+            "decoder": _Signature(_TranslatorDecoder(model),
+                                  {"y": ["B", "T"], **dict.fromkeys(fields, layers), "h_tilde": ["B", H],
+                                   "memory": ["B", "S", H], **dict.fromkeys(keys, ["B", "S", A]),
+                                   "source_lengths": ["B"]},
+                                  ["logits", *(f"{n}_out" for n in (*fields, "h_tilde"))], decoder_sample)}
+
+
 def _check(sig: _Signature, data: bytes) -> list[dict[str, Any]]:
     import onnxruntime as ort
 
     checked, session = [], None
     for batch, steps in ((1, 1), (4, 9)):  # a streaming step, and a batch longer than traced
         args = sig.sample(batch, steps, 1 + batch)
+        feed = dict(zip(sig.inputs, args, strict=True))
         try:  # e.g. an op onnxruntime has no float64 kernel for (Softplus)
             session = session or ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-            names = [i.name for i in session.get_inputs()]
-            got = session.run(None, {n: a.numpy() for n, a in zip(names, args, strict=True)})
+            got = session.run(None, {n: a.numpy() for n, a in feed.items()})
         except Exception as err:  # onnxruntime's own exception types
             dtype = next(sig.module.parameters()).dtype
             raise ValueError(f"onnxruntime could not run the exported file ({dtype} model): {err}; "
                              f"nothing was written") from err
         with torch.no_grad():
-            want = sig.module(*args)
+            want = sig.module(**feed)
         want = (want,) if isinstance(want, Tensor) else want
         pairs = [(g, w.numpy()) for g, w in zip(got, want, strict=True)]
         diff = max(float(np.abs(g - w).max()) for g, w in pairs)
         over = max(float((np.abs(g - w) / np.maximum(np.abs(w), 1.0)).max()) for g, w in pairs)
-        time = args[0].shape[1]  # every signature's first input is (B, T, ...)
+        time = args[0].shape[1]  # every signature's first input is (B, T or S, ...)
         if not over <= TOLERANCE:
             raise ValueError(f"the ONNX file differs from the model by {diff:.3g} (more than {TOLERANCE:g}, "
                              f"relative beyond 1) at batch {batch}, length {time}; nothing was written")

@@ -104,8 +104,16 @@ def new_file_in_new_dirs(_ctx: click.Context, _param: click.Parameter, value: Pa
     return _writable(value, nearest)
 
 
-def _writable(value: Path, directory: Path) -> Path:
-    if value.is_dir():
+def new_file_or_directory(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """``new_file``, or a directory that takes new files (an option whose output may be
+    several files, as a translator's ONNX export)."""
+    if value is None or not Path(value).is_dir():
+        return new_file(_ctx, _param, value)
+    return _writable(Path(value), Path(value), directory_ok=True)
+
+
+def _writable(value: Path, directory: Path, *, directory_ok: bool = False) -> Path:
+    if value.is_dir() and not directory_ok:
         raise click.BadParameter(f"must be a file to write, got the directory {str(value)!r}")
     try:  # the one sure test: write there (permissions, read-only or virtual file systems)
         with tempfile.TemporaryFile(dir=directory):

@@ -7,26 +7,31 @@ from pathlib import Path
 
 import click
 
-from rnnkit.cli._config import new_file
+from rnnkit.cli._config import new_file_or_directory
 
 
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
-              help="ONNX file to write (replaced whole, only once it passed the check).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), callback=new_file_or_directory,
+              help="ONNX file to write (replaced whole, only once it passed the check); for a translator, "
+                   "a directory (made if missing) for encoder.onnx and decoder.onnx.")
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Run the file in onnxruntime at other batch sizes and lengths, one streaming step "
                    "among them, and compare it with the model before writing it.")
 def export(run_dir, out, check):
-    """Export the model in RUN_DIR (from rnnkit train lm, classify, forecast or tag) to ONNX,
+    """Export the model in RUN_DIR (from rnnkit train lm, classify, forecast, tag or seq2seq) to ONNX,
     with a dynamic batch size and length, and print what the file takes and gives as JSON. A
     language model takes (ids, h[, c]) and gives (logits, h_out[, c_out]): its state is
     explicit, for streaming. A classifier takes (x, lengths) and gives logits. A forecaster
     takes x, the raw values of at least min_time steps, and gives the forecast's quantiles
     (B, horizon, levels). A tagger takes (x, lengths), the run's token features, and gives
-    (tags, emissions). Needs the onnx extra: pip install 'rnnkit[onnx]'."""
+    (tags, emissions). A translator (rnnkit train seq2seq) is two files, for a search outside
+    them: encoder.onnx takes (source, source_lengths) and gives the decoder's first state and
+    the attention's memory; decoder.onnx takes target ids, that state and the memory, and
+    gives the next-token logits and the new state. Needs the onnx extra: pip install
+    'rnnkit[onnx]'."""
     from rnnkit.export import export_onnx
-    from rnnkit.models import load_model
+    from rnnkit.models import Seq2Seq, load_model
     from rnnkit.tasks.classify import ENSEMBLE
 
     if (run_dir / ENSEMBLE).is_file():
@@ -34,6 +39,11 @@ def export(run_dir, out, check):
                                    f"member directory it lists, and average their softmax outputs")
     try:
         model = load_model(run_dir)
+        translator = isinstance(model, Seq2Seq)
+        if out.exists() and out.is_dir() != translator:
+            want, got = ("a directory for a translator", "file") if translator else ("a file", "directory")
+            raise click.BadParameter(f"must be {want}, got the {got} {str(out)!r}",
+                                     param_hint="'--out'")
         result = export_onnx(model, out, check=check)
     except (ImportError, OSError, TypeError, ValueError) as err:  # CheckpointError is a ValueError
         raise click.ClickException(str(err)) from err

@@ -42,6 +42,21 @@ def run(cell: Cell, x_BTI: Tensor, state: State, lengths_B: Tensor | None):
     return torch.stack(outs, dim=1), state
 
 
+def loop(step, carry, xs: tuple[Tensor, ...]):
+    """``step(carry, (x[t] for x in xs)) -> (carry, out)`` over the first axis of ``xs``:
+    (final carry, the outputs stacked). A Python loop, or under ``torch.export`` one ``scan``
+    (ONNX Scan), which keeps T symbolic. ``carry``: a tensor or a tuple of them."""
+    if torch.compiler.is_exporting():
+        from torch._higher_order_ops.scan import scan  # torch's scan has no public name yet
+
+        return scan(step, carry, xs)
+    outs = []
+    for t in range(xs[0].shape[0]):
+        carry, out = step(carry, tuple(x[t] for x in xs))
+        outs.append(out)
+    return carry, torch.stack(outs)
+
+
 def scanned(cell: Cell, x_BTI: Tensor, state: State, lengths_B: Tensor | None):
     """``run`` as one ``scan`` over time (a cell in eval mode: no masks to draw)."""
     from torch._higher_order_ops.scan import scan  # torch's scan has no public name yet

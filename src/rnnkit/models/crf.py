@@ -40,6 +40,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from rnnkit.kernels.reference import loop
 from rnnkit.layers import lengths_to_mask
 
 
@@ -126,9 +127,9 @@ class LinearChainCRF(nn.Module):
         # over every step, the first passed over (δ_1 = start + P[1], ψ_1 the identity): T - 1
         # steps would be a length torch.export cannot take to be 0
         delta_BC = self.start_C.detach() + P_BTC[:, 0]
-        delta_BC, psi_TBC = _loop(forward_step, delta_BC, (P_BTC.transpose(0, 1), live_TB))
+        delta_BC, psi_TBC = loop(forward_step, delta_BC, (P_BTC.transpose(0, 1), live_TB))
         score_B, tag_B = (delta_BC + self.end_C).max(dim=1)
-        _, tags_TB = _loop(back_step, tag_B, (psi_TBC.flip(0),))  # walk back from the last step
+        _, tags_TB = loop(back_step, tag_B, (psi_TBC.flip(0),))  # walk back from the last step
         return tags_TB.flip(0).T, score_B
 
     def _check(self, emissions_BTC: Tensor, lengths_B: Tensor) -> None:
@@ -145,18 +146,3 @@ class LinearChainCRF(nn.Module):
         elif B and (int(lengths_B.min()) < 1 or int(lengths_B.max()) > T):
             raise ValueError(f"lengths_B must be in [1, {T}], got [{int(lengths_B.min())}, "
                              f"{int(lengths_B.max())}]")
-
-
-def _loop(step, carry: Tensor, xs: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
-    """``step(carry, (x[t] for x in xs))`` over the first axis of ``xs``: (final carry, the
-    outputs stacked). A Python loop, or under ``torch.export`` one ``scan`` (ONNX Scan),
-    which keeps T symbolic."""
-    if torch.compiler.is_exporting():
-        from torch._higher_order_ops.scan import scan  # torch's scan has no public name yet
-
-        return scan(step, carry, xs)
-    outs = []
-    for t in range(xs[0].shape[0]):
-        carry, out = step(carry, tuple(x[t] for x in xs))
-        outs.append(out)
-    return carry, torch.stack(outs)
