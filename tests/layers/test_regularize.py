@@ -162,14 +162,72 @@ def test_bad_probabilities(make, message):
 
 
 def test_zoneout_that_touches_no_field_of_the_state_is_the_plain_cell():
-    """c=0.3 on a GRU (no c) zones nothing: the one-call draw was empty, and the first step
-    raised StopIteration."""
+    """Zoneout at 0 on a GRU zones nothing: the one-call draw is empty (the first step had
+    raised StopIteration)."""
     gru = GRUCell(I, H)
     x = torch.randn(B, T, I)
     want, _ = Recurrent(gru, backend="reference")(x)
     for backend in ("reference", "auto"):
-        got, _ = Recurrent(Zoneout(gru, h=0.0, c=0.3), backend=backend).train()(x)
+        got, _ = Recurrent(Zoneout(gru, h=0.0, c=0.0), backend=backend).train()(x)
         torch.testing.assert_close(got, want)  # auto: the compiled loop, summing in its own order
+
+
+def test_zoneout_on_c_is_refused_where_the_state_has_no_c():
+    """It used to be accepted and ignored: rnnkit.GRU(zoneout=(0, 0.9)) trained as a plain GRU."""
+    with pytest.raises(ValueError, match="c must be 0: the state of a GRUCell has no c, got 0.3"):
+        Zoneout(RecurrentDropout(GRUCell(I, H), 0.1), h=0.1, c=0.3)
+    with pytest.raises(ValueError, match=r"zoneout: a GRU's state has no c, .* got \(0.0, 0.9\)"):
+        rnnkit.GRU(I, H, zoneout=(0.0, 0.9))
+    assert rnnkit.GRU(I, H, zoneout=0.2).zoneout == (0.2, 0.0)  # one probability: h's
+    assert rnnkit.LSTM(I, H, zoneout=0.2).zoneout == (0.2, 0.2)
+
+
+def _gru_by_hand(cell, x_BTI, h_BH, m_BH):
+    """Gal & Ghahramani's recurrent dropout on a GRU, written from the equations (as Keras's
+    GRUCell): the products read h m; the carry z h reads h itself."""
+    w_ir, w_iz, w_in = cell.weight_ih.chunk(3)
+    w_hr, w_hz, w_hn = cell.weight_hh.chunk(3)
+    b_ir, b_iz, b_in = cell.bias_ih.chunk(3)
+    b_hr, b_hz, b_hn = cell.bias_hh.chunk(3)
+    out = []
+    for t in range(x_BTI.shape[1]):
+        x, hd = x_BTI[:, t], h_BH * m_BH
+        r = torch.sigmoid(x @ w_ir.T + b_ir + hd @ w_hr.T + b_hr)
+        z = torch.sigmoid(x @ w_iz.T + b_iz + hd @ w_hz.T + b_hz)
+        if cell.reset_after:
+            n = torch.tanh(x @ w_in.T + b_in + r * (hd @ w_hn.T + b_hn))
+        else:
+            n = torch.tanh(x @ w_in.T + b_in + (r * hd) @ w_hn.T + b_hn)
+        h_BH = (1 - z) * n + z * h_BH
+        out.append(h_BH)
+    return torch.stack(out, dim=1)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("backend", ["reference", "auto"])
+def test_gru_recurrent_dropout_masks_the_products_and_not_the_carry(reset_after, backend, monkeypatch):
+    """The carry z h once read the dropped h too: a kept unit grew by z / (1 - p) a step, and
+    in training the state reached 1e16 after 60 steps (p = 0.5, z near 1)."""
+    torch.manual_seed(0)
+    cell = GRUCell(I, H, reset_after=reset_after).double()
+    with torch.no_grad():
+        cell.bias_hh[H:2 * H] += 4.0  # z near 1: the carry dominates
+    m_BH = torch.randint(0, 2, (B, H), dtype=torch.float64) * 2.0  # p = 0.5
+    monkeypatch.setattr(RecurrentDropout, "draw_mask", lambda self, batch, **kw: m_BH)
+    x, h0 = torch.randn(B, 60, I, dtype=torch.float64), torch.rand(B, H, dtype=torch.float64) * 2 - 1
+    layer = Recurrent(RecurrentDropout(cell, 0.5), backend=backend).train()
+    got, _ = layer(x, HiddenState(h0))
+    torch.testing.assert_close(got, _gru_by_hand(cell, x, h0, m_BH))
+    assert got.abs().max() < 1  # a mix of n and the last h, both in (-1, 1)
+
+
+def test_recurrent_dropout_outside_zoneout_keeps_the_true_state():
+    """RecurrentDropout(Zoneout(...)): zoneout's kept units are the state's, not the dropped h
+    the product reads (the dropped h compounded to 4.9e9 in 60 steps)."""
+    torch.manual_seed(1)
+    cell = RecurrentDropout(Zoneout(LSTMCell(I, H), h=0.9), 0.5)
+    out, (h, c) = Recurrent(cell, backend="reference").train()(torch.randn(B, 60, I))
+    assert out.abs().max() < 1 and h.abs().max() < 1
 
 
 def test_a_sequence_step_function_refuses_more_steps_than_it_was_made_for():

@@ -90,7 +90,10 @@ class Cell(nn.Module, ABC):
 
     @abstractmethod
     def forward(self, x_BI: Tensor, state: State) -> State:
-        """One step: the next state, whose ``.h`` is the step's output."""
+        """One step: the next state, whose ``.h`` is the step's output.
+
+        The cells here also take ``recurrent_h=``, the h their recurrent products read, which
+        ``RecurrentDropout`` masks there only (a GRU's carry reads ``state.h``)."""
 
     def for_sequence(self, batch: int, *, steps: int | None = None, device=None, dtype=None) -> Step:
         """The step function for one pass over a batch of sequences (``steps`` long, if known).

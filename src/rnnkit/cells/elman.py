@@ -34,10 +34,11 @@ class ElmanCell(HiddenCell):
         add_biases(self, hidden_size, bias)
         uniform_init_(self, hidden_size)
 
-    def forward(self, x_BI: Tensor, state: HiddenState) -> HiddenState:
+    def forward(self, x_BI: Tensor, state: HiddenState, *, recurrent_h: Tensor | None = None) -> HiddenState:
         phi = _ACTIVATIONS[self.nonlinearity]
+        h_BH = state.h if recurrent_h is None else recurrent_h  # as the product reads it (recurrent dropout)
         h_BH = phi(F.linear(x_BI, self.weight_ih, self.bias_ih)
-                   + F.linear(state.h, self.weight_hh, self.bias_hh))
+                   + F.linear(h_BH, self.weight_hh, self.bias_hh))
         return HiddenState(h_BH)
 
     def extra_repr(self) -> str:

@@ -30,8 +30,11 @@ class GRUCell(HiddenCell):
 
         h' = (1 - z) \odot n + z \odot h
 
+    ``recurrent_h``: h as the products W_h h read it, where recurrent dropout masks it; the
+    carry z h reads the state's own h (Gal & Ghahramani 2016, as Keras). None: state.h.
+
     Shapes:
-        x_BI: (B, I); state.h: (B, H).
+        x_BI: (B, I); state.h, recurrent_h: (B, H).
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
@@ -44,8 +47,8 @@ class GRUCell(HiddenCell):
         add_biases(self, 3 * H, bias)
         uniform_init_(self, H)
 
-    def forward(self, x_BI: Tensor, state: HiddenState) -> HiddenState:
-        h_BH = state.h
+    def forward(self, x_BI: Tensor, state: HiddenState, *, recurrent_h: Tensor | None = None) -> HiddenState:
+        h_BH = state.h if recurrent_h is None else recurrent_h
         xr_BH, xz_BH, xn_BH = F.linear(x_BI, self.weight_ih, self.bias_ih).chunk(3, dim=-1)
         w_hr, w_hz, w_hn = self.weight_hh.chunk(3, dim=0)
         b_hr, b_hz, b_hn = self.bias_hh.chunk(3) if self.bias_hh is not None else (None,) * 3
@@ -55,7 +58,7 @@ class GRUCell(HiddenCell):
             n_BH = (xn_BH + r_BH * F.linear(h_BH, w_hn, b_hn)).tanh()
         else:
             n_BH = (xn_BH + F.linear(r_BH * h_BH, w_hn, b_hn)).tanh()
-        h_BH = (1 - z_BH) * n_BH + z_BH * h_BH
+        h_BH = (1 - z_BH) * n_BH + z_BH * state.h
         return HiddenState(h_BH)
 
     def extra_repr(self) -> str:

@@ -66,8 +66,9 @@ class LSTMCell(Cell):
         return LSTMState(zeros(batch, self.output_size, device, dtype),
                          zeros(batch, self.hidden_size, device, dtype))
 
-    def forward(self, x_BI: Tensor, state: LSTMState) -> LSTMState:
+    def forward(self, x_BI: Tensor, state: LSTMState, *, recurrent_h: Tensor | None = None) -> LSTMState:
         h_BP, c_BH = state
+        h_BP = h_BP if recurrent_h is None else recurrent_h  # the h the product reads (recurrent dropout)
         gates_BG = (F.linear(x_BI, self.weight_ih, self.bias_ih)
                     + F.linear(h_BP, self.weight_hh, self.bias_hh))
         i_BH, f_BH, g_BH, o_BH = gates_BG.chunk(4, dim=-1)

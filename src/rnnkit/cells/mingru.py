@@ -8,6 +8,10 @@ We use the paper's log-space variant (Section 3 and Appendix B.3): the candidate
 passes through g(x) = x + 0.5 (x >= 0), sigmoid(x) (x < 0), which keeps it positive so the
 scan can run on logarithms. minLSTM uses the length-independent normalisation of
 Section 3.2.3: f' = f / (f + i), i' = i / (f + i).
+
+The initial state h_0 enters as it is, as in the paper's sequential equations (zeros by
+default). The paper's log-space listing starts from log g(h_0) instead, so a zero h_0 acts
+there as g(0) = 0.5; its numbers differ from these over the first steps.
 """
 
 from __future__ import annotations

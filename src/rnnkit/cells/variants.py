@@ -2,9 +2,11 @@
 
 - Ba, Kiros & Hinton (2016), "Layer Normalization", Section 3.1 and Appendix (LN-LSTM):
   the input and recurrent products are normalised separately, and so is c before the
-  output tanh. As in the paper the LayerNorms of the products carry only a gain; their
-  shift is the cell's ordinary bias. Each product is normalised over all its gates
-  together (4H for the LSTM, 3H for the GRU), as haste and Keras-contrib do.
+  output tanh. The paper's LayerNorms of the products have a gain and a shift; the shift
+  adds to the cell's ordinary bias, so here they carry only a gain and the bias is the
+  shift. Each product is normalised over all its gates together (4H for the LSTM, 3H for
+  the GRU), as haste and Keras-contrib do; the paper authors' GRU code normalises (r, z)
+  and n separately, which gives other numbers with the same parameters.
 - Li et al. (2018), "Independently Recurrent Neural Network (IndRNN)", eq. 2: the
   recurrent weight is a vector, so each unit only sees its own past.
 """
@@ -48,8 +50,9 @@ class LayerNormLSTMCell(Cell):
         return LSTMState(zeros(batch, self.hidden_size, device, dtype),
                          zeros(batch, self.hidden_size, device, dtype))
 
-    def forward(self, x_BI: Tensor, state: LSTMState) -> LSTMState:
+    def forward(self, x_BI: Tensor, state: LSTMState, *, recurrent_h: Tensor | None = None) -> LSTMState:
         h_BH, c_BH = state
+        h_BH = h_BH if recurrent_h is None else recurrent_h  # the h the product reads (recurrent dropout)
         gates_BG = (self.ln_ih(F.linear(x_BI, self.weight_ih)) + _bias(self.bias_ih)
                     + self.ln_hh(F.linear(h_BH, self.weight_hh)) + _bias(self.bias_hh))
         i_BH, f_BH, g_BH, o_BH = gates_BG.chunk(4, dim=-1)
@@ -89,14 +92,14 @@ class LayerNormGRUCell(HiddenCell):
         self.ln_ih = nn.LayerNorm(3 * H, eps=eps, bias=False)
         self.ln_hh = nn.LayerNorm(3 * H, eps=eps, bias=False)
 
-    def forward(self, x_BI: Tensor, state: HiddenState) -> HiddenState:
-        h_BH = state.h
+    def forward(self, x_BI: Tensor, state: HiddenState, *, recurrent_h: Tensor | None = None) -> HiddenState:
+        h_BH = state.h if recurrent_h is None else recurrent_h  # see GRUCell
         a_r, a_z, a_n = (self.ln_ih(F.linear(x_BI, self.weight_ih)) + _bias(self.bias_ih)).chunk(3, -1)
         u_r, u_z, u_n = (self.ln_hh(F.linear(h_BH, self.weight_hh)) + _bias(self.bias_hh)).chunk(3, -1)
         r_BH = (a_r + u_r).sigmoid()
         z_BH = (a_z + u_z).sigmoid()
         n_BH = (a_n + r_BH * u_n).tanh()
-        h_BH = (1 - z_BH) * n_BH + z_BH * h_BH
+        h_BH = (1 - z_BH) * n_BH + z_BH * state.h
         return HiddenState(h_BH)
 
     def extra_repr(self) -> str:
@@ -132,9 +135,10 @@ class IndRNNCell(HiddenCell):
         uniform_init_(self, self.hidden_size)
         nn.init.uniform_(self.weight_hh, 0.0, 1.0)  # see the docstring
 
-    def forward(self, x_BI: Tensor, state: HiddenState) -> HiddenState:
+    def forward(self, x_BI: Tensor, state: HiddenState, *, recurrent_h: Tensor | None = None) -> HiddenState:
         phi = F.relu if self.nonlinearity == "relu" else F.tanh
-        h_BH = phi(F.linear(x_BI, self.weight_ih, self.bias_ih) + self.weight_hh * state.h)
+        h_BH = state.h if recurrent_h is None else recurrent_h  # the h u reads (recurrent dropout)
+        h_BH = phi(F.linear(x_BI, self.weight_ih, self.bias_ih) + self.weight_hh * h_BH)
         return HiddenState(h_BH)
 
     def extra_repr(self) -> str:

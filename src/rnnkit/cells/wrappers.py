@@ -2,7 +2,10 @@
 
 - ``RecurrentDropout``: Gal & Ghahramani (2016), "A theoretically grounded application of
   dropout in recurrent neural networks": one dropout mask per sequence on the h that feeds
-  the recurrent product, the same at every step.
+  the recurrent product, the same at every step. The cell gets it as ``recurrent_h``: the
+  state itself is not dropped, so a GRU's carry z h and a zoneout inside keep the true h
+  (Keras's GRU does the same). A cell whose forward takes no ``recurrent_h`` gets its
+  state's h dropped instead, which is the same where h feeds nothing but its products.
 - ``Zoneout``: Krueger et al. (2017), "Zoneout: regularizing RNNs by randomly preserving
   hidden activations": each unit of h (and c) keeps its previous value with probability p;
   at evaluation the expectation, p * old + (1 - p) * new.
@@ -14,6 +17,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
 
 import torch
@@ -21,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
-from rnnkit.cells.base import Cell, CellWrapper, State, Step, computed_weights, sequence_step
+from rnnkit.cells.base import Cell, CellWrapper, State, Step, cell_class, computed_weights, sequence_step
 
 
 def _check_p(name: str, p: float) -> float:
@@ -53,20 +58,24 @@ class RecurrentDropout(CellWrapper):
         super().__init__(cell)
         self.p = _check_scaled_p("p", p)
 
-    def forward(self, x_BI: Tensor, state: State) -> State:
+    def forward(self, x_BI: Tensor, state: State, **kwargs) -> State:
         if self.training and self.p > 0.0:
             raise RuntimeError("RecurrentDropout draws one mask per sequence: run it through "
                                "Recurrent, or call for_sequence(batch) and use the step it returns")
-        return self.cell(x_BI, state)
+        return self.cell(x_BI, state, **kwargs)
 
     def for_sequence(self, batch: int, *, steps: int | None = None, device=None, dtype=None) -> Step:
         step = sequence_step(self.cell, batch, steps=steps, device=device, dtype=dtype)
         if not self.training or self.p == 0.0:
             return step
         mask_BH = self.draw_mask(batch, device=device, dtype=dtype)
+        given = reads_recurrent_h(self.cell)
 
-        def dropped_step(x_BI: Tensor, state: State) -> State:
-            return step(x_BI, state._replace(h=state.h * mask_BH))
+        def dropped_step(x_BI: Tensor, state: State, recurrent_h: Tensor | None = None) -> State:
+            h_BH = (state.h if recurrent_h is None else recurrent_h) * mask_BH
+            if given:
+                return step(x_BI, state, recurrent_h=h_BH)
+            return step(x_BI, state._replace(h=h_BH))
 
         return dropped_step
 
@@ -85,26 +94,28 @@ class Zoneout(CellWrapper):
     Arguments:
         cell: the cell to wrap.
         h: probability that a unit of h keeps its previous value.
-        c: the same for the LSTM cell state c (ignored for states without c).
+        c: the same for the LSTM cell state c (0 for states without c).
     """
 
     def __init__(self, cell: Cell, h: float = 0.0, c: float = 0.0):
         super().__init__(cell)
         self.p_h, self.p_c = _check_p("h", h), _check_p("c", c)
+        if self.p_c and "c" not in type(cell.init_state(1))._fields:
+            raise ValueError(f"c must be 0: the state of a {type(self.core).__name__} has no c, got {c!r}")
 
-    def forward(self, x_BI: Tensor, state: State) -> State:
-        return self.zoneout(state, self.cell(x_BI, state))
+    def forward(self, x_BI: Tensor, state: State, **kwargs) -> State:
+        return self.zoneout(state, self.cell(x_BI, state, **kwargs))
 
     def for_sequence(self, batch: int, *, steps: int | None = None, device=None, dtype=None) -> Step:
         step = sequence_step(self.cell, batch, steps=steps, device=device, dtype=dtype)
         if steps is None or not self.training:
-            return lambda x_BI, state: self.zoneout(state, step(x_BI, state))
+            return lambda x_BI, state, **kwargs: self.zoneout(state, step(x_BI, state, **kwargs))
         # every step's draws in one call at the first step, which brings the state's shapes:
         # 2T small random calls cost more than the step itself on a GPU
         draws: list[Tensor] = []
         taken = 0
 
-        def zoned_step(x_BI: Tensor, state: State) -> State:
+        def zoned_step(x_BI: Tensor, state: State, **kwargs) -> State:
             nonlocal taken
             if taken == steps:
                 raise RuntimeError(f"this step function was made for {steps} steps (for_sequence(steps="
@@ -112,7 +123,7 @@ class Zoneout(CellWrapper):
             if taken == 0:
                 draws[:] = self.draw_uniform(steps, state)  # none where no field of the state is zoned
             taken += 1
-            return self.zoneout(state, step(x_BI, state), tuple(u[taken - 1] for u in draws))
+            return self.zoneout(state, step(x_BI, state, **kwargs), tuple(u[taken - 1] for u in draws))
 
         return zoned_step
 
@@ -171,14 +182,27 @@ class WeightDrop(CellWrapper):
                                "remove_parametrizations, prune.remove), or set weight_drop=0")
         return F.dropout(self.cell.weight_hh, self.p, self.training)
 
-    def forward(self, x_BI: Tensor, state: State) -> State:
-        return self.for_sequence(x_BI.shape[0])(x_BI, state)
+    def forward(self, x_BI: Tensor, state: State, **kwargs) -> State:
+        return self.for_sequence(x_BI.shape[0])(x_BI, state, **kwargs)
 
     def for_sequence(self, batch: int, *, steps: int | None = None, device=None, dtype=None) -> Step:
         if not self.training or self.p == 0.0:
             return self.cell
         weights = {"weight_hh": self.dropped_weight_hh()}
-        return lambda x_BI, state: functional_call(self.cell, weights, (x_BI, state))
+        return lambda x_BI, state, **kwargs: functional_call(self.cell, weights, (x_BI, state), kwargs)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+def reads_recurrent_h(cell: Cell) -> bool:
+    """Whether ``cell(x, state, recurrent_h=h)`` reads its recurrent products from ``h``: the
+    regularisers here pass it on, and a cell takes it where its forward names it."""
+    while isinstance(cell, RecurrentDropout | Zoneout | WeightDrop):
+        cell = cell.cell
+    return not isinstance(cell, CellWrapper) and _names_recurrent_h(cell_class(cell))
+
+
+@functools.cache
+def _names_recurrent_h(cls: type) -> bool:
+    return "recurrent_h" in inspect.signature(cls.forward).parameters

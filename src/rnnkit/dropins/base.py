@@ -65,8 +65,12 @@ class DropIn(Streaming, TorchLayout, nn.Module):
         self.recurrent_dropout = _check_scaled_p("recurrent_dropout", recurrent_dropout)
         if isinstance(zoneout, tuple) and len(zoneout) != 2:
             raise ValueError(f"zoneout must be a probability or a (p_h, p_c) pair, got {zoneout!r}")
-        zh, zc = zoneout if isinstance(zoneout, tuple) else (zoneout, zoneout)
+        has_c = "c" in self._state_type()._fields
+        zh, zc = zoneout if isinstance(zoneout, tuple) else (zoneout, zoneout if has_c else 0.0)
         self.zoneout = (_check_p("zoneout", zh), _check_p("zoneout", zc))
+        if self.zoneout[1] and not has_c:
+            raise ValueError(f"zoneout: a {type(self).__name__}'s state has no c, so the pair's second "
+                             f"probability (for c) must be 0, got {zoneout!r}; give one probability, for h")
         self.weight_drop = _check_p("weight_drop", weight_drop)
         D = 2 if bidirectional else 1
         layers = []

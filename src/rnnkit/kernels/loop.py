@@ -158,9 +158,10 @@ def _setup_context(ctx, inputs, output):
      _) = inputs
     ctx.kind, ctx.has_c0, ctx.has_b_ih = kind, c0 is not None, b_ih is not None
     ctx.set_materialize_grads(False)  # no zero-filled gradients for the saved outputs
-    # out only where the forward did not store h_{t-1} (the backward reads it there): saved,
-    # the output may not be changed in place before the backward
-    out = output[0] if output[3].numel() == 0 else None
+    # out only where the forward did not store h_{t-1}, or stored it dropped where a GRU's carry
+    # reads it whole (the backward reads it there): saved, the output may not be changed in
+    # place before the backward
+    out = output[0] if output[3].numel() == 0 or (mask is not None and kind != _LSTM) else None
     # xg where N_i is done in the op: its backward normalises xg again
     ctx.save_for_backward(out, h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lni_w,
                           xg if lni_w is not None else None, lengths_B, *output[3:])

@@ -147,11 +147,10 @@ def _forward_step(xg, u, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, l
         tl.store(a_r + 2 * H + j, gg, mask=m & live)
         tl.store(a_r + 3 * H + j, go, mask=m & live)
     else:
-        hd_r = tl.load(hd + row * H + j, mask=m, other=0.0)
         un = u2 + tl.load(b_hh + 2 * H + j, mask=m, other=0.0)
         r, z = tl.sigmoid(a0), tl.sigmoid(a1)
         n = _tanh(tl.load(x_r + 2 * H + j, mask=m, other=0.0) + r * un)
-        h1 = (1.0 - z) * n + z * hd_r
+        h1 = (1.0 - z) * n + z * h_old  # the carry reads h itself, the product h * mask
         tl.store(u_n + row * H + j, un, mask=m & live)
         tl.store(a_r + j, r, mask=m & live)
         tl.store(a_r + H + j, z, mask=m & live)
@@ -202,11 +201,11 @@ def _backward_step(grad_out, dh, dc, carry, dhd, mask, keep_h, keep_c, lengths, 
     live = t < tl.load(lengths + b)
     lm = m & live
     row = t * B + b
-    # d h_t: what skipped the cell last step, plus (carry + the product's) through the mask
-    d_in = tl.load(carry + b * H + j, mask=m, other=0.0) + tl.load(dhd + b * H + j, mask=m, other=0.0)
+    # d h_t: what skipped the cell last step, plus the GRU's carry, plus the product's through the mask
+    d_prod = tl.load(dhd + b * H + j, mask=m, other=0.0)
     if MASK:
-        d_in *= tl.load(mask + b * H + j, mask=m, other=0.0)
-    dh_t = tl.load(dh + b * H + j, mask=m, other=0.0) + d_in
+        d_prod *= tl.load(mask + b * H + j, mask=m, other=0.0)
+    dh_t = tl.load(dh + b * H + j, mask=m, other=0.0) + tl.load(carry + b * H + j, mask=m, other=0.0) + d_prod
     dh_new = dh_t + tl.load(grad_out + (b * T + t) * H + j, mask=lm, other=0.0)
     zh = 0.0 * dh_new
     if ZH:
@@ -254,9 +253,9 @@ def _backward_step(grad_out, dh, dc, carry, dhd, mask, keep_h, keep_c, lengths, 
         r = tl.load(a_r + j, mask=m, other=0.0)
         z = tl.load(a_r + H + j, mask=m, other=0.0)
         n = tl.load(a_r + 2 * H + j, mask=m, other=0.0)
-        hd_r = tl.load(hd + row * H + j, mask=m, other=0.0)
+        h_prev = tl.load(hd + row * H + j, mask=m, other=0.0)  # the GRU's backward gets h_{t-1} here
         un = tl.load(u_n + row * H + j, mask=m, other=0.0)
-        d_z = dh1 * (hd_r - n) * z * (1.0 - z)
+        d_z = dh1 * (h_prev - n) * z * (1.0 - z)
         d_n = dh1 * (1.0 - z) * (1.0 - n * n)
         d_r = d_n * un * r * (1.0 - r)
         carry_new = dh1 * z
@@ -389,7 +388,7 @@ def _gru_before_forward_seq(xg, u, b_hh, mask, keep_h, lengths, h, out, act, hd,
         n = _tanh(tl.load(x_r + 2 * H + j, mask=m, other=0.0) + tl.load(u_r + 2 * H + j, mask=m, other=0.0)
                   + tl.load(b_hh + 2 * H + j, mask=m, other=0.0))
         h_old = tl.load(h + b * H + j, mask=m, other=0.0)
-        h_new = (1.0 - z) * n + z * hd_r
+        h_new = (1.0 - z) * n + z * h_old  # the carry reads h itself, the products h * mask
         if ZH:
             zh = tl.load(keep_h + row * H + j, mask=m, other=0.0)
             h_new = zh * h_old + (1.0 - zh) * h_new
@@ -409,11 +408,13 @@ def _gru_before_forward_seq(xg, u, b_hh, mask, keep_h, lengths, h, out, act, hd,
 
 
 @triton.jit
-def _gru_before_backward_seq(grad_out, dh, carry, dhd, drh, mask, keep_h, lengths, act, hd, da, w_rz, w_n,
+def _gru_before_backward_seq(grad_out, dh, carry, dhd, drh, mask, keep_h, lengths, act, hd, hp, da, w_rz, w_n,
                              T, B, H: tl.constexpr, H2: tl.constexpr, MASK: tl.constexpr,
                              ZH: tl.constexpr, BLOCK: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
     """Its backward, all steps of one row: d n, then d(r h) = d n W_n, then d r, then the
-    next step's d(product input) = [d r, d z] W_rz. da: d(r, z, n pre-activations)."""
+    next step's d(product input) = [d r, d z] W_rz. da: d(r, z, n pre-activations); hp:
+    h_{t-1} itself (hd is it times the mask); carry: d h_{t-1} through z h_{t-1}; drh, once
+    a step is done: d hd through r hd."""
     b = tl.program_id(0)
     j = tl.arange(0, BLOCK)
     m = j < H
@@ -422,10 +423,11 @@ def _gru_before_backward_seq(grad_out, dh, carry, dhd, drh, mask, keep_h, length
     while t >= 0:
         live = t < length
         row = t * B + b
-        d_in = tl.load(carry + b * H + j, mask=m, other=0.0) + tl.load(dhd + b * H + j, mask=m, other=0.0)
+        d_prod = tl.load(dhd + b * H + j, mask=m, other=0.0) + tl.load(drh + b * H + j, mask=m, other=0.0)
         if MASK:
-            d_in *= tl.load(mask + b * H + j, mask=m, other=0.0)
-        dh_t = tl.load(dh + b * H + j, mask=m, other=0.0) + d_in
+            d_prod *= tl.load(mask + b * H + j, mask=m, other=0.0)
+        d_prod += tl.load(carry + b * H + j, mask=m, other=0.0)  # the carry z h_{t-1}: unmasked
+        dh_t = tl.load(dh + b * H + j, mask=m, other=0.0) + d_prod
         dh_new = dh_t + tl.load(grad_out + (b * T + t) * H + j, mask=m & live, other=0.0)
         zh = 0.0 * dh_new
         if ZH:
@@ -436,16 +438,19 @@ def _gru_before_backward_seq(grad_out, dh, carry, dhd, drh, mask, keep_h, length
         z = tl.load(a_r + H + j, mask=m, other=0.0)
         n = tl.load(a_r + 2 * H + j, mask=m, other=0.0)
         hd_r = tl.load(hd + row * H + j, mask=m, other=0.0)
+        hp_r = tl.load(hp + row * H + j, mask=m, other=0.0)
         da_r = da + row * 3 * H
         tl.store(da_r + 2 * H + j, tl.where(live, dh1 * (1.0 - z) * (1.0 - n * n), 0.0), mask=m)
-        tl.debug_barrier()
+        tl.debug_barrier()  # every thread has read drh (the last step's) before it is written
         _row_times(da_r + 2 * H, w_n, drh + b * H, H, H, BN, BK)
         tl.debug_barrier()
         drh_r = tl.load(drh + b * H + j, mask=m, other=0.0)
         tl.store(da_r + j, tl.where(live, drh_r * hd_r * r * (1.0 - r), 0.0), mask=m)
-        tl.store(da_r + H + j, tl.where(live, dh1 * (hd_r - n) * z * (1.0 - z), 0.0), mask=m)
+        tl.store(da_r + H + j, tl.where(live, dh1 * (hp_r - n) * z * (1.0 - z), 0.0), mask=m)
         tl.store(dh + b * H + j, tl.where(live, zh * dh_new, dh_t), mask=m)
-        tl.store(carry + b * H + j, tl.where(live, dh1 * z + drh_r * r, 0.0), mask=m)
+        tl.store(carry + b * H + j, tl.where(live, dh1 * z, 0.0), mask=m)
+        tl.debug_barrier()  # every thread has read drh before it becomes d hd through r hd
+        tl.store(drh + b * H + j, tl.where(live, drh_r * r, 0.0), mask=m)
         tl.debug_barrier()
         _row_times(da_r, w_rz, dhd + b * H, H2, H, BN, BK)
         tl.debug_barrier()
@@ -515,13 +520,16 @@ class _Loop(torch.autograd.Function):
                 _forward_step[(B,)](xg_BTG, u, b_hh, *options, lengths_B, h, c, out, *saved, t, T, B, H,
                                     eps_1, **flags)
         ctx.flags, ctx.has_c0 = flags, lstm
-        ctx.save_for_backward(w_hh, *given, lengths_B, *saved)
+        # the GRU's backward reads h_{t-1} where hd is: h itself, which the mask makes differ
+        h_prev = hd if lstm or mask_BH is None else _previous(h0_BH, out)
+        ctx.save_for_backward(w_hh, *given, lengths_B, h_prev, *saved)
         return out, h, (c if lstm else new(0))
 
     @staticmethod
     def backward(ctx, grad_out, grad_h, grad_c):
-        w_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lengths_B, *saved = ctx.saved_tensors
+        w_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lengths_B, h_prev, *saved = ctx.saved_tensors
         act, hd, c_prev, c_new, uhat, rstd, chat, rstd_c, u_n = saved
+        kernel_saved = [act, h_prev, *saved[2:]]  # hd: read by the GRU's d z only
         flags, lstm = ctx.flags, ctx.flags["LSTM"]
         T, B, G = act.shape
         H = hd.shape[2]
@@ -540,15 +548,15 @@ class _Loop(torch.autograd.Function):
         masks = [stand_in if x is None else x for x in (mask, keep_h, keep_c)]
         params = [stand_in if x is None else x for x in (ln_w, lnc_w, lnc_b, peep)]
         if ctx.persistent:
-            _backward_seq[(B,)](grad_out, dh, dc, carry, dhd, *masks, lengths_B, *saved, *params, da, dun,
-                                du, dcn, w_hh, T, B, H, G, **flags, **_tiles(H))
+            _backward_seq[(B,)](grad_out, dh, dc, carry, dhd, *masks, lengths_B, *kernel_saved, *params, da,
+                                dun, du, dcn, w_hh, T, B, H, G, **flags, **_tiles(H))
         else:
             for t in reversed(range(T)):
-                _backward_step[(B,)](grad_out, dh, dc, carry, dhd, *masks, lengths_B, *saved, *params, da,
-                                     dun, du, dcn, t, T, B, H, **flags)
+                _backward_step[(B,)](grad_out, dh, dc, carry, dhd, *masks, lengths_B, *kernel_saved, *params,
+                                     da, dun, du, dcn, t, T, B, H, **flags)
                 torch.mm(du[t], w_hh, out=dhd)
-        d_in = carry + dhd  # the fold of the first step's backward, done here for h0
-        dh0 = dh + (d_in if mask is None else d_in * mask)
+        # the fold of the first step's backward, done here for h0
+        dh0 = dh + carry + (dhd if mask is None else dhd * mask)
 
         def flat(x):
             return x.reshape(T * B, x.shape[-1])
@@ -583,12 +591,13 @@ class _GRUBefore(torch.autograd.Function):
         _gru_before_forward_seq[(B,)](xg_BTG, new(B, G), b_hh, *masks, lengths_B, h, out, act, hd, rh, w_rz_t,
                                       w_n_t, T, B, H, 2 * H, MASK=mask_BH is not None,
                                       ZH=keep_h_TBH is not None, BLOCK=triton.next_power_of_2(H), **_tiles(H))
-        ctx.save_for_backward(w_hh, mask_BH, keep_h_TBH, lengths_B, act, hd, rh)
+        h_prev = hd if mask_BH is None else _previous(h0_BH, out)  # h_{t-1} itself, for the carry
+        ctx.save_for_backward(w_hh, mask_BH, keep_h_TBH, lengths_B, act, hd, h_prev, rh)
         return out, h
 
     @staticmethod
     def backward(ctx, grad_out, grad_h):
-        w_hh, mask, keep_h, lengths_B, act, hd, rh = ctx.saved_tensors
+        w_hh, mask, keep_h, lengths_B, act, hd, h_prev, rh = ctx.saved_tensors
         T, B, G = act.shape
         H = G // 3
         zeros = act.new_zeros
@@ -596,14 +605,19 @@ class _GRUBefore(torch.autograd.Function):
         dh = zeros(B, H) if grad_h is None else grad_h.contiguous().clone()
         carry, dhd, drh, da = zeros(B, H), zeros(B, H), zeros(B, H), act.new_empty(T, B, G)
         masks = [act if x is None else x for x in (mask, keep_h)]
-        _gru_before_backward_seq[(B,)](grad_out, dh, carry, dhd, drh, *masks, lengths_B, act, hd, da,
+        _gru_before_backward_seq[(B,)](grad_out, dh, carry, dhd, drh, *masks, lengths_B, act, hd, h_prev, da,
                                        w_hh[:2 * H], w_hh[2 * H:], T, B, H, 2 * H, MASK=mask is not None,
                                        ZH=keep_h is not None, BLOCK=triton.next_power_of_2(H), **_tiles(H))
-        d_in = carry + dhd
-        dh0 = dh + (d_in if mask is None else d_in * mask)
+        d_prod = dhd + drh
+        dh0 = dh + carry + (d_prod if mask is None else d_prod * mask)
         da_NG, hd_NH, rh_NH = da.reshape(T * B, G), hd[:T].reshape(T * B, H), rh.reshape(T * B, H)
         d_w = torch.cat([da_NG[:, :2 * H].t() @ hd_NH, da_NG[:, 2 * H:].t() @ rh_NH])
         return da.transpose(0, 1), dh0, d_w, da_NG.sum(0), None, None, None
+
+
+def _previous(h0_BH: Tensor, out_BTH: Tensor) -> Tensor:
+    """h_{t-1} at every step (T, B, H): h0, then the outputs (a row's, wherever it runs)."""
+    return torch.cat([h0_BH[None], out_BTH.transpose(0, 1)[:-1]])
 
 
 def rnn_loop(kind: int, xg_BTG: Tensor, h0_BH: Tensor, c0_BH: Tensor | None, w_hh: Tensor, b_hh: Tensor,

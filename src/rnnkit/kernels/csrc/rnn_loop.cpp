@@ -20,12 +20,12 @@
 //   0 LSTM   a = xg + N(hd W_hh^T) + b_hh;  (i, f, g, o) = a, peepholes optional
 //            c' = s(f + p_f c) c + s(i + p_i c) tanh(g);  h' = s(o + p_o c') tanh(N_c(c'))
 //   1 GRU    u = N(hd W_hh^T) + b_hh;  r = s(x_r + u_r), z = s(x_z + u_z)
-//            n = tanh(x_n + r u_n);  h' = (1 - z) n + z hd
+//            n = tanh(x_n + r u_n);  h' = (1 - z) n + z h
 //   2 GRU, reset before the product:  (u_r, u_z) = hd W_rz^T + b_rz,  r, z as above
-//            n = tanh(x_n + (r hd) W_n^T + b_n);  h' = (1 - z) n + z hd
+//            n = tanh(x_n + (r hd) W_n^T + b_n);  h' = (1 - z) n + z h
 // N is a LayerNorm with a gain only (where given), N_c one with gain and shift.
-// hd = h * mask with recurrent dropout (one mask per sequence), else h; as in the
-// reference cells, the GRU's carry term z hd sees the same dropped h.
+// hd = h * mask with recurrent dropout (one mask per sequence), else h: the products read
+// it, while the GRU's carry term z h reads the state itself, as in the reference cells.
 // Zoneout: state' = m * state + (1 - m) * new, per unit and step, m from the caller
 // (0/1 draws in training, the probability itself at evaluation).
 // Rows stop at their length: later steps output 0 and leave the state alone.
@@ -434,7 +434,7 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
               a_r[j] = r;
               a_r[H + j] = z;
               a_r[2 * H + j] = n;
-              const T h1 = (T(1) - z) * n + z * hd_r[j];
+              const T h1 = (T(1) - z) * n + z * h_r[j];  // h_r: still h_{t-1}
               h_r[j] = zh_r[j] * h_r[j] + (T(1) - zh_r[j]) * h1;
               o_r[j] = h_r[j];
             }
@@ -444,7 +444,7 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
             for (int64_t j = 0; j < H; ++j) {
               const T z = a_r[H + j], n = std::tanh(x_r[2 * H + j] + un[j] + b_p[2 * H + j]);
               a_r[2 * H + j] = n;
-              const T h1 = (T(1) - z) * n + z * hd_r[j];
+              const T h1 = (T(1) - z) * n + z * h_r[j];  // h_r: still h_{t-1}
               h_r[j] = zh_r[j] * h_r[j] + (T(1) - zh_r[j]) * h1;
               o_r[j] = h_r[j];
             }
@@ -477,7 +477,8 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
 // backward: [d xg (T,B,G: time-major; with N, d(x W_ih^T) through N_i, batch-major B,T,G),
 // d h0, d c0, d W_hh, d b_hh, d ln_w, d lnc_w, d lnc_b, d peep, d lni_w, d b_ih], an empty
 // tensor where the input was absent. grad_out is batch-major (B,T,H); out is read only
-// where hd was not saved; xg (the forward's, B,T,G) only with N.
+// where hd was not saved, or a GRU's hd was dropped (its carry reads h itself); xg (the
+// forward's, B,T,G) only with N.
 // Buffers over all steps, without N: da = d(gate pre-activation) = d xg; du = d(recurrent
 // product) (the LSTM's is da itself); kind 2: du_n = d(rh W_n^T + b_n).
 // With N, each row's step goes through both LayerNorms' backward at once: a row's parameter
@@ -549,12 +550,17 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
   const bool keep_hd = hd.numel() > 0;  // else h_{t-1} is out's previous step, or h0
   const T *go = grad_out.data_ptr<T>(), *hd_p = keep_hd ? hd.data_ptr<T>() : nullptr, *act_p = act.data_ptr<T>();
   const T *out_p = out.data_ptr<T>(), *h0_p = h0.data_ptr<T>(), *b_p = b_hh.data_ptr<T>();
-  // h_{t-1} fed to the product, for row b: (pointer, distance between rows)
-  auto hd_row = [&](int64_t t, int64_t b) -> std::pair<const T*, int64_t> {
-    if (keep_hd) return {hd_p + (t * B + b) * H, H};
+  // h_{t-1} itself, for row b at a step it runs: (pointer, distance between rows)
+  auto h_row = [&](int64_t t, int64_t b) -> std::pair<const T*, int64_t> {
     return t > 0 ? std::make_pair(out_p + (b * Tn + t - 1) * H, Tn * H) : std::make_pair(h0_p + b * H, H);
   };
+  // h_{t-1} as fed to the product (dropped with a mask), for row b
+  auto hd_row = [&](int64_t t, int64_t b) -> std::pair<const T*, int64_t> {
+    return keep_hd ? std::make_pair(hd_p + (t * B + b) * H, H) : h_row(t, b);
+  };
   const T *m_p = data_or_null<T>(mask), *zh_p = data_or_null<T>(zh), *zc_p = data_or_null<T>(zc);
+  TORCH_CHECK(lstm || !m_p || out.numel() == B * Tn * H, "rnn_loop_backward: a GRU with a dropout mask needs out");
+  TORCH_CHECK(keep_hd || out.numel() == B * Tn * H, "rnn_loop_backward: out is needed where hd was not saved");
   const T *lnw = data_or_null<T>(ln_w), *pp = data_or_null<T>(peep);
   const T *lncw = lnc ? data_or_null<T>(lnc_w) : ones.data(), *lncb = lnc ? data_or_null<T>(lnc_b) : zeros.data();
   const T *p_i = pp ? pp : zeros.data(), *p_f = pp ? pp + H : zeros.data(), *p_o = pp ? pp + 2 * H : zeros.data();
@@ -590,13 +596,14 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
           }
           const T *go_r = go + (b * Tn + t) * H, *a_r = act_p + row * G;
           const T* hd_r = hd_row(t, b).first;
+          const T* hp_r = m_p ? h_row(t, b).first : hd_r;  // h_{t-1} itself, for the GRU's carry
           const T* zh_r = zh_p ? zh_p + row * H : zeros.data();
           if (kind == 2 && pass == 1) {  // the reset gate, once d(r hd) is known
-            const T* drh_r = drh_p + b * H;
+            T* drh_r = drh_p + b * H;
 #pragma omp simd
             for (int64_t j = 0; j < H; ++j) {
               const T r = a_r[j], dar = drh_r[j] * hd_r[j] * r * (T(1) - r);
-              carry_r[j] += drh_r[j] * r;
+              drh_r[j] *= r;  // d(hd) through r hd, added to the products' d(hd) below
               da_r[j] = dar;
               du_r[j] = dar;
             }
@@ -656,7 +663,7 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
               const T dh_new = dh_r[j] + go_r[j], r = a_r[j], z = a_r[H + j], n = a_r[2 * H + j];
               const T dh1 = (T(1) - zh_r[j]) * dh_new;
               dh_r[j] = zh_r[j] * dh_new;
-              const T dz = dh1 * (hd_r[j] - n) * z * (T(1) - z), dan = dh1 * (T(1) - z) * (T(1) - n * n);
+              const T dz = dh1 * (hp_r[j] - n) * z * (T(1) - z), dan = dh1 * (T(1) - z) * (T(1) - n * n);
               const T dar = dan * un_r[j] * r * (T(1) - r);
               carry_r[j] = dh1 * z;
               da_r[j] = dar;
@@ -672,7 +679,7 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
               const T dh_new = dh_r[j] + go_r[j], z = a_r[H + j], n = a_r[2 * H + j];
               const T dh1 = (T(1) - zh_r[j]) * dh_new;
               dh_r[j] = zh_r[j] * dh_new;
-              const T dz = dh1 * (hd_r[j] - n) * z * (T(1) - z), dan = dh1 * (T(1) - z) * (T(1) - n * n);
+              const T dz = dh1 * (hp_r[j] - n) * z * (T(1) - z), dan = dh1 * (T(1) - z) * (T(1) - n * n);
               carry_r[j] = dh1 * z;
               da_r[H + j] = dz;
               da_r[2 * H + j] = dan;
@@ -712,9 +719,13 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
                        T(t + kSteps < Tn));  // the first product writes dW
       }
       const int64_t k0 = b0 * H, k1 = b1 * H;
-      if (m_p) {
+      if (kind == 2) {
 #pragma omp simd
-        for (int64_t k = k0; k < k1; ++k) dh_p[k] += (carry_p[k] + dhd_p[k]) * m_p[k];
+        for (int64_t k = k0; k < k1; ++k) dhd_p[k] += drh_p[k];
+      }
+      if (m_p) {  // the products read h m, the carry h itself
+#pragma omp simd
+        for (int64_t k = k0; k < k1; ++k) dh_p[k] += carry_p[k] + dhd_p[k] * m_p[k];
       } else {
 #pragma omp simd
         for (int64_t k = k0; k < k1; ++k) dh_p[k] += carry_p[k] + dhd_p[k];
