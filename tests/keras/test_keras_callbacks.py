@@ -1,12 +1,20 @@
-"""rnnkit.keras.callbacks.EarlyStopping against Keras's rules (keras/src/callbacks/
-early_stopping.py), by hand on a sequence of values and through Sequential.fit."""
+"""rnnkit.keras.callbacks against Keras's rules (keras/src/callbacks/early_stopping.py,
+model_checkpoint.py, csv_logger.py, lambda_callback.py, monitor_callback.py), by hand on a
+sequence of values and through Sequential.fit."""
 
 import numpy as np
 import pytest
 import torch
 
-from rnnkit.keras import LSTM, Dense, Sequential
-from rnnkit.keras.callbacks import Callback, EarlyStopping
+from rnnkit.keras import LSTM, Dense, Sequential, load_model, losses, optimizers
+from rnnkit.keras.callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    LambdaCallback,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+)
 
 
 class _Model:
@@ -136,3 +144,98 @@ def test_numpy_scalars_and_a_bfloat16_model():
     x = np.random.default_rng(6).normal(size=(8, 3))
     model.fit(x, x[:, :2], epochs=4, callbacks=[stop], verbose=0)  # get_weights of bf16 weights
     assert [w.dtype for w in model.get_weights()] == [np.float32, np.float32]
+
+
+# -- ModelCheckpoint, CSVLogger, LambdaCallback, the monitors' directions ---------------------
+
+def _noisy_fit(callbacks, epochs=6):
+    """Noise targets and a large rate: val_loss goes down, then up as the model learns the
+    noise. Returns the model, its History, each epoch's end weights, and x."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(24, 5, 3)), rng.normal(size=(24, 1))
+    model = Sequential([LSTM(6, input_shape=(5, 3)), Dense(1)])
+    model.compile(optimizer=optimizers.Adam(learning_rate=0.05), loss="mse", metrics=["mae"])
+    ends = []
+    keep = LambdaCallback(on_epoch_end=lambda epoch, logs: ends.append(model.get_weights()))
+    history = model.fit(x, y, epochs=epochs, batch_size=8, validation_split=0.5, verbose=0, seed=1,
+                        callbacks=[keep, *callbacks])
+    return model, history, ends, x
+
+
+def test_model_checkpoint_names_each_epochs_file_from_its_logs(tmp_path):
+    path = tmp_path / "ckpt" / "{epoch:02d}-{val_loss:.4f}.keras"
+    _, history, ends, x = _noisy_fit([ModelCheckpoint(path)], epochs=3)
+    names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert names == [f"{k + 1:02d}-{v:.4f}.keras" for k, v in enumerate(history.history["val_loss"])]
+    second = load_model(tmp_path / "ckpt" / names[1])  # the whole model, compiled
+    for a, b in zip(second.get_weights(), ends[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert second.optimizer is not None and second.optimizer.built
+
+
+@pytest.mark.parametrize("mode, pick", [("auto", np.argmin), ("max", np.argmax)])
+def test_model_checkpoint_save_best_only_keeps_the_best_epoch(tmp_path, mode, pick):
+    best = ModelCheckpoint(tmp_path / "best.weights", save_best_only=True, save_weights_only=True, mode=mode)
+    model, history, ends, _ = _noisy_fit([best])
+    values = history.history["val_loss"]
+    assert len(set(np.sign(np.diff(values)))) == 2  # it went both ways
+    model.load_weights(tmp_path / "best.weights")
+    for a, b in zip(model.get_weights(), ends[int(pick(values))], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert best.best == values[int(pick(values))]
+
+
+def test_model_checkpoint_threshold_batches_and_missing_fields(tmp_path):
+    never = ModelCheckpoint(tmp_path / "never.keras", save_best_only=True, initial_value_threshold=-1.0)
+    _noisy_fit([never], epochs=2)
+    assert not (tmp_path / "never.keras").exists()  # no val_loss is below -1
+    _noisy_fit([ModelCheckpoint(tmp_path / "b{epoch}-{batch}.w", save_weights_only=True, save_freq=2)],
+               epochs=2)  # 2 batches an epoch: every 2 batches is each epoch's end
+    assert sorted(p.name for p in tmp_path.glob("b*.w")) == ["b1-2.w", "b2-2.w"]
+    with pytest.raises(KeyError, match=r"ModelCheckpoint cannot fill filepath .*: no value 'acc' among"):
+        _noisy_fit([ModelCheckpoint(tmp_path / "{acc}.keras")], epochs=1)
+    with pytest.raises(ValueError, match="save_freq must be 'epoch' or a positive int, got 'batch'"):
+        ModelCheckpoint(tmp_path / "m.keras", save_freq="batch")
+
+
+def test_csv_logger_writes_the_history(tmp_path):
+    path = tmp_path / "log.csv"
+    _, history, _, _ = _noisy_fit([CSVLogger(path)], epochs=3)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "epoch,loss,mae,val_loss,val_mae"  # Keras sorts the keys
+    rows = [[float(v) for v in line.split(",")] for line in lines[1:]]
+    assert [r[0] for r in rows] == [0, 1, 2]
+    for k, key in enumerate(["loss", "mae", "val_loss", "val_mae"], start=1):
+        assert [r[k] for r in rows] == history.history[key]  # repr round-trips floats
+    _noisy_fit([CSVLogger(path, separator=";", append=True)], epochs=2)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 6 and lines[4].startswith("0;") and lines[5].startswith("1;")  # no second header
+
+
+def test_lambda_callback_calls_its_functions():
+    calls = []
+    lam = LambdaCallback(on_train_begin=lambda logs: calls.append("begin"),
+                         on_epoch_end=lambda epoch, logs: calls.append(("epoch", epoch, logs["loss"])),
+                         on_train_batch_end=lambda batch, logs: calls.append(("batch", batch)),
+                         on_train_end=lambda logs: calls.append("end"))
+    _, history, _, _ = _noisy_fit([lam], epochs=2)
+    batches = [("batch", 0), ("batch", 1)]
+    assert calls == ["begin", *batches, ("epoch", 0, history.history["loss"][0]),
+                     *batches, ("epoch", 1, history.history["loss"][1]), "end"]
+    with pytest.raises(TypeError, match="on_epoch_end of LambdaCallback must be a function, got int"):
+        LambdaCallback(on_epoch_end=3)
+
+
+@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+def test_every_loss_offered_as_a_metric_goes_down(name):
+    for monitor in (name, f"val_{name}"):
+        assert EarlyStopping(monitor=monitor).mode == "min"
+        assert ModelCheckpoint("m.keras", monitor=monitor, save_best_only=True).mode == "min"
+        assert ReduceLROnPlateau(monitor=monitor).mode == "min"
+
+
+@pytest.mark.parametrize("name", ["accuracy", "acc", "binary_accuracy", "categorical_accuracy",
+                                  "sparse_categorical_accuracy"])
+def test_accuracies_go_up(name):
+    assert EarlyStopping(monitor=f"val_{name}").mode == "max" == ReduceLROnPlateau(monitor=name).mode

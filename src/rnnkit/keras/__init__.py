@@ -13,7 +13,18 @@ rnnkit's layers don't (``stateful=True``), it says so; see ``rnnkit.keras._recur
 
 from rnnkit.keras import callbacks, datasets, losses, optimizers, utils
 from rnnkit.keras._saving import load_model
-from rnnkit.keras.layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Layer, SimpleRNN
+from rnnkit.keras.layers import (
+    GRU,
+    LSTM,
+    Bidirectional,
+    Dense,
+    Dropout,
+    Embedding,
+    Input,
+    InputLayer,
+    Layer,
+    SimpleRNN,
+)
 from rnnkit.keras.model import History, Sequential
 
 __all__ = [
@@ -24,6 +35,8 @@ __all__ = [
     "Dropout",
     "Embedding",
     "History",
+    "Input",
+    "InputLayer",
     "Layer",
     "Sequential",
     "SimpleRNN",

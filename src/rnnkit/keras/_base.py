@@ -37,10 +37,11 @@ class Layer(nn.Module):
             (stateful recurrent layers need the batch size).
         name: the name in ``summary()``; by default the snake-cased class name, made unique
             within a ``Sequential``.
+        trainable: False freezes the weights (see the ``trainable`` property).
     """
 
     def __init__(self, *, input_shape: Shape | None = None, batch_input_shape: Shape | None = None,
-                 name: str | None = None):
+                 name: str | None = None, trainable: bool = True):
         super().__init__()
         self.eval()
         if input_shape is not None and batch_input_shape is not None:
@@ -54,6 +55,7 @@ class Layer(nn.Module):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         self.batch_input_shape: Shape | None = batch_input_shape
         self.name = name or _snake(type(self).__name__)
+        self._trainable = check_bool("trainable", trainable)
         self.built = False
         self.input_shape: Shape | None = None
         self.output_shape: Shape | list[Shape] | None = None
@@ -80,18 +82,37 @@ class Layer(nn.Module):
     def get_config(self) -> dict:
         """The constructor arguments that make this layer again, as plain JSON values
         (Keras's ``get_config``); each layer adds its own to these."""
-        config: dict = {"name": self.name}
+        config: dict = {"name": self.name, "trainable": self.trainable}
         if self.batch_input_shape is not None:
             config["batch_input_shape"] = list(self.batch_input_shape)
         return config
 
     # -- shared ----------------------------------------------------------------------------
+    @property
+    def trainable(self) -> bool:
+        """Keras's ``trainable``. False freezes the layer's weights: they get
+        ``requires_grad=False``, so ``fit`` leaves them as they are (the optimizer skips a
+        weight without a gradient, also one it already holds) and ``summary()`` counts them
+        as non-trainable. Setting it sets the layers inside (a ``Bidirectional``'s) too, as
+        Keras does; before the build it applies when the weights are made."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        value = check_bool("trainable", value)
+        for module in self.modules():
+            if isinstance(module, Layer):
+                module._trainable = value
+        self.requires_grad_(value)
+
     def build(self, input_shape: Shape) -> None:
         """Create the parameters for inputs of ``input_shape`` (batch dimension first)."""
         input_shape = _shape("input_shape", input_shape)
         self._check_shape(input_shape, None)
         self._build(input_shape)
         self.train(self.training)  # the modules _build made take the layer's mode
+        if not self._trainable:
+            self.requires_grad_(False)
         self.input_shape = input_shape
         self.output_shape = self.compute_output_shape(input_shape)
         self.built = True
@@ -204,7 +225,8 @@ def write_weights(pairs: list[tuple[KerasWeight, Tensor]]) -> None:
 
 
 def as_tensor(data, *, name: str, like: Tensor | None = None, kind: str = "any") -> Tensor:
-    """numpy arrays, lists and tensors as tensors on ``like``'s device.
+    """numpy arrays, lists, tensors and array-likes (objects with ``__array__``, such as
+    pandas DataFrames) as tensors on ``like``'s device.
 
     ``kind="float"``: cast to ``like``'s floating dtype (torch's default dtype without one),
     as Keras casts float64 arrays to its float type; ``"int"``: cast to int64 (token ids, as
@@ -214,14 +236,15 @@ def as_tensor(data, *, name: str, like: Tensor | None = None, kind: str = "any")
     assert kind in ("float", "int", "any")
     if isinstance(data, Tensor):
         x = data
-    elif isinstance(data, np.ndarray | list | tuple | int | float | np.number):
+    elif isinstance(data, np.ndarray | list | tuple | int | float | np.number) or hasattr(data, "__array__"):
         try:
             x = torch.as_tensor(np.asarray(data))
         except (TypeError, ValueError, RuntimeError) as err:
             raise TypeError(f"{name} must be numbers in a numpy array or tensor, got "
                             f"{type(data).__name__}: {err}") from err
     else:
-        raise TypeError(f"{name} must be a numpy array or a torch.Tensor, got {type(data).__name__}")
+        raise TypeError(f"{name} must be a numpy array, a torch.Tensor, a list or an array-like (with "
+                        f"__array__, e.g. a pandas DataFrame), got {type(data).__name__}")
     if x.is_complex():
         raise TypeError(f"{name} must be real numbers, got dtype {x.dtype}")
     floating = like.dtype if like is not None and like.is_floating_point() else torch.get_default_dtype()
@@ -239,10 +262,12 @@ def _first_parameter(module: nn.Module) -> Tensor | None:
 
 
 def _shape(name: str, shape) -> Shape:
-    if not isinstance(shape, tuple | list) or not all(
+    if isinstance(shape, tuple | list):
+        shape = tuple(plain(s) for s in shape)
+    if not isinstance(shape, tuple) or not all(
             s is None or (isinstance(s, int) and not isinstance(s, bool) and s > 0) for s in shape):
         raise ValueError(f"{name} must be a tuple of positive ints or None, got {shape!r}")
-    return tuple(shape)
+    return shape
 
 
 def _snake(name: str) -> str:
@@ -256,16 +281,31 @@ def to_numpy(t: Tensor) -> np.ndarray:
     return (t.float() if t.dtype == torch.bfloat16 else t).detach().cpu().numpy()
 
 
+def plain(value):
+    """A numpy scalar (``np.int64(8)``, ``np.float32(0.2)``, ``np.bool_``) as the Python number
+    it holds, as Keras reads them; anything else as it is."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def check_positive_int(name: str, value) -> int:
+    value = plain(value)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
 
 
 def check_rate(name: str, value) -> float:
+    value = plain(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be a fraction in [0, 1), got {value!r}")
     return float(value)
+
+
+def check_bool(name: str, value) -> bool:
+    value = plain(value)
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 def check_features(layer: Layer, shape: Shape, built: Shape | None, *, rank: str, ndim: int | None) -> None:

@@ -33,6 +33,8 @@ class Bidirectional(Layer):
         super().__init__(**kwargs)
         layer.merge_mode = merge_mode
         self.layer, self.merge_mode = layer, merge_mode
+        if not self.trainable:  # Bidirectional(..., trainable=False) freezes the wrapped layer too
+            self.trainable = False
 
     def _check_shape(self, shape: Shape, built: Shape | None) -> None:
         self.layer._check_shape(shape, built)

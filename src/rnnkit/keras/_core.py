@@ -1,16 +1,26 @@
 """Keras's core layers: ``Dense``, ``Dropout`` and ``Embedding``, with Keras's initialisers
-(Glorot-uniform kernels and zero biases; embeddings uniform in [-0.05, 0.05])."""
+(Glorot-uniform kernels and zero biases; embeddings uniform in [-0.05, 0.05]), and
+``Input``/``InputLayer``, which give a ``Sequential`` its input shape."""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.keras._base import Layer, Shape, check_features, check_positive_int, check_rate
+from rnnkit.keras._base import (
+    Layer,
+    Shape,
+    _shape,
+    as_tensor,
+    check_features,
+    check_positive_int,
+    check_rate,
+)
 from rnnkit.keras._weights import KerasWeight
 
 ACTIVATIONS: dict[str | None, Callable[[Tensor], Tensor]] = {
@@ -113,18 +123,37 @@ class Embedding(Layer):
         mask_zero: id 0 is padding: the recurrent layers after it skip those steps, wherever
             they are (at the end of a row, at its start as Keras's ``pad_sequences`` puts
             them, or between real steps), and a row of only padding keeps its initial state.
+        weights: the initial embedding matrix (V, E), or ``[matrix]`` as Keras takes it
+            (pretrained vectors; with ``trainable=False`` they stay as they are). Checked
+            here, written when the layer is built (Keras builds at once, so there
+            ``get_weights()`` has it before the layer's first use).
 
     Shapes:
         tokens (B, T) -> (B, T, E).
     """
 
-    def __init__(self, input_dim: int, output_dim: int, *, mask_zero: bool = False, **kwargs):
+    def __init__(self, input_dim: int, output_dim: int, *, mask_zero: bool = False, weights=None,
+                 **kwargs):
         if kwargs.pop("input_length", None) is not None:  # as Keras 3: accepted, unused
             warnings.warn("Argument `input_length` is deprecated. Just remove it.", stacklevel=2)
         super().__init__(**kwargs)
         self.input_dim = check_positive_int("input_dim", input_dim)
         self.output_dim = check_positive_int("output_dim", output_dim)
         self.mask_zero = mask_zero
+        self._initial = None if weights is None else self._initial_matrix(weights)
+
+    def _initial_matrix(self, weights) -> Tensor:
+        if isinstance(weights, list | tuple) and len(weights) == 1:  # Keras's [matrix]
+            weights = weights[0]
+        elif isinstance(weights, list | tuple) and any(isinstance(w, np.ndarray | Tensor) for w in weights):
+            raise ValueError(f"weights of {self.describe()} must be [matrix]: one (input_dim, output_dim) "
+                             f"array, got a list of {len(weights)} arrays")
+        matrix_VE = as_tensor(weights, name=f"weights of {self.describe()}", kind="float")
+        if tuple(matrix_VE.shape) != (self.input_dim, self.output_dim):
+            raise ValueError(f"weights of {self.describe()} must be one matrix of shape (input_dim, "
+                             f"output_dim) = ({self.input_dim}, {self.output_dim}), got shape "
+                             f"{tuple(matrix_VE.shape)}")
+        return matrix_VE
 
     def _check_shape(self, shape: Shape, built: Shape | None) -> None:
         if len(shape) < 1 or (self.mask_zero and len(shape) != 2):
@@ -134,6 +163,10 @@ class Embedding(Layer):
     def _build(self, input_shape: Shape) -> None:
         self.embedding = nn.Embedding(self.input_dim, self.output_dim)
         nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
+        if self._initial is not None:
+            with torch.no_grad():
+                self.embedding.weight.copy_(self._initial)
+            self._initial = None  # the parameter holds it now
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*input_shape, self.output_dim)
@@ -155,3 +188,36 @@ class Embedding(Layer):
 
     def output_mask(self, inputs: Tensor, mask: Tensor | None) -> Tensor | None:
         return inputs.long() != 0 if self.mask_zero else mask
+
+
+class InputLayer:
+    """Keras's ``InputLayer``: the input shape of a ``Sequential``, given as its first element
+    (it is not one of ``model.layers``, as in Keras 3). ``Input`` makes one.
+
+    Arguments:
+        shape: one sample's shape, without the batch dimension, e.g. ``(10, 1)``.
+        batch_size: a fixed batch size (stateful layers need one), or None.
+        batch_shape: the shape with the batch dimension first, instead of both.
+        dtype: accepted and unused: the layers cast their inputs (token ids to int64,
+            other inputs to the model's floating dtype).
+        name: accepted for Keras's signature.
+    """
+
+    def __init__(self, shape=None, batch_size: int | None = None, dtype=None, batch_shape=None,
+                 name: str | None = None):
+        if (shape is None) == (batch_shape is None):
+            raise ValueError(f"InputLayer takes shape or batch_shape (one of them), got shape={shape!r} "
+                             f"and batch_shape={batch_shape!r}")
+        if batch_shape is None:
+            size = None if batch_size is None else check_positive_int("batch_size", batch_size)
+            batch_shape = (size, *_shape("shape", shape))
+        self.batch_shape: Shape = _shape("batch_shape", batch_shape)
+        self.name = name or "input_layer"
+
+
+def Input(shape=None, batch_size: int | None = None, dtype=None, batch_shape=None,
+          name: str | None = None) -> InputLayer:
+    """Keras's ``Input(shape=...)`` as the first element of a ``Sequential``:
+    ``Sequential([Input(shape=(10, 1)), LSTM(8), Dense(1)])``. It returns an ``InputLayer``,
+    not Keras's symbolic tensor: there is no functional ``Model`` API here."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name)

@@ -14,6 +14,9 @@ reports total / count (``Mean`` in keras/src/metrics/reduction_metrics.py):
 With a mask, an epoch's metric is therefore the sum over all its real steps divided by their
 number, however the batches split them. rnnkit's loop weights every batch by its items, so
 this front end keeps Keras's sums itself (``EpochMeans``) and reads them at each epoch's end.
+
+``fit_epochs`` calls the callbacks where Keras's fit does (``rnnkit.keras._callback``): the
+loader says where each batch begins, the loop's ``on_step`` where it ends.
 """
 
 from __future__ import annotations
@@ -22,15 +25,12 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from typing import NamedTuple
 
-import numpy as np
-import torch
 from torch import Tensor, nn
 
 from rnnkit import train
-from rnnkit.keras._base import as_tensor
-from rnnkit.keras._recurrent import RNNLayer
+from rnnkit.keras._callback import CallbackList
+from rnnkit.keras._data import Packed, SampleLoader
 from rnnkit.keras.losses import LossFn, TargetError, batch_weight
 
 
@@ -114,20 +114,25 @@ def epoch_log(verbose, epochs: int, steps: int) -> Callable[[int, dict[str, floa
 
 
 def fit_epochs(model: nn.Module, loader: SampleLoader, val: SampleLoader | None,
-               cfg: train.TrainConfig, compiled: dict, optimizer, *,
-               val_targets: str = "validation_data y", callbacks: list = (),
+               cfg: train.TrainConfig, compiled: dict, optimizer, *, callbacks: CallbackList,
+               val_targets: str = "validation_data y",
                log: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
     """Train with ``rnnkit.train.fit``. Returns one row per epoch: the epoch's loss and
     metrics, then ``val_*`` from evaluating ``val`` with the weights the epoch ended with.
-    ``callbacks`` (``rnnkit.keras.callbacks``) see each row; one may stop training. ``log``
-    (``epoch_log``) reports each row."""
-    assert cfg.bptt is None  # one step per batch, so the epoch ends every len(loader) steps
+    ``callbacks`` are called as Keras calls them (``rnnkit.keras._callback``); one may stop
+    training. ``log`` (``epoch_log``) reports each row."""
+    assert cfg.bptt is None  # one step per batch
     means = EpochMeans(compiled["loss"], compiled["metrics"], packed=loader.packed)
     rows: list[dict[str, float]] = []
+    at = [0, 0]  # the epoch and batch being trained
 
-    def at_epoch_end(step: int, _values: dict[str, float]) -> bool:
-        if step % len(loader):
-            return False
+    def before_batch(epoch: int, batch: int) -> None:
+        at[:] = epoch, batch
+        if batch == 0:
+            callbacks.on_epoch_begin(epoch)
+        callbacks.on_train_batch_begin(batch)
+
+    def end_epoch(epoch: int) -> None:
         row = means.results()
         means.reset()
         if val is not None:
@@ -135,26 +140,43 @@ def fit_epochs(model: nn.Module, loader: SampleLoader, val: SampleLoader | None,
                     evaluate_means(model, val, compiled, cfg.device, targets=val_targets).items()}
         rows.append(row)
         if log is not None:
-            log(len(rows) - 1, row)
-        for callback in callbacks:  # one logs dict, as in Keras: what a callback adds, History keeps
-            callback.on_epoch_end(len(rows) - 1, row)
-        if model.stop_training:
-            return True  # fit stops here, and closes its progress bar as at any stop
-        for callback in callbacks:
-            callback.on_epoch_begin(len(rows))
-        return False
+            log(epoch, row)
+        callbacks.on_epoch_end(epoch, row)  # one dict for all: what a callback adds, History keeps
+
+    def after_step(_step: int, _values: dict[str, float]) -> bool:
+        epoch, batch = at
+        callbacks.on_train_batch_end(batch, means.results())  # the epoch's running values, as Keras's
+        if batch == len(loader) - 1 or model.stop_training:
+            end_epoch(epoch)
+        return model.stop_training  # fit stops here, and closes its progress bar as at any stop
 
     model.stop_training = False
-    for callback in callbacks:
-        callback.set_model(model)
-        callback.on_train_begin()
-    for callback in callbacks:
-        callback.on_epoch_begin(0)
-    train.fit(model, loader, cfg, loss_fn=means.loss_fn, metrics=_loop_names(means.metric_fns),
-              optimizer=optimizer, on_step=at_epoch_end)
-    for callback in callbacks:
-        callback.on_train_end(dict(rows[-1]) if rows else None)
+    loader.before_batch = before_batch
+    callbacks.on_train_begin()
+    try:
+        train.fit(model, loader, cfg, loss_fn=means.loss_fn, metrics=_loop_names(means.metric_fns),
+                  optimizer=optimizer, on_step=after_step)
+    except FloatingPointError as err:  # the loop refuses a non-finite loss before its step
+        epoch, batch = at
+        if math.isfinite(means.results()["loss"]):  # a gradient, which Keras's callbacks never see
+            raise FloatingPointError(_advice(err)) from None
+        callbacks.on_train_batch_end(batch, means.results())  # TerminateOnNaN stops here
+        if not model.stop_training:
+            raise FloatingPointError(_advice(err)) from None
+        end_epoch(epoch)
+    finally:
+        loader.before_batch = None
+    callbacks.on_train_end(dict(rows[-1]) if rows else None)
     return rows
+
+
+def _advice(err: FloatingPointError) -> str:
+    """The loop's report of a non-finite loss or gradient, with what a Keras user can change."""
+    what = str(err).split(";")[0]  # e.g. "loss is nan at step 3 (epoch 1, batch 3)"
+    return (f"{what}; training stopped before this step changed the weights. Lower the learning rate "
+            f"(optimizer=rnnkit.keras.optimizers.Adam(learning_rate=1e-4)), clip the gradients "
+            f"(Adam(clipnorm=1.0), or clipvalue=), check x and y for NaN/inf, or pass "
+            f"callbacks=[TerminateOnNaN()] to end training at such a batch without an error")
 
 
 def evaluate_means(model: nn.Module, loader: SampleLoader, compiled: dict,
@@ -170,158 +192,3 @@ def _loop_names(metric_fns: dict) -> dict:
     """The metrics under names of the loop's own: EpochMeans reports them by the user's, and
     a Keras metric may be called ``lr`` or ``loss``, which the loop's rows already hold."""
     return {f"keras_metric_{i}": fn for i, fn in enumerate(metric_fns.values())}
-
-
-class Samples(NamedTuple):
-    """What ``fit`` and ``evaluate`` train or score on: x, y and per-sample (or per-step)
-    loss weights, or None."""
-
-    x: Tensor
-    y: Tensor
-    weight: Tensor | None = None
-
-
-def samples(x, y, *, like: Tensor | None, sample_weight=None, class_weight=None,
-            names: tuple[str, str] = ("x", "y")) -> Samples:
-    """``x`` and ``y`` as tensors like the model's parameters, checked to hold the same
-    number of samples (at least one), with the loss weights from ``sample_weight`` (N,),
-    (N, 1) or (N, T). ``class_weight`` is only checked here: ``with_class_weights`` applies
-    it to the training part, after any ``validation_split``, as Keras does."""
-    x_name, y_name = names
-    x_N, y_N = as_tensor(x, name=x_name, like=like), as_tensor(y, name=y_name, like=like)
-    if x_N.dim() == 0 or y_N.dim() == 0 or x_N.shape[0] != y_N.shape[0]:
-        raise ValueError(f"{x_name} and {y_name} must have the same number of samples (first "
-                         f"dimension), got shapes {tuple(x_N.shape)} and {tuple(y_N.shape)}")
-    if x_N.shape[0] == 0:
-        raise ValueError(f"{x_name} must hold at least one sample, got shape {tuple(x_N.shape)}")
-    if sample_weight is not None and class_weight is not None:
-        raise ValueError("class_weight and sample_weight cannot be given together (as in Keras): pass one")
-    if class_weight is not None:
-        _class_weights(y_N, class_weight)  # a bad class_weight fails before any split
-    if sample_weight is None:
-        return Samples(x_N, y_N)
-    name = "sample_weight" if x_name == "x" else "validation_data sample_weight"
-    weight_N = as_tensor(sample_weight, name=name, like=None).to(torch.float64)
-    finite = bool(weight_N.isfinite().all())
-    if weight_N.dim() not in (1, 2) or weight_N.shape[0] != x_N.shape[0] or not finite:
-        N, bad = x_N.shape[0], "" if finite else " with NaN or inf"
-        raise ValueError(f"{name} must be finite numbers of shape ({N},) or ({N}, T): one per sample "
-                         f"or per step, got shape {tuple(weight_N.shape)}{bad}")
-    return Samples(x_N, y_N, weight_N)
-
-
-def with_class_weights(data: Samples, class_weight: dict | None) -> Samples:
-    """``data`` with each sample weighing as its class (Keras's rule: a class id per sample
-    from (N,) or (N, 1) targets, rounded, or the argmax of one-hot (N, C) ones; other
-    classes weigh 1)."""
-    return data if class_weight is None else data._replace(weight=_class_weights(data.y, class_weight))
-
-
-def _class_weights(y_N: Tensor, class_weight) -> Tensor:
-    def plain(k, v) -> bool:
-        return (isinstance(k, int | np.integer) and not isinstance(k, bool)
-                and isinstance(v, int | float | np.number) and not isinstance(v, bool))
-
-    if not isinstance(class_weight, dict) or not all(plain(k, v) for k, v in class_weight.items()):
-        raise ValueError(f"class_weight must be a dict {{class id: weight}}, got {class_weight!r}")
-    classes_N = y_N
-    if y_N.dim() > 1:
-        classes_N = y_N.argmax(dim=-1) if y_N.shape[-1] != 1 else y_N.squeeze(-1)
-    if classes_N.dim() != 1:
-        raise ValueError(f"class_weight needs one class per sample: y of shape (N,), (N, 1) or one-hot "
-                         f"(N, C), got {tuple(y_N.shape)}")
-    ids, index_N = classes_N.double().round().long().unique(return_inverse=True)
-    return torch.tensor([float(class_weight.get(int(c), 1.0)) for c in ids], dtype=torch.float64)[index_N]
-
-
-def hold_out(data: Samples, validation_split, validation_data, *, like: Tensor | None
-             ) -> tuple[Samples, Samples | None]:
-    """The training samples and the validation ones (or None). A ``validation_split`` is
-    taken from the end of the data (weights included), before any shuffling, as in Keras;
-    ``validation_data`` is ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``."""
-    if not (isinstance(validation_split, int | float) and 0.0 <= validation_split < 1.0):
-        raise ValueError(f"validation_split must be a fraction in [0, 1), got {validation_split!r}")
-    if validation_data is not None and validation_split:
-        raise ValueError("pass validation_split or validation_data, not both; got "
-                         f"validation_split={validation_split}")
-    N = data.x.shape[0]
-    if validation_split:
-        split = math.floor(N * (1.0 - validation_split))
-        if split == 0 or split == N:
-            raise ValueError(f"validation_split={validation_split} of {N} samples "
-                             f"leaves {split} for training and {N - split} to validate")
-        cut = [(t[:split], t[split:]) if t is not None else (None, None) for t in data]
-        return Samples(*(c[0] for c in cut)), Samples(*(c[1] for c in cut))
-    if validation_data is None:
-        return data, None
-    if not isinstance(validation_data, tuple | list) or len(validation_data) not in (2, 3):
-        given = type(validation_data).__name__
-        if isinstance(validation_data, tuple | list):
-            given += f" of {len(validation_data)}"
-        raise ValueError(f"validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight_val), "
-                         f"got a {given}")
-    x_val, y_val, *weight = validation_data
-    return data, samples(x_val, y_val, like=like, sample_weight=weight[0] if weight else None,
-                         names=("validation_data x", "validation_data y"))
-
-
-def batch_size_for(model: nn.Module, batch_size: int | None) -> int:
-    """``batch_size`` checked; by default a stateful layer's batch size, else 32 (Keras's)."""
-    if batch_size is None:
-        return _stateful_batch(model) or 32
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
-    return batch_size
-
-
-class Packed(NamedTuple):
-    """Targets and their loss weights side by side in one (N, y size + weight size) float64
-    tensor: rnnkit's loop batches, shuffles and moves one target tensor, and this keeps each
-    sample's weights with its targets through all of it."""
-
-    y_shape: tuple[int, ...]  # per sample
-    weight_shape: tuple[int, ...]
-
-    def pack(self, y_N: Tensor, weight_N: Tensor) -> Tensor:
-        N = y_N.shape[0]
-        return torch.cat([y_N.reshape(N, -1).to(torch.float64), weight_N.reshape(N, -1)], dim=1)
-
-    def unpack(self, targets: Tensor) -> tuple[Tensor, Tensor]:
-        n = math.prod(self.y_shape)
-        B = targets.shape[0]
-        return targets[:, :n].reshape(B, *self.y_shape), targets[:, n:].reshape(B, *self.weight_shape)
-
-
-class SampleLoader(train.TensorLoader):
-    """A ``TensorLoader`` whose targets hold the loss weights after y when ``packed`` says so."""
-
-    def __init__(self, inputs: Tensor, targets: Tensor, *, packed: Packed | None, **options):
-        super().__init__(inputs, targets, **options)
-        self.packed = packed
-
-
-def tensor_loader(model: nn.Module, data: Samples, batch_size: int, *, shuffle: bool,
-                  seed: int = 0) -> SampleLoader:
-    x_N, y_N, weight_N = data
-    stateful = _stateful_batch(model)
-    if stateful is None:
-        batch_size = min(batch_size, x_N.shape[0])  # Keras takes one short batch
-    elif x_N.shape[0] % stateful:
-        raise ValueError(f"stateful layers keep state for batch_size={stateful} sequences: "
-                         f"the number of samples must be a multiple of it, got {x_N.shape[0]}")
-    # as float64: rnnkit's loop skips integer per-step targets of -100 (its ignore index),
-    # which Keras trains on like any other value; float64 holds any class id exactly (a
-    # bfloat16 model's dtype would round 299 to 300), and the losses cast it to the output's
-    if not y_N.is_floating_point():
-        y_N = y_N.to(torch.float64)
-    packed = None
-    if weight_N is not None:
-        packed = Packed(tuple(y_N.shape[1:]), tuple(weight_N.shape[1:]))
-        y_N = packed.pack(y_N, weight_N)
-    return SampleLoader(x_N, y_N, packed=packed, batch_size=batch_size, shuffle=shuffle, seed=seed)
-
-
-def _stateful_batch(model: nn.Module) -> int | None:
-    sizes = {m._batch_size for m in model.modules() if isinstance(m, RNNLayer) and m.stateful}
-    sizes.discard(None)
-    return sizes.pop() if len(sizes) == 1 else None

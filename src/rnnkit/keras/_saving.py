@@ -15,9 +15,10 @@ the first LSTM's kernel and ``layers/dense/vars/1`` the first Dense's bias. File
 before these paths (format ``.../1``: ``lstm/kernel``, ``bidirectional/forward/kernel``)
 still load.
 
-The architecture is each layer's ``get_config()`` (its constructor arguments) under its class
-name; ``load_model`` makes layers only from the fixed registry ``LAYERS``, never from a class
-path in the file, and nothing is unpickled.
+The architecture is each layer's ``get_config()`` (its constructor arguments, ``trainable``
+among them) under its class name; ``load_model`` makes layers only from the fixed registry
+``LAYERS``, and optimizers only from ``optimizers.OPTIMIZERS``, never from a class path in
+the file, and nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from torch import Tensor
 
 from rnnkit._io import write_atomic
 from rnnkit.keras import _optimizer_state as optimizer_state
+from rnnkit.keras import optimizers
 from rnnkit.keras._base import Layer, _snake, write_weights
 from rnnkit.keras._bidirectional import Bidirectional
 from rnnkit.keras._core import Dense, Dropout, Embedding
@@ -118,12 +120,16 @@ def _assign(layers: list[Layer], tensors: dict[str, Tensor], path: str | Path, *
 
 # -- the whole model -------------------------------------------------------------------------
 def model_config(model) -> dict:
-    """``Sequential.get_config()``: the name, each layer's class and constructor arguments, the
-    input shape it was built for, and the compile settings where they are plain names."""
-    return {"name": model.name,
+    """``Sequential.get_config()``: the name, ``trainable``, each layer's class and constructor
+    arguments, the input shape it was built for, and the compile settings where they are
+    plain names (an ``rnnkit.keras.optimizers`` optimizer as its class name and config)."""
+    compiled = model._compile_config
+    if compiled is not None and isinstance(compiled["optimizer"], optimizers.Optimizer):
+        compiled = {**compiled, "optimizer": optimizers.serialize(compiled["optimizer"])}
+    return {"name": model.name, "trainable": model.trainable,
             "layers": [layer_config(layer) for layer in model.layers],
             "build_input_shape": list(model.layers[0].input_shape) if model.built else None,
-            "compile": model._compile_config}
+            "compile": compiled}
 
 
 def layer_config(layer: Layer) -> dict:
@@ -149,8 +155,9 @@ def save_model(model, path: str | Path, *, overwrite: bool = True) -> None:
     that it has an optimizer), the optimizer's state."""
     metadata = {"format": MODEL_FORMAT, "config": json.dumps(model_config(model))}
     extra = {}
-    if model._compile_config is not None and model.optimizer is not None:
-        extra, metadata["optimizer"] = optimizer_state.dump(model.optimizer)
+    optimizer = model.optimizer
+    if model._compile_config is not None and optimizer is not None and optimizers.is_built(optimizer):
+        extra, metadata["optimizer"] = optimizer_state.dump(model.optimizer, list(model.parameters()))
     save_weights(list(model.layers), path, overwrite=overwrite, metadata=metadata, extra=extra)
 
 
@@ -166,6 +173,7 @@ def load_model(path: str | Path, *, compile: bool = True):
                          f"want {MODEL_FORMAT!r}): a save_weights file loads with load_weights")
     config = _architecture(metadata, path)
     model = Sequential([layer_from_config(entry) for entry in config["layers"]], name=config["name"])
+    model._trainable = config["trainable"]  # the layers' own flags came with their configs
     if not model.built and config["build_input_shape"] is not None:
         model.build(tuple(config["build_input_shape"]))
     weights, state = _split(tensors)
@@ -173,9 +181,8 @@ def load_model(path: str | Path, *, compile: bool = True):
     if compile and config["compile"] is not None:
         model.compile(**config["compile"])
         if "optimizer" in metadata:
-            params = [p for p in model.parameters() if p.requires_grad]
-            model.optimizer = optimizer_state.restore(config["compile"]["optimizer"], params, state,
-                                                      metadata["optimizer"], path)
+            model.optimizer = optimizer_state.restore(model._compiled["optimizer"], list(model.parameters()),
+                                                      state, metadata["optimizer"], path)
     return model
 
 
@@ -190,8 +197,10 @@ def _version(metadata: dict[str, str]) -> int:
 def _architecture(metadata: dict[str, str], path: str | Path) -> dict:
     try:
         config = json.loads(metadata["config"])
-        if not isinstance(config["layers"], list) or not isinstance(config["name"], str):
-            raise ValueError("layers must be a list and name a str")
+        config.setdefault("trainable", True)
+        if not isinstance(config["layers"], list) or not isinstance(config["name"], str) or not isinstance(
+                config["trainable"], bool):
+            raise ValueError("layers must be a list, name a str and trainable a bool")
         config.setdefault("build_input_shape", None)
         config.setdefault("compile", None)
         return config

@@ -20,14 +20,20 @@ def _row(cells: tuple[str, str, str]) -> str:
     return " " + "".join((c + " ").ljust(w) for c, w in zip(cells, WIDTHS, strict=True)).rstrip()
 
 
-def render_summary(name: str, layers: list[Layer], params: list[nn.Parameter]) -> str:
-    """The table; each layer's count is the numel of its parameters."""
+def render_summary(name: str, layers: list[Layer], params: list[nn.Parameter], *,
+                   trainable: bool = True) -> str:
+    """The table; each layer's count is the numel of its parameters, trainable where they
+    require grad in a ``trainable`` model. An unbuilt layer shows ``?`` and ``0 (unbuilt)``,
+    as in Keras 3."""
     total = sum(p.numel() for p in params)
-    trainable = sum(p.numel() for p in params if p.requires_grad)
+    trainable = sum(p.numel() for p in params if p.requires_grad) if trainable else 0
     lines = [f'Model: "{name}"', "_" * RULE, _row(("Layer (type)", "Output Shape", "Param #")),
              "=" * RULE]
     for layer in layers:
-        lines.append(_row((layer.describe(), _shape(layer.output_shape), f"{layer.count_params():,}")))
+        if layer.built:
+            lines.append(_row((layer.describe(), _shape(layer.output_shape), f"{layer.count_params():,}")))
+        else:
+            lines.append(_row((layer.describe(), "?", "0 (unbuilt)")))
     lines += ["=" * RULE, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
               f"Non-trainable params: {total - trainable:,}", "_" * RULE]
     return "\n".join(lines)

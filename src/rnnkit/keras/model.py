@@ -1,7 +1,8 @@
 """``Sequential``: Keras's model of a stack of layers, trained by rnnkit's one loop.
 
-``fit`` hands the model to ``rnnkit.train.fit`` with a ``TensorLoader``; ``evaluate`` uses
-``rnnkit.train.evaluate`` (both through ``_fit``). Keras's semantics kept here: numpy in and
+``fit`` hands the model to ``rnnkit.train.fit`` with a ``TensorLoader`` (the data: ``_data``);
+``evaluate`` uses ``rnnkit.train.evaluate`` (both through ``_fit``, which also calls the
+callbacks as Keras does). Keras's semantics kept here: numpy in and
 out, float64 arrays cast to the model's dtype, ``validation_split`` taken from the end of
 the data before shuffling, a ``History`` of per-epoch values summed as Keras sums them
 (``_fit``), optimizer state kept across ``fit`` calls (a layer added after ``fit`` joins the
@@ -21,24 +22,27 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit import train
-from rnnkit.keras import _fit, _saving
+from rnnkit.keras import _data, _fit, _saving
 from rnnkit.keras._base import (
     Layer,
     Shape,
     as_tensor,
+    check_bool,
     check_mask,
     check_model_weights,
+    plain,
     to_numpy,
     training_mode,
     write_weights,
 )
 from rnnkit.keras._bidirectional import Bidirectional
+from rnnkit.keras._callback import CallbackList, check_callbacks
+from rnnkit.keras._core import InputLayer
 from rnnkit.keras._fit import History
 from rnnkit.keras._recurrent import RNNLayer
 from rnnkit.keras._summary import render_summary
-from rnnkit.keras.callbacks import check_callbacks
 from rnnkit.keras.losses import get_loss, get_metrics, set_mask
-from rnnkit.keras.optimizers import add_parameters, check_optimizer, make_optimizer
+from rnnkit.keras.optimizers import Optimizer, add_parameters, get, is_built, make_optimizer
 
 
 class Sequential(nn.Module):
@@ -52,16 +56,21 @@ class Sequential(nn.Module):
     before their own loop (and ``model.eval()`` after it).
 
     Arguments:
-        layers: ``rnnkit.keras`` layers; if the first has ``input_shape`` (or
-            ``batch_input_shape``) the model is built at once, else on first use.
+        layers: ``rnnkit.keras`` layers, optionally after an ``Input(shape=...)``; if that or
+            the first layer's ``input_shape`` (or ``batch_input_shape``) gives the input
+            shape, the model is built at once, else on first use.
         name: the model's name in ``summary()``.
+        trainable: False freezes every layer (see the ``trainable`` property).
     """
 
-    def __init__(self, layers: list[Layer] | None = None, *, name: str = "sequential"):
+    def __init__(self, layers: list[Layer] | None = None, *, name: str = "sequential",
+                 trainable: bool = True):
         super().__init__()
         self.name = name
+        self._trainable = check_bool("trainable", trainable)
+        self._input_shape: Shape | None = None  # from an Input, with the batch dimension
         self.layers = nn.ModuleList()
-        self.optimizer: torch.optim.Optimizer | None = None
+        self.optimizer: torch.optim.Optimizer | Optimizer | None = None
         self.history: History | None = None
         self._compiled: dict | None = None
         self._compile_config: dict | None = None  # compile's arguments, when all are names
@@ -74,10 +83,32 @@ class Sequential(nn.Module):
     def built(self) -> bool:
         return bool(self.layers) and all(layer.built for layer in self.layers)
 
-    def add(self, layer: Layer) -> None:
-        """Append ``layer``; it is built at once if the model is."""
+    @property
+    def trainable(self) -> bool:
+        """Keras's ``model.trainable``: setting it sets every layer's ``trainable``. While it
+        is False the model trains nothing, as in Keras, even a layer unfrozen afterwards
+        (``fit`` refuses to run; ``summary()`` counts every weight as non-trainable).
+        ``fit`` trains the weights that are trainable when it starts, also after
+        ``compile`` or an earlier ``fit`` (Keras asks for a new ``compile``)."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = check_bool("trainable", value)
+        for layer in self.layers:
+            layer.trainable = value
+
+    def add(self, layer: Layer | InputLayer) -> None:
+        """Append ``layer``; it is built at once if the model is. An ``Input`` (or
+        ``InputLayer``) may come first, to give the input shape."""
+        if isinstance(layer, InputLayer):
+            if self.layers or self._input_shape is not None:
+                before = f"{len(self.layers)} layers" + (" and an Input" if self._input_shape else "")
+                raise ValueError(f"an Input must be the model's first element, got one after {before}")
+            self._input_shape = layer.batch_shape
+            return
         if not isinstance(layer, Layer):
-            raise TypeError(f"layer must be an rnnkit.keras layer, got {type(layer).__name__}")
+            raise TypeError(f"layer must be an rnnkit.keras layer or an Input, got {type(layer).__name__}")
         if self.layers and _returns_state(self.layers[-1]):
             raise ValueError(f"only the last layer may return states (return_state=True); "
                              f"{self.layers[-1].describe()} does and cannot be followed by "
@@ -89,22 +120,26 @@ class Sequential(nn.Module):
             layer.name = f"{base}_{k}"
         self.layers.append(layer)
         layer.train(self.training)
-        if len(self.layers) == 1 and layer.batch_input_shape is not None:
-            self.build(layer.batch_input_shape)
+        if not self._trainable:  # a frozen model trains none of its layers, as in Keras
+            layer.trainable = False
+        if len(self.layers) == 1 and (layer.batch_input_shape or self._input_shape) is not None:
+            self.build()
         elif len(self.layers) > 1 and self.layers[-2].built and not layer.built:
             like = next(self.layers[0].parameters(), None)
             layer.build(self.layers[-2].output_shape)
             if like is not None:  # where the model already is
                 layer.to(device=like.device, dtype=like.dtype)
-        if self.optimizer is not None:  # built by fit: the next fit trains this layer too
+        if self.optimizer is not None and is_built(self.optimizer):  # the next fit trains this layer too
             add_parameters(self.optimizer, layer)
 
     def build(self, input_shape: Shape | None = None) -> None:
         """Build every layer for inputs of ``input_shape`` (batch dimension first, e.g.
-        ``(None, 10, 1)``); by default the first layer's ``batch_input_shape``."""
+        ``(None, 10, 1)``); by default the first layer's ``batch_input_shape``, or the
+        ``Input``'s shape."""
         if not self.layers:
             raise ValueError("the model has no layers: add some before build()")
-        shape = input_shape if input_shape is not None else self.layers[0].batch_input_shape
+        shape = input_shape if input_shape is not None else (self.layers[0].batch_input_shape
+                                                             or self._input_shape)
         if shape is None:
             raise ValueError("build() needs input_shape (with the batch dimension, e.g. "
                              "(None, 10, 1)) when the first layer has no input_shape, got None")
@@ -121,11 +156,9 @@ class Sequential(nn.Module):
 
     def summary(self, print_fn: Callable[[str], None] | None = print) -> str:
         """Keras's table: each layer's name (type), output shape and parameter count, then the
-        totals. Printed with ``print_fn`` (None: not printed) and returned."""
-        if not self.built:
-            raise ValueError("the model is not built yet: give the first layer input_shape, call "
-                             "build((None, timesteps, features)), or call it on data first")
-        text = render_summary(self.name, self.layers, list(self.parameters()))
+        totals. Printed with ``print_fn`` (None: not printed) and returned. Before the model
+        is built, as Keras 3 shows it: ``?`` for each shape and ``0 (unbuilt)`` parameters."""
+        text = render_summary(self.name, self.layers, list(self.parameters()), trainable=self.trainable)
         if print_fn is not None:
             print_fn(text)
         return text
@@ -156,6 +189,31 @@ class Sequential(nn.Module):
             x = out
         return _with_mask(x, mask, T)
 
+    def count_params(self) -> int:
+        """The number of weights (trainable or not), as Keras's ``count_params``."""
+        if not self.built:
+            raise ValueError(f"count_params() needs a built model, and '{self.name}' is not built: give "
+                             "it an Input or the first layer input_shape, or call build() or the model first")
+        return sum(p.numel() for p in self.parameters())
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """The layer called ``name``, or at ``index`` in ``model.layers``, as Keras's."""
+        if (name is None) == (index is None):
+            raise ValueError(f"get_layer takes a layer name or an index (one of them), got name={name!r} "
+                             f"and index={index!r}")
+        if index is not None:
+            index = plain(index)
+            if isinstance(index, bool) or not isinstance(index, int) or not -len(self.layers) <= index < len(
+                    self.layers):
+                raise ValueError(f"index must be an int in [{-len(self.layers)}, {len(self.layers)}) for "
+                                 f"a model of {len(self.layers)} layers, got {index!r}")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name!r}. Existing layers are: "
+                         f"{[layer.name for layer in self.layers]}")
+
     def _like(self) -> Tensor | None:
         return next(self.parameters(), None)
 
@@ -166,24 +224,30 @@ class Sequential(nn.Module):
 
     # -- training --------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
-        """Choose the optimizer (``"adam"``, ``"sgd"``, ``"rmsprop"``, ``"adamw"``, a torch
-        optimizer class or instance), the loss (a name or ``(y_true, y_pred) -> tensor``)
-        and the metrics (names or callables) for ``fit`` and ``evaluate``."""
-        check_optimizer(optimizer)
+        """Choose the optimizer (a name such as ``"adam"``, an ``rnnkit.keras.optimizers``
+        optimizer such as ``Adam(learning_rate=1e-4, clipnorm=1.0)``, or a torch optimizer
+        class or instance), the loss (a name or ``(y_true, y_pred) -> tensor``) and the
+        metrics (names or callables) for ``fit`` and ``evaluate``."""
+        spec, optimizer = optimizer, get(optimizer)  # a name or a saved config: a new optimizer
         self._compiled = dict(optimizer=optimizer, loss=None if loss is None else get_loss(loss),
                               metrics=get_metrics(metrics))
-        names = isinstance(optimizer, str) and isinstance(loss, str | None) and all(
+        names = isinstance(optimizer, Optimizer) and isinstance(loss, str | None) and all(
             isinstance(m, str) for m in metrics or [])
-        self._compile_config = dict(optimizer=optimizer, loss=loss, metrics=metrics) if names else None
-        self.optimizer = None  # made from the spec at the next fit
+        saved = spec if isinstance(spec, str) else optimizer  # by its name, or its class and config
+        self._compile_config = dict(optimizer=saved, loss=loss, metrics=metrics) if names else None
+        # as in Keras, model.optimizer is the optimizer from here on (built on the weights by
+        # fit); a torch optimizer class is made by fit
+        self.optimizer = optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
 
-    def fit(self, x, y, batch_size: int | None = None, epochs: int = 1, *, verbose: int | str = 1,
+    def fit(self, x, y=None, batch_size: int | None = None, epochs: int = 1, *, verbose: int | str = 1,
             validation_split: float = 0.0, validation_data: tuple | None = None,
             shuffle: bool = True, seed: int | None = None, callbacks: list | None = None,
             sample_weight=None, class_weight: dict | None = None) -> History:
         """Train for ``epochs`` passes over ``(x, y)`` with ``rnnkit.train.fit``.
 
         Arguments:
+            x, y: arrays of samples (numpy arrays, tensors, lists or array-likes such as
+                pandas DataFrames); generators and datasets of batches are not taken.
             batch_size: samples per step; default 32, or a stateful layer's batch size.
             verbose: 0 is silent; 1 (or "auto") a progress bar on stderr and Keras's lines per
                 epoch (``Epoch 1/5``, then the loss, metrics and validation values) on
@@ -191,12 +255,13 @@ class Sequential(nn.Module):
             validation_split: the fraction of the data, taken from its end before shuffling,
                 held out and evaluated after every epoch.
             validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``,
-                evaluated after every epoch.
+                evaluated after every epoch; it overrides ``validation_split``, as in Keras.
             shuffle: reshuffle the training samples every epoch.
             seed: seeds the shuffling and the loop's RNG; by default drawn from torch's
                 global RNG, so ``torch.manual_seed`` makes ``fit`` repeatable.
-            callbacks: ``rnnkit.keras.callbacks`` instances (``EarlyStopping``), called at
-                each epoch's end with its History row; one may stop training.
+            callbacks: ``rnnkit.keras.callbacks`` instances, called as Keras calls them (at
+                the train's, each epoch's and each batch's begin and end); one may stop
+                training.
             sample_weight: (N,) or, for a sequence output, (N, T) weights of each sample's
                 (or step's) loss; the loss is still divided by the number of values, as in
                 Keras. The metrics stay unweighted (Keras's ``metrics``; rnnkit has no
@@ -211,30 +276,39 @@ class Sequential(nn.Module):
         compiled = self._require_compiled("fit")
         self._require_one_output("fit")
         callbacks = check_callbacks(callbacks)
-        data = _fit.samples(x, y, like=self._like(), sample_weight=sample_weight, class_weight=class_weight)
-        data, val = _fit.hold_out(data, validation_split, validation_data, like=self._like())
-        data = _fit.with_class_weights(data, class_weight)  # the training part only, as in Keras
+        epochs, verbose, seed = plain(epochs), plain(verbose), plain(seed)
+        data = _data.samples(x, y, like=self._like(), sample_weight=sample_weight, class_weight=class_weight)
+        data, val = _data.hold_out(data, validation_split, validation_data, like=self._like())
+        data = _data.with_class_weights(data, class_weight)  # the training part only, as in Keras
         self._ensure_built(data.x)
-        if self.optimizer is None:
-            self.optimizer = make_optimizer(compiled["optimizer"], self)
+        if not self.trainable or not any(p.requires_grad for p in self.parameters()):
+            frozen = "every layer has trainable=False" if self.trainable else "the model has trainable=False"
+            raise ValueError(f"fit() needs a trainable weight, but {frozen} (Keras would run the epochs and "
+                             "change nothing): set trainable=True, or use evaluate()")
+        # compile's optimizer, built here on the trainable weights (a torch class: made here)
+        spec = compiled["optimizer"] if self.optimizer is None else self.optimizer
+        self.optimizer = make_optimizer(spec, self)
+        if isinstance(self.optimizer, Optimizer):  # weights made trainable since it was built
+            add_parameters(self.optimizer, self)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()))
         # the loop runs each parameter group at its own rate (a constant schedule)
         cfg = train.TrainConfig(epochs=epochs, seed=seed, progress=verbose in (1, "auto"),
                                 device=str(self._like().device))
-        batch_size = _fit.batch_size_for(self, batch_size)
-        loader = _fit.tensor_loader(self, data, batch_size, shuffle=shuffle, seed=seed)
+        batch_size = _data.batch_size_for(self, batch_size)
+        loader = _data.tensor_loader(self, data, batch_size, shuffle=shuffle, seed=seed)
         log = _fit.epoch_log(verbose, epochs, len(loader))
-        val_loader = None if val is None else _fit.tensor_loader(self, val, batch_size, shuffle=False)
+        val_loader = None if val is None else _data.tensor_loader(self, val, batch_size, shuffle=False)
+        params = dict(verbose=verbose, epochs=epochs, steps=len(loader))
         with training_mode(self, True):
             rows = _fit.fit_epochs(self, loader, val_loader, cfg, compiled, self.optimizer,
-                                   val_targets="y" if validation_split else "validation_data y",
-                                   callbacks=callbacks, log=log)
+                                   val_targets="y" if validation_data is None else "validation_data y",
+                                   callbacks=CallbackList(callbacks, model=self, **params), log=log)
         keys = ["loss", *compiled["metrics"]]
         keys += [f"val_{k}" for k in keys] if val is not None else []
         keys += [k for k in dict.fromkeys(k for row in rows for k in row) if k not in keys]  # callbacks
         self.history = History({k: [row.get(k) for row in rows] for k in keys}, list(range(len(rows))),
-                               dict(epochs=epochs, steps=len(loader), verbose=verbose))
+                               params)
         return self.history
 
     def evaluate(self, x, y, batch_size: int | None = None, *, verbose: int = 0,
@@ -245,9 +319,9 @@ class Sequential(nn.Module):
         ``sample_weight`` as in ``fit``."""
         compiled = self._require_compiled("evaluate")
         self._require_one_output("evaluate")
-        data = _fit.samples(x, y, like=self._like(), sample_weight=sample_weight)
+        data = _data.samples(x, y, like=self._like(), sample_weight=sample_weight)
         self._ensure_built(data.x)
-        loader = _fit.tensor_loader(self, data, _fit.batch_size_for(self, batch_size), shuffle=False)
+        loader = _data.tensor_loader(self, data, _data.batch_size_for(self, batch_size), shuffle=False)
         with training_mode(self, False):
             values = _fit.evaluate_means(self, loader, compiled, str(self._like().device))
         if return_dict:
@@ -265,7 +339,7 @@ class Sequential(nn.Module):
             raise ValueError(f"x must hold at least one sample, got shape {tuple(x_N.shape)}")
         self._ensure_built(x_N)
         x_N = x_N.to(self._like().device)
-        batch_size = _fit.batch_size_for(self, batch_size)
+        batch_size = _data.batch_size_for(self, batch_size)
         with training_mode(self, False):
             outs = [self(x_N[k:k + batch_size]) for k in range(0, x_N.shape[0], batch_size)]
         if isinstance(outs[0], list):

@@ -1,69 +1,376 @@
-"""Keras's optimizer names as torch optimizers, with Keras's default hyperparameters
-(``epsilon=1e-7``; RMSprop's ``rho=0.9``; AdamW's ``weight_decay=0.004``; Adagrad's
-``initial_accumulator_value=0.1``; Adadelta's ``rho=0.95``). Names are read as Keras reads
-them, in any case: ``"adam"`` or ``"Adam"``."""
+"""Keras's optimizers as torch optimizers: ``Adam``, ``AdamW``, ``SGD``, ``RMSprop``, ``Nadam``,
+``Adamax``, ``Adagrad`` and ``Adadelta``, with Keras 3's arguments and defaults
+(keras/src/optimizers/*.py), also by name in ``compile`` (``"adam"`` or ``"Adam"``).
+
+Each class is its torch optimizer (an ``Adam`` is a ``torch.optim.Adam``) that ``fit``
+builds on the model's trainable weights, as Keras builds its optimizers on first use, so
+``compile(optimizer=Adam(learning_rate=1e-4))`` keeps the object as ``model.optimizer``.
+``learning_rate`` reads and sets the rate of every parameter group, before and after the
+build: Keras's callbacks and ``model.optimizer.learning_rate = 1e-4`` work as in Keras.
+
+Keras's arguments on torch's update rules:
+
+- ``Nadam``: torch's NAdam with ``momentum_decay=1``, which is Keras's momentum schedule
+  u_t = β1 (1 - ½·0.96^t); torch's default 0.004 would be 0.96^(0.004 t).
+- ``SGD(momentum=μ)``: torch's m = μ m + g, p -= lr m is Keras's m = μ m - lr g, p += m
+  at a constant rate.
+- ``weight_decay``: decoupled, as Keras applies it to every optimizer: p -= lr · wd · p
+  before each update (``AdamW``: torch's AdamW, which does the same).
+- ``clipnorm``: each torch parameter's gradient scaled to a norm of at most ``clipnorm``
+  (Keras clips each variable: a recurrent layer's kernel and its one bias are one torch
+  parameter here, so they are clipped together); ``global_clipnorm``: all gradients
+  together; ``clipvalue``: each element to [-v, v]. At most one of them, as in Keras.
+- ``epsilon`` is added where torch adds it (Adam: to sqrt(v̂); Keras: to sqrt(v) with the
+  bias correction in the rate; RMSprop and Adagrad: outside the square root, Keras: inside),
+  which differs from Keras by about epsilon.
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
-KERAS_DEFAULTS: dict[str, tuple[type[torch.optim.Optimizer], dict]] = {
-    "adam": (torch.optim.Adam, dict(lr=1e-3, eps=1e-7)),
-    "adamw": (torch.optim.AdamW, dict(lr=1e-3, eps=1e-7, weight_decay=0.004)),
-    "rmsprop": (torch.optim.RMSprop, dict(lr=1e-3, alpha=0.9, eps=1e-7)),
-    "sgd": (torch.optim.SGD, dict(lr=0.01)),
-    "nadam": (torch.optim.NAdam, dict(lr=1e-3, eps=1e-7)),
-    "adamax": (torch.optim.Adamax, dict(lr=1e-3, eps=1e-7)),
-    "adagrad": (torch.optim.Adagrad, dict(lr=1e-3, initial_accumulator_value=0.1, eps=1e-7)),
-    "adadelta": (torch.optim.Adadelta, dict(lr=1e-3, rho=0.95, eps=1e-7)),
+from rnnkit.keras._base import plain
+
+_CLIPS = ("clipnorm", "clipvalue", "global_clipnorm")
+_FRACTIONS = ("beta_1", "beta_2", "rho")  # in [0, 1)
+
+
+class Optimizer:
+    """The Keras side of this module's optimizers (a mixin before the torch class).
+
+    Arguments (every optimizer's, as Keras's base optimizer):
+        learning_rate: a number >= 0 (Keras's schedule objects are not taken: use the
+            ``LearningRateScheduler`` callback).
+        weight_decay: decoupled weight decay, or None.
+        clipnorm, clipvalue, global_clipnorm: gradient clipping (see the module docstring).
+        name: the optimizer's name.
+    """
+
+    _decays_itself = False  # AdamW: torch's own decoupled decay
+
+    def __init__(self, learning_rate, hyper: dict, *, name: str, weight_decay=None, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None):
+        clips = {k: v for k, v in zip(_CLIPS, (clipnorm, clipvalue, global_clipnorm), strict=True)
+                 if v is not None}
+        if len(clips) > 1:
+            raise ValueError(f"only one of clipnorm, clipvalue and global_clipnorm can be set, as in "
+                             f"Keras, got {clips}")
+        config = {"learning_rate": _number("learning_rate", learning_rate),
+                  "weight_decay": None if weight_decay is None else _number("weight_decay", weight_decay)}
+        config |= {k: None if v is None else _positive(k, v)
+                   for k, v in zip(_CLIPS, (clipnorm, clipvalue, global_clipnorm), strict=True)}
+        config |= {k: _hyper(k, v) for k, v in hyper.items()}
+        self._config, self.name, self.built = config, name, False
+
+    def _torch_arguments(self, config: dict) -> dict:
+        """torch's arguments other than ``lr`` from Keras's."""
+        raise NotImplementedError
+
+    @classmethod
+    def torch_class(cls) -> type[torch.optim.Optimizer]:
+        """The torch optimizer this class is (``torch.optim.NAdam`` for ``Nadam``)."""
+        return next(c for c in cls.__mro__ if c.__module__.startswith("torch.optim"))
+
+    def build(self, params) -> None:
+        """Make the torch optimizer over ``params`` (parameters or parameter groups), as
+        Keras's ``optimizer.build(variables)``; ``fit`` calls it."""
+        if self.built:
+            raise ValueError(f"optimizer '{self.name}' is already built on a model's weights; "
+                             "make a new one for another model")
+        config = self._config
+        self.torch_class().__init__(self, params, lr=config["learning_rate"], **self._torch_arguments(config))
+        self.built = True
+        self._hook()
+
+    def _hook(self) -> None:
+        config = self._config
+        if any(config[k] is not None for k in _CLIPS) or (config["weight_decay"] and not self._decays_itself):
+            self.register_step_pre_hook(_clip_and_decay)
+
+    def __getstate__(self) -> dict:
+        # torch's keeps defaults, state and param_groups: the Keras side must go along (copy.deepcopy)
+        keras = {"_config": self._config, "name": self.name, "built": self.built}
+        return {**super().__getstate__(), **keras} if self.built else keras
+
+    def __setstate__(self, state: dict) -> None:
+        if state.get("built") is False:
+            self.__dict__.update(state)
+            return
+        super().__setstate__(state)  # also load_state_dict's, with state and param_groups only
+        if "built" in state:  # a copy: torch's __setstate__ made the hooks afresh
+            self._hook()
+
+    @property
+    def learning_rate(self) -> float:
+        """The rate of the first parameter group (all groups share it unless a torch user
+        changed one); assigning sets every group's, as ``model.optimizer.learning_rate =``
+        does in Keras."""
+        return get_learning_rate(self) if self.built else self._config["learning_rate"]
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        self._config["learning_rate"] = _number("learning_rate", value)
+        if self.built:
+            set_learning_rate(self, value)
+
+    def get_config(self) -> dict:
+        """Keras's ``get_config``: the constructor's arguments, with the current rate."""
+        return {"name": self.name, **self._config, "learning_rate": self.learning_rate}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Optimizer:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if v is not None)
+        return f"{type(self).__name__}({arguments})"
+
+
+def _clip_and_decay(optimizer: Optimizer, args, kwargs) -> None:
+    """Keras's order (``BaseOptimizer.apply``): clip the gradients, decay the weights, then
+    the update (torch's ``step``), for the weights that have a gradient."""
+    config = optimizer._config
+    with torch.no_grad():
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        grads = [p.grad for p in params]
+        if config["clipnorm"] is not None:  # Keras's clip_by_norm: g · c / max(|g|, c)
+            for g in grads:
+                g.mul_(config["clipnorm"] / g.norm().clamp(min=config["clipnorm"]))
+        elif config["global_clipnorm"] is not None and grads:
+            norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
+            for g in grads:
+                g.mul_(config["global_clipnorm"] / norm.clamp(min=config["global_clipnorm"]))
+        elif config["clipvalue"] is not None:
+            for g in grads:
+                g.clamp_(-config["clipvalue"], config["clipvalue"])
+        if config["weight_decay"] and not optimizer._decays_itself:
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.mul_(1.0 - group["lr"] * config["weight_decay"])
+
+
+class Adam(Optimizer, torch.optim.Adam):
+    """Keras's ``Adam`` (keras/src/optimizers/adam.py) as ``torch.optim.Adam``."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, *,
+                 name: str = "adam", **common):
+        super().__init__(learning_rate, dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, amsgrad=amsgrad),
+                         name=name, **common)
+
+    def _torch_arguments(self, c: dict) -> dict:
+        return dict(betas=(c["beta_1"], c["beta_2"]), eps=c["epsilon"], amsgrad=c["amsgrad"])
+
+
+class AdamW(Optimizer, torch.optim.AdamW):
+    """Keras's ``AdamW`` (keras/src/optimizers/adamw.py) as ``torch.optim.AdamW``."""
+
+    _decays_itself = True
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, *, name: str = "adamw", **common):
+        if weight_decay is None:
+            raise ValueError("weight_decay of AdamW must be a number >= 0, as in Keras, got None")
+        super().__init__(learning_rate, dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, amsgrad=amsgrad),
+                         name=name, weight_decay=weight_decay, **common)
+
+    def _torch_arguments(self, c: dict) -> dict:
+        return dict(betas=(c["beta_1"], c["beta_2"]), eps=c["epsilon"], amsgrad=c["amsgrad"],
+                    weight_decay=c["weight_decay"])
+
+
+class SGD(Optimizer, torch.optim.SGD):
+    """Keras's ``SGD`` (keras/src/optimizers/sgd.py) as ``torch.optim.SGD``."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, *, name: str = "SGD", **common):
+        super().__init__(learning_rate, dict(momentum=momentum, nesterov=nesterov), name=name, **common)
+
+    def _torch_arguments(self, c: dict) -> dict:
+        # Nesterov without momentum is plain SGD in Keras; torch refuses the combination
+        return dict(momentum=c["momentum"], nesterov=c["nesterov"] and c["momentum"] > 0)
+
+
+class RMSprop(Optimizer, torch.optim.RMSprop):
+    """Keras's ``RMSprop`` (keras/src/optimizers/rmsprop.py) as ``torch.optim.RMSprop``."""
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, *,
+                 name: str = "rmsprop", **common):
+        super().__init__(learning_rate, dict(rho=rho, momentum=momentum, epsilon=epsilon, centered=centered),
+                         name=name, **common)
+
+    def _torch_arguments(self, c: dict) -> dict:
+        return dict(alpha=c["rho"], momentum=c["momentum"], eps=c["epsilon"], centered=c["centered"])
+
+
+class Nadam(Optimizer, torch.optim.NAdam):
+    """Keras's ``Nadam`` (keras/src/optimizers/nadam.py) as ``torch.optim.NAdam`` with
+    ``momentum_decay=1``: Keras's u_t = β1 (1 - ½·0.96^t)."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, *, name: str = "nadam",
+                 **common):
+        super().__init__(learning_rate, dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon), name=name,
+                         **common)
+
+    def _torch_arguments(self, c: dict) -> dict:
+        return dict(betas=(c["beta_1"], c["beta_2"]), eps=c["epsilon"], momentum_decay=1.0)
+
+
+class Adamax(Optimizer, torch.optim.Adamax):
+    """Keras's ``Adamax`` (keras/src/optimizers/adamax.py) as ``torch.optim.Adamax``."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, *, name: str = "adamax",
+                 **common):
+        super().__init__(learning_rate, dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon), name=name,
+                         **common)
+
+    def _torch_arguments(self, c: dict) -> dict:
+        return dict(betas=(c["beta_1"], c["beta_2"]), eps=c["epsilon"])
+
+
+class Adagrad(Optimizer, torch.optim.Adagrad):
+    """Keras's ``Adagrad`` (keras/src/optimizers/adagrad.py) as ``torch.optim.Adagrad``."""
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, *,
+                 name: str = "adagrad", **common):
+        hyper = dict(initial_accumulator_value=initial_accumulator_value, epsilon=epsilon)
+        super().__init__(learning_rate, hyper, name=name, **common)
+
+    def _torch_arguments(self, c: dict) -> dict:
+        return dict(initial_accumulator_value=c["initial_accumulator_value"], eps=c["epsilon"])
+
+
+class Adadelta(Optimizer, torch.optim.Adadelta):
+    """Keras's ``Adadelta`` (keras/src/optimizers/adadelta.py) as ``torch.optim.Adadelta``."""
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, *, name: str = "adadelta", **common):
+        super().__init__(learning_rate, dict(rho=rho, epsilon=epsilon), name=name, **common)
+
+    def _torch_arguments(self, c: dict) -> dict:
+        return dict(rho=c["rho"], eps=c["epsilon"])
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "adam": Adam, "adamw": AdamW, "sgd": SGD, "rmsprop": RMSprop, "nadam": Nadam, "adamax": Adamax,
+    "adagrad": Adagrad, "adadelta": Adadelta,
 }
 
 
-def defaults(name: str) -> tuple[type[torch.optim.Optimizer], dict]:
-    """The torch class and Keras's defaults for an optimizer name, in any case."""
-    return KERAS_DEFAULTS[name.lower()]
+def get(identifier) -> Optimizer | torch.optim.Optimizer | type[torch.optim.Optimizer]:
+    """Keras's ``optimizers.get``: a name (any case) or ``serialize``'s dict as a new optimizer;
+    an optimizer of this module, a torch optimizer or a torch optimizer class as it is."""
+    check_optimizer(identifier)
+    if isinstance(identifier, str):
+        return OPTIMIZERS[identifier.lower()]()
+    if isinstance(identifier, dict):
+        cls = OPTIMIZERS[identifier["class_name"].lower()]
+        try:
+            return cls.from_config(identifier.get("config") or {})
+        except TypeError as err:  # an argument the class does not take
+            raise ValueError(f"the config of optimizer {cls.__name__} does not fit it: {err}") from None
+    return identifier
+
+
+def serialize(optimizer: Optimizer) -> dict:
+    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
 
 
 def check_optimizer(optimizer) -> None:
-    """A name, a ``torch.optim.Optimizer`` subclass or an instance; raises otherwise."""
-    if isinstance(optimizer, str):
-        if optimizer.lower() not in KERAS_DEFAULTS:
-            raise ValueError(f"optimizer must be one of {sorted(KERAS_DEFAULTS)}, a torch.optim."
-                             f"Optimizer class or an instance, got {optimizer!r}")
-    elif not (isinstance(optimizer, torch.optim.Optimizer)
+    """A name, ``serialize``'s dict, an optimizer of this module, a ``torch.optim.Optimizer``
+    subclass or an instance; raises otherwise."""
+    name = optimizer.get("class_name") if isinstance(optimizer, dict) else optimizer
+    if isinstance(optimizer, str | dict):
+        if not isinstance(name, str) or name.lower() not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, an optimizer of rnnkit.keras."
+                             f"optimizers, a torch.optim.Optimizer class or an instance, got {optimizer!r}")
+    elif not (isinstance(optimizer, torch.optim.Optimizer | Optimizer)
               or (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer))):
-        raise TypeError(f"optimizer must be a name, a torch.optim.Optimizer class or an instance, "
-                        f"got {optimizer!r}")
+        raise TypeError(f"optimizer must be a name, an rnnkit.keras.optimizers optimizer, a torch.optim."
+                        f"Optimizer class or an instance, got {optimizer!r}")
 
 
 def make_optimizer(optimizer, model: nn.Module) -> torch.optim.Optimizer:
-    """The torch optimizer over ``model``'s trainable parameters (an instance is checked to
-    hold only ``model``'s parameters and returned as is)."""
-    check_optimizer(optimizer)
+    """The optimizer over ``model``'s trainable parameters: a name or an unbuilt optimizer of
+    this module is built on them; a torch optimizer (or a built one of this module) is
+    checked to hold only ``model``'s parameters and returned as is."""
+    optimizer = get(optimizer)
     params = [p for p in model.parameters() if p.requires_grad]
-    if isinstance(optimizer, torch.optim.Optimizer):
+    if isinstance(optimizer, torch.optim.Optimizer) and is_built(optimizer):
         ours = {id(p) for p in model.parameters()}
-        if any(id(p) not in ours for group in optimizer.param_groups for p in group["params"]):
+        others = any(id(p) not in ours for group in optimizer.param_groups for p in group["params"])
+        if others and isinstance(optimizer, Optimizer):
+            raise ValueError(f"optimizer '{optimizer.name}' is built on another model's weights; make a "
+                             "new one for this model")
+        if others:
             raise ValueError("optimizer must hold the model's parameters: build the model (give "
                              "the first layer input_shape) before making the optimizer from "
                              "model.parameters(), got one with other parameters")
         return optimizer
     if not params:
         raise ValueError("the model has no trainable parameters")
-    if isinstance(optimizer, str):
-        cls, kwargs = defaults(optimizer)
-        return cls(params, **kwargs)
+    if isinstance(optimizer, Optimizer):
+        optimizer.build(params)
+        return optimizer
     return optimizer(params)
 
 
+def is_built(optimizer: torch.optim.Optimizer) -> bool:
+    """A torch optimizer, or one of this module built by ``fit``: it has parameter groups."""
+    return not isinstance(optimizer, Optimizer) or optimizer.built
+
+
 def add_parameters(optimizer: torch.optim.Optimizer, module: nn.Module) -> None:
-    """Give ``optimizer`` the trainable parameters of ``module`` (a layer added after ``fit``)
-    that it lacks, as a new group with the first group's hyperparameters (compile's). Their
-    state starts empty and the others' is kept, as tf.keras's optimizers made slots for new
-    weights on their first update; Keras 3 instead refuses weights it was not built with."""
+    """Give ``optimizer`` the trainable parameters of ``module`` that it lacks (a layer added
+    after ``fit``, or one made trainable again), as a new group with the first group's
+    hyperparameters (compile's). Their state starts empty and the others' is kept, as
+    tf.keras's optimizers made slots for new weights on their first update; Keras 3 instead
+    refuses weights it was not built with."""
     held = {id(p) for group in optimizer.param_groups for p in group["params"]}
     new = [p for p in module.parameters() if p.requires_grad and id(p) not in held]
     if new:
         hyper = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
         optimizer.add_param_group({**hyper, "params": new})
+
+
+def get_learning_rate(optimizer: torch.optim.Optimizer) -> float:
+    """The first parameter group's rate, of any torch optimizer."""
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, value) -> None:
+    """Set every parameter group's rate, of any torch optimizer (as Keras's callbacks do)."""
+    value = _number("learning_rate", value)
+    for group in optimizer.param_groups:
+        group["lr"] = value
+        if "base_lr" in group:  # rnnkit's loop sets lr from base_lr (its schedule) at every step
+            group["base_lr"] = value
+
+
+def _number(name: str, value) -> float:
+    value = plain(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _positive(name: str, value) -> float:
+    value = _number(name, value)
+    if value == 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+def _hyper(name: str, value):
+    """A class's own argument: a flag (amsgrad, nesterov, centered) or a number >= 0, below 1
+    for the decay rates (beta_1, beta_2, rho)."""
+    value = plain(value)
+    if name in ("amsgrad", "nesterov", "centered"):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+        return value
+    value = _number(name, value)
+    if name in _FRACTIONS and value >= 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return value

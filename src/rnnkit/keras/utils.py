@@ -1,4 +1,4 @@
-"""``pad_sequences``, as Keras's (``keras.utils.pad_sequences``): lists of ids to one array."""
+"""``pad_sequences`` and ``to_categorical``, as Keras's (``keras.utils``)."""
 
 from __future__ import annotations
 
@@ -46,3 +46,26 @@ def pad_sequences(sequences, maxlen: int | None = None, dtype="int32", padding: 
         else:
             out[i, :len(r)] = r
     return out
+
+
+def to_categorical(x, num_classes: int | None = None) -> np.ndarray:
+    """Class ids as one-hot rows, Keras's ``to_categorical``: ids of shape (...) (or (..., 1))
+    become (..., num_classes) float64 arrays; ``num_classes`` defaults to the largest id + 1.
+    Ids must be whole numbers in [0, num_classes) (Keras would wrap a negative id)."""
+    ids = np.asarray(x)
+    if ids.size and not np.all(np.mod(ids, 1) == 0):
+        raise ValueError(f"x must hold class ids (whole numbers), got {ids.dtype} values such as "
+                         f"{ids[np.mod(ids, 1) != 0].flat[0].item()!r}")
+    ids = ids.astype(np.int64)
+    shape = ids.shape[:-1] if ids.ndim > 1 and ids.shape[-1] == 1 else ids.shape
+    ids = ids.reshape(-1)
+    if num_classes is None:
+        num_classes = int(ids.max()) + 1 if ids.size else 0
+    elif isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int or None, got {num_classes!r}")
+    if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
+        raise ValueError(f"x must hold class ids in [0, {num_classes}) (num_classes), got min {ids.min()} "
+                         f"and max {ids.max()}")
+    out = np.zeros((ids.size, int(num_classes)))
+    out[np.arange(ids.size), ids] = 1
+    return out.reshape(*shape, int(num_classes))
