@@ -191,8 +191,12 @@ def test_cli_refuses_ensembles_and_the_wrong_kind_of_out(tmp_path):
     (tmp_path / "f.onnx").write_text("old")
     result = CliRunner().invoke(cli, ["export", str(tmp_path / "f"), "--out", str(tmp_path / "f.onnx")])
     assert result.exit_code == 2
-    assert "'--out': must be a directory for a translator, got the file" in result.output
+    assert "'--out': must be a directory for a translator's encoder.onnx and decoder.onnx, got the file" \
+        in result.output
     assert (tmp_path / "f.onnx").read_text() == "old"
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "f"), "--out", str(tmp_path / "new.onnx")])
+    assert result.exit_code == 2 and "got a file name" in result.output
+    assert not (tmp_path / "new.onnx").exists()
     (tmp_path / "e").mkdir()
     (tmp_path / "e" / "ensemble.json").write_text('{"members": ["member0"], "size": 1}')
     result = CliRunner().invoke(cli, ["export", str(tmp_path / "e"), "--out", str(tmp_path / "e.onnx")])
@@ -204,6 +208,35 @@ def test_cli_refuses_ensembles_and_the_wrong_kind_of_out(tmp_path):
     with pytest.raises(ValueError, match="path must be a file, got the directory"):
         export_onnx(lm, tmp_path / "e")
     assert not list(tmp_path.glob("*.onnx")) or [p.name for p in tmp_path.glob("*.onnx")] == ["f.onnx"]
+
+
+def test_a_translator_s_files_replace_old_ones_together_or_not_at_all(tmp_path, monkeypatch):
+    """A failure writing the decoder leaves the old encoder too: never a new encoder beside an
+    old decoder, and no staged file left behind."""
+    from rnnkit.models import Seq2Seq, Seq2SeqConfig
+
+    config = Seq2SeqConfig(source_vocab_size=7, target_vocab_size=9, embed_size=4, hidden_size=4)
+    model = Seq2Seq(config).float()
+    out = tmp_path / "translator"
+    out.mkdir()
+    for name in ("encoder.onnx", "decoder.onnx", "notes.txt"):
+        (out / name).write_text("old")
+    real = export_module.write_atomic
+
+    def failing(path, data):
+        if "decoder" in path.name:
+            raise OSError(28, "No space left on device", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(export_module, "write_atomic", failing)
+    with pytest.raises(OSError, match="No space left"):
+        export_onnx(model, out, check=False)
+    assert {p.name: p.read_text() for p in out.iterdir()} == dict.fromkeys(
+        ["encoder.onnx", "decoder.onnx", "notes.txt"], "old")
+    monkeypatch.setattr(export_module, "write_atomic", real)
+    export_onnx(model, out, check=False)
+    assert (out / "notes.txt").read_text() == "old" and (out / "encoder.onnx").stat().st_size > 1000
+    assert sorted(p.name for p in out.iterdir()) == ["decoder.onnx", "encoder.onnx", "notes.txt"]
 
 
 @pytest.mark.parametrize("cell, attention, input_feeding",

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -189,9 +190,9 @@ def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> di
     """
     path = Path(path)
     translator = isinstance(model, Seq2Seq)
-    if path.is_dir() != translator and path.exists():
-        want, got = ("a directory for a translator", "file") if translator else ("a file", "directory")
-        raise ValueError(f"path must be {want}, got the {got} {str(path)!r}")
+    problem = out_problem(path, translator)
+    if problem:
+        raise ValueError(f"path {problem}")
     sigs = _translator_signatures(model) if translator else {"": _signature(model)}
     dtype = next(model.parameters()).dtype
     if dtype not in (torch.float32, torch.float64):
@@ -211,12 +212,38 @@ def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> di
         return {"path": str(path), "model": type(model).__name__, "inputs": sigs[""].inputs,
                 "outputs": sigs[""].outputs, **sigs[""].about, "checked": checked}
     path.mkdir(exist_ok=True)  # its parent must exist
+    _write_together({path / f"{name}.onnx": data for name, (data, _) in done.items()})
     result: dict[str, Any] = {"path": str(path), "model": type(model).__name__}
-    for name, (data, checked) in done.items():  # written only once both passed their checks
-        write_atomic(path / f"{name}.onnx", data)
+    for name, (_, checked) in done.items():
         result[name] = {"path": str(path / f"{name}.onnx"), "inputs": sigs[name].inputs,
                         "outputs": sigs[name].outputs, "checked": checked}
     return {**result, "bos_id": model.config.bos_id, "eos_id": model.config.eos_id}
+
+
+def out_problem(path: Path, translator: bool) -> str | None:
+    """What is wrong with ``path`` as the place to export to, or None: a translator's is a
+    directory (not named like a file), another model's a file."""
+    if translator and (path.is_file() or path.suffix == ".onnx"):
+        return (f"must be a directory for a translator's encoder.onnx and decoder.onnx, got "
+                f"{'the file' if path.is_file() else 'a file name'} {str(path)!r}")
+    if not translator and path.is_dir():
+        return f"must be a file, got the directory {str(path)!r}"
+    return None
+
+
+def _write_together(files: dict[Path, bytes]) -> None:
+    """Each file written whole beside its place, then all moved into place, so that a failed
+    write leaves none of them changed (the renames themselves do not fail on one disk)."""
+    staged: dict[Path, Path] = {}
+    try:
+        for final, data in files.items():
+            staged[final] = final.with_name(f".{final.name}.staged")
+            write_atomic(staged[final], data)
+        for final, tmp in staged.items():
+            os.replace(tmp, final)
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
 
 
 def _export(model_name: str, sig: _Signature, check: bool) -> tuple[bytes, list[dict[str, Any]] | None]:

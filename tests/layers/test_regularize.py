@@ -221,6 +221,23 @@ def test_gru_recurrent_dropout_masks_the_products_and_not_the_carry(reset_after,
     assert got.abs().max() < 1  # a mix of n and the last h, both in (-1, 1)
 
 
+def test_recurrent_dropout_reaches_the_cell_through_wrappers_that_pass_it_on():
+    """A wrapper of one's own that says it passes recurrent_h on (the gradient probe does) keeps
+    the GRU's carry whole; minGRU, whose h only carries over, is refused."""
+    from rnnkit.cells import MinGRUCell
+    from rnnkit.diagnostics.probe import GradProbe
+
+    torch.manual_seed(2)
+    gru = GRUCell(I, H)
+    with torch.no_grad():
+        gru.bias_hh[H:2 * H] += 4.0  # z near 1: a dropped carry would compound
+    layer = Recurrent(RecurrentDropout(GradProbe(gru), 0.5), backend="reference").train()
+    out, _ = layer(torch.randn(B, 60, I))
+    assert out.abs().max() < 1
+    with pytest.raises(ValueError, match="a MinGRUCell has no recurrent product for recurrent dropout"):
+        RecurrentDropout(MinGRUCell(I, H), 0.2)
+
+
 def test_recurrent_dropout_outside_zoneout_keeps_the_true_state():
     """RecurrentDropout(Zoneout(...)): zoneout's kept units are the state's, not the dropped h
     the product reads (the dropped h compounded to 4.9e9 in 60 steps)."""

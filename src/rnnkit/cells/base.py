@@ -136,7 +136,12 @@ class HiddenCell(Cell):
 
 
 class CellWrapper(Cell):
-    """A cell that adds behaviour around another cell (``self.cell``)."""
+    """A cell that adds behaviour around another cell (``self.cell``).
+
+    ``passes_recurrent_h``: whether its forward and step functions pass keyword arguments
+    (``recurrent_h``, see ``RecurrentDropout``) on to the wrapped cell's."""
+
+    passes_recurrent_h = False
 
     def __init__(self, cell: Cell):
         if not isinstance(cell, Cell):

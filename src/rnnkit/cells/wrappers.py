@@ -4,8 +4,10 @@
   dropout in recurrent neural networks": one dropout mask per sequence on the h that feeds
   the recurrent product, the same at every step. The cell gets it as ``recurrent_h``: the
   state itself is not dropped, so a GRU's carry z h and a zoneout inside keep the true h
-  (Keras's GRU does the same). A cell whose forward takes no ``recurrent_h`` gets its
-  state's h dropped instead, which is the same where h feeds nothing but its products.
+  (Keras's GRU does the same). A cell whose forward takes no ``recurrent_h``, or one inside
+  a wrapper that does not pass it on (``CellWrapper.passes_recurrent_h``), gets its state's
+  h dropped instead, which is the same where h feeds nothing but its products. minGRU and
+  minLSTM have no recurrent product, and are refused.
 - ``Zoneout``: Krueger et al. (2017), "Zoneout: regularizing RNNs by randomly preserving
   hidden activations": each unit of h (and c) keeps its previous value with probability p;
   at evaluation the expectation, p * old + (1 - p) * new.
@@ -27,6 +29,7 @@ from torch import Tensor
 from torch.func import functional_call
 
 from rnnkit.cells.base import Cell, CellWrapper, State, Step, cell_class, computed_weights, sequence_step
+from rnnkit.cells.mingru import MinGRUCell, MinLSTMCell
 
 
 def _check_p(name: str, p: float) -> float:
@@ -54,8 +57,13 @@ class RecurrentDropout(CellWrapper):
         p: probability of dropping a unit of h.
     """
 
+    passes_recurrent_h = True
+
     def __init__(self, cell: Cell, p: float):
         super().__init__(cell)
+        if isinstance(self.core, MinGRUCell | MinLSTMCell):
+            raise ValueError(f"a {type(self.core).__name__} has no recurrent product for recurrent dropout "
+                             f"to mask (its h only carries over): use dropout on its inputs")
         self.p = _check_scaled_p("p", p)
 
     def forward(self, x_BI: Tensor, state: State, **kwargs) -> State:
@@ -96,6 +104,8 @@ class Zoneout(CellWrapper):
         h: probability that a unit of h keeps its previous value.
         c: the same for the LSTM cell state c (0 for states without c).
     """
+
+    passes_recurrent_h = True
 
     def __init__(self, cell: Cell, h: float = 0.0, c: float = 0.0):
         super().__init__(cell)
@@ -165,6 +175,8 @@ class WeightDrop(CellWrapper):
     It must wrap the cell that owns ``weight_hh`` directly; put other wrappers outside it.
     """
 
+    passes_recurrent_h = True
+
     def __init__(self, cell: Cell, p: float):
         if isinstance(cell, CellWrapper) or not isinstance(getattr(cell, "weight_hh", None),
                                                                 torch.nn.Parameter):
@@ -197,8 +209,8 @@ class WeightDrop(CellWrapper):
 
 def reads_recurrent_h(cell: Cell) -> bool:
     """Whether ``cell(x, state, recurrent_h=h)`` reads its recurrent products from ``h``: the
-    regularisers here pass it on, and a cell takes it where its forward names it."""
-    while isinstance(cell, RecurrentDropout | Zoneout | WeightDrop):
+    wrappers that say so pass it on, and a cell takes it where its forward names it."""
+    while isinstance(cell, CellWrapper) and cell.passes_recurrent_h:
         cell = cell.cell
     return not isinstance(cell, CellWrapper) and _names_recurrent_h(cell_class(cell))
 

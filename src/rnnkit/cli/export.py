@@ -30,7 +30,7 @@ def export(run_dir, out, check):
     the attention's memory; decoder.onnx takes target ids, that state and the memory, and
     gives the next-token logits and the new state. Needs the onnx extra: pip install
     'rnnkit[onnx]'."""
-    from rnnkit.export import export_onnx
+    from rnnkit.export import export_onnx, out_problem
     from rnnkit.models import Seq2Seq, load_model
     from rnnkit.tasks.classify import ENSEMBLE
 
@@ -39,11 +39,9 @@ def export(run_dir, out, check):
                                    f"member directory it lists, and average their softmax outputs")
     try:
         model = load_model(run_dir)
-        translator = isinstance(model, Seq2Seq)
-        if out.exists() and out.is_dir() != translator:
-            want, got = ("a directory for a translator", "file") if translator else ("a file", "directory")
-            raise click.BadParameter(f"must be {want}, got the {got} {str(out)!r}",
-                                     param_hint="'--out'")
+        problem = out_problem(out, isinstance(model, Seq2Seq))
+        if problem:
+            raise click.BadParameter(problem, param_hint="'--out'")
         result = export_onnx(model, out, check=check)
     except (ImportError, OSError, TypeError, ValueError) as err:  # CheckpointError is a ValueError
         raise click.ClickException(str(err)) from err

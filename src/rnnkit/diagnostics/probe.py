@@ -46,15 +46,17 @@ class GradProbe(CellWrapper):
         self.passes: list[tuple[list[Tensor], Tensor | None]] = []
         self.lengths: Tensor | None = None
 
-    def forward(self, x_BI: Tensor, state: State) -> State:
+    passes_recurrent_h = True
+
+    def forward(self, x_BI: Tensor, state: State, **kwargs) -> State:
         self.passes.append(([], None))  # a lone step is a pass of length one
-        return self._tap(self.cell(x_BI, state), self.passes[-1][0])
+        return self._tap(self.cell(x_BI, state, **kwargs), self.passes[-1][0])
 
     def for_sequence(self, batch: int, *, steps: int | None = None, device=None, dtype=None) -> Step:
         step = sequence_step(self.cell, batch, steps=steps, device=device, dtype=dtype)
         taps: list[Tensor] = []
         self.passes.append((taps, self.lengths))
-        return lambda x_BI, state: self._tap(step(x_BI, state), taps)
+        return lambda x_BI, state, **kwargs: self._tap(step(x_BI, state, **kwargs), taps)
 
     @staticmethod
     def _tap(state: State, taps: list[Tensor]) -> State:

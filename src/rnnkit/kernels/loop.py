@@ -9,8 +9,9 @@ W_hh and one fused pass over the gates, each thread running its own block of row
 every step, with a hand-written backward. What it stores per step: the gate activations,
 c before and after (LSTM), the recurrent product's normalised values and the LayerNorms' row
 statistics (the input side's is normalised again in the backward, from x W_ih^T, which is
-kept), and h fed to the product, except for the layer-norm cells without recurrent dropout,
-whose backward reads h_{t-1} from the (then saved) output; see the C++ file.
+kept), and h_{t-1} (as the product reads it, or a GRU's own: its carry reads it unmasked),
+except for the layer-norm cells without recurrent dropout, whose backward reads h_{t-1}
+from the (then saved) output; see the C++ file.
 
 Cells: ``LSTMCell`` (peepholes allowed, no projection), ``LayerNormLSTMCell``, ``GRUCell``
 (either reset placement), ``LayerNormGRUCell``; wrapped as the drop-ins wrap them, from the
@@ -158,10 +159,9 @@ def _setup_context(ctx, inputs, output):
      _) = inputs
     ctx.kind, ctx.has_c0, ctx.has_b_ih = kind, c0 is not None, b_ih is not None
     ctx.set_materialize_grads(False)  # no zero-filled gradients for the saved outputs
-    # out only where the forward did not store h_{t-1}, or stored it dropped where a GRU's carry
-    # reads it whole (the backward reads it there): saved, the output may not be changed in
-    # place before the backward
-    out = output[0] if output[3].numel() == 0 or (mask is not None and kind != _LSTM) else None
+    # out only where the forward did not store h_{t-1} (the backward reads it there): saved,
+    # the output may not be changed in place before the backward
+    out = output[0] if output[3].numel() == 0 else None
     # xg where N_i is done in the op: its backward normalises xg again
     ctx.save_for_backward(out, h0, w_hh, b_hh, ln_w, lnc_w, lnc_b, peep, mask, keep_h, keep_c, lni_w,
                           xg if lni_w is not None else None, lengths_B, *output[3:])

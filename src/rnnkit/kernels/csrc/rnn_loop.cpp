@@ -25,7 +25,9 @@
 //            n = tanh(x_n + (r hd) W_n^T + b_n);  h' = (1 - z) n + z h
 // N is a LayerNorm with a gain only (where given), N_c one with gain and shift.
 // hd = h * mask with recurrent dropout (one mask per sequence), else h: the products read
-// it, while the GRU's carry term z h reads the state itself, as in the reference cells.
+// it, while the GRU's carry term z h reads the state itself, as in the reference cells. A
+// GRU with a mask therefore saves h itself for the backward (as hd) and masks it where a
+// product reads it.
 // Zoneout: state' = m * state + (1 - m) * new, per unit and step, m from the caller
 // (0/1 draws in training, the probability itself at evaluation).
 // Rows stop at their length: later steps output 0 and leave the state alone.
@@ -297,7 +299,8 @@ std::vector<Tensor> present(std::initializer_list<OptTensor> opts) {
 //   LSTM: hd (T,B,H; empty with N and no mask), act (T,B,4H) = s(i), s(f), tanh(g), s(o);
 //         c_prev, c_new (T,B,H); with N: uhat (T,B,G), rstd (T,B); with N_c: chat (T,B,H),
 //         rstd_c (T,B)
-//   GRU:  hd, act (T,B,3H) = r, z, n; u_n (T,B,H; empty with N); with N: uhat, rstd
+//   GRU:  hd (h itself: see above), act (T,B,3H) = r, z, n; u_n (T,B,H; empty with N); with N:
+//         uhat, rstd
 //   GRU2: hd, act = r, z, n; rh (T,B,H) = r hd
 // and last, with N, N_i's row statistics mean_i, rstd_i (T,B).
 template <typename T>
@@ -348,17 +351,20 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
 
   const T *gain_i = data_or_null<T>(lni_w), *b_i = given(b_ih) ? data_or_null<T>(b_ih) : zeros.data();
   T *mean_i_p = ln ? mean_i.data_ptr<T>() : nullptr, *rstd_i_p = ln ? rstd_i.data_ptr<T>() : nullptr;
+  const bool whole_hd = !lstm && m_p;  // hd keeps h itself (see the top of the file)
   blocks.run([&](int64_t, int64_t b0, int64_t b1) {
-    std::vector<T> xrow(ln ? G : 0);
+    std::vector<T> xrow(ln ? G : 0), dropped(whole_hd ? B * H : 0);
     for (int64_t t = 0; t < Tn; ++t) {
       const int64_t tb = t * B;
       T* hd_t = keep_hd ? hd_p + tb * H : h_p;  // a row reads its own h before it writes it
+      T* in_t = whole_hd ? dropped.data() : hd_t;  // what the products read, rows from 0
       if (m_p) {
-        for (int64_t k = b0 * H; k < b1 * H; ++k) hd_t[k] = h_p[k] * m_p[k];
+        for (int64_t k = b0 * H; k < b1 * H; ++k) in_t[k] = h_p[k] * m_p[k];
+        if (whole_hd) std::copy(h_p + b0 * H, h_p + b1 * H, hd_t + b0 * H);
       } else if (keep_hd) {
         std::copy(h_p + b0 * H, h_p + b1 * H, hd_t + b0 * H);
       }
-      product(hd_t + b0 * H, H, b1 - b0, u_p + b0 * GU);
+      product(in_t + b0 * H, H, b1 - b0, u_p + b0 * GU);
       auto rows = [&](int pass) {
         for (int64_t b = b0; b < b1; ++b) {
           const int64_t row = tb + b, xrow_i = b * Tn + t;  // row: time-major buffers; xrow_i: xg and out
@@ -367,7 +373,7 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
             if (pass == 0) std::fill(o_r, o_r + H, T(0));
             continue;
           }
-          const T *x_r = xg_p + xrow_i * G, *hd_r = hd_t + b * H, *zh_r = zh_p ? zh_p + row * H : zeros.data();
+          const T *x_r = xg_p + xrow_i * G, *hd_r = in_t + b * H, *zh_r = zh_p ? zh_p + row * H : zeros.data();
           if (ln) {  // xg = N_i(x W_ih^T) + b_ih
             const auto [m, r] = moments(x_r, G, eps);
             mean_i_p[row] = m;
@@ -477,8 +483,7 @@ std::vector<Tensor> forward_impl(int64_t kind, const Tensor& xg, const Tensor& h
 // backward: [d xg (T,B,G: time-major; with N, d(x W_ih^T) through N_i, batch-major B,T,G),
 // d h0, d c0, d W_hh, d b_hh, d ln_w, d lnc_w, d lnc_b, d peep, d lni_w, d b_ih], an empty
 // tensor where the input was absent. grad_out is batch-major (B,T,H); out is read only
-// where hd was not saved, or a GRU's hd was dropped (its carry reads h itself); xg (the
-// forward's, B,T,G) only with N.
+// where hd was not saved; xg (the forward's, B,T,G) only with N.
 // Buffers over all steps, without N: da = d(gate pre-activation) = d xg; du = d(recurrent
 // product) (the LSTM's is da itself); kind 2: du_n = d(rh W_n^T + b_n).
 // With N, each row's step goes through both LayerNorms' backward at once: a row's parameter
@@ -550,16 +555,12 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
   const bool keep_hd = hd.numel() > 0;  // else h_{t-1} is out's previous step, or h0
   const T *go = grad_out.data_ptr<T>(), *hd_p = keep_hd ? hd.data_ptr<T>() : nullptr, *act_p = act.data_ptr<T>();
   const T *out_p = out.data_ptr<T>(), *h0_p = h0.data_ptr<T>(), *b_p = b_hh.data_ptr<T>();
-  // h_{t-1} itself, for row b at a step it runs: (pointer, distance between rows)
-  auto h_row = [&](int64_t t, int64_t b) -> std::pair<const T*, int64_t> {
+  // h_{t-1} as saved for row b (dropped with a mask, but for a GRU's): (pointer, distance between rows)
+  auto hd_row = [&](int64_t t, int64_t b) -> std::pair<const T*, int64_t> {
+    if (keep_hd) return {hd_p + (t * B + b) * H, H};
     return t > 0 ? std::make_pair(out_p + (b * Tn + t - 1) * H, Tn * H) : std::make_pair(h0_p + b * H, H);
   };
-  // h_{t-1} as fed to the product (dropped with a mask), for row b
-  auto hd_row = [&](int64_t t, int64_t b) -> std::pair<const T*, int64_t> {
-    return keep_hd ? std::make_pair(hd_p + (t * B + b) * H, H) : h_row(t, b);
-  };
   const T *m_p = data_or_null<T>(mask), *zh_p = data_or_null<T>(zh), *zc_p = data_or_null<T>(zc);
-  TORCH_CHECK(lstm || !m_p || out.numel() == B * Tn * H, "rnn_loop_backward: a GRU with a dropout mask needs out");
   TORCH_CHECK(keep_hd || out.numel() == B * Tn * H, "rnn_loop_backward: out is needed where hd was not saved");
   const T *lnw = data_or_null<T>(ln_w), *pp = data_or_null<T>(peep);
   const T *lncw = lnc ? data_or_null<T>(lnc_w) : ones.data(), *lncb = lnc ? data_or_null<T>(lnc_b) : zeros.data();
@@ -595,14 +596,14 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
             continue;
           }
           const T *go_r = go + (b * Tn + t) * H, *a_r = act_p + row * G;
-          const T* hd_r = hd_row(t, b).first;
-          const T* hp_r = m_p ? h_row(t, b).first : hd_r;  // h_{t-1} itself, for the GRU's carry
+          const T* hd_r = hd_row(t, b).first;  // a GRU's h_{t-1} itself
+          const T* m_r = m_p ? m_p + b * H : ones.data();
           const T* zh_r = zh_p ? zh_p + row * H : zeros.data();
           if (kind == 2 && pass == 1) {  // the reset gate, once d(r hd) is known
             T* drh_r = drh_p + b * H;
 #pragma omp simd
             for (int64_t j = 0; j < H; ++j) {
-              const T r = a_r[j], dar = drh_r[j] * hd_r[j] * r * (T(1) - r);
+              const T r = a_r[j], dar = drh_r[j] * hd_r[j] * m_r[j] * r * (T(1) - r);
               drh_r[j] *= r;  // d(hd) through r hd, added to the products' d(hd) below
               da_r[j] = dar;
               du_r[j] = dar;
@@ -663,7 +664,7 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
               const T dh_new = dh_r[j] + go_r[j], r = a_r[j], z = a_r[H + j], n = a_r[2 * H + j];
               const T dh1 = (T(1) - zh_r[j]) * dh_new;
               dh_r[j] = zh_r[j] * dh_new;
-              const T dz = dh1 * (hp_r[j] - n) * z * (T(1) - z), dan = dh1 * (T(1) - z) * (T(1) - n * n);
+              const T dz = dh1 * (hd_r[j] - n) * z * (T(1) - z), dan = dh1 * (T(1) - z) * (T(1) - n * n);
               const T dar = dan * un_r[j] * r * (T(1) - r);
               carry_r[j] = dh1 * z;
               da_r[j] = dar;
@@ -679,7 +680,7 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
               const T dh_new = dh_r[j] + go_r[j], z = a_r[H + j], n = a_r[2 * H + j];
               const T dh1 = (T(1) - zh_r[j]) * dh_new;
               dh_r[j] = zh_r[j] * dh_new;
-              const T dz = dh1 * (hp_r[j] - n) * z * (T(1) - z), dan = dh1 * (T(1) - z) * (T(1) - n * n);
+              const T dz = dh1 * (hd_r[j] - n) * z * (T(1) - z), dan = dh1 * (T(1) - z) * (T(1) - n * n);
               carry_r[j] = dh1 * z;
               da_r[H + j] = dz;
               da_r[2 * H + j] = dan;
@@ -713,7 +714,14 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
       product(du_t, GU, b1 - b0, dhd_p + b0 * H);
       if (ln) {
         const auto [hd_t, ld] = hd_row(t, b0);
-        for (int64_t b = 0; b < b1 - b0; ++b) std::copy_n(hd_t + b * ld, H, ring_hd + (slot * R + b) * H);
+        for (int64_t b = 0; b < b1 - b0; ++b) {  // what the product read: a GRU's h masked here
+          T* ring_r = ring_hd + (slot * R + b) * H;
+          if (!lstm && m_p) {
+            for (int64_t j = 0; j < H; ++j) ring_r[j] = hd_t[b * ld + j] * m_p[(b0 + b) * H + j];
+          } else {
+            std::copy_n(hd_t + b * ld, H, ring_r);
+          }
+        }
         if (slot == 0)  // the ring holds steps t .. t + filled - 1
           add_outer<T>(blocks.blas, dw_block, G, H, ring_du, ring_hd, H, std::min(kSteps, Tn - t) * R,
                        T(t + kSteps < Tn));  // the first product writes dW
@@ -744,7 +752,8 @@ std::vector<Tensor> backward_impl(int64_t kind, const Tensor& grad_out, const Te
   }
   // parameter gradients, summed over all steps at once
   auto flat = [&](const Tensor& x) { return x.reshape({Tn * B, x.size(2)}); };
-  Tensor dw_all = at::mm(flat(du).t(), flat(hd)), db;
+  // what the product read: a GRU's saved h masked here
+  Tensor dw_all = at::mm(flat(du).t(), flat(!lstm && m_p ? hd * *mask : hd)), db;
   if (lstm) {  // b_hh acts where the gates' pre-activation is formed
     db = column_sum<T>(flat(da));
   } else if (kind == 1) {
