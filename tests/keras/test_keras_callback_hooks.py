@@ -148,7 +148,7 @@ def test_a_nan_loss_raises_with_keras_advice():
     with pytest.raises(FloatingPointError) as error:
         net.fit(_nan_at_second_batch(), Y, batch_size=4, shuffle=False, verbose=0)
     message = str(error.value)
-    assert message.startswith("loss is nan at step 2 (epoch 1, batch 2); training stopped before this step")
+    assert message.startswith("loss is nan at epoch 1, batch 2; training stopped before this step")
     assert "learning_rate=" in message and "clipnorm" in message and "TerminateOnNaN()" in message
     assert "clip_norm" not in message  # TrainConfig's, which compile and fit cannot reach
 

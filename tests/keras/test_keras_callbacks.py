@@ -148,7 +148,7 @@ def test_numpy_scalars_and_a_bfloat16_model():
 
 # -- ModelCheckpoint, CSVLogger, LambdaCallback, the monitors' directions ---------------------
 
-def _noisy_fit(callbacks, epochs=6):
+def _noisy_fit(callbacks, epochs=6, verbose=0):
     """Noise targets and a large rate: val_loss goes down, then up as the model learns the
     noise. Returns the model, its History, each epoch's end weights, and x."""
     torch.manual_seed(0)
@@ -158,7 +158,7 @@ def _noisy_fit(callbacks, epochs=6):
     model.compile(optimizer=optimizers.Adam(learning_rate=0.05), loss="mse", metrics=["mae"])
     ends = []
     keep = LambdaCallback(on_epoch_end=lambda epoch, logs: ends.append(model.get_weights()))
-    history = model.fit(x, y, epochs=epochs, batch_size=8, validation_split=0.5, verbose=0, seed=1,
+    history = model.fit(x, y, epochs=epochs, batch_size=8, validation_split=0.5, verbose=verbose, seed=1,
                         callbacks=[keep, *callbacks])
     return model, history, ends, x
 
@@ -239,3 +239,16 @@ def test_every_loss_offered_as_a_metric_goes_down(name):
                                   "sparse_categorical_accuracy"])
 def test_accuracies_go_up(name):
     assert EarlyStopping(monitor=f"val_{name}").mode == "max" == ReduceLROnPlateau(monitor=name).mode
+
+
+@pytest.mark.parametrize("mode, start", [("min", "inf"), ("max", "-inf")])
+def test_model_checkpoint_verbose_starts_from_infinity_as_keras(tmp_path, mode, start, capsys):
+    _noisy_fit([ModelCheckpoint(tmp_path / "m.keras", save_best_only=True, mode=mode, verbose=1)], epochs=1)
+    assert f"Epoch 1: val_loss improved from {start} to " in capsys.readouterr().out
+
+
+def test_the_epoch_line_shows_what_callbacks_add(capsys):
+    """Keras prints the epoch's line after the callbacks: ReduceLROnPlateau's learning_rate."""
+    _noisy_fit([ReduceLROnPlateau(monitor="loss")], epochs=1, verbose=2)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.endswith(" - learning_rate: 0.0500") and " - val_mae: " in line

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnkit.keras import Dense, Sequential, optimizers
-from rnnkit.keras.callbacks import Callback, LearningRateScheduler, ReduceLROnPlateau
+from rnnkit.keras.callbacks import Callback, LambdaCallback, LearningRateScheduler, ReduceLROnPlateau
 
 N, I = 16, 3
 RNG = np.random.default_rng(5)
@@ -31,7 +31,7 @@ class CheckSteps(Callback):
         loss = F.mse_loss(self.model(X), torch.as_tensor(Y))
         self.before = [p.detach().clone() for p in params]
         self.grads = torch.autograd.grad(loss, params)
-        self.lr = self.model.optimizer.learning_rate
+        self.lr = optimizers.get_learning_rate(self.model.optimizer)  # a torch optimizer's too
 
     def on_train_batch_end(self, batch, logs=None):
         for p, p0, g in zip(self.model.parameters(), self.before, self.grads, strict=True):
@@ -39,10 +39,12 @@ class CheckSteps(Callback):
         self.rates.append(self.lr)
 
 
-def sgd_model(lr=0.1):
+def sgd_model(lr=0.1, *, torch_sgd=False):
+    """A Dense(1) with rnnkit's SGD, or with a torch.optim.SGD instance (``torch_sgd``)."""
     torch.manual_seed(0)
     model = Sequential([Dense(1, input_shape=(I,))])
-    model.compile(optimizer=optimizers.SGD(learning_rate=lr), loss="mse")
+    sgd = torch.optim.SGD(model.parameters(), lr=lr) if torch_sgd else optimizers.SGD(learning_rate=lr)
+    model.compile(optimizer=sgd, loss="mse")
     return model
 
 
@@ -85,8 +87,9 @@ def test_reduce_on_plateau_in_fit_sets_the_rate_the_steps_use():
     assert history.history["learning_rate"] == pytest.approx([0.1, 0.1, 0.05, 0.025])
     assert checks.rates == pytest.approx([0.1, 0.1, 0.05, 0.025])
     assert model.optimizer.learning_rate == pytest.approx(0.0125)
-    group = model.optimizer.param_groups[0]
-    assert group["lr"] == group["base_lr"] == pytest.approx(0.0125)
+    checks.rates.clear()  # the rate set at the last epoch's end is the next fit's
+    model.fit(X, Y, batch_size=N, epochs=1, shuffle=False, verbose=0, callbacks=[checks])
+    assert checks.rates == pytest.approx([0.0125])
 
 
 def test_scheduler_keras_docstring_example():
@@ -122,3 +125,44 @@ def test_scheduler_must_return_a_float_and_factor_must_reduce():
         ReduceLROnPlateau(factor=1.5)
     with pytest.raises(ValueError, match=r"ReduceLROnPlateau cannot tell whether monitor='val_f1'"):
         ReduceLROnPlateau(monitor="val_f1")
+
+
+@pytest.mark.parametrize("torch_sgd", [False, True], ids=["rnnkit-SGD", "torch-SGD"])
+def test_a_torch_scheduler_stepped_by_a_callback_sets_the_rate_the_steps_use(torch_sgd):
+    """torch's StepLR (halve every 2 steps) stepped after each full-batch step: the steps run
+    at 0.1, 0.1, 0.05, 0.05, 0.025, 0.025 (the loop used to put the compiled rate back)."""
+    checks = CheckSteps()
+    model = sgd_model(lr=0.1, torch_sgd=torch_sgd)
+    holder = {}
+
+    def begin(logs):
+        holder["scheduler"] = torch.optim.lr_scheduler.StepLR(model.optimizer, step_size=2, gamma=0.5)
+
+    stepper = LambdaCallback(on_train_begin=begin,
+                             on_train_batch_end=lambda batch, logs: holder["scheduler"].step())
+    model.fit(X, Y, batch_size=N, epochs=6, shuffle=False, verbose=0, callbacks=[checks, stepper])
+    assert checks.rates == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
+
+
+@pytest.mark.parametrize("torch_sgd", [False, True], ids=["rnnkit-SGD", "torch-SGD"])
+def test_param_groups_written_by_a_callback_and_keras_callbacks_on_a_torch_optimizer(torch_sgd):
+    """A rate written into param_groups at an epoch's start is the one its steps use, and
+    LearningRateScheduler and ReduceLROnPlateau work on a torch optimizer instance too."""
+    checks = CheckSteps()
+    model = sgd_model(lr=0.1, torch_sgd=torch_sgd)
+
+    def write(epoch, logs):
+        for group in model.optimizer.param_groups:
+            group["lr"] = [0.2, 0.03, 0.07][epoch]
+
+    model.fit(X, Y, batch_size=N, epochs=3, shuffle=False, verbose=0,
+              callbacks=[LambdaCallback(on_epoch_begin=write), checks])
+    assert checks.rates == pytest.approx([0.2, 0.03, 0.07])
+    checks.rates.clear()
+    history = model.fit(X, Y, batch_size=N, epochs=4, shuffle=False, verbose=0, callbacks=[
+        LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1)),
+        ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=10.0), checks])
+    # the scheduler sets each epoch's rate at its start; the plateau halves it at epochs 1-3's ends
+    assert checks.rates == pytest.approx([0.1, 0.05, 0.1 / 3, 0.025])
+    assert history.history["learning_rate"] == pytest.approx([0.1, 0.05, 0.1 / 3, 0.025])
+    assert optimizers.get_learning_rate(model.optimizer) == pytest.approx(0.0125)

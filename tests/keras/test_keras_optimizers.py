@@ -195,7 +195,15 @@ def test_torch_arguments_follow_keras_names():
     (lambda: optimizers.SGD(nesterov="yes"), TypeError, r"nesterov must be True or False, got 'yes'"),
     (lambda: optimizers.Adam(use_ema=True), TypeError, r"unexpected keyword argument 'use_ema'"),
     (lambda: optimizers.get("lion"), ValueError, r"optimizer must be one of \['adadelta', .*got 'lion'"),
-], ids=["two-clips", "lr", "beta", "clipnorm", "adamw-decay", "flag", "unknown-argument", "name"])
+    (lambda: optimizers.get(dict), TypeError, r"optimizer must be a name, .*got the class dict"),
+    (lambda: optimizers.SGD(momentum=1.5), ValueError, r"momentum must be a float between \[0, 1\].*got 1.5"),
+    (lambda: optimizers.RMSprop(momentum=-0.1), ValueError, r"momentum must be a float between \[0, 1\]"),
+    (lambda: optimizers.Adam(torch.nn.Linear(2, 2).parameters()), TypeError,
+     r"Adam takes Keras's arguments, learning_rate first, not parameters: .*learning_rate of type generator"),
+    (lambda: optimizers.SGD(lr=0.1), TypeError,
+     r"SGD takes Keras's arguments: learning_rate=, not torch's lr="),
+], ids=["two-clips", "lr", "beta", "clipnorm", "adamw-decay", "flag", "unknown-argument", "name",
+        "other-class", "sgd-momentum", "rmsprop-momentum", "torch-params", "torch-lr"])
 def test_bad_arguments(make, error, message):
     with pytest.raises(error, match=message):
         make()
@@ -262,3 +270,82 @@ def test_a_model_and_its_optimizer_deep_copy():
                               [w.copy() for w in unbuilt.get_weights()], 4, y=20 * Y)
     for a, b in zip(twin.get_weights(), clipped, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_an_unbuilt_optimizer_is_a_torch_optimizer_and_builds_as_torchs():
+    """Before build: one empty group with Keras's arguments in torch's names, so torch's API
+    works (state_dict, zero_grad, a scheduler); build puts the weights in its place, with the
+    rate set meanwhile, and the steps are torch.optim.Adam's with the same arguments."""
+    adam = optimizers.Adam(learning_rate=0.5, beta_1=0.8, epsilon=1e-5)
+    assert not adam.built and adam.state_dict()["param_groups"][0]["betas"] == (0.8, 0.999)
+    adam.zero_grad()
+    scheduler = torch.optim.lr_scheduler.StepLR(adam, step_size=1, gamma=0.5)
+    adam.learning_rate = 0.02
+    torch.manual_seed(3)
+    ours = [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(3))]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    adam.build(ours)
+    reference = torch.optim.Adam(theirs, lr=0.02, betas=(0.8, 0.999), eps=1e-5)
+    assert adam.built and [len(g["params"]) for g in adam.param_groups] == [2]
+    x = torch.randn(5, 4)
+    for _ in range(3):
+        for opt, (w, b) in ((adam, ours), (reference, theirs)):
+            opt.zero_grad()
+            ((x @ w + b) ** 2).mean().backward()
+            opt.step()
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    scheduler.step()
+    assert adam.learning_rate == pytest.approx(0.01)  # the scheduler drives the group's rate
+    with pytest.raises(ValueError, match="optimizer 'adam' holds no weights: build it"):
+        optimizers.Adam().step()  # rnnkit.train.fit(optimizer=Adam()) would step it unbuilt
+
+
+def test_compile_takes_a_class_of_this_module_and_refuses_other_classes():
+    torch.manual_seed(0)
+    model = Sequential([Dense(1, input_shape=(I,))])
+    model.compile(optimizer=optimizers.Nadam, loss="mse")
+    assert type(model.optimizer) is optimizers.Nadam and not model.optimizer.built
+    model.fit(X, Y, batch_size=N, epochs=2, verbose=0)
+    assert model.optimizer.get_config() == optimizers.Nadam().get_config()  # Keras's defaults
+    assert model.optimizer.state_dict()["state"][0]["step"] == 2
+    with pytest.raises(TypeError, match="optimizer must be a name, .*got the class Sequential"):
+        model.compile(optimizer=Sequential, loss="mse")
+
+
+def test_get_config_reads_what_load_state_dict_brought():
+    """The hyperparameters that torch's groups hold come from the groups: another optimizer's
+    state_dict gives its rate, betas and epsilon (the clipping, Keras's own, stays)."""
+    params = [torch.nn.Parameter(torch.randn(3))]
+    source = optimizers.Adam(learning_rate=0.03, beta_1=0.7, epsilon=1e-4)
+    source.build(params)
+    target = optimizers.Adam(clipnorm=2.0)
+    target.build([torch.nn.Parameter(torch.randn(3))])
+    target.load_state_dict(source.state_dict())
+    config = target.get_config()
+    assert config == {**source.get_config(), "clipnorm": 2.0}
+    assert (config["learning_rate"], config["beta_1"], config["epsilon"]) == (0.03, 0.7, 1e-4)
+    sgd = optimizers.SGD(momentum=0.0, nesterov=True)  # torch's group drops nesterov without momentum
+    assert sgd.param_groups[0]["nesterov"] is False and sgd.get_config()["nesterov"] is True
+
+
+def test_a_torch_optimizer_instance_trains_what_it_was_given_and_refuses_a_stray_learning_rate():
+    """A torch optimizer instance keeps the parameters its user gave it, as in torch: a layer
+    unfrozen later is not added (this module's optimizers add it); ``learning_rate =`` on it
+    (torch reads param_groups) is refused."""
+    torch.manual_seed(0)
+    model = Sequential([Dense(2, input_shape=(I,)), Dense(1)])
+    model.layers[0].trainable = False
+    model.compile(optimizer=torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05),
+                  loss="mse")
+    model.fit(X, Y, batch_size=N, verbose=0)
+    first = [w.copy() for w in model.layers[0].get_weights()]
+    model.layers[0].trainable = True
+    model.fit(X, Y, batch_size=N, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(model.layers[0].get_weights(), first, strict=True))
+    model.optimizer.add_param_group({"params": list(model.layers[0].parameters())})  # torch's way
+    model.fit(X, Y, batch_size=N, verbose=0)
+    assert all(np.abs(a - b).max() > 0 for a, b in zip(model.layers[0].get_weights(), first, strict=True))
+    model.optimizer.learning_rate = 0.5
+    with pytest.raises(ValueError, match=r"torch.optim.SGD, .*learning_rate attribute \(0.5\) is not read"):
+        model.fit(X, Y, batch_size=N, verbose=0)

@@ -6,6 +6,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from rnnkit.keras import (
@@ -200,3 +202,23 @@ def test_files_of_format_1_still_load(tmp_path):
     path.write_bytes(st_save(old, metadata={"format": "rnnkit.keras.model/1",
                                             "config": json.dumps(a.get_config())}))
     np.testing.assert_array_equal(load_model(path).predict(x), a.predict(x))
+
+
+def test_models_are_written_as_format_3_and_format_2_still_loads(tmp_path):
+    """Format 3 added trainable and optimizer objects, which the readers of 2 cannot take;
+    a file of format 2 (the same layout otherwise) loads, compiled, with its optimizer's state."""
+    torch.manual_seed(0)
+    model = Sequential([LSTM(H, input_shape=(T, I)), Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    x, y = RNG.normal(size=(B, T, I)), RNG.normal(size=(B, 1))
+    model.fit(x, y, batch_size=3, verbose=0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    with safe_open(path, framework="pt") as f:
+        metadata = f.metadata()
+    assert metadata["format"] == "rnnkit.keras.model/3"
+    old = {**metadata, "format": "rnnkit.keras.model/2"}
+    path.write_bytes(st_save(st_load(path.read_bytes()), metadata=old))
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.optimizer.state_dict()["state"][0]["step"] == 2

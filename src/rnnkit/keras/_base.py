@@ -7,6 +7,8 @@ not fixed, e.g. ``(None, 10, 1)`` for batches of 10 steps of one feature.
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -306,6 +308,30 @@ def check_bool(name: str, value) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return value
+
+
+def check_number(name: str, value, *, positive: bool = False) -> float:
+    """A finite number >= 0 (> 0 with ``positive``), as a float."""
+    value = plain(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or (
+            value <= 0 if positive else value < 0):
+        raise ValueError(f"{name} must be a finite number {'>' if positive else '>='} 0, got {value!r}")
+    return float(value)
+
+
+def check_finite(name: str, value) -> float:
+    value = plain(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def check_count(name: str, value) -> int:
+    """An int >= 0 (a patience, a number of epochs)."""
+    value = plain(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    return int(value)
 
 
 def check_features(layer: Layer, shape: Shape, built: Shape | None, *, rank: str, ndim: int | None) -> None:

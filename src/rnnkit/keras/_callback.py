@@ -114,6 +114,14 @@ def monitor_mode(who: str, monitor: str, mode: str) -> str:
                      f"pass mode='min' or mode='max'")
 
 
+def improves(mode: str, value: float, reference: float, min_delta: float) -> bool:
+    """Better than ``reference`` by more than ``min_delta`` in ``mode``'s direction (Keras's
+    ``monitor_op(value - min_delta, reference)`` with the delta's sign set by the mode)."""
+    if mode == "min":
+        return value + min_delta < reference
+    return value - min_delta > reference
+
+
 def check_callbacks(callbacks) -> list[Callback]:
     """``callbacks`` as a list of ``Callback`` instances, or a TypeError naming the first other."""
     callbacks = list(callbacks or [])

@@ -106,11 +106,18 @@ def epoch_log(verbose, epochs: int, steps: int) -> Callable[[int, dict[str, floa
 
     def log(epoch: int, row: dict[str, float]) -> None:
         seconds, started[0] = time.perf_counter() - started[0], time.perf_counter()
-        values = " - ".join(f"{k}: {v:.4f}" if abs(v) >= 1e-3 else f"{k}: {v:.4e}" for k, v in row.items())
+        values = " - ".join(f"{k}: {_keras_number(v)}" for k, v in row.items())
         tqdm.write(f"Epoch {epoch + 1}/{epochs}\n{steps}/{steps} - {seconds:.0f}s - "
                    f"{1000 * seconds / steps:.0f}ms/step - {values}", file=sys.stdout)
 
     return log
+
+
+def _keras_number(value) -> str:
+    """Keras's progress-bar format: 4 decimals, or 4 significant digits below 1e-3."""
+    if isinstance(value, bool) or not isinstance(value, int | float):  # a callback's own value
+        return str(value)
+    return f"{value:.4f}" if abs(value) >= 1e-3 else f"{value:.4e}"
 
 
 def fit_epochs(model: nn.Module, loader: SampleLoader, val: SampleLoader | None,
@@ -131,6 +138,10 @@ def fit_epochs(model: nn.Module, loader: SampleLoader, val: SampleLoader | None,
         if batch == 0:
             callbacks.on_epoch_begin(epoch)
         callbacks.on_train_batch_begin(batch)
+        # the loop sets each group's lr from its base_lr before the step (its schedule, constant
+        # here): a rate changed since (a callback, a torch scheduler, param_groups) becomes the base
+        for group in optimizer.param_groups:
+            group["base_lr"] = group["lr"]
 
     def end_epoch(epoch: int) -> None:
         row = means.results()
@@ -139,9 +150,9 @@ def fit_epochs(model: nn.Module, loader: SampleLoader, val: SampleLoader | None,
             row |= {f"val_{k}": v for k, v in
                     evaluate_means(model, val, compiled, cfg.device, targets=val_targets).items()}
         rows.append(row)
-        if log is not None:
-            log(epoch, row)
         callbacks.on_epoch_end(epoch, row)  # one dict for all: what a callback adds, History keeps
+        if log is not None:  # after the callbacks, with what they added, as Keras's progress bar
+            log(epoch, row)
 
     def after_step(_step: int, _values: dict[str, float]) -> bool:
         epoch, batch = at
@@ -156,13 +167,14 @@ def fit_epochs(model: nn.Module, loader: SampleLoader, val: SampleLoader | None,
     try:
         train.fit(model, loader, cfg, loss_fn=means.loss_fn, metrics=_loop_names(means.metric_fns),
                   optimizer=optimizer, on_step=after_step)
-    except FloatingPointError as err:  # the loop refuses a non-finite loss before its step
+    except FloatingPointError:  # the loop refuses a non-finite loss before its step
         epoch, batch = at
-        if math.isfinite(means.results()["loss"]):  # a gradient, which Keras's callbacks never see
-            raise FloatingPointError(_advice(err)) from None
+        loss = means.results()["loss"]
+        if math.isfinite(loss):  # a gradient, which Keras's callbacks never see
+            raise FloatingPointError(_advice("the gradient norm is not finite", epoch, batch)) from None
         callbacks.on_train_batch_end(batch, means.results())  # TerminateOnNaN stops here
         if not model.stop_training:
-            raise FloatingPointError(_advice(err)) from None
+            raise FloatingPointError(_advice(f"loss is {loss}", epoch, batch)) from None
         end_epoch(epoch)
     finally:
         loader.before_batch = None
@@ -170,10 +182,11 @@ def fit_epochs(model: nn.Module, loader: SampleLoader, val: SampleLoader | None,
     return rows
 
 
-def _advice(err: FloatingPointError) -> str:
-    """The loop's report of a non-finite loss or gradient, with what a Keras user can change."""
-    what = str(err).split(";")[0]  # e.g. "loss is nan at step 3 (epoch 1, batch 3)"
-    return (f"{what}; training stopped before this step changed the weights. Lower the learning rate "
+def _advice(what: str, epoch: int, batch: int) -> str:
+    """A non-finite loss or gradient at ``epoch``'s ``batch`` (0-based), with what a Keras user
+    can change (the loop's own message names TrainConfig's settings, which Keras's API cannot reach)."""
+    return (f"{what} at epoch {epoch + 1}, batch {batch + 1}; training stopped before this step changed "
+            f"the weights. Lower the learning rate "
             f"(optimizer=rnnkit.keras.optimizers.Adam(learning_rate=1e-4)), clip the gradients "
             f"(Adam(clipnorm=1.0), or clipvalue=), check x and y for NaN/inf, or pass "
             f"callbacks=[TerminateOnNaN()] to end training at such a batch without an error")

@@ -14,8 +14,8 @@ import warnings
 
 import numpy as np
 
-from rnnkit.keras._base import plain
-from rnnkit.keras._callback import Callback, monitor_mode
+from rnnkit.keras._base import check_count, check_finite, plain
+from rnnkit.keras._callback import Callback, improves, monitor_mode
 from rnnkit.keras.optimizers import get_learning_rate, set_learning_rate
 
 
@@ -37,17 +37,14 @@ class ReduceLROnPlateau(Callback):
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, verbose: int = 0,
                  mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0):
-        factor, min_delta, min_lr = plain(factor), plain(min_delta), plain(min_lr)
-        if not isinstance(factor, int | float) or not 0 <= factor < 1:
+        factor = plain(factor)
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 <= factor < 1:
             raise ValueError(f"factor must be a number in [0, 1) (ReduceLROnPlateau reduces the rate), "
                              f"got {factor!r}")
-        for name, value in (("patience", plain(patience)), ("cooldown", plain(cooldown))):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
         self.mode = monitor_mode("ReduceLROnPlateau", monitor, mode)
         self.monitor, self.factor, self.verbose = monitor, float(factor), verbose
-        self.patience = int(plain(patience))
-        self.min_delta, self.cooldown, self.min_lr = float(min_delta), int(cooldown), float(min_lr)
+        self.patience, self.cooldown = check_count("patience", patience), check_count("cooldown", cooldown)
+        self.min_delta, self.min_lr = check_finite("min_delta", min_delta), check_finite("min_lr", min_lr)
         self.on_train_begin()
 
     def on_train_begin(self, logs=None) -> None:
@@ -65,7 +62,7 @@ class ReduceLROnPlateau(Callback):
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
-        if self._improves(current):
+        if improves(self.mode, current, self.best, self.min_delta):
             self.best, self.wait = current, 0
         elif self.cooldown_counter == 0:
             self.wait += 1
@@ -77,11 +74,6 @@ class ReduceLROnPlateau(Callback):
                     if self.verbose > 0:
                         print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}.")
                     self.cooldown_counter, self.wait = self.cooldown, 0
-
-    def _improves(self, value: float) -> bool:
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
 
 
 class LearningRateScheduler(Callback):

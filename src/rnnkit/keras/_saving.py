@@ -41,8 +41,11 @@ from rnnkit.keras._recurrent import GRU, LSTM, RNNLayer, SimpleRNN
 from rnnkit.keras._weights import KerasWeight
 
 FORMAT = "rnnkit.keras.weights/2"  # in the file's metadata
-MODEL_FORMAT = "rnnkit.keras.model/2"
-OLD_FORMATS = {"rnnkit.keras.weights/1": FORMAT, "rnnkit.keras.model/1": MODEL_FORMAT}
+# 3: trainable (the model's and each layer's) and an optimizer saved as its class and config,
+# which the readers of 2 cannot take; 2 and 1 are still read
+MODEL_FORMAT = "rnnkit.keras.model/3"
+V1_FORMATS = {"rnnkit.keras.weights/1": FORMAT, "rnnkit.keras.model/1": MODEL_FORMAT}  # the old keys
+OLD_FORMATS = {**V1_FORMATS, "rnnkit.keras.model/2": MODEL_FORMAT}
 LAYERS: dict[str, type[Layer]] = {cls.__name__: cls for cls in (
     Bidirectional, Dense, Dropout, Embedding, GRU, LSTM, SimpleRNN)}
 
@@ -191,7 +194,7 @@ def _format(metadata: dict[str, str]) -> str | None:
 
 
 def _version(metadata: dict[str, str]) -> int:
-    return 1 if metadata.get("format") in OLD_FORMATS else 2
+    return 1 if metadata.get("format") in V1_FORMATS else 2
 
 
 def _architecture(metadata: dict[str, str], path: str | Path) -> dict:

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import csv
 import math
-import numbers
 import pathlib
 import warnings
 
 import numpy as np
 
-from rnnkit.keras._base import plain
-from rnnkit.keras._callback import Callback, check_callbacks, monitor_mode
+from rnnkit.keras._base import check_count, check_finite, plain
+from rnnkit.keras._callback import Callback, check_callbacks, improves, monitor_mode
 from rnnkit.keras._lr_callbacks import LearningRateScheduler, ReduceLROnPlateau
 
 __all__ = ["CSVLogger", "Callback", "EarlyStopping", "LambdaCallback", "LearningRateScheduler",
@@ -51,10 +50,10 @@ class EarlyStopping(Callback):
                  verbose: int = 0, mode: str = "auto", baseline: float | None = None,
                  restore_best_weights: bool = False, start_from_epoch: int = 0):
         self.mode = monitor_mode("EarlyStopping", monitor, mode)
-        min_delta = _finite("min_delta", min_delta)
+        min_delta = check_finite("min_delta", min_delta)
         self.monitor, self.verbose, self.baseline = monitor, verbose, baseline
-        self.patience = _count("patience", patience)
-        self.start_from_epoch = _count("start_from_epoch", start_from_epoch)
+        self.patience = check_count("patience", patience)
+        self.start_from_epoch = check_count("start_from_epoch", start_from_epoch)
         self.min_delta, self.restore_best_weights = abs(min_delta), restore_best_weights
         self.on_train_begin()
 
@@ -74,11 +73,11 @@ class EarlyStopping(Callback):
         if self.restore_best_weights and self.best_weights is None:
             self.best_weights, self.best_epoch = self.model.get_weights(), epoch
         self.wait += 1
-        if _improves(self.mode, current, self.best, self.min_delta):
+        if improves(self.mode, current, self.best, self.min_delta):
             self.best, self.best_epoch = current, epoch
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
-            if self.baseline is None or _improves(self.mode, current, self.baseline, self.min_delta):
+            if self.baseline is None or improves(self.mode, current, self.baseline, self.min_delta):
                 self.wait = 0
             return
         if self.wait >= self.patience and epoch > 0:
@@ -120,12 +119,15 @@ class ModelCheckpoint(Callback):
                                      or save_freq < 1):
             raise ValueError(f"save_freq must be 'epoch' or a positive int, got {save_freq!r}")
         # the direction matters only when comparing (Keras tells it at the first epoch's end)
-        self.mode = monitor_mode("ModelCheckpoint", monitor if save_best_only else "loss", mode)
+        self.mode = monitor_mode("ModelCheckpoint", monitor, mode) if save_best_only else None
         self.filepath, self.monitor, self.verbose = str(filepath), monitor, verbose
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
         self.save_freq = save_freq
         self.initial_value_threshold = initial_value_threshold
-        self.best = initial_value_threshold
+        if initial_value_threshold is not None:
+            self.best = check_finite("initial_value_threshold", initial_value_threshold)
+        else:  # Keras's: anything beats it
+            self.best = math.inf if self.mode == "min" else -math.inf
         self._epoch, self._batches = 0, 0
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
@@ -165,8 +167,8 @@ class ModelCheckpoint(Callback):
         if current is None:  # Keras saves anyway
             warnings.warn(f"Can save best model only with {self.monitor} available.", stacklevel=3)
             return True
-        best = "None" if self.best is None else f"{self.best:.5f}"
-        if self.best is None or _improves(self.mode, current, self.best, 0.0):
+        best = f"{self.best:.5f}"
+        if improves(self.mode, current, self.best, 0.0):
             if self.verbose > 0:
                 print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best} to {current:.5f}, "
                       f"saving model to {path}")
@@ -194,7 +196,7 @@ class CSVLogger(Callback):
 
     def on_train_begin(self, logs=None) -> None:
         path = pathlib.Path(self.filename)
-        self._header = not (self.append and path.exists() and path.read_text().strip())
+        self._header = not (self.append and path.exists() and _has_header(path))
         self.on_train_end()  # a file left open by an interrupted fit
         self._file = path.open("a" if self.append else "w", newline="")
         self._writer, self.keys = None, None
@@ -251,13 +253,6 @@ class LambdaCallback(Callback):
         self.__dict__.update({name: fn for name, fn in hooks.items() if fn is not None})
 
 
-def _improves(mode: str, value: float, reference: float, min_delta: float) -> bool:
-    """Better than ``reference`` by more than ``min_delta`` in ``mode``'s direction."""
-    if mode == "min":
-        return value + min_delta < reference
-    return value - min_delta > reference
-
-
 def _csv_value(value):
     """Keras's ``handle_value``: a 1-D iterable as ``"[a, b]"``, anything else as it is."""
     if isinstance(value, str) or (isinstance(value, np.ndarray) and value.ndim == 0):
@@ -267,15 +262,7 @@ def _csv_value(value):
     return value
 
 
-def _finite(name: str, value) -> float:
-    value = plain(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _count(name: str, value) -> int:
-    value = plain(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-    return int(value)
+def _has_header(path: pathlib.Path) -> bool:
+    """Keras's test: the file's first line is not empty (only that line is read)."""
+    with path.open(newline="") as f:
+        return bool(f.readline().strip())

@@ -285,14 +285,15 @@ class Sequential(nn.Module):
             frozen = "every layer has trainable=False" if self.trainable else "the model has trainable=False"
             raise ValueError(f"fit() needs a trainable weight, but {frozen} (Keras would run the epochs and "
                              "change nothing): set trainable=True, or use evaluate()")
-        # compile's optimizer, built here on the trainable weights (a torch class: made here)
+        # compile's optimizer, built here on the trainable weights (a torch class: made here);
+        # one built already also takes the weights made trainable since
         spec = compiled["optimizer"] if self.optimizer is None else self.optimizer
+        _check_no_stray_rate(spec)
         self.optimizer = make_optimizer(spec, self)
-        if isinstance(self.optimizer, Optimizer):  # weights made trainable since it was built
-            add_parameters(self.optimizer, self)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()))
-        # the loop runs each parameter group at its own rate (a constant schedule)
+        # the loop runs each parameter group at its own rate (a constant schedule; _fit keeps
+        # a rate changed during training, by a callback or a torch scheduler)
         cfg = train.TrainConfig(epochs=epochs, seed=seed, progress=verbose in (1, "auto"),
                                 device=str(self._like().device))
         batch_size = _data.batch_size_for(self, batch_size)
@@ -416,3 +417,15 @@ def _with_mask(out, mask_BT: Tensor | None, T: int | None):
 def _returns_state(layer: Layer) -> bool:
     inner = layer.layer if isinstance(layer, Bidirectional) else layer
     return isinstance(inner, RNNLayer) and inner.return_state
+
+
+def _check_no_stray_rate(optimizer) -> None:
+    """``model.optimizer.learning_rate = x`` on a plain torch optimizer sets an attribute torch
+    never reads: refused, rather than training at the old rate."""
+    if isinstance(optimizer, torch.optim.Optimizer) and not isinstance(optimizer, Optimizer) and (
+            "learning_rate" in vars(optimizer)):
+        name = type(optimizer).__name__
+        raise ValueError(f"model.optimizer is a torch.optim.{name}, whose rate is param_groups[i]['lr']: "
+                         f"its learning_rate attribute ({optimizer.learning_rate!r}) is not read. Set the "
+                         f"rate with rnnkit.keras.optimizers.set_learning_rate(model.optimizer, x), or "
+                         f"compile with an rnnkit.keras.optimizers class, whose learning_rate is Keras's")
