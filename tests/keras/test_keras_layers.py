@@ -266,8 +266,7 @@ def test_numpy_inputs_take_the_layer_dtype():
      r"inputs of simple_rnn \(SimpleRNN\) must be 3-D \(batch, timesteps, features\), got shape \(3, 4\)"),
     (lambda: _built(LSTM(H))(torch.randn(B, T, I + 1)), ValueError,
      r"must have 4 features .*got 5 \(shape \(3, 6, 5\)\)"),
-    (lambda: SimpleRNN(H, activation="sigmoid"), ValueError,
-     r"activation of SimpleRNN must be 'tanh' or 'relu', got 'sigmoid'"),
+    (lambda: SimpleRNN(H, activation="sigmoidal"), ValueError, r"activation must be .* got 'sigmoidal'"),
     (lambda: Dense(3, activation="swishy"), ValueError, r"activation must be .* got 'swishy'"),
     (lambda: SimpleRNN(0), ValueError, r"units must be a positive int, got 0"),
     (lambda: LSTM(H, dropout=1.0), ValueError, r"dropout must be a fraction in \[0, 1\), got 1.0"),
@@ -281,10 +280,9 @@ def test_numpy_inputs_take_the_layer_dtype():
      r"initial_state of lstm \(LSTM\) must be a list of 2 \(batch, 5\) tensors, got 1 items"),
     (lambda: SimpleRNN(H, input_shape=(T, I), batch_input_shape=(2, T, I)), ValueError,
      r"pass input_shape or batch_input_shape, not both"),
-    (lambda: LSTM(H, activation="relu"), ValueError,
-     r"activation must be 'tanh' \(the only one this LSTM runs\), got 'relu'"),
-    (lambda: GRU(H, "tanh", "hard_sigmoid"), ValueError,
-     r"recurrent_activation must be 'sigmoid' \(the only one this GRU runs\), got 'hard_sigmoid'"),
+    (lambda: LSTM(H, activation=torch.relu), ValueError,
+     r"activation of a recurrent layer must be a Keras activation's name, which the saved model keeps"),
+    (lambda: GRU(H, "tanh", "hard_sigmoidal"), ValueError, r"activation must be .* got 'hard_sigmoidal'"),
     (lambda: LSTM(H, unroll=True), ValueError, r"unroll must be False \(.*\), got True"),
 ], ids=["rank", "features", "rnn-activation", "dense-activation", "units", "dropout",
         "bidirectional-layer", "merge-mode", "token-range", "mask-shape", "initial-state",
@@ -319,3 +317,58 @@ def test_embedding_takes_keras_2s_input_length_with_keras_3s_warning():
     with pytest.warns(UserWarning, match="Argument `input_length` is deprecated. Just remove it."):
         layer = Embedding(10, 4, input_length=7)
     assert layer(torch.tensor([[1, 2, 3]])).shape == (1, 3, 4)
+
+
+def _keras_by_hand(name, layer, x, act, gate):
+    """Keras 3's cells (keras/src/layers/rnn/*.py, implementation 2) on get_weights()'s
+    arrays: SimpleRNN h = act(x W + h U + b); LSTM (i, f, c, o); GRU (z, r, h), reset after
+    (two bias rows) or before the product."""
+    w = [torch.as_tensor(a) for a in layer.get_weights()]
+    h = torch.zeros(x.shape[0], H, dtype=x.dtype)
+    c = torch.zeros_like(h)
+    outs = []
+    for t in range(x.shape[1]):
+        xt = x[:, t]
+        if name == "simple_rnn":
+            h = act(xt @ w[0] + h @ w[1] + w[2])
+        elif name == "lstm":
+            i, f, g, o = (xt @ w[0] + h @ w[1] + w[2]).chunk(4, dim=-1)
+            c = gate(f) * c + gate(i) * act(g)
+            h = gate(o) * act(c)
+        else:
+            after = w[2].dim() == 2
+            b_in, b_rec = (w[2][0], w[2][1]) if after else (w[2], torch.zeros_like(w[2]))
+            x_z, x_r, x_h = (xt @ w[0] + b_in).chunk(3, dim=-1)
+            u_z, u_r, u_h = (h @ w[1] + b_rec).chunk(3, dim=-1)
+            z, r = gate(x_z + u_z), gate(x_r + u_r)
+            cand = act(x_h + r * u_h) if after else act(x_h + (r * h) @ w[1][:, 2 * H:])
+            h = z * h + (1 - z) * cand
+        outs.append(h)
+    return torch.stack(outs, dim=1)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("simple_rnn", dict(activation="sigmoid")),
+    ("lstm", dict(activation="relu", recurrent_activation="hard_sigmoid")),
+    ("gru", dict(activation="softsign", recurrent_activation="hard_sigmoid")),
+    ("gru", dict(activation="relu", reset_after=False)),
+], ids=["simple_rnn-sigmoid", "lstm-relu-hard_sigmoid", "gru-softsign-hard_sigmoid", "gru-before-relu"])
+def test_other_activations_are_keras_equations(name, kwargs, tmp_path):
+    """Keras's activation and recurrent_activation (MachineLearningMastery's LSTM(activation=
+    "relu") among them) run on the reference loop; saved and loaded with the model."""
+    from rnnkit.keras import load_model
+    from rnnkit.keras._core import ACTIVATIONS
+
+    torch.manual_seed(0)
+    layer = LAYERS[name](H, return_sequences=True, **kwargs)
+    model = Sequential([layer])
+    model.build((None, T, I))
+    layer.set_weights([np.random.default_rng(1).normal(0, 0.5, w.shape) for w in layer.get_weights()])
+    x = torch.randn(B, T, I)
+    act = ACTIVATIONS[kwargs.get("activation", "tanh")]
+    gate = ACTIVATIONS[kwargs.get("recurrent_activation", "sigmoid")]
+    want = _keras_by_hand(name, layer, x, act, gate)
+    torch.testing.assert_close(layer(x), want)
+    assert layer.rnn.executor == "reference"
+    model.save(tmp_path / "model.safetensors")
+    torch.testing.assert_close(load_model(tmp_path / "model.safetensors").layers[0](x), want)

@@ -37,6 +37,7 @@ Keras's conventions, and how they map:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.cells import ElmanCell, GRUCell, HiddenState, LSTMCell, LSTMState
@@ -51,6 +52,7 @@ from rnnkit.keras._base import (
     check_positive_int,
     check_rate,
 )
+from rnnkit.keras._core import get_activation
 from rnnkit.keras._weights import KerasWeight, swap_first_blocks
 from rnnkit.layers import Bidirectional as _Bidirectional
 from rnnkit.layers import LockedDropout, Recurrent, lengths_to_mask
@@ -256,39 +258,51 @@ class RNNLayer(Layer):
 class SimpleRNN(RNNLayer):
     """Keras ``SimpleRNN``: ``h' = activation(x W + h U + b)`` (rnnkit's ``ElmanCell``).
 
-    Arguments: ``units``, ``activation`` (``"tanh"`` or ``"relu"``), and those of
-    ``RNNLayer``: ``use_bias``, ``return_sequences``, ``return_state``, ``go_backwards``,
-    ``stateful``, ``dropout``, ``recurrent_dropout``, ``backend``, ``input_shape``,
-    ``batch_input_shape``, ``name``.
+    Arguments: ``units``, ``activation`` (a Keras activation's name; "tanh" and "relu" run
+    rnnkit's fused kernels, the others its reference loop), and those of ``RNNLayer``:
+    ``use_bias``, ``return_sequences``, ``return_state``, ``go_backwards``, ``stateful``,
+    ``dropout``, ``recurrent_dropout``, ``backend``, ``input_shape``, ``batch_input_shape``,
+    ``name``.
     """
 
-    def __init__(self, units: int, activation: str = "tanh", **kwargs):
-        if activation not in ("tanh", "relu"):
-            raise ValueError(f"activation of SimpleRNN must be 'tanh' or 'relu', got {activation!r}")
+    def __init__(self, units: int, activation: str | None = "tanh", **kwargs):
+        self.activation = _activation_name("activation", activation)
         super().__init__(units, **kwargs)
-        self.activation = activation
 
     def get_config(self) -> dict:
         return {**super().get_config(), "activation": self.activation}
 
     def _make_cell(self, input_size: int) -> Cell:
-        return ElmanCell(input_size, self.units, nonlinearity=self.activation, bias=False)
+        if self.activation in ("tanh", "relu"):
+            return ElmanCell(input_size, self.units, nonlinearity=self.activation, bias=False)
+        return _KerasElmanCell(input_size, self.units, activation=self.activation)
 
 
 class LSTM(RNNLayer):
-    """Keras ``LSTM`` (rnnkit's ``LSTMCell``; gates i, f, g, o in both). ``activation``,
-    ``recurrent_activation`` and ``unroll`` take Keras's defaults only (the cell's equations);
-    other arguments as ``RNNLayer``."""
+    """Keras ``LSTM`` (rnnkit's ``LSTMCell``; gates i, f, g, o in both). ``activation`` (of g
+    and of c in the output) and ``recurrent_activation`` (of the gates i, f, o) take Keras's
+    activation names: with Keras's defaults (tanh, sigmoid) the layer runs rnnkit's fused
+    kernels, with others its reference loop (Keras too leaves cuDNN then). ``unroll`` must be
+    False. Other arguments as ``RNNLayer``."""
 
     _gates = 4
 
-    def __init__(self, units: int, activation: str = "tanh", recurrent_activation: str = "sigmoid",
-                 *, unroll: bool = False, **kwargs):
-        _check_keras_defaults("LSTM", activation, recurrent_activation, unroll)
+    def __init__(self, units: int, activation: str | None = "tanh",
+                 recurrent_activation: str | None = "sigmoid", *, unroll: bool = False, **kwargs):
+        _check_unroll("LSTM", unroll)
+        self.activation = _activation_name("activation", activation)
+        self.recurrent_activation = _activation_name("recurrent_activation", recurrent_activation)
         super().__init__(units, **kwargs)
 
+    def get_config(self) -> dict:
+        return {**super().get_config(), "activation": self.activation,
+                "recurrent_activation": self.recurrent_activation}
+
     def _make_cell(self, input_size: int) -> Cell:
-        return LSTMCell(input_size, self.units, bias=False)
+        if (self.activation, self.recurrent_activation) == ("tanh", "sigmoid"):
+            return LSTMCell(input_size, self.units, bias=False)
+        return _KerasLSTMCell(input_size, self.units, activation=self.activation,
+                              recurrent_activation=self.recurrent_activation)
 
     def _state_type(self):
         return LSTMState
@@ -297,19 +311,23 @@ class LSTM(RNNLayer):
 class GRU(RNNLayer):
     """Keras ``GRU`` (rnnkit's ``GRUCell``). ``reset_after=True`` (Keras's default) has two
     biases, as torch; ``reset_after=False`` applies the reset gate before the product (Cho et
-    al. 2014) and has one. ``activation``, ``recurrent_activation`` and ``unroll`` take Keras's
-    defaults only (the cell's equations); other arguments as ``RNNLayer``."""
+    al. 2014) and has one. ``activation`` (of the candidate) and ``recurrent_activation`` (of
+    the gates z, r) as ``LSTM``'s; ``unroll`` must be False; other arguments as ``RNNLayer``."""
 
     _gates = 3
 
-    def __init__(self, units: int, activation: str = "tanh", recurrent_activation: str = "sigmoid",
-                 *, reset_after: bool = True, unroll: bool = False, **kwargs):
-        _check_keras_defaults("GRU", activation, recurrent_activation, unroll)
+    def __init__(self, units: int, activation: str | None = "tanh",
+                 recurrent_activation: str | None = "sigmoid", *, reset_after: bool = True,
+                 unroll: bool = False, **kwargs):
+        _check_unroll("GRU", unroll)
+        self.activation = _activation_name("activation", activation)
+        self.recurrent_activation = _activation_name("recurrent_activation", recurrent_activation)
         super().__init__(units, **kwargs)
         self.reset_after = reset_after
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "reset_after": self.reset_after}
+        return {**super().get_config(), "activation": self.activation,
+                "recurrent_activation": self.recurrent_activation, "reset_after": self.reset_after}
 
     def _one_bias(self) -> bool:
         return self.use_bias and not self.reset_after
@@ -319,18 +337,84 @@ class GRU(RNNLayer):
 
     def _make_cell(self, input_size: int) -> Cell:
         two_biases = self.use_bias and self.reset_after
-        return GRUCell(input_size, self.units, bias=two_biases, reset_after=self.reset_after)
+        if (self.activation, self.recurrent_activation) == ("tanh", "sigmoid"):
+            return GRUCell(input_size, self.units, bias=two_biases, reset_after=self.reset_after)
+        return _KerasGRUCell(input_size, self.units, bias=two_biases, reset_after=self.reset_after,
+                             activation=self.activation, recurrent_activation=self.recurrent_activation)
 
 
-def _check_keras_defaults(layer: str, activation, recurrent_activation, unroll) -> None:
-    """Keras's defaults, which users often pass explicitly, are accepted; the cells run no
-    other activations, and the executors never unroll."""
-    for name, value, default, why in (
-            ("activation", activation, "tanh", f"the only one this {layer} runs"),
-            ("recurrent_activation", recurrent_activation, "sigmoid", f"the only one this {layer} runs"),
-            ("unroll", unroll, False, f"this {layer} runs a loop or a fused kernel, never unrolled")):
-        if type(value) is not type(default) or value != default:
-            raise ValueError(f"{name} must be {default!r} ({why}), got {value!r}")
+def _check_unroll(layer: str, unroll) -> None:
+    """Keras's default, which users often pass explicitly, is accepted; the executors never unroll."""
+    if unroll is not False:
+        raise ValueError(f"unroll must be False (this {layer} runs a loop or a fused kernel, never "
+                         f"unrolled), got {unroll!r}")
+
+
+def _activation_name(name: str, value) -> str | None:
+    """A Keras activation's name (or None: linear), checked; a name is what get_config saves."""
+    if callable(value):
+        raise ValueError(f"{name} of a recurrent layer must be a Keras activation's name, which the saved "
+                         f"model keeps, got the callable {value!r}")
+    get_activation(value)  # raises for an unknown name
+    return value
+
+
+class _KerasElmanCell(ElmanCell):
+    """``ElmanCell`` with any Keras activation: h' = activation(x W + h U) (biases in W). A
+    subclass, so the executors run it on the reference loop (their kernels are tanh/relu's)."""
+
+    def __init__(self, input_size: int, hidden_size: int, *, activation: str | None):
+        super().__init__(input_size, hidden_size, bias=False)
+        self.activation = activation
+
+    def forward(self, x_BI: Tensor, state: HiddenState, *, recurrent_h: Tensor | None = None) -> HiddenState:
+        h_BH = state.h if recurrent_h is None else recurrent_h
+        return HiddenState(get_activation(self.activation)(F.linear(x_BI, self.weight_ih)
+                                                           + F.linear(h_BH, self.weight_hh)))
+
+
+class _KerasLSTMCell(LSTMCell):
+    """Keras's LSTMCell with its activations (keras/src/layers/rnn/lstm.py), gates i, f, g, o:
+    c' = σ(f) c + σ(i) act(g), h' = σ(o) act(c'), σ the recurrent activation. Biases are in
+    W_ih (the layer's column of ones)."""
+
+    def __init__(self, input_size: int, hidden_size: int, *, activation: str | None,
+                 recurrent_activation: str | None):
+        super().__init__(input_size, hidden_size, bias=False)
+        self.activation, self.recurrent_activation = activation, recurrent_activation
+
+    def forward(self, x_BI: Tensor, state: LSTMState, *, recurrent_h: Tensor | None = None) -> LSTMState:
+        act, gate = get_activation(self.activation), get_activation(self.recurrent_activation)
+        h_BH, c_BH = state
+        h_BH = h_BH if recurrent_h is None else recurrent_h
+        gates_BG = F.linear(x_BI, self.weight_ih) + F.linear(h_BH, self.weight_hh)
+        i_BH, f_BH, g_BH, o_BH = gates_BG.chunk(4, dim=-1)
+        c_BH = gate(f_BH) * c_BH + gate(i_BH) * act(g_BH)
+        return LSTMState(gate(o_BH) * act(c_BH), c_BH)
+
+
+class _KerasGRUCell(GRUCell):
+    """Keras's GRUCell with its activations (keras/src/layers/rnn/gru.py), in the cell's gate
+    order r, z, n: h' = (1 - z) act(n) + z h, r and z through the recurrent activation."""
+
+    def __init__(self, input_size: int, hidden_size: int, *, bias: bool, reset_after: bool,
+                 activation: str | None, recurrent_activation: str | None):
+        super().__init__(input_size, hidden_size, bias=bias, reset_after=reset_after)
+        self.activation, self.recurrent_activation = activation, recurrent_activation
+
+    def forward(self, x_BI: Tensor, state: HiddenState, *, recurrent_h: Tensor | None = None) -> HiddenState:
+        act, gate = get_activation(self.activation), get_activation(self.recurrent_activation)
+        h_BH = state.h if recurrent_h is None else recurrent_h
+        xr_BH, xz_BH, xn_BH = F.linear(x_BI, self.weight_ih, self.bias_ih).chunk(3, dim=-1)
+        w_hr, w_hz, w_hn = self.weight_hh.chunk(3, dim=0)
+        b_hr, b_hz, b_hn = self.bias_hh.chunk(3) if self.bias_hh is not None else (None,) * 3
+        r_BH = gate(xr_BH + F.linear(h_BH, w_hr, b_hr))
+        z_BH = gate(xz_BH + F.linear(h_BH, w_hz, b_hz))
+        if self.reset_after:
+            n_BH = act(xn_BH + r_BH * F.linear(h_BH, w_hn, b_hn))
+        else:
+            n_BH = act(xn_BH + F.linear(r_BH * h_BH, w_hn, b_hn))
+        return HiddenState((1 - z_BH) * n_BH + z_BH * state.h)
 
 
 def _merge(mode: str, a: Tensor, b: Tensor) -> Tensor:
