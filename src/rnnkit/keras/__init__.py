@@ -23,7 +23,9 @@ from rnnkit.keras.layers import (
     Input,
     InputLayer,
     Layer,
+    RepeatVector,
     SimpleRNN,
+    TimeDistributed,
 )
 from rnnkit.keras.model import History, Sequential
 
@@ -38,8 +40,10 @@ __all__ = [
     "Input",
     "InputLayer",
     "Layer",
+    "RepeatVector",
     "Sequential",
     "SimpleRNN",
+    "TimeDistributed",
     "callbacks",
     "datasets",
     "load_model",

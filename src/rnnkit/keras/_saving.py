@@ -9,7 +9,8 @@ keras/src/saving/saving_lib.py): a Sequential's layers under ``layers/``, each n
 snake-cased class with a counter (``lstm``, ``lstm_1``, ``dense``) rather than by its name,
 so a file loads into any model of the same architecture; then the attribute path to the
 object that owns the variables (a recurrent layer's ``cell``; a Bidirectional's
-``forward_layer/cell`` and ``backward_layer/cell``); then ``vars/<i>``, the object's i-th
+``forward_layer/cell`` and ``backward_layer/cell``; a TimeDistributed's ``layer``, the
+attribute Keras's ``Wrapper`` keeps it in); then ``vars/<i>``, the object's i-th
 variable in build order (``Layer.save_own_variables``). So ``layers/lstm/cell/vars/0`` is
 the first LSTM's kernel and ``layers/dense/vars/1`` the first Dense's bias. Files written
 before these paths (format ``.../1``: ``lstm/kernel``, ``bidirectional/forward/kernel``)
@@ -38,6 +39,7 @@ from rnnkit.keras._base import Layer, _snake, write_weights
 from rnnkit.keras._bidirectional import Bidirectional
 from rnnkit.keras._core import Dense, Dropout, Embedding
 from rnnkit.keras._recurrent import GRU, LSTM, RNNLayer, SimpleRNN
+from rnnkit.keras._time_distributed import RepeatVector, TimeDistributed
 from rnnkit.keras._weights import KerasWeight
 
 FORMAT = "rnnkit.keras.weights/2"  # in the file's metadata
@@ -47,7 +49,7 @@ MODEL_FORMAT = "rnnkit.keras.model/3"
 V1_FORMATS = {"rnnkit.keras.weights/1": FORMAT, "rnnkit.keras.model/1": MODEL_FORMAT}  # the old keys
 OLD_FORMATS = {**V1_FORMATS, "rnnkit.keras.model/2": MODEL_FORMAT}
 LAYERS: dict[str, type[Layer]] = {cls.__name__: cls for cls in (
-    Bidirectional, Dense, Dropout, Embedding, GRU, LSTM, SimpleRNN)}
+    Bidirectional, Dense, Dropout, Embedding, GRU, LSTM, RepeatVector, SimpleRNN, TimeDistributed)}
 
 
 def file_keys(layers: list[Layer], *, version: int = 2) -> dict[str, tuple[Layer, str, KerasWeight]]:
@@ -68,6 +70,8 @@ def file_keys(layers: list[Layer], *, version: int = 2) -> dict[str, tuple[Layer
 def _variable_paths(layer: Layer) -> dict[str, str]:
     """Each weight's path under its layer in Keras 3: the attribute path of the object that
     owns it, then ``vars/<i>`` in that object's build order (kernel, recurrent_kernel, bias)."""
+    if isinstance(layer, TimeDistributed):  # the inner layer's own paths, under its attribute
+        return {name: f"layer/{path}" for name, path in _variable_paths(layer.layer).items()}
     recurrent = isinstance(layer, RNNLayer | Bidirectional)
     paths, counts = {}, {}
     for name in layer.keras_weights():
@@ -140,12 +144,12 @@ def layer_config(layer: Layer) -> dict:
 
 
 def layer_from_config(entry) -> Layer:
-    """A layer of the registry from ``layer_config``'s dict; a Bidirectional's inner layer too."""
+    """A layer of the registry from ``layer_config``'s dict; a wrapper's inner layer too."""
     if not isinstance(entry, dict) or entry.get("class_name") not in LAYERS:
         got = entry.get("class_name") if isinstance(entry, dict) else type(entry).__name__
         raise ValueError(f"a layer entry must name one of {sorted(LAYERS)} as class_name, got {got!r}")
     config = dict(entry.get("config") or {})
-    if entry["class_name"] == "Bidirectional":
+    if entry["class_name"] in ("Bidirectional", "TimeDistributed"):
         config["layer"] = layer_from_config(config.get("layer"))
     try:
         return LAYERS[entry["class_name"]](**config)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import textwrap
+
 from torch import nn
 
 from rnnkit.keras._base import Layer, Shape
@@ -17,7 +20,13 @@ def _shape(shape: Shape | list[Shape]) -> str:
 
 
 def _row(cells: tuple[str, str, str]) -> str:
-    return " " + "".join((c + " ").ljust(w) for c, w in zip(cells, WIDTHS, strict=True)).rstrip()
+    """One table row; a layer's name and type wider than their column go on over the next
+    lines, as tf.keras's ``print_summary`` wraps ``time_distributed (TimeDistributed)``."""
+    first, *rest = cells
+    parts = [textwrap.wrap(first, WIDTHS[0] - 1) or [""], *([c] for c in rest)]
+    lines = itertools.zip_longest(*parts, fillvalue="")
+    return "\n".join(" " + "".join((c + " ").ljust(w) for c, w in zip(line, WIDTHS, strict=True)).rstrip()
+                     for line in lines)
 
 
 def render_summary(name: str, layers: list[Layer], params: list[nn.Parameter], *,

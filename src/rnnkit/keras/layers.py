@@ -4,6 +4,7 @@ from rnnkit.keras._base import Layer
 from rnnkit.keras._bidirectional import Bidirectional
 from rnnkit.keras._core import Dense, Dropout, Embedding, Input, InputLayer
 from rnnkit.keras._recurrent import GRU, LSTM, RNNLayer, SimpleRNN
+from rnnkit.keras._time_distributed import RepeatVector, TimeDistributed
 
 __all__ = ["GRU", "LSTM", "Bidirectional", "Dense", "Dropout", "Embedding", "Input", "InputLayer", "Layer",
-           "RNNLayer", "SimpleRNN"]
+           "RNNLayer", "RepeatVector", "SimpleRNN", "TimeDistributed"]
