@@ -102,7 +102,7 @@ class Optimizer:
     @property
     def built(self) -> bool:
         """Whether the optimizer holds weights (``build``, or torch's ``add_param_group``)."""
-        return any(group["params"] for group in self.param_groups)
+        return is_built(self)
 
     def build(self, params) -> None:
         """Put ``params`` (parameters or parameter groups) in place of the empty group, with
@@ -205,6 +205,16 @@ def _clip_and_decay(optimizer: Optimizer, args, kwargs) -> None:
                         p.mul_(1.0 - group["lr"] * decay)
 
 
+def _adam_torch(c: dict) -> dict:
+    """The Adam family's betas and epsilon as torch names them."""
+    return dict(betas=(c["beta_1"], c["beta_2"]), eps=c["epsilon"])
+
+
+def _adam_keras(g: dict) -> dict:
+    """The Adam family's betas and epsilon from a torch group, as Keras names them."""
+    return dict(beta_1=g["betas"][0], beta_2=g["betas"][1], epsilon=g["eps"])
+
+
 class Adam(Optimizer, torch.optim.Adam):
     """Keras's ``Adam`` (keras/src/optimizers/adam.py) as ``torch.optim.Adam``."""
 
@@ -214,10 +224,10 @@ class Adam(Optimizer, torch.optim.Adam):
                          name=name, **common)
 
     def _torch_arguments(self, c: dict) -> dict:
-        return dict(betas=(c["beta_1"], c["beta_2"]), eps=c["epsilon"], amsgrad=c["amsgrad"])
+        return dict(_adam_torch(c), amsgrad=c["amsgrad"])
 
     def _keras_arguments(self, g: dict) -> dict:
-        return dict(beta_1=g["betas"][0], beta_2=g["betas"][1], epsilon=g["eps"], amsgrad=g["amsgrad"])
+        return dict(_adam_keras(g), amsgrad=g["amsgrad"])
 
 
 class AdamW(Optimizer, torch.optim.AdamW):
@@ -233,12 +243,10 @@ class AdamW(Optimizer, torch.optim.AdamW):
                          name=name, weight_decay=weight_decay, **common)
 
     def _torch_arguments(self, c: dict) -> dict:
-        return dict(betas=(c["beta_1"], c["beta_2"]), eps=c["epsilon"], amsgrad=c["amsgrad"],
-                    weight_decay=c["weight_decay"])
+        return dict(_adam_torch(c), amsgrad=c["amsgrad"], weight_decay=c["weight_decay"])
 
     def _keras_arguments(self, g: dict) -> dict:
-        return dict(beta_1=g["betas"][0], beta_2=g["betas"][1], epsilon=g["eps"], amsgrad=g["amsgrad"],
-                    weight_decay=g["weight_decay"])
+        return dict(_adam_keras(g), amsgrad=g["amsgrad"], weight_decay=g["weight_decay"])
 
 
 class SGD(Optimizer, torch.optim.SGD):
@@ -282,10 +290,10 @@ class Nadam(Optimizer, torch.optim.NAdam):
                          **common)
 
     def _torch_arguments(self, c: dict) -> dict:
-        return dict(betas=(c["beta_1"], c["beta_2"]), eps=c["epsilon"], momentum_decay=1.0)
+        return dict(_adam_torch(c), momentum_decay=1.0)
 
     def _keras_arguments(self, g: dict) -> dict:
-        return dict(beta_1=g["betas"][0], beta_2=g["betas"][1], epsilon=g["eps"])
+        return _adam_keras(g)
 
 
 class Adamax(Optimizer, torch.optim.Adamax):
@@ -297,10 +305,10 @@ class Adamax(Optimizer, torch.optim.Adamax):
                          **common)
 
     def _torch_arguments(self, c: dict) -> dict:
-        return dict(betas=(c["beta_1"], c["beta_2"]), eps=c["epsilon"])
+        return _adam_torch(c)
 
     def _keras_arguments(self, g: dict) -> dict:
-        return dict(beta_1=g["betas"][0], beta_2=g["betas"][1], epsilon=g["eps"])
+        return _adam_keras(g)
 
 
 class Adagrad(Optimizer, torch.optim.Adagrad):

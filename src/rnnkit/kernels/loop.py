@@ -94,7 +94,7 @@ def supports(cell: Cell) -> bool:
 def _saved_shapes(kind: int, T: int, B: int, H: int, G: int, *, ln: bool, lnc: bool, lni: bool,
                   masked: bool) -> list[tuple[int, ...]]:
     """Shapes of what the forward keeps for the backward (the C++ file's order)."""
-    shapes = [(T, B, H) if masked or not ln else (0,), (T, B, G)]  # h fed to the product, gates
+    shapes = [(T, B, H) if masked or not ln else (0,), (T, B, G)]  # h_{t-1} (see the C++), gates
     shapes += [(T, B, H)] * (2 if kind == _LSTM else 0 if ln and kind == _GRU else 1)  # c, c' | u_n | r h
     shapes += [(T, B, G), (T, B)] if ln else []
     shapes += [(T, B, H), (T, B)] if lnc else []
