@@ -207,6 +207,15 @@ def test_cli_refuses_ensembles_and_the_wrong_kind_of_out(tmp_path):
     lm = LanguageModel(LMConfig(vocab_size=5, embed_size=2, hidden_size=2))
     with pytest.raises(ValueError, match="path must be a file, got the directory"):
         export_onnx(lm, tmp_path / "e")
+    # pathlib reads "lm/" as "lm": a language model's file would have been named lm
+    with pytest.raises(ValueError, match="path must be a file, got a directory name '.*lm/'"):
+        export_onnx(lm, f"{tmp_path}/lm/")
+    assert not (tmp_path / "lm").exists()
+    checkpoint.save_config(tmp_path / "lmrun", architecture_config(lm))
+    checkpoint.save_weights(tmp_path / "lmrun" / checkpoint.WEIGHTS, lm)
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "lmrun"), "--out", f"{tmp_path}/lm/"])
+    assert result.exit_code == 2 and "must be a file, got a directory name" in result.output
+    assert not (tmp_path / "lm").exists()
     assert not list(tmp_path.glob("*.onnx")) or [p.name for p in tmp_path.glob("*.onnx")] == ["f.onnx"]
 
 

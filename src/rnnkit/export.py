@@ -188,11 +188,11 @@ def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> di
             not give the model's numbers (nothing is written); a translator's ``path`` is a
             file, or another model's a directory.
     """
-    path = Path(path)
     translator = isinstance(model, Seq2Seq)
     problem = out_problem(path, translator)
     if problem:
         raise ValueError(f"path {problem}")
+    path = Path(path)
     sigs = _translator_signatures(model) if translator else {"": _signature(model)}
     dtype = next(model.parameters()).dtype
     if dtype not in (torch.float32, torch.float64):
@@ -220,14 +220,16 @@ def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> di
     return {**result, "bos_id": model.config.bos_id, "eos_id": model.config.eos_id}
 
 
-def out_problem(path: Path, translator: bool) -> str | None:
+def out_problem(path: str | os.PathLike, translator: bool) -> str | None:
     """What is wrong with ``path`` as the place to export to, or None: a translator's is a
-    directory (not named like a file), another model's a file."""
+    directory (not named like a file), another model's a file (not named like a directory,
+    as ``out/`` is)."""
+    name, path = str(path), Path(path)
     if translator and (path.is_file() or path.suffix == ".onnx"):
         return (f"must be a directory for a translator's encoder.onnx and decoder.onnx, got "
-                f"{'the file' if path.is_file() else 'a file name'} {str(path)!r}")
-    if not translator and path.is_dir():
-        return f"must be a file, got the directory {str(path)!r}"
+                f"{'the file' if path.is_file() else 'a file name'} {name!r}")
+    if not translator and (path.is_dir() or name.endswith(("/", os.sep))):
+        return f"must be a file, got {'the directory' if path.is_dir() else 'a directory name'} {name!r}"
     return None
 
 

@@ -40,3 +40,18 @@ def test_the_set_example_in_the_help_is_a_key_of_the_commands_config(args):
     assert result.exit_code == 0, result.output
     key, value = example.split("=")
     assert f"{key.rpartition('.')[2]} = {value}" in result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["bench", "--json", "{tmp}/results/"],
+    ["plot", "{tmp}", "--out", "{tmp}/pictures/"],
+    ["predict", "{tmp}", "--data", "{tmp}/d.csv", "--out", "{tmp}/predictions/"],
+    ["diagnose", "gradients", "--json", "{tmp}/norms/"],
+], ids=["bench-json", "plot-out", "predict-out", "diagnose-json"])
+def test_a_file_option_named_like_a_directory_is_refused(args, tmp_path):
+    """pathlib reads ``out/`` as ``out``: the command would write a file named out."""
+    (tmp_path / "d.csv").write_text("a,1\n")
+    result = CliRunner().invoke(cli, [a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == 2, result.output
+    assert "must name a file, got the directory name" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]

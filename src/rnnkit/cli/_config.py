@@ -11,6 +11,7 @@ commands write (``require_out``, ``new_file``).
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,7 +36,7 @@ def config_options(command: F | None = None, *, example: str = "model.hidden_siz
     if command is None:
         return lambda command: config_options(command, example=example)
     options = [
-        click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("--config", type=FilePath(),
                      help="TOML config file; its [sections] set nested fields."),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help=f"Set one field, e.g. --set {example} (repeatable; wins over --config)."),
@@ -80,6 +81,24 @@ def require_out(out: Path | None) -> None:
         raise click.UsageError("Missing option '--out' (the run directory to write).")
 
 
+class FilePath(click.Path):
+    """``click.Path(dir_okay=False, path_type=Path)`` that also refuses a name ending in a path
+    separator: ``Path("out/")`` is ``out``, so ``--out out/`` would write a file named out."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(dir_okay=False, path_type=Path, **kwargs)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and names_directory(value):
+            self.fail(f"must name a file, got the directory name {value!r}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def names_directory(path: str | os.PathLike) -> bool:
+    """True where ``path`` ends in a separator, as ``out/`` does (pathlib drops it)."""
+    return str(path).endswith(("/", os.sep))
+
+
 def new_file(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
     """Callback of an option naming a file to write: its directory must exist and take a new
     file, checked when the command line is read, before any work or output (a benchmark's
@@ -104,12 +123,19 @@ def new_file_in_new_dirs(_ctx: click.Context, _param: click.Parameter, value: Pa
     return _writable(value, nearest)
 
 
-def new_file_or_directory(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+def new_file_or_directory(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """``new_file``, or a directory that takes new files (an option whose output may be
-    several files, as a translator's ONNX export)."""
-    if value is None or not Path(value).is_dir():
-        return new_file(_ctx, _param, value)
-    return _writable(Path(value), Path(value), directory_ok=True)
+    several files, as a translator's ONNX export). ``value`` stays the string given (with
+    ``type=click.Path()``), so that a trailing separator still says "a directory"."""
+    if value is None:
+        return None
+    if Path(value).is_dir():
+        _writable(Path(value), Path(value), directory_ok=True)
+    elif names_directory(value):
+        new_file_in_new_dirs(_ctx, _param, Path(value))
+    else:
+        new_file(_ctx, _param, Path(value))
+    return value
 
 
 def _writable(value: Path, directory: Path, *, directory_ok: bool = False) -> Path:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from rnnkit.bench import SUITES, run_suites, write_json
-from rnnkit.cli._config import new_file_in_new_dirs
+from rnnkit.cli._config import FilePath, new_file_in_new_dirs
 
 
 @click.command()
 @click.argument("suites", metavar="[SUITE]...", nargs=-1, type=click.Choice(SUITES))
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--json", "json_path", type=FilePath(),
               callback=new_file_in_new_dirs, help="Write results here (checked before the suites run).")
 @click.option("--quick", is_flag=True, help="Fewer repeats and cases: a smoke run.")
 @click.option("--threads", type=click.IntRange(min=1), help="torch threads [default: all cores].")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from rnnkit._io import write_atomic
-from rnnkit.cli._config import image_file, new_file
+from rnnkit.cli._config import FilePath, image_file, new_file
 from rnnkit.diagnostics import (
     TASKS,
     ClippingConfig,
@@ -20,7 +20,7 @@ from rnnkit.diagnostics import (
 )
 
 G, C = GradientConfig(), ClippingConfig()
-FILE = click.Path(dir_okay=False, path_type=Path)
+FILE = FilePath()
 THREADS = click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
                        help="torch threads (one is fastest at these sizes).")
 JSON = click.option("--json", "json_path", type=FILE, callback=new_file,

@@ -12,7 +12,8 @@ from rnnkit.cli._config import new_file_or_directory
 
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path), callback=new_file_or_directory,
+# a string, not a Path: Path("out/") drops the separator that says "a directory"
+@click.option("--out", required=True, type=click.Path(), callback=new_file_or_directory,
               help="ONNX file to write (replaced whole, only once it passed the check); for a translator, "
                    "a directory (made if missing) for encoder.onnx and decoder.onnx.")
 @click.option("--check/--no-check", default=True, show_default=True,

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from rnnkit._io import write_atomic
-from rnnkit.cli._config import image_file, new_file, not_input
+from rnnkit.cli._config import FilePath, image_file, new_file, not_input
 from rnnkit.cli._task import require_task
 from rnnkit.plot import plot_forecast
 from rnnkit.tasks.forecast import forecast as forecast_series
@@ -17,12 +17,12 @@ from rnnkit.tasks.forecast import forecast as forecast_series
 
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--data", type=FilePath(),
               help="History to forecast from, with the training file's columns (default: the training file).")
 @click.option("--horizon", type=click.IntRange(min=1), help="Steps ahead (default: the trained horizon).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
+@click.option("--out", type=FilePath(), callback=new_file,
               help="CSV to write: time, median and the 80% interval (default: print to stdout).")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), callback=image_file,
+@click.option("--plot", "plot_path", type=FilePath(), callback=image_file,
               help="Image of the history, forecast and interval (.png, .pdf or .svg).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample paths "
                                                                      "(autoregressive decoder).")

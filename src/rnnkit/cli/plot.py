@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from rnnkit.cli._config import image_file
+from rnnkit.cli._config import FilePath, image_file
 from rnnkit.plot import plot_run
 
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=image_file,
+@click.option("--out", type=FilePath(), callback=image_file,
               help=".png, .pdf or .svg to write [default: RUN_DIR/curves.png].")
 def plot(run_dir, out):
     """Draw the training curves of RUN_DIR (its metrics.jsonl or metrics.csv) to an image: one

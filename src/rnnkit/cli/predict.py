@@ -9,14 +9,14 @@ from pathlib import Path
 import click
 
 from rnnkit._io import write_atomic
-from rnnkit.cli._config import new_file, not_input
+from rnnkit.cli._config import FilePath, new_file, not_input
 from rnnkit.cli._task import require_task
 from rnnkit.tasks.classify import predict as predict_rows
 
 
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--data", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--data", required=True, type=FilePath(),
               help="File to classify, in the training file's format; its labels are not used "
                    "(any value will do).")
 @click.option("--no-labels", is_flag=True,
@@ -25,7 +25,7 @@ from rnnkit.tasks.classify import predict as predict_rows
 @click.option("--header/--no-header", default=None,
               help="Whether a CSV of series starts with a header row [default: guessed: a first row "
                    "without a number among its values].")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
+@click.option("--out", required=True, type=FilePath(), callback=new_file,
               help="CSV to write: id, label, then one probability column per class.")
 def predict(run_dir, data, no_labels, header, out):
     """Classify every sequence in --data with the model in RUN_DIR (from rnnkit train classify)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from rnnkit._io import write_atomic
-from rnnkit.cli._config import new_file, not_input
+from rnnkit.cli._config import FilePath, new_file, not_input
 from rnnkit.cli._task import require_task
 from rnnkit.data.tagged import FORMATS, conll_text
 from rnnkit.tasks.tag import predict_tags
@@ -15,7 +15,7 @@ from rnnkit.tasks.tag import predict_tags
 
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--data", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--data", required=True, type=FilePath(),
               help="Sentences to tag: CoNLL (the first column is the word; other columns are "
                    "ignored), word/tag lines (tags ignored), or plain text, one sentence per line, "
                    "tokens separated by spaces (detected by --format auto, or --format text).")
@@ -26,7 +26,7 @@ from rnnkit.tasks.tag import predict_tags
                    "in word count or each line is its own block; else (lines of equally many words, "
                    "no tab, no blank line) an error asks for --format text or conll. "
                    "[default: the training run's data.format]")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
+@click.option("--out", type=FilePath(), callback=new_file,
               help="CoNLL file to write (word<TAB>tag, a blank line after each sentence). "
                    "Default: standard output.")
 def tag(run_dir, data, fmt, out):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rnnkit.cli._config import config_options, require_out, resolve_config
+from rnnkit.cli._config import FilePath, config_options, require_out, resolve_config
 from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options, training
 from rnnkit.tasks.forecast import ForecastConfig, train_forecaster
 
@@ -14,7 +14,7 @@ _PER_ORIGIN = ("forecast_BHQ", "naive_BH", "actual_BH")  # results.json keeps th
 
 
 @click.command("forecast")
-@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--data", type=FilePath(),
               help="CSV with a header row (default: the bundled airline series). [data.path]")
 @click.option("--time-col", help="Column of increasing times (ISO dates or numbers). [data.time_col]")
 @click.option("--target", help="Column to forecast (default: the only other column). [data.target]")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from rnnkit.cli._config import config_options, require_out, resolve_config
+from rnnkit.cli._config import FilePath, config_options, require_out, resolve_config
 from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options, training
 from rnnkit.tasks.tag import TagConfig, train_tagger
 
-_FILE = click.Path(dir_okay=False, path_type=Path)
+_FILE = FilePath()
 
 
 @click.command("tag")

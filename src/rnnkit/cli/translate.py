@@ -1,11 +1,10 @@
 """``rnnkit translate``: text through a trained seq2seq model (rnnkit.tasks.seq2seq)."""
 
-from pathlib import Path
 
 import click
 
 from rnnkit._io import write_atomic
-from rnnkit.cli._config import config_options, new_file, not_input, resolve_config
+from rnnkit.cli._config import FilePath, config_options, new_file, not_input, resolve_config
 from rnnkit.cli._task import require_task
 from rnnkit.data.pairs import read_sources
 from rnnkit.tasks._translation import TranslateOptions
@@ -15,10 +14,10 @@ from rnnkit.tasks.seq2seq import translate as translate_texts
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("text", required=False)
-@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--data", type=FilePath(),
               help="Translate every line of this UTF-8 file instead (the text before a tab, so a pairs TSV "
                    "gives its sources); one translation per line, blank lines kept.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=new_file,
+@click.option("--out", type=FilePath(), callback=new_file,
               help="Write the translations to this file instead of printing them.")
 @click.option("--beam-width", "--beam", "beam_width", type=int,
               help="Beam width; 1 with --alpha 0 is greedy decoding.  [default: the run's, 5]")
