@@ -278,3 +278,56 @@ def test_reset_parameters_resets_layer_norms_and_indrnn():
         cell.weight_hh.fill_(-1.0)
     cell.reset_parameters()
     assert 0 <= cell.weight_hh.min() and cell.weight_hh.max() <= 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("name", list(PAIRS))
+def test_dtype_at_construction_draws_what_torch_nn_draws(name, dtype):
+    """The weights are made in ``dtype`` and drawn there, as torch.nn's: float32 values
+    drawn then cast would differ, and leave the RNG elsewhere."""
+    ours_cls, theirs_cls, kw = PAIRS[name]
+    torch.manual_seed(3)
+    theirs, after_theirs = theirs_cls(I, H, 2, bidirectional=True, dtype=dtype, **kw), torch.rand(3)
+    torch.manual_seed(3)
+    ours, after_ours = ours_cls(I, H, 2, bidirectional=True, dtype=dtype, **kw), torch.rand(3)
+    for key, value in theirs.state_dict().items():
+        assert ours.state_dict()[key].dtype == dtype and torch.equal(ours.state_dict()[key], value), key
+    assert torch.equal(after_ours, after_theirs)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: rnnkit.LSTM(I, H, 3, proj_size=2, device="meta"),
+    lambda: rnnkit.GRU(I, H, 2, layer_norm=True, bidirectional=True, device="meta"),
+], ids=["lstm-proj", "gru-layer-norm"])
+def test_the_meta_device_allocates_and_draws_nothing(make):
+    torch.manual_seed(0)
+    layer, drawn = make(), torch.rand(2)
+    assert {p.device.type for p in layer.parameters()} == {"meta"}
+    torch.manual_seed(0)
+    assert torch.equal(drawn, torch.rand(2))  # the global RNG was not advanced
+
+
+def test_bidirectional_takes_what_argparse_and_numpy_give_and_refuses_other_values():
+    import numpy as np
+
+    for value, want in ((1, True), (0, False), (np.bool_(True), True), (torch.tensor(False), False)):
+        assert rnnkit.GRU(I, H, bidirectional=value).bidirectional is want
+    for value in ("no", 2, 1.0):
+        with pytest.raises(TypeError, match=r"bidirectional must be a bool \(or 0 or 1\), got"):
+            rnnkit.GRU(I, H, bidirectional=value)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_dropout_set_after_construction_acts_on_every_path(name):
+    """torch.nn reads ``dropout`` at each forward; the layer-by-layer path (here bidirectional
+    with lengths) kept the value given to the constructor."""
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    lengths = torch.tensor([6, 2, 5, 1])
+    ours, _ = make_pair(name, num_layers=3, bidirectional=True, dropout=0.5)
+    ours.double().dropout = 0.0
+    got, _ = ours.train()(x, lengths=lengths)
+    torch.testing.assert_close(got, ours.eval()(x, lengths=lengths)[0], rtol=0, atol=0)
+    ours.train().dropout = 0.5
+    assert not torch.equal(ours(x, lengths=lengths)[0], ours(x, lengths=lengths)[0])
+    with pytest.raises(ValueError, match="dropout must be a probability in"):
+        ours.dropout = 1.5

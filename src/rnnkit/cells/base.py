@@ -64,6 +64,10 @@ Step = Callable[[Tensor, State], State]
 class Cell(nn.Module, ABC):
     """One recurrent step. Subclasses write their paper's equations in ``forward``.
 
+    The cells here take ``device=`` and ``dtype=`` as torch.nn's modules do: their parameters
+    are made and drawn there (``device="meta"`` allocates nothing; float64 draws as torch.nn's
+    float64 layers do, not float32 values cast).
+
     Attributes:
         input_size: size I of ``x_BI``.
         hidden_size: size H of the recurrent state.
@@ -196,10 +200,11 @@ def uniform_init_(module: nn.Module, hidden_size: int) -> None:
         nn.init.uniform_(p, -bound, bound)
 
 
-def add_biases(module: nn.Module, size: int, bias: bool) -> None:
+def add_biases(module: nn.Module, size: int, bias: bool, *, device=None, dtype=None) -> None:
     """Register ``bias_ih`` and ``bias_hh`` of ``size`` (or None, as torch.nn does for bias=False)."""
     for name in ("bias_ih", "bias_hh"):
-        module.register_parameter(name, nn.Parameter(torch.empty(size)) if bias else None)
+        bias_param = nn.Parameter(torch.empty(size, device=device, dtype=dtype)) if bias else None
+        module.register_parameter(name, bias_param)
 
 
 def zeros(batch: int, size: int, device, dtype) -> Tensor:

@@ -24,14 +24,15 @@ class ElmanCell(HiddenCell):
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, nonlinearity: str = "tanh",
-                 bias: bool = True):
+                 bias: bool = True,
+                 device=None, dtype=None):
         if nonlinearity not in _ACTIVATIONS:
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(input_size, hidden_size)
         self.nonlinearity = nonlinearity
-        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))
-        add_biases(self, hidden_size, bias)
+        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size, device=device, dtype=dtype))
+        self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size, device=device, dtype=dtype))
+        add_biases(self, hidden_size, bias, device=device, dtype=dtype)
         uniform_init_(self, hidden_size)
 
     def forward(self, x_BI: Tensor, state: HiddenState, *, recurrent_h: Tensor | None = None) -> HiddenState:

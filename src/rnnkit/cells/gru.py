@@ -38,13 +38,14 @@ class GRUCell(HiddenCell):
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
-                 reset_after: bool = True):
+                 reset_after: bool = True,
+                 device=None, dtype=None):
         super().__init__(input_size, hidden_size)
         H = hidden_size
         self.reset_after = reset_after
-        self.weight_ih = nn.Parameter(torch.empty(3 * H, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(3 * H, H))
-        add_biases(self, 3 * H, bias)
+        self.weight_ih = nn.Parameter(torch.empty(3 * H, input_size, device=device, dtype=dtype))
+        self.weight_hh = nn.Parameter(torch.empty(3 * H, H, device=device, dtype=dtype))
+        add_biases(self, 3 * H, bias, device=device, dtype=dtype)
         uniform_init_(self, H)
 
     def forward(self, x_BI: Tensor, state: HiddenState, *, recurrent_h: Tensor | None = None) -> HiddenState:

@@ -42,7 +42,8 @@ class LSTMCell(Cell):
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
-                 proj_size: int = 0, peephole: bool = False):
+                 proj_size: int = 0, peephole: bool = False,
+                 device=None, dtype=None):
         super().__init__(input_size, hidden_size)
         proj_size = plain_int(proj_size)
         if not isinstance(proj_size, int) or isinstance(proj_size, bool) or not 0 <= proj_size < hidden_size:
@@ -51,15 +52,15 @@ class LSTMCell(Cell):
         H, out = hidden_size, proj_size or hidden_size
         self.output_size = out
         self.proj_size, self.peephole = proj_size, peephole
-        self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(4 * H, out))
-        add_biases(self, 4 * H, bias)
+        self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size, device=device, dtype=dtype))
+        self.weight_hh = nn.Parameter(torch.empty(4 * H, out, device=device, dtype=dtype))
+        add_biases(self, 4 * H, bias, device=device, dtype=dtype)
         if proj_size:
-            self.weight_hr = nn.Parameter(torch.empty(proj_size, H))
+            self.weight_hr = nn.Parameter(torch.empty(proj_size, H, device=device, dtype=dtype))
         if peephole:
-            self.weight_ci = nn.Parameter(torch.empty(H))
-            self.weight_cf = nn.Parameter(torch.empty(H))
-            self.weight_co = nn.Parameter(torch.empty(H))
+            self.weight_ci = nn.Parameter(torch.empty(H, device=device, dtype=dtype))
+            self.weight_cf = nn.Parameter(torch.empty(H, device=device, dtype=dtype))
+            self.weight_co = nn.Parameter(torch.empty(H, device=device, dtype=dtype))
         uniform_init_(self, H)
 
     def init_state(self, batch: int, *, device=None, dtype=None) -> LSTMState:

@@ -47,11 +47,12 @@ class MinGRUCell(HiddenCell):
         x_BI: (B, I); state.h: (B, H).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True):
+    def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
+                 device=None, dtype=None):
         super().__init__(input_size, hidden_size)
         H = hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(2 * H, input_size))
-        self.bias_ih = nn.Parameter(torch.empty(2 * H)) if bias else None
+        self.weight_ih = nn.Parameter(torch.empty(2 * H, input_size, device=device, dtype=dtype))
+        self.bias_ih = nn.Parameter(torch.empty(2 * H, device=device, dtype=dtype)) if bias else None
         uniform_init_(self, H)
 
     def forward(self, x_BI: Tensor, state: HiddenState) -> HiddenState:
@@ -81,11 +82,12 @@ class MinLSTMCell(HiddenCell):
         x_BI: (B, I); state.h: (B, H).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True):
+    def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
+                 device=None, dtype=None):
         super().__init__(input_size, hidden_size)
         H = hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(3 * H, input_size))
-        self.bias_ih = nn.Parameter(torch.empty(3 * H)) if bias else None
+        self.weight_ih = nn.Parameter(torch.empty(3 * H, input_size, device=device, dtype=dtype))
+        self.bias_ih = nn.Parameter(torch.empty(3 * H, device=device, dtype=dtype)) if bias else None
         uniform_init_(self, H)
 
     def forward(self, x_BI: Tensor, state: HiddenState) -> HiddenState:

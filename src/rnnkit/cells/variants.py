@@ -35,16 +35,17 @@ class LayerNormLSTMCell(Cell):
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
-                 eps: float = 1e-5):
+                 eps: float = 1e-5,
+                 device=None, dtype=None):
         super().__init__(input_size, hidden_size)
         H = hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(4 * H, H))
-        add_biases(self, 4 * H, bias)
+        self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size, device=device, dtype=dtype))
+        self.weight_hh = nn.Parameter(torch.empty(4 * H, H, device=device, dtype=dtype))
+        add_biases(self, 4 * H, bias, device=device, dtype=dtype)
         uniform_init_(self, H)
-        self.ln_ih = nn.LayerNorm(4 * H, eps=eps, bias=False)
-        self.ln_hh = nn.LayerNorm(4 * H, eps=eps, bias=False)
-        self.ln_c = nn.LayerNorm(H, eps=eps)
+        self.ln_ih = nn.LayerNorm(4 * H, eps=eps, bias=False, device=device, dtype=dtype)
+        self.ln_hh = nn.LayerNorm(4 * H, eps=eps, bias=False, device=device, dtype=dtype)
+        self.ln_c = nn.LayerNorm(H, eps=eps, device=device, dtype=dtype)
 
     def init_state(self, batch: int, *, device=None, dtype=None) -> LSTMState:
         return LSTMState(zeros(batch, self.hidden_size, device, dtype),
@@ -82,15 +83,16 @@ class LayerNormGRUCell(HiddenCell):
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
-                 eps: float = 1e-5):
+                 eps: float = 1e-5,
+                 device=None, dtype=None):
         super().__init__(input_size, hidden_size)
         H = hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(3 * H, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(3 * H, H))
-        add_biases(self, 3 * H, bias)
+        self.weight_ih = nn.Parameter(torch.empty(3 * H, input_size, device=device, dtype=dtype))
+        self.weight_hh = nn.Parameter(torch.empty(3 * H, H, device=device, dtype=dtype))
+        add_biases(self, 3 * H, bias, device=device, dtype=dtype)
         uniform_init_(self, H)
-        self.ln_ih = nn.LayerNorm(3 * H, eps=eps, bias=False)
-        self.ln_hh = nn.LayerNorm(3 * H, eps=eps, bias=False)
+        self.ln_ih = nn.LayerNorm(3 * H, eps=eps, bias=False, device=device, dtype=dtype)
+        self.ln_hh = nn.LayerNorm(3 * H, eps=eps, bias=False, device=device, dtype=dtype)
 
     def forward(self, x_BI: Tensor, state: HiddenState, *, recurrent_h: Tensor | None = None) -> HiddenState:
         h_BH = state.h if recurrent_h is None else recurrent_h  # see GRUCell
@@ -120,15 +122,16 @@ class IndRNNCell(HiddenCell):
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, nonlinearity: str = "relu",
-                 bias: bool = True):
+                 bias: bool = True,
+                 device=None, dtype=None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(input_size, hidden_size)
         H = hidden_size
         self.nonlinearity = nonlinearity
-        self.weight_ih = nn.Parameter(torch.empty(H, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(H))
-        self.bias_ih = nn.Parameter(torch.empty(H)) if bias else None
+        self.weight_ih = nn.Parameter(torch.empty(H, input_size, device=device, dtype=dtype))
+        self.weight_hh = nn.Parameter(torch.empty(H, device=device, dtype=dtype))
+        self.bias_ih = nn.Parameter(torch.empty(H, device=device, dtype=dtype)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

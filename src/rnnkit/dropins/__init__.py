@@ -45,9 +45,9 @@ class RNN(DropIn):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, **kwargs)
 
-    def _make_cell(self, input_size: int) -> Cell:
+    def _make_cell(self, input_size: int, **factory) -> Cell:
         return ElmanCell(input_size, self.hidden_size, nonlinearity=self.nonlinearity,
-                         bias=self.bias)
+                         bias=self.bias, **factory)
 
     def _torch_kwargs(self) -> dict:
         return super()._torch_kwargs() | dict(nonlinearity=self.nonlinearity)
@@ -78,11 +78,11 @@ class LSTM(DropIn):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, **kwargs)
 
-    def _make_cell(self, input_size: int) -> Cell:
+    def _make_cell(self, input_size: int, **factory) -> Cell:
         if self.layer_norm:
-            return LayerNormLSTMCell(input_size, self.hidden_size, bias=self.bias)
+            return LayerNormLSTMCell(input_size, self.hidden_size, bias=self.bias, **factory)
         return LSTMCell(input_size, self.hidden_size, bias=self.bias, proj_size=self.proj_size,
-                        peephole=self.peephole)
+                        peephole=self.peephole, **factory)
 
     def _output_size(self) -> int:
         return self.proj_size or self.hidden_size
@@ -121,10 +121,10 @@ class GRU(DropIn):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, **kwargs)
 
-    def _make_cell(self, input_size: int) -> Cell:
+    def _make_cell(self, input_size: int, **factory) -> Cell:
         if self.layer_norm:
-            return LayerNormGRUCell(input_size, self.hidden_size, bias=self.bias)
-        return GRUCell(input_size, self.hidden_size, bias=self.bias, reset_after=self.reset_after)
+            return LayerNormGRUCell(input_size, self.hidden_size, bias=self.bias, **factory)
+        return GRUCell(input_size, self.hidden_size, bias=self.bias, reset_after=self.reset_after, **factory)
 
     def _extras(self) -> dict:
         flags = {"layer_norm": True} if self.layer_norm else {}
@@ -135,16 +135,16 @@ class MinGRU(DropIn):
     """minGRU (Feng et al. 2024) with torch.nn.GRU's signature; runs on the
     compiled scan (or the log-space parallel scan)."""
 
-    def _make_cell(self, input_size: int) -> Cell:
-        return MinGRUCell(input_size, self.hidden_size, bias=self.bias)
+    def _make_cell(self, input_size: int, **factory) -> Cell:
+        return MinGRUCell(input_size, self.hidden_size, bias=self.bias, **factory)
 
 
 class MinLSTM(DropIn):
     """minLSTM (Feng et al. 2024) with torch.nn.GRU's signature; runs on the
     compiled scan (or the log-space parallel scan)."""
 
-    def _make_cell(self, input_size: int) -> Cell:
-        return MinLSTMCell(input_size, self.hidden_size, bias=self.bias)
+    def _make_cell(self, input_size: int, **factory) -> Cell:
+        return MinLSTMCell(input_size, self.hidden_size, bias=self.bias, **factory)
 
 
 def quantize_dynamic(model: nn.Module) -> nn.Module:
@@ -157,8 +157,9 @@ def quantize_dynamic(model: nn.Module) -> nn.Module:
     step, the products accumulate in int32, and gates and state stay float32. ``step`` and
     ``forward`` (one step per time step) then run the compiled int8 kernel; CPU, float32,
     under ``torch.no_grad()`` or ``torch.inference_mode()``. Other modules are untouched
-    (``torch.ao.quantization.quantize_dynamic`` can take the ``nn.Linear`` ones). torch marks
-    the fbgemm functions deprecated and prints that once, on the first int8 step.
+    (``torch.ao.quantization.quantize_dynamic`` can take the ``nn.Linear`` ones; it leaves
+    rnnkit's layers in float, as they are not subclasses of ``nn.LSTM``). torch marks the
+    fbgemm functions deprecated and prints that once, on the first int8 step.
 
     Raises:
         TypeError: ``model`` is not a torch.nn.Module.

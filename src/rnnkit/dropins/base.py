@@ -16,6 +16,7 @@ Inside, a drop-in is ``Stacked([Recurrent(cell) or Bidirectional(...), ...])``; 
 
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import torch
@@ -51,16 +52,17 @@ class DropIn(Streaming, TorchLayout, nn.Module):
         num_layers = plain_int(num_layers)
         if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 1:
             raise ValueError(f"num_layers must be an int >= 1, got {num_layers!r}")
-        for name, flag in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
-            if not isinstance(flag, bool):
+        for name, flag in (("bias", bias), ("batch_first", batch_first)):
+            if not isinstance(flag, bool):  # torch.nn's check of these two
                 raise TypeError(f"{name} must be a bool, got {flag!r}")
+        bidirectional = _flag("bidirectional", bidirectional)
         dropout = _check_p("dropout", dropout)
         if dropout > 0 and num_layers == 1:
             warnings.warn(f"dropout={dropout} acts between layers and has no effect with "
                           "num_layers=1", stacklevel=3)
         kernels.check_backend(backend)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
+        self.bias, self.batch_first = bias, batch_first
         self.bidirectional, self.backend = bidirectional, backend
         self.recurrent_dropout = _check_scaled_p("recurrent_dropout", recurrent_dropout)
         if isinstance(zoneout, tuple) and len(zoneout) != 2:
@@ -73,10 +75,12 @@ class DropIn(Streaming, TorchLayout, nn.Module):
                              f"probability (for c) must be 0, got {zoneout!r}; give one probability, for h")
         self.weight_drop = _check_p("weight_drop", weight_drop)
         D = 2 if bidirectional else 1
+        factory = dict(device=device, dtype=dtype)  # made and drawn there, as torch.nn's layers
         layers = []
         for k in range(num_layers):
             size_in = input_size if k == 0 else D * self._output_size()
-            runs = [Recurrent(self._wrap(self._make_cell(size_in)), reverse=bool(d), backend=backend)
+            runs = [Recurrent(self._wrap(self._make_cell(size_in, **factory)), reverse=bool(d),
+                              backend=backend)
                     for d in range(D)]
             layers.append(Bidirectional(*runs) if bidirectional else runs[0])
         self.stack = Stacked(layers, dropout=dropout)
@@ -89,7 +93,17 @@ class DropIn(Streaming, TorchLayout, nn.Module):
         self.int8 = False  # set by rnnkit.quantize_dynamic: step and forward use int8 weights
         _names.register_hooks(self)
         if device is not None or dtype is not None:
-            self.to(device=device, dtype=dtype)
+            self.to(device=device, dtype=dtype)  # the cells' parameters are there; anything else
+
+    @property
+    def dropout(self) -> float:
+        """Dropout between layers; set it at any time, as torch.nn's layers read theirs at
+        each forward (the layer-by-layer path keeps it in ``self.stack``)."""
+        return self.stack.dropout
+
+    @dropout.setter
+    def dropout(self, p: float) -> None:
+        self.stack.dropout = _check_p("dropout", p)
 
     def reset_parameters(self) -> None:
         """Draw every parameter again, as torch.nn's ``reset_parameters`` does: weights and
@@ -98,7 +112,7 @@ class DropIn(Streaming, TorchLayout, nn.Module):
             cell.reset_parameters()
 
     # -- construction ----------------------------------------------------------------------
-    def _make_cell(self, input_size: int) -> Cell:
+    def _make_cell(self, input_size: int, *, device=None, dtype=None) -> Cell:
         raise NotImplementedError
 
     def _output_size(self) -> int:
@@ -381,3 +395,14 @@ def _repack(out_BTO: Tensor, like: PackedSequence, lengths_B: Tensor) -> PackedS
         out_BTO, lengths_B = out_BTO.index_select(0, order), lengths_B.index_select(0, order)
     data = pack_padded_sequence(out_BTO, lengths_B.cpu(), batch_first=True).data
     return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
+
+
+def _flag(name: str, value) -> bool:
+    """A bool from a bool, an int 0 or 1 (argparse's ``type=int``) or a numpy or torch bool
+    scalar, which torch.nn takes for ``bidirectional``; anything else is refused, not read as
+    truthy (torch.nn would take "no" as True)."""
+    if isinstance(value, numbers.Integral) and value in (0, 1):  # bool is one too
+        return bool(value)
+    if getattr(value, "dtype", None) in (bool, torch.bool) and getattr(value, "ndim", None) == 0:
+        return bool(value)
+    raise TypeError(f"{name} must be a bool (or 0 or 1), got {value!r}")
