@@ -199,10 +199,12 @@ def test_lr_schedule_reaches_the_optimizer(tmp_path):
                       log_every=1, progress=False)
     fit(Tagger(), TensorLoader(x, y, batch_size=4), cfg, run_dir=tmp_path)
     lrs = [row["lr"] for row in read_metrics(tmp_path) if row["split"] == "train"]
-    assert lrs[:2] == pytest.approx([0.05, 0.1])
-    # step s (0-based) of 16 decays with progress s / 15: the last step is at the floor
-    assert lrs[8] == pytest.approx(0.01 + 0.09 * 0.5 * (1 + math.cos(math.pi * 8 / 15)))
-    assert lrs[-1] == pytest.approx(0.01)
+    assert lrs[:3] == pytest.approx([0.05, 0.1, 0.1])  # the decay starts where the warm-up ends
+    # step s (0-based) of 16 decays with progress (s - 2) / 14, as Hugging Face's
+    # get_cosine_schedule_with_warmup: the last step's rate is above the floor
+    assert lrs[8] == pytest.approx(0.01 + 0.09 * 0.5 * (1 + math.cos(math.pi * 6 / 14)))
+    assert lrs[-1] == pytest.approx(0.01 + 0.09 * 0.5 * (1 + math.cos(math.pi * 13 / 14)))
+    assert all(a > b for a, b in zip(lrs[2:], lrs[3:], strict=False))
 
 
 def test_fit_refuses_to_overwrite_a_checkpoint(tmp_path):
@@ -319,6 +321,34 @@ def test_tensor_loader_shuffles_per_epoch_and_trims_to_lengths():
 def test_batch_items_count_tokens_or_samples():
     assert Batch(torch.zeros(2, 3), torch.tensor([[1, -100, 2], [3, 4, -100]])).items == 4
     assert Batch(torch.zeros(5, 3), torch.randn(5, 1)).items == 5
+    assert Batch(torch.zeros(5, 3), torch.tensor([2, 0, 1, 1, 0])).items == 5  # class ids
+    targets = torch.randn(3, 4)
+    targets[0, 2:] = targets[2, 1:] = float("nan")  # padding: the default loss leaves it out
+    assert Batch(torch.zeros(3, 4), targets).items == 12 - 2 - 3
+
+
+def test_float_targets_weigh_by_their_finite_values_in_evaluate_and_skip_when_none():
+    """NaN marks padding of float targets: the mean over every finite target, whatever the
+    batch size (rows weighed the batches before), and a TBPTT chunk of only padding is
+    skipped as one of only ignored tokens is (it raised 'loss is nan')."""
+    from rnnkit.train import evaluate
+
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 8, 3), torch.randn(6, 8, 1)
+    lengths = torch.tensor([8, 2, 7, 3, 1, 8])
+    for row, n in enumerate(lengths):
+        y[row, n:] = float("nan")
+    model = Tagger(classes=1)
+    with torch.no_grad():
+        out, _ = model(x)
+    keep = y.isfinite()
+    want = float(((out[keep] - y[keep]) ** 2).mean())
+    for batch_size in (1, 3, 6):
+        got = evaluate(model, TensorLoader(x, y, batch_size=batch_size, shuffle=False))["loss"]
+        assert got == pytest.approx(want, rel=1e-6), batch_size
+    y[:, 4:] = float("nan")  # the second chunk of bptt=4 has no target at all
+    result = fit(Tagger(classes=1), TensorLoader(x, y, batch_size=6), _sgd(bptt=4, epochs=2))
+    assert result.steps == 4 and result.stopped == "epochs"
 
 
 @pytest.mark.parametrize("budget", [{"epochs": 2}, {"epochs": 50, "max_minutes": 0.002}])
@@ -434,8 +464,8 @@ def test_the_last_row_does_not_depend_on_the_step_estimate():
 
 
 def test_the_schedule_ends_where_training_ends_with_lengths_and_bptt():
-    """The cosine schedule reaches its floor at the last step: the step count is exact when
-    each shuffled batch is cut to its own longest row (it counted chunks of the padded T)."""
+    """The cosine schedule ends with the last step: the step count is exact when each
+    shuffled batch is cut to its own longest row (it counted chunks of the padded T)."""
     x, y = _data(n=8, T=12)
     lengths = torch.tensor([4, 3, 2, 4, 1, 9, 4, 2])
     loader = TensorLoader(x, y, batch_size=4, lengths=lengths, seed=3)
@@ -448,7 +478,9 @@ def test_the_schedule_ends_where_training_ends_with_lengths_and_bptt():
     result = fit(model, loader, _sgd(epochs=3, bptt=4, schedule="cosine", min_lr_ratio=0.1),
                  optimizer=optimizer, on_step=lambda step, v: rates.append(optimizer.param_groups[0]["lr"]))
     assert result.steps == want == len(rates)
-    assert rates[0] == pytest.approx(0.5) and rates[-1] == pytest.approx(0.05)
+    # the last step is step want - 1 of want: progress (want - 1) / want, just above the floor
+    last = 0.05 + 0.45 * 0.5 * (1 + math.cos(math.pi * (want - 1) / want))
+    assert rates[0] == pytest.approx(0.5) and rates[-1] == pytest.approx(last)
 
 
 @pytest.mark.parametrize("name", ["loss", "items", "steps", "seconds", "lr", "grad_norm", ""])

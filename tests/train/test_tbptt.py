@@ -57,6 +57,23 @@ def test_shards_put_together_make_the_global_batch():
         torch.testing.assert_close(torch.cat([parts[0][k].inputs, parts[1][k].inputs]), batch.inputs)
 
 
+def test_every_shard_cuts_a_batch_into_as_many_tbptt_chunks_as_the_global_batch():
+    """Each process's batch is as long as the global batch's longest chunk: cut to its own
+    rows' longest, the processes ran different numbers of TBPTT steps (their gradient
+    averages mixed steps, or one waited for the other for ever)."""
+    gen = torch.Generator().manual_seed(1)
+    docs = [torch.randint(0, 13, (int(n),), generator=gen) for n in [40, 3, 25, 7, 50, 12, 30, 9]]
+    whole = StreamLoader(docs, batch_size=4, bptt=8)
+    want = [len(list(tbptt_chunks(b, 3))) for b in whole.batches(0)]
+    shorter = 0  # batches whose rows on a process all end before the global batch's longest
+    for rank in (0, 1):
+        shard = whole.shard(rank, 2)
+        assert [len(list(tbptt_chunks(b, 3))) for b in shard.batches(0)] == want
+        assert shard.total_steps(1, 3) == whole.total_steps(1, 3) == sum(want)
+        shorter += sum(b.lengths_B is not None and int(b.lengths_B.max()) <= 6 for b in shard.batches(0))
+    assert shorter  # cut to its own rows, such a batch would have been 2 chunks, not 3
+
+
 def test_tbptt_chunks_cut_time_and_per_step_targets():
     x_BTI, y_BT = torch.randn(3, 10, 2), torch.randn(3, 10)
     lengths_B = torch.tensor([10, 4, 7])

@@ -52,8 +52,19 @@ class Batch(NamedTuple):
 
     @property
     def items(self) -> int:
-        """What a loss is averaged over: target tokens that count, or samples."""
-        return int(self.targets.ne(IGNORE).sum()) if self.per_token else self.targets.shape[0]
+        """What a loss is averaged over, so that batches weigh by it: target tokens that
+        count, finite float targets (NaN marks padding: the default loss's denominator), or
+        samples (class ids)."""
+        if self.per_token:
+            return int(self.targets.ne(IGNORE).sum())
+        if self.targets.is_floating_point():
+            return int(self.targets.isfinite().sum())
+        return self.targets.shape[0]
+
+    @property
+    def unit(self) -> str:
+        """What ``items`` counts, for the rate shown (tokens/s, targets/s, samples/s)."""
+        return "tokens" if self.per_token else "targets" if self.targets.is_floating_point() else "samples"
 
 
 def _to(x: Tensor | tuple[Tensor, ...] | None, device: torch.device | str):
@@ -125,6 +136,9 @@ class TensorLoader(Loader):
         targets: (N, ...) targets; integer targets equal to -100 are ignored by the loss.
         batch_size: samples per global batch.
         lengths: (N,) valid steps of each sequence, or None when all are full.
+        drop_last: leave out the last, partial batch. Always so with several processes
+            (each must get an equal part of every batch): N % batch_size samples, a different
+            few each epoch when shuffled, are left out of each epoch there.
     """
 
     def __init__(self, inputs: Tensor, targets: Tensor, *, batch_size: int, shuffle: bool = True,

@@ -104,14 +104,16 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | Mapping[str, Any] | 
         return result
     started = time.perf_counter() - pos.seconds
     model.train()
-    extra, per_token = {}, False  # the last step's, for the row of the steps since the last one
+    extra, unit = {}, "samples"  # the last step's, for the row of the steps since the last one
     # signals are caught only where there is somewhere to save to
     with StopOnSignal(enabled=run.run_dir is not None) as signals, run.log, run.bar:
         for chunk, (epoch, index, part) in chunks(run.train, cfg.bptt, cfg.epochs, pos):
             # -- batch: restart finished rows, cut the graph at the chunk boundary --
             chunk = chunk.to(run.device)
             state = detach_state(reset_state(state, chunk.reset_B))
-            progress = max(pos.step / max(run.total_steps - 1, 1),  # the last step reaches 1
+            # the decay runs from the end of the warm-up to the budget's end, as Hugging Face's
+            # warm-up schedules (the last step's rate is just above the floor, not the floor)
+            progress = max((pos.step - cfg.warmup_steps) / max(run.total_steps - cfg.warmup_steps, 1),
                            (time.perf_counter() - started) / 60 / (cfg.max_minutes or math.inf))
             # after its warm-up, the plateau schedule scales the rate on evaluations instead
             if run.plateau is None or pos.step < cfg.warmup_steps:
@@ -151,9 +153,9 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | Mapping[str, Any] | 
             norm = float(grad_norm)  # every step's pre-clip norm reaches the row: mean and max
             pos.add(pos.window, {"grad_norm_sum": norm})
             pos.window["grad_norm_max"] = max(pos.window.get("grad_norm_max", 0.0), norm)
-            per_token = chunk.per_token
+            unit = chunk.unit
             if pos.step % cfg.log_every == 0:
-                result.last_train = _log_train(run, pos, extra, per_token)
+                result.last_train = _log_train(run, pos, extra, unit)
             # -- evaluate --
             epoch_end = index == len(run.train) and part == 0
             if val is not None and (epoch_end if cfg.eval_every is None else pos.step % cfg.eval_every == 0):
@@ -170,14 +172,14 @@ def fit(model: nn.Module, train: Loader, cfg: TrainConfig | Mapping[str, Any] | 
                               or result.stopped)
             if result.stopped != "epochs":
                 run.save(pos, state)
-                result.last_train = _log_rest(run, pos, extra, per_token) or result.last_train
+                result.last_train = _log_rest(run, pos, extra, unit) or result.last_train
                 break
             if cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0:
                 run.save(pos, state)
         else:
             if pos.step > result.steps:  # not for a resumed run that was already finished
                 run.save(pos, state)
-                result.last_train = _log_rest(run, pos, extra, per_token) or result.last_train
+                result.last_train = _log_rest(run, pos, extra, unit) or result.last_train
     result.steps, result.seconds, result.best, result.state = pos.step, pos.seconds, pos.best, state
     return result
 
@@ -351,7 +353,7 @@ def _prepare(model, train, cfg, optimizer, run_dir, *, resume, overwrite, config
                 dtype=next(model.parameters()).dtype, run_dir=run_dir, pos=pos, state=state, data=data)
 
 
-def _log_train(run: _Run, pos: Position, extra: dict[str, float], per_token: bool) -> dict[str, float]:
+def _log_train(run: _Run, pos: Position, extra: dict[str, float], unit: str) -> dict[str, float]:
     """A train row: means over the steps since the last row, the rate, and the mean and
     largest pre-clip gradient norm of those steps."""
     window = _global(run.ctx, pos.window)
@@ -360,7 +362,7 @@ def _log_train(run: _Run, pos: Position, extra: dict[str, float], per_token: boo
                grad_norm_max=window["grad_norm_max"],
                items_per_s=window["items"] / max(window["seconds"], 1e-9), **extra)
     run.log.log(pos.step, "train", row)
-    rate = {("tokens/s" if per_token else "samples/s"): f"{row['items_per_s']:,.0f}"}
+    rate = {f"{unit}/s": f"{row['items_per_s']:,.0f}"}
     run.bar.set_postfix(loss=f"{row['loss']:.4f}", **rate, refresh=False)
     if not run.bar.disable:
         run.bar.update((round(pos.seconds) if run.timed else pos.step) - run.bar.n)
@@ -368,12 +370,12 @@ def _log_train(run: _Run, pos: Position, extra: dict[str, float], per_token: boo
     return row
 
 
-def _log_rest(run: _Run, pos: Position, extra: dict[str, float], per_token: bool) -> dict[str, float] | None:
+def _log_rest(run: _Run, pos: Position, extra: dict[str, float], unit: str) -> dict[str, float] | None:
     """The row of the steps since the last one, where training ends between two rows (a
     run shorter than ``log_every`` would log nothing). After the save, which keeps those
     steps' sums: a resumed run's next row covers them, as the uninterrupted run's does, so
     its log is that run's plus this one row."""
-    return _log_train(run, pos, extra, per_token) if pos.window else None
+    return _log_train(run, pos, extra, unit) if pos.window else None
 
 
 def _full_precision(state: Any, dtype: torch.dtype) -> Any:

@@ -16,8 +16,10 @@ def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
     """The learning rate for optimizer step ``step`` (0-based).
 
     Warm-up is linear over the first ``cfg.warmup_steps`` steps. The decay (cosine or
-    linear, from ``lr`` to ``lr * min_lr_ratio``) follows ``progress`` in [0, 1], the
-    fraction of the budget used, so that a time budget and a step budget decay the same way.
+    linear, from ``lr`` to ``lr * min_lr_ratio``) follows ``progress`` in [0, 1]: the loop
+    gives the fraction of the steps after the warm-up taken before this one (Hugging Face's
+    ``get_cosine_schedule_with_warmup``), or of a time budget used, so that a time budget
+    and a step budget decay the same way.
     ``plateau`` is constant here: torch's ReduceLROnPlateau scales it on evaluations.
     """
     if step < cfg.warmup_steps:

@@ -71,10 +71,7 @@ class StreamLoader(Loader):
         shorter than its own: the schedule must count those steps too."""
         if bptt is None or bptt >= self.bptt:
             return epochs * len(self)
-        local = self.batch_size // self.world_size
-        slots = self.slots[self.rank * local:(self.rank + 1) * local]
-        widths = (max(slot[index][2] for slot in slots) for index in range(len(self)))
-        return epochs * sum(math.ceil(T / bptt) for T in widths)
+        return epochs * sum(math.ceil(self._width(index) / bptt) for index in range(len(self)))
 
     def shard(self, rank: int, world_size: int) -> StreamLoader:
         return StreamLoader(self.documents, batch_size=self.batch_size, bptt=self.bptt,
@@ -84,10 +81,14 @@ class StreamLoader(Loader):
         local = self.batch_size // self.world_size
         slots = self.slots[self.rank * local:(self.rank + 1) * local]
         for index in range(start, len(self)):
-            yield self._batch([slot[index] for slot in slots], first=index == 0)
+            yield self._batch([slot[index] for slot in slots], first=index == 0, T=self._width(index))
 
-    def _batch(self, chunks: list[tuple[int, int, int, bool]], *, first: bool) -> Batch:
-        T = max(n for _, _, n, _ in chunks)
+    def _width(self, index: int) -> int:
+        """Batch ``index``'s steps: its longest chunk over the global batch, so that every
+        process cuts it into as many TBPTT chunks (their gradients are averaged step by step)."""
+        return max(slot[index][2] for slot in self.slots)
+
+    def _batch(self, chunks: list[tuple[int, int, int, bool]], *, first: bool, T: int) -> Batch:
         inputs_BT = torch.zeros(len(chunks), T, dtype=torch.long)
         targets_BT = torch.full((len(chunks), T), IGNORE, dtype=torch.long)
         for b, (doc, offset, n, _) in enumerate(chunks):
