@@ -165,3 +165,92 @@ def test_terminate_on_nan_stops_at_the_batch(capsys):
     with pytest.raises(RuntimeError, match="NaN or Inf loss encountered at batch 1. Loss value: nan"):
         model().fit(_nan_at_second_batch(), Y, batch_size=4, shuffle=False, verbose=0,
                     callbacks=[TerminateOnNaN(raise_error=True)])
+
+
+class Hooks(Callback):
+    """Every test and predict hook, with its batch and a copy of its logs."""
+
+    def __init__(self):
+        self.calls = []
+
+    def _add(self, name, *args):
+        self.calls.append((name, *args))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._add("epoch_end", epoch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._add("batch_end", batch)
+
+    def on_test_begin(self, logs=None):
+        self._add("test_begin", dict(logs))
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._add("test_batch_begin", batch)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._add("test_batch_end", batch, dict(logs))
+
+    def on_test_end(self, logs=None):
+        self._add("test_end", dict(logs))
+
+    def on_predict_begin(self, logs=None):
+        self._add("predict_begin", dict(logs))
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._add("predict_batch_begin", batch)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._add("predict_batch_end", batch, logs["outputs"])
+
+    def on_predict_end(self, logs=None):
+        self._add("predict_end", dict(logs))
+
+
+def test_fit_validation_calls_the_test_hooks_before_epoch_end():
+    hooks = Hooks()
+    net = model()
+    history = fit(net, [hooks], epochs=1, validation_data=(X[:6], Y[:6]))  # 2 validation batches of 4, 2
+    names = [c[0] if c[0] not in ("batch_end", "test_batch_begin", "test_batch_end") else c[:2]
+             for c in hooks.calls]
+    assert names == [("batch_end", 0), ("batch_end", 1), ("batch_end", 2), "test_begin",
+                     ("test_batch_begin", 0), ("test_batch_end", 0), ("test_batch_begin", 1),
+                     ("test_batch_end", 1), "test_end", "epoch_end"]
+    end = hooks.calls[-2][1]
+    assert end == {"loss": history.history["val_loss"][0], "mae": history.history["val_mae"][0]}  # no val_
+    assert hooks.calls[-3][2] == end  # the last batch's running values are the results
+    first = hooks.calls[5][2]  # the first batch's: its own 4 samples
+    assert first["loss"] == pytest.approx(net.evaluate(X[:4], Y[:4])[0], rel=1e-12)
+
+
+def test_evaluate_and_predict_take_callbacks():
+    hooks = Hooks()
+    net = model()
+    loss, mae = net.evaluate(X, Y, batch_size=4, callbacks=[hooks])
+    assert [c[0] for c in hooks.calls] == ["test_begin", *["test_batch_begin", "test_batch_end"] * 3,
+                                          "test_end"]
+    assert hooks.calls[-1][1] == {"loss": loss, "mae": mae}
+    assert hooks.params == {"verbose": 0, "epochs": 1, "steps": 3}
+    hooks.calls.clear()
+    out = net.predict(X, batch_size=4, callbacks=[hooks])
+    assert [c[0] for c in hooks.calls] == ["predict_begin", *["predict_batch_begin", "predict_batch_end"] * 3,
+                                          "predict_end"]
+    batches = [c[2] for c in hooks.calls if c[0] == "predict_batch_end"]
+    assert all(isinstance(b, torch.Tensor) for b in batches)  # as Keras's torch backend hands them
+    np.testing.assert_array_equal(torch.cat(batches).numpy(), out)
+
+
+def test_stop_evaluating_and_stop_predicting_end_after_the_batch():
+    net = model()
+    stop = LambdaCallback()
+    stop.on_test_batch_end = lambda batch, logs=None: setattr(net, "stop_evaluating", True)
+    stop.on_predict_batch_end = lambda batch, logs=None: setattr(net, "stop_predicting", True)
+    assert net.evaluate(X, Y, batch_size=4, callbacks=[stop])[0] == pytest.approx(
+        net.evaluate(X[:4], Y[:4])[0], rel=1e-12)
+    assert net.predict(X, batch_size=4, callbacks=[stop]).shape == (4, 1)
+
+
+def test_steps_of_evaluate_and_predict_take_the_first_batches():
+    net = model()
+    assert net.evaluate(X, Y, batch_size=4, steps=1) == pytest.approx(net.evaluate(X[:4], Y[:4]), rel=1e-12)
+    np.testing.assert_array_equal(net.predict(X, batch_size=4, steps=2), net.predict(X[:8]))

@@ -64,7 +64,7 @@ def test_load_weights_errors_name_the_problem(tmp_path):
     wider = Sequential([LSTM(H + 1, input_shape=(T, I)), Dense(1)])
     before = wider.get_weights()
     with pytest.raises(ValueError, match=r"tensor 'layers/lstm/cell/vars/0' has shape \(4, 24\), but "
-                                         r"weight 'kernel' of lstm \(LSTM\) has shape \(4, 28\)"):
+                                         r"weight 'kernel' of lstm_2 \(LSTM\) has shape \(4, 28\)"):
         wider.load_weights(path)
     for got, want in zip(wider.get_weights(), before, strict=True):
         np.testing.assert_array_equal(got, want)  # nothing written
@@ -143,7 +143,7 @@ def test_load_model_refuses_what_is_not_a_saved_model(tmp_path):
     with pytest.raises(ValueError, match="holds no model architecture .*load_weights"):
         load_model(path)
     write_model_file(path, [{"class_name": "os.system", "config": {"command": "true"}}])
-    with pytest.raises(ValueError, match=r"one of \['Bidirectional', .*got 'os.system'"):
+    with pytest.raises(ValueError, match=r"one of \[.*'Bidirectional', .*got 'os.system'"):
         load_model(path)
     write_model_file(path, [{"class_name": "Dense", "config": {"units": 2, "kernel_size": 3}}])
     with pytest.raises(ValueError, match="config of a Dense does not fit it: .*kernel_size"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,6 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit._checks import check_lengths
+from rnnkit.keras import _graph
+from rnnkit.keras._naming import auto_name
 from rnnkit.keras._weights import KerasWeight
 from rnnkit.layers import lengths_to_mask
 
@@ -37,8 +38,9 @@ class Layer(nn.Module):
         input_shape: the shape of one sample, without the batch dimension, e.g. ``(10, 1)``.
         batch_input_shape: the same with a fixed batch size first, e.g. ``(32, 10, 1)``
             (stateful recurrent layers need the batch size).
-        name: the name in ``summary()``; by default the snake-cased class name, made unique
-            within a ``Sequential``.
+        name: the name in ``summary()`` and in a model's settings by output name; by default
+            the snake-cased class name with a counter for the session (``dense``,
+            ``dense_1``; ``rnnkit.keras._naming``), given once, here, as Keras 3 does.
         trainable: False freezes the weights (see the ``trainable`` property).
     """
 
@@ -56,11 +58,12 @@ class Layer(nn.Module):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         self.batch_input_shape: Shape | None = batch_input_shape
-        self.name = name or _snake(type(self).__name__)
+        self.name = name or auto_name(type(self).__name__)  # fixed here, unique in the session
         self._trainable = check_bool("trainable", trainable)
         self.built = False
         self.input_shape: Shape | None = None
         self.output_shape: Shape | list[Shape] | None = None
+        self._inbound_nodes: list[_graph.Node] = []  # its calls on symbolic tensors (Keras's)
 
     # -- to be provided by each layer ------------------------------------------------------
     def _build(self, input_shape: Shape) -> None:
@@ -80,6 +83,12 @@ class Layer(nn.Module):
     def keras_weights(self) -> dict[str, KerasWeight]:
         """Keras's weights of the built layer, by Keras's names, in Keras's order."""
         return {}
+
+    def check_initial_state(self, shapes: list[Shape]) -> None:
+        """Raise a ValueError if states of ``shapes`` cannot start this layer (a symbolic
+        call's ``initial_state``); only recurrent layers take one."""
+        raise TypeError(f"{self.describe()} takes no initial_state (only recurrent layers do), got "
+                        f"{len(shapes)} states")
 
     def get_config(self) -> dict:
         """The constructor arguments that make this layer again, as plain JSON values
@@ -119,6 +128,31 @@ class Layer(nn.Module):
         self.output_shape = self.compute_output_shape(input_shape)
         self.built = True
 
+    def symbolic_build(self, input_shape: Shape) -> None:
+        """Build for a symbolic call on inputs of ``input_shape`` (Keras builds there), or
+        check that shape against the one the layer was built for."""
+        if not self.built:
+            self._check_shape(input_shape, None)
+            self.build(input_shape)
+        else:
+            self._check_shape(input_shape, self.input_shape)
+
+    @property
+    def output(self):
+        """Keras's ``layer.output``: the KerasTensor (or list) of the layer's first symbolic call."""
+        return self._first_node("output").output
+
+    @property
+    def input(self):
+        """Keras's ``layer.input``: the inputs of the layer's first symbolic call."""
+        return self._first_node("input").args
+
+    def _first_node(self, what: str) -> _graph.Node:
+        if not self._inbound_nodes:
+            raise AttributeError(f"{self.describe()} has no {what}: it has not been called on a symbolic "
+                                 "tensor (from Input) yet")
+        return self._inbound_nodes[0]
+
     def _input(self, inputs, *, kind: str = "float") -> Tensor:
         """``inputs`` as a tensor on the layer's device and dtype (see ``as_tensor``),
         building the layer first if needed."""
@@ -133,7 +167,10 @@ class Layer(nn.Module):
 
     def __call__(self, *args, training: bool | None = None, **kwargs):
         """``training``: None runs in the layer's current mode; True or False runs this call
-        in that mode, as Keras's ``training`` argument does."""
+        in that mode, as Keras's ``training`` argument does. On symbolic tensors (from
+        ``Input``) the call is recorded for a functional ``Model`` instead (``_graph``)."""
+        if _graph.is_symbolic(args, kwargs):
+            return _graph.symbolic_call(self, args, kwargs, plain(training))
         if training is None:
             return super().__call__(*args, **kwargs)
         with training_mode(self, training):
@@ -270,11 +307,6 @@ def _shape(name: str, shape) -> Shape:
             s is None or (isinstance(s, int) and not isinstance(s, bool) and s > 0) for s in shape):
         raise ValueError(f"{name} must be a tuple of positive ints or None, got {shape!r}")
     return shape
-
-
-def _snake(name: str) -> str:
-    """``SimpleRNN`` -> ``simple_rnn``, ``GRU`` -> ``gru``, as Keras names layers."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 def to_numpy(t: Tensor) -> np.ndarray:

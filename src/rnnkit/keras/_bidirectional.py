@@ -48,6 +48,9 @@ class Bidirectional(Layer):
     def output_mask(self, inputs: Tensor, mask: Tensor | None) -> Tensor | None:
         return self.layer.output_mask(inputs, mask)
 
+    def check_initial_state(self, shapes: list[Shape]) -> None:
+        self.layer.check_initial_state(shapes)
+
     def keras_weights(self) -> dict[str, KerasWeight]:
         return self.layer.keras_weights()
 

@@ -9,8 +9,17 @@ far; ``on_epoch_end(epoch, logs)`` with the History row (``val_*`` included); at
 ``on_train_end`` with the last row. ``on_batch_begin``/``on_batch_end`` are Keras's aliases:
 the default ``on_train_batch_*`` call them. A callback that sets ``model.stop_training``
 (in any hook) ends training after the current batch, with a row for its epoch (over the
-batches run), as Keras does. ``params`` is
-``{"epochs", "steps", "verbose"}``. There are no ``on_test_*`` or ``on_predict_*`` hooks.
+batches run), as Keras does. ``params`` is ``{"epochs", "steps", "verbose"}``.
+
+``evaluate`` calls ``on_test_begin``, then ``on_test_batch_begin(batch)`` and
+``on_test_batch_end(batch, logs)`` (the running loss and metrics) per batch, and
+``on_test_end(logs)`` with its results; ``fit``'s validation does the same on fit's
+callbacks, after the epoch's last ``on_train_batch_end`` and before its ``on_epoch_end``
+(the logs without the ``val_`` prefix, as Keras's ``evaluate`` gives them). ``predict``
+calls ``on_predict_begin``, ``on_predict_batch_begin(batch)``,
+``on_predict_batch_end(batch, {"outputs": ...})`` (the batch's output tensors, as Keras's
+torch backend hands them) and ``on_predict_end``. Setting ``model.stop_evaluating`` or
+``model.stop_predicting`` ends those loops after the current batch, as in Keras.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from rnnkit.keras.losses import LOSSES
 
 # metrics that grow as the model gets better; the loss and every loss used as a metric shrink
 _UP = ("accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy")
+_SUFFIXES = tuple(f"_{name}" for name in (*_UP, "loss", *LOSSES))  # of per-output values: cls_accuracy
 
 
 class Callback:
@@ -60,6 +70,30 @@ class Callback:
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
         pass
 
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        pass
+
+    def on_test_end(self, logs: dict | None = None) -> None:
+        pass
+
+    def on_test_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        pass  # no alias: Keras's on_batch_* are the training batches'
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        pass
+
+    def on_predict_begin(self, logs: dict | None = None) -> None:
+        pass
+
+    def on_predict_end(self, logs: dict | None = None) -> None:
+        pass
+
+    def on_predict_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        pass
+
+    def on_predict_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        pass
+
 
 class CallbackList:
     """Every callback's hook in turn, with one ``logs`` dict for all (what one adds, the
@@ -95,23 +129,59 @@ class CallbackList:
         for callback in self.callbacks:
             callback.on_train_batch_end(batch, logs=logs)
 
+    def call(self, hook: str, *args) -> None:
+        """``hook`` (an ``on_test_*`` or ``on_predict_*`` name) of every callback, with
+        ``args`` (the batch index and/or logs; {} where a begin hook has none, as Keras's)."""
+        assert hook.startswith(("on_test_", "on_predict_")), hook
+        for callback in self.callbacks:
+            getattr(callback, hook)(*args)
 
-def monitor_mode(who: str, monitor: str, mode: str) -> str:
+
+def monitor_mode(who: str, monitor: str, mode: str) -> str | None:
     """``"min"`` or ``"max"``: ``mode``, or for ``"auto"`` the monitored value's direction, as
     Keras's ``_set_monitor_op`` reads it from the metric: the loss and every loss offered as a
-    metric (``losses.LOSSES``) go down, the accuracies up. Another name (a callable metric)
-    is a ValueError at once, where Keras fails at the first epoch's end."""
+    metric (``losses.LOSSES``) go down, the accuracies up. None where only the model can
+    tell: a functional model's per-output value (``val_cls_accuracy``, ``cls_loss``), which
+    ``resolve_mode`` looks up once the callback has its model. Any other name (a callable
+    metric) is a ValueError at once, where Keras fails at the first epoch's end."""
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
     if mode != "auto":
         return mode
     name = monitor.removeprefix("val_") if isinstance(monitor, str) else monitor
+    found = _direction(name)
+    if found is None and not (isinstance(name, str) and name.endswith(_SUFFIXES)):
+        raise ValueError(f"{who} cannot tell whether monitor={monitor!r} should go down or up; "
+                         f"pass mode='min' or mode='max'")
+    return found
+
+
+def resolve_mode(who: str, monitor: str, mode: str | None, model) -> str:
+    """``mode``, or where ``monitor_mode`` left it to the model, the direction of the compiled
+    value ``monitor`` names (without ``val_``): an output's ``<output>_loss`` goes down, an
+    output's ``<output>_<metric>`` as its metric. Keras 3 looks the compiled metric up by its
+    own name (``accuracy``), so it refuses these names in ``mode="auto"``; rnnkit knows the
+    output each belongs to."""
+    if mode is not None:
+        return mode
+    name = monitor.removeprefix("val_")
+    for head in (getattr(model, "_compiled", None) or {}).get("heads", []):
+        if head.name is not None and head.loss is not None and name == f"{head.name}_loss":
+            return "min"
+        if name in head.metrics:
+            found = _direction(name if head.name is None else name.removeprefix(f"{head.name}_"))
+            if found is not None:
+                return found
+    raise ValueError(f"{who} cannot tell whether monitor={monitor!r} should go down or up (the model "
+                     f"compiled no such loss or metric); pass mode='min' or mode='max'")
+
+
+def _direction(name) -> str | None:
     if name in _UP:
         return "max"
     if name == "loss" or name in LOSSES:
         return "min"
-    raise ValueError(f"{who} cannot tell whether monitor={monitor!r} should go down or up; "
-                     f"pass mode='min' or mode='max'")
+    return None
 
 
 def improves(mode: str, value: float, reference: float, min_delta: float) -> bool:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.keras import _graph
 from rnnkit.keras._base import (
     Layer,
     Shape,
@@ -21,6 +22,7 @@ from rnnkit.keras._base import (
     check_positive_int,
     check_rate,
 )
+from rnnkit.keras._naming import auto_name
 from rnnkit.keras._weights import KerasWeight
 
 ACTIVATIONS: dict[str | None, Callable[[Tensor], Tensor]] = {
@@ -192,7 +194,9 @@ class Embedding(Layer):
 
 class InputLayer:
     """Keras's ``InputLayer``: the input shape of a ``Sequential``, given as its first element
-    (it is not one of ``model.layers``, as in Keras 3). ``Input`` makes one.
+    (it is not one of a Sequential's ``model.layers``, as in Keras 3), or an input of a
+    functional ``Model``, whose ``layers`` list it. ``Input`` makes one and returns its
+    symbolic tensor (``.output``).
 
     Arguments:
         shape: one sample's shape, without the batch dimension, e.g. ``(10, 1)``.
@@ -200,7 +204,8 @@ class InputLayer:
         batch_shape: the shape with the batch dimension first, instead of both.
         dtype: accepted and unused: the layers cast their inputs (token ids to int64,
             other inputs to the model's floating dtype).
-        name: accepted for Keras's signature.
+        name: the input's name (a functional model's ``input_names``, the keys of a dict of
+            inputs); by default ``input_layer``, ``input_layer_1``, ... as Keras 3 names them.
     """
 
     def __init__(self, shape=None, batch_size: int | None = None, dtype=None, batch_shape=None,
@@ -212,12 +217,36 @@ class InputLayer:
             size = None if batch_size is None else check_positive_int("batch_size", batch_size)
             batch_shape = (size, *_shape("shape", shape))
         self.batch_shape: Shape = _shape("batch_shape", batch_shape)
-        self.name = name or "input_layer"
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {type(name).__name__}")
+        self.name = name or auto_name("InputLayer")  # input_layer, input_layer_1, ...
+        self.built, self.output_shape, self.trainable = True, self.batch_shape, True
+        self._inbound_nodes = [_graph.input_node(self)]
+
+    @property
+    def output(self) -> _graph.KerasTensor:
+        """The symbolic tensor a functional model's layers are called on."""
+        return self._inbound_nodes[0].output
+
+    def describe(self) -> str:
+        return f"{self.name} (InputLayer)"
+
+    def count_params(self) -> int:
+        return 0
+
+    def get_weights(self) -> list:
+        return []
+
+    def get_config(self) -> dict:
+        return {"batch_shape": list(self.batch_shape), "name": self.name}
 
 
 def Input(shape=None, batch_size: int | None = None, dtype=None, batch_shape=None,
-          name: str | None = None) -> InputLayer:
-    """Keras's ``Input(shape=...)`` as the first element of a ``Sequential``:
-    ``Sequential([Input(shape=(10, 1)), LSTM(8), Dense(1)])``. It returns an ``InputLayer``,
-    not Keras's symbolic tensor: there is no functional ``Model`` API here."""
-    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name)
+          name: str | None = None) -> _graph.KerasTensor:
+    """Keras's ``Input(shape=...)``: a symbolic tensor of that shape (batch dimension first,
+    None), on which layers are called to build a functional ``Model``:
+    ``x = Input(shape=(10,)); y = Dense(1)(Embedding(50, 8)(x)); Model(x, y)``. As the
+    first element of a ``Sequential`` it gives the input shape:
+    ``Sequential([Input(shape=(10, 1)), LSTM(8), Dense(1)])``."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape,
+                      name=name).output

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from rnnkit.keras._base import check_count, check_finite, plain
-from rnnkit.keras._callback import Callback, improves, monitor_mode
+from rnnkit.keras._callback import Callback, improves, monitor_mode, resolve_mode
 from rnnkit.keras.optimizers import get_learning_rate, set_learning_rate
 
 
@@ -46,6 +46,10 @@ class ReduceLROnPlateau(Callback):
         self.patience, self.cooldown = check_count("patience", patience), check_count("cooldown", cooldown)
         self.min_delta, self.min_lr = check_finite("min_delta", min_delta), check_finite("min_lr", min_lr)
         self.on_train_begin()
+
+    def set_model(self, model) -> None:
+        super().set_model(model)
+        self.mode = resolve_mode("ReduceLROnPlateau", self.monitor, self.mode, model)
 
     def on_train_begin(self, logs=None) -> None:
         self.best = math.inf if self.mode == "min" else -math.inf

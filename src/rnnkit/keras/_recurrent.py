@@ -140,6 +140,12 @@ class RNNLayer(Layer):
     def output_mask(self, inputs: Tensor, mask: Tensor | None) -> Tensor | None:
         return mask if self.return_sequences else None
 
+    def check_initial_state(self, shapes: list[Shape]) -> None:
+        n = len(self._state_type()._fields) * (1 if self.merge_mode is None else 2)
+        if len(shapes) != n or any(len(s) != 2 or s[1] != self.units for s in shapes):
+            raise ValueError(f"initial_state of {self.describe()} must be a list of {n} tensors of shape "
+                             f"(batch, {self.units}), got shapes {shapes}")
+
     def get_config(self) -> dict:
         return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
                 **{k: getattr(self, k) for k in ("return_sequences", "return_state", "go_backwards",

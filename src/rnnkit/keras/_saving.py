@@ -1,5 +1,6 @@
-"""``Sequential.save_weights`` / ``load_weights``: the Keras weights of every layer in one
-safetensors file, written atomically; ``Sequential.save`` / ``load_model``: the same file
+"""``save_weights`` / ``load_weights`` (of a ``Sequential`` or a functional ``Model``): the
+Keras weights of every layer in one safetensors file, written atomically; ``save`` /
+``load_model``: the same file
 with the architecture and the compile settings (where they are plain names) as JSON in its
 metadata, and the optimizer's state (``rnnkit.keras._optimizer_state``).
 
@@ -35,21 +36,27 @@ from torch import Tensor
 from rnnkit._io import write_atomic
 from rnnkit.keras import _optimizer_state as optimizer_state
 from rnnkit.keras import optimizers
-from rnnkit.keras._base import Layer, _snake, write_weights
+from rnnkit.keras._base import Layer, write_weights
 from rnnkit.keras._bidirectional import Bidirectional
 from rnnkit.keras._core import Dense, Dropout, Embedding
+from rnnkit.keras._merge import Add, Average, Concatenate, Multiply
+from rnnkit.keras._naming import snake
 from rnnkit.keras._recurrent import GRU, LSTM, RNNLayer, SimpleRNN
 from rnnkit.keras._time_distributed import RepeatVector, TimeDistributed
 from rnnkit.keras._weights import KerasWeight
 
 FORMAT = "rnnkit.keras.weights/2"  # in the file's metadata
 # 3: trainable (the model's and each layer's) and an optimizer saved as its class and config,
-# which the readers of 2 cannot take; 2 and 1 are still read
-MODEL_FORMAT = "rnnkit.keras.model/3"
+# which the readers of 2 cannot take; 4: functional models (a graph: _graph_config) and
+# compile's loss_weights, which the readers of 3 cannot take. A Sequential without
+# loss_weights is still written as 3, which every reader since takes; 3, 2 and 1 are read
+MODEL_FORMAT = "rnnkit.keras.model/4"
+FORMAT_3 = "rnnkit.keras.model/3"
 V1_FORMATS = {"rnnkit.keras.weights/1": FORMAT, "rnnkit.keras.model/1": MODEL_FORMAT}  # the old keys
-OLD_FORMATS = {**V1_FORMATS, "rnnkit.keras.model/2": MODEL_FORMAT}
+OLD_FORMATS = {**V1_FORMATS, "rnnkit.keras.model/2": MODEL_FORMAT, FORMAT_3: MODEL_FORMAT}
 LAYERS: dict[str, type[Layer]] = {cls.__name__: cls for cls in (
-    Bidirectional, Dense, Dropout, Embedding, GRU, LSTM, RepeatVector, SimpleRNN, TimeDistributed)}
+    Add, Average, Bidirectional, Concatenate, Dense, Dropout, Embedding, GRU, LSTM, Multiply, RepeatVector,
+    SimpleRNN, TimeDistributed)}
 
 
 def file_keys(layers: list[Layer], *, version: int = 2) -> dict[str, tuple[Layer, str, KerasWeight]]:
@@ -57,7 +64,7 @@ def file_keys(layers: list[Layer], *, version: int = 2) -> dict[str, tuple[Layer
     order; ``version=1``: the keys of format 1, ``<layer>/<weight name>``."""
     keys, used = {}, {}
     for layer in layers:
-        base = _snake(type(layer).__name__)
+        base = snake(type(layer).__name__)
         used[base] = used.get(base, -1) + 1
         prefix = base if used[base] == 0 else f"{base}_{used[base]}"
         paths = _variable_paths(layer)
@@ -130,13 +137,19 @@ def model_config(model) -> dict:
     """``Sequential.get_config()``: the name, ``trainable``, each layer's class and constructor
     arguments, the input shape it was built for, and the compile settings where they are
     plain names (an ``rnnkit.keras.optimizers`` optimizer as its class name and config)."""
-    compiled = model._compile_config
-    if compiled is not None and isinstance(compiled["optimizer"], optimizers.Optimizer):
-        compiled = {**compiled, "optimizer": optimizers.serialize(compiled["optimizer"])}
     return {"name": model.name, "trainable": model.trainable,
             "layers": [layer_config(layer) for layer in model.layers],
             "build_input_shape": list(model.layers[0].input_shape) if model.built else None,
-            "compile": compiled}
+            "compile": compile_config(model)}
+
+
+def compile_config(model) -> dict | None:
+    """``compile``'s arguments where they are plain names, an ``rnnkit.keras.optimizers``
+    optimizer as its class name and config; None otherwise."""
+    compiled = model._compile_config
+    if compiled is not None and isinstance(compiled["optimizer"], optimizers.Optimizer):
+        compiled = {**compiled, "optimizer": optimizers.serialize(compiled["optimizer"])}
+    return compiled
 
 
 def layer_config(layer: Layer) -> dict:
@@ -160,31 +173,38 @@ def layer_from_config(entry) -> Layer:
 def save_model(model, path: str | Path, *, overwrite: bool = True) -> None:
     """The weights, the architecture and, for a model compiled with names and trained (so
     that it has an optimizer), the optimizer's state."""
-    metadata = {"format": MODEL_FORMAT, "config": json.dumps(model_config(model))}
+    config = model.get_config()
+    new = config.get("class_name") == "Functional" or "loss_weights" in (config["compile"] or {})
+    metadata = {"format": MODEL_FORMAT if new else FORMAT_3, "config": json.dumps(config)}
     extra = {}
     optimizer = model.optimizer
     if model._compile_config is not None and optimizer is not None and optimizers.is_built(optimizer):
         extra, metadata["optimizer"] = optimizer_state.dump(model.optimizer, list(model.parameters()))
-    save_weights(list(model.layers), path, overwrite=overwrite, metadata=metadata, extra=extra)
+    save_weights(model._weight_layers(), path, overwrite=overwrite, metadata=metadata, extra=extra)
 
 
 def load_model(path: str | Path, *, compile: bool = True):
-    """The model ``Sequential.save`` wrote: made from the registry, built, its weights loaded
-    and, with ``compile`` and plain-name settings, compiled, with the optimizer's state where
-    it was saved (so that ``fit`` resumes training as Keras's ``load_model`` does)."""
-    from rnnkit.keras.model import Sequential  # model.py imports this module
+    """The model ``save`` wrote (a ``Sequential`` or a functional ``Model``): made from the
+    registry, built, its weights loaded and, with ``compile`` and plain-name settings,
+    compiled, with the optimizer's state where it was saved (so that ``fit`` resumes
+    training as Keras's ``load_model`` does)."""
+    from rnnkit.keras._graph_config import functional_from_config  # these import this module
+    from rnnkit.keras.model import Sequential
 
     tensors, metadata = _read(Path(path))
     if _format(metadata) != MODEL_FORMAT:
         raise ValueError(f"{path} holds no model architecture (format {metadata.get('format')!r}, "
                          f"want {MODEL_FORMAT!r}): a save_weights file loads with load_weights")
     config = _architecture(metadata, path)
-    model = Sequential([layer_from_config(entry) for entry in config["layers"]], name=config["name"])
+    if config.get("class_name") == "Functional":
+        model = functional_from_config(config, path)
+    else:
+        model = Sequential([layer_from_config(entry) for entry in config["layers"]], name=config["name"])
+        if not model.built and config["build_input_shape"] is not None:
+            model.build(tuple(config["build_input_shape"]))
     model._trainable = config["trainable"]  # the layers' own flags came with their configs
-    if not model.built and config["build_input_shape"] is not None:
-        model.build(tuple(config["build_input_shape"]))
     weights, state = _split(tensors)
-    _assign(list(model.layers), weights, path, version=_version(metadata))
+    _assign(model._weight_layers(), weights, path, version=_version(metadata))
     if compile and config["compile"] is not None:
         model.compile(**config["compile"])
         if "optimizer" in metadata:

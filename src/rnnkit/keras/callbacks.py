@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 
 from rnnkit.keras._base import check_count, check_finite, plain
-from rnnkit.keras._callback import Callback, check_callbacks, improves, monitor_mode
+from rnnkit.keras._callback import Callback, check_callbacks, improves, monitor_mode, resolve_mode
 from rnnkit.keras._lr_callbacks import LearningRateScheduler, ReduceLROnPlateau
 
 __all__ = ["CSVLogger", "Callback", "EarlyStopping", "LambdaCallback", "LearningRateScheduler",
@@ -40,7 +40,9 @@ class EarlyStopping(Callback):
         min_delta: the smallest change that counts as an improvement.
         patience: epochs without improvement before training stops.
         verbose: 1 prints when it stops and when it restores weights.
-        mode: ``"min"``, ``"max"`` or ``"auto"`` (from the name: losses down, accuracies up).
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (from the name: losses down, accuracies up;
+            for a functional model's per-output value, such as ``"val_cls_accuracy"``, from
+            the metric compiled for that output, looked up when ``fit`` starts).
         baseline: training also stops when the value does not beat this.
         restore_best_weights: end with the weights of the best epoch, not the last one.
         start_from_epoch: epochs of warm-up before the value is watched.
@@ -56,6 +58,10 @@ class EarlyStopping(Callback):
         self.start_from_epoch = check_count("start_from_epoch", start_from_epoch)
         self.min_delta, self.restore_best_weights = abs(min_delta), restore_best_weights
         self.on_train_begin()
+
+    def set_model(self, model) -> None:
+        super().set_model(model)
+        self.mode = resolve_mode("EarlyStopping", self.monitor, self.mode, model)
 
     def on_train_begin(self, logs=None) -> None:
         # a callback may be passed to several fits
@@ -129,6 +135,13 @@ class ModelCheckpoint(Callback):
         else:  # Keras's: anything beats it
             self.best = math.inf if self.mode == "min" else -math.inf
         self._epoch, self._batches = 0, 0
+
+    def set_model(self, model) -> None:
+        super().set_model(model)
+        if self.save_best_only and self.mode is None:  # a per-output value: the model tells
+            self.mode = resolve_mode("ModelCheckpoint", self.monitor, self.mode, model)
+            if self.initial_value_threshold is None:
+                self.best = math.inf if self.mode == "min" else -math.inf
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self._epoch = epoch

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.keras._base import _snake
+from rnnkit.keras._naming import snake as _snake
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
 
@@ -37,6 +37,16 @@ def set_mask(y_pred: Tensor, mask_BT: Tensor) -> Tensor:
     assert mask_BT.dtype == torch.bool and y_pred.shape[:2] == mask_BT.shape
     setattr(y_pred, _MASK, mask_BT)
     return y_pred
+
+
+def with_mask(out, mask_BT: Tensor | None):
+    """``out`` with Keras's mask when it is a per-step output (B, T, ...) of masked steps (an
+    ``Embedding(mask_zero=True)``'s), for the loss and metrics; an output without the time
+    axis (a recurrent layer's last step, a list with states) keeps none, as in Keras."""
+    if mask_BT is None or not isinstance(out, Tensor) or out.dim() < 3 or tuple(out.shape[:2]) != tuple(
+            mask_BT.shape):
+        return out
+    return set_mask(out, mask_BT)
 
 
 def get_mask(y_pred: Tensor) -> Tensor | None:
