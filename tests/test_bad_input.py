@@ -144,10 +144,14 @@ def test_unbatched_hx_errors_show_the_callers_shape(hx_shape, message):
         model.step(torch.randn(I), (torch.zeros(hx_shape), torch.zeros(hx_shape)))
 
 
-@pytest.mark.parametrize("name", ["bias", "batch_first", "bidirectional"])
-def test_dropin_flags_must_be_bools(name):
-    with pytest.raises(TypeError, match=f"{name} must be a bool, got 1"):
-        rnnkit.GRU(I, H, **{name: 1})
+@pytest.mark.parametrize("name, value, message", [
+    ("bias", 1, "bias must be a bool, got 1"),
+    ("batch_first", 1, "batch_first must be a bool, got 1"),
+    ("bidirectional", 2, r"bidirectional must be a bool \(or 0 or 1\), got 2"),  # torch.nn takes 0 and 1
+])
+def test_dropin_flags_must_be_bools(name, value, message):
+    with pytest.raises(TypeError, match=message):
+        rnnkit.GRU(I, H, **{name: value})
 
 
 @pytest.mark.parametrize("call, error, message", [

@@ -317,7 +317,7 @@ def _read_text(path: Path) -> str:
     if not path.is_file():
         raise ValueError(f"config file must be an existing file, got {str(path)!r}")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a byte-order mark (Notepad's) is no TOML
     except UnicodeDecodeError as err:
         raise ValueError(f"config file {path} must be UTF-8 text, got an undecodable byte at "
                          f"offset {err.start}") from None

@@ -73,3 +73,45 @@ def test_labels_are_not_used(tmp_path, run_dir):
         written[name] = list(csv.DictReader(out.open()))
     assert written["labelled"] == written["bare"] and len(written["bare"]) == 3
     assert {r["label"] for r in written["bare"]} <= {"neg", "pos"}
+
+
+PAIRS = [("great film", "dull film"), ("fine plot", "poor plot")] * 3
+TEXTS = "".join(f"pos,{good}\nneg,{bad}\n" for good, bad in PAIRS)
+TINY_TEXT = ["--set", "data.format=text", "--set", "train.epochs=1", "--set", "model.hidden_size=4",
+             "--set", "model.embed_size=4", "--set", "data.val_fraction=0", "--set", "train.progress=false"]
+
+
+def test_no_labels_reads_one_text_per_line(tmp_path):
+    """--no-labels was refused for text runs, naming the Python argument labels=False."""
+    (tmp_path / "t.csv").write_text(TEXTS)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "classify", "--data", str(tmp_path / "t.csv"),
+                                      "--out", str(run),
+                                      *TINY_TEXT])
+    assert result.exit_code == 0, result.output
+    (tmp_path / "new.txt").write_text("great plot, fine film\npoor film\n")
+    out = tmp_path / "p.csv"
+    result = CliRunner().invoke(cli, ["predict", str(run), "--data", str(tmp_path / "new.txt"), "--no-labels",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert [r["id"] for r in csv.DictReader(out.open())] == ["0", "1"]
+
+
+def test_header_defaults_to_the_runs_data_header(tmp_path):
+    """A run trained with data.header=true: predict skips --data's first row unless --no-header
+    (it used to guess for --data, whatever the run had)."""
+    (tmp_path / "s.csv").write_text("label,a,b,c\n" + CSV)
+    (tmp_path / "new.csv").write_text("x,0,1,2\npos,1,2,3\nneg,3,2,1\n")
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "classify", "--data", str(tmp_path / "s.csv"),
+                                      "--out", str(run),
+                                      "--set", "data.header=true", "--set", "train.epochs=1",
+                                      "--set", "model.hidden_size=4", "--set", "data.val_fraction=0",
+                                      "--set", "train.progress=false"])
+    assert result.exit_code == 0, result.output
+    for flags, n in (([], 2), (["--no-header"], 3), (["--header"], 2)):
+        out = tmp_path / f"p{len(flags)}{n}.csv"
+        result = CliRunner().invoke(cli, ["predict", str(run), "--data", str(tmp_path / "new.csv"), *flags,
+                                          "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert len(list(csv.DictReader(out.open()))) == n, flags

@@ -81,3 +81,36 @@ def test_interrupted_run_exits_130_and_resumes_to_the_straight_run(tmp_path, mon
     assert_same_weights(straight, out)
     other = CliRunner().invoke(cli, [*train, "--out", str(out), "--resume", "--set", "model.cell=gru"])
     assert other.exit_code == 1 and "model.cell: saved 'lstm', given 'gru'" in other.output
+
+
+def test_ucr_2018_tsv_and_its_test_file(tmp_path):
+    """The UCR 2018 archive's X_TRAIN.tsv (tab-separated, label first, NaN-padded) with
+    X_TEST.tsv beside it; it was refused with a message about commas."""
+    rows = "".join(f"1\t{i}\t{i + 1}\t{i + 2}\n2\t{9 - i}\t{8 - i}\tNaN\n" for i in range(5))
+    (tmp_path / "X_TRAIN.tsv").write_text(rows)
+    (tmp_path / "X_TEST.tsv").write_text(rows)
+    result = CliRunner().invoke(cli, ["train", "classify", "--data", str(tmp_path / "X_TRAIN.tsv"),
+                                      "--out", str(tmp_path / "run"), *FAST, "--set", "data.val_fraction=0"])
+    assert result.exit_code == 0, result.output
+    results = json.loads(result.stdout)
+    assert results["n_train"] == 10 and results["n_test"] == 10 and results["classes"] == ["1", "2"]
+
+
+def test_data_errors_name_files_and_settings(tmp_path):
+    """A text CSV without data.format=text hints at it; a test file with other dimensions is
+    named before training, and no run is left behind."""
+    (tmp_path / "t.csv").write_text('sentiment,review\nneg,"ugly, sad"\npos,lovely nice\n')
+    result = CliRunner().invoke(cli, ["train", "classify", "--data", str(tmp_path / "t.csv"),
+                                      "--out", str(tmp_path / "r"), *FAST])
+    assert result.exit_code == 1
+    assert "t.csv:2: expected a number, got 'ugly, sad' in column 2 ('review'); a CSV of label,text rows " \
+           "is read with data.format=text (--set data.format=text)" in result.output
+    (tmp_path / "M_TRAIN.ts").write_text("@univariate false\n@classLabel true a b\n@data\n"
+                                         + "1,2:3,4:a\n5,6:7,8:b\n" * 4)
+    (tmp_path / "M_TEST.ts").write_text("@univariate false\n@classLabel true a b\n@data\n1,2:a\n3,4:b\n")
+    result = CliRunner().invoke(cli, ["train", "classify", "--data", str(tmp_path / "M_TRAIN.ts"),
+                                      "--out", str(tmp_path / "r"), *FAST, "--set", "data.val_fraction=0"])
+    assert result.exit_code == 1
+    assert (f"Error: {tmp_path / 'M_TEST.ts'}: expected 2 dimension(s) per step like the training file "
+            f"{tmp_path / 'M_TRAIN.ts'}, got 1") in result.output
+    assert not (tmp_path / "r").exists()

@@ -90,8 +90,8 @@ def test_val_fraction_that_empties_a_side_is_an_error(tmp_path, groups, test_gro
 
 def test_split_errors(tmp_path):
     pairs = read_pairs(write(tmp_path, "a\tb\tG\nc\td\tH\n"))
-    with pytest.raises(ValueError, match=r"test_groups must be groups of .*, got \['X'\], which are not; "
-                                         r"the file has \['G', 'H'\]"):
+    with pytest.raises(ValueError, match=r"test_groups \(--set data.test_groups=...\) must be groups of .*, "
+                                         r"got \['X'\], which are not; the file has \['G', 'H'\]"):
         split_pairs(pairs, test_groups=("X",))
     with pytest.raises(ValueError, match=r"must not share a group, got \['G'\]"):
         split_pairs(pairs, val_groups=("G",), test_groups=("G",))

@@ -62,6 +62,24 @@ def test_multivariate_varying_length(tmp_path):
     assert data.labels_N.tolist() == [1, 0, 0]
 
 
+@pytest.mark.parametrize("rows, line, got", [
+    ("1,2:3,4:a\n5:6:b\n7:8:9:a\n", 9, 3),  # more dimensions than the first series
+    ("1,2:3,4:a\n5:6:b\n7,8:a\n", 9, 1),  # fewer: they were padded with 0, silently
+])
+def test_multivariate_without_dimensions_tag_keeps_the_first_series_dimensions(tmp_path, rows, line, got):
+    """@univariate false without @dimensions: every series must have the first one's number of
+    dimensions (it used to crash with an IndexError, or fill the missing ones with 0)."""
+    path = write(tmp_path, "M.ts", HEADER + "@univariate false\n@classLabel true a b\n@data\n" + rows)
+    expected = rf"M.ts:{line}: expected 2 dimension\(s\) like the first series \(line 7\), got {got}$"
+    with pytest.raises(DataError, match=expected):
+        read_ts(path)
+    with pytest.raises(DataError, match=expected):
+        read_ts_values(path)
+    same = write(tmp_path, "S.ts", HEADER + "@univariate false\n@classLabel true a b\n@data\n"
+                 "1,2:3,4:a\n5:6:b\n")
+    assert read_ts(same).inputs.shape == (2, 2, 2)
+
+
 def test_missing_values_become_nan_and_trailing_ones_shorten(tmp_path):
     path = write(tmp_path, "N.ts", HEADER + "@univariate true\n@equalLength false\n@classLabel true 1 2\n"
                  "@data\n1,?,3:1\n?,2,?,?:2\n")
@@ -305,7 +323,7 @@ def test_csv_series_header_is_a_first_row_without_numbers(tmp_path, content, lab
 
 def test_csv_series_header_argument_overrides_the_guess(tmp_path):
     numbered = write(tmp_path, "n.csv", "label,0,1,2\na,5,6,7\nb,8,9,10\n")  # pandas' column names
-    assert read_csv_series(numbered).classes == ("a", "b", "label")  # numbers: data, by the rule
+    assert read_csv_series(numbered, header=False).classes == ("a", "b", "label")
     data = read_csv_series(numbered, header=True)
     assert data.classes == ("a", "b") and data.inputs[:, :, 0].tolist() == [[5, 6, 7], [8, 9, 10]]
     bad = write(tmp_path, "b.csv", "label,0,1,2\na,5,x,7\n")

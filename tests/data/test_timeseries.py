@@ -85,3 +85,18 @@ def test_a_header_with_some_or_named_numbers_is_a_header(tmp_path):
         read_series_csv(pandas)
     words = read_series_csv(write(tmp_path, "today,now\n1,5\n2,6\n", "w.csv"), time_col="today")
     assert words.names == ("now",)  # numpy parses 'today' and 'now' as times; as names they stay names
+
+
+def test_decimal_steps_give_the_times_that_were_meant(tmp_path):
+    """3.2 + 0.1 is 3.3000000000000003 in binary: the CSV printed the noise."""
+    series = read_series_csv(write(tmp_path, "t,v\n" + "".join(f"{i / 10:.1f},{i % 3}\n" for i in range(33))),
+                             time_col="t")
+    assert series.future_times(3).tolist() == [3.3, 3.4, 3.5]
+
+
+@pytest.mark.parametrize("time", ["2024-03-31T02:00+01:00", "2024-03-31 02:00Z", "2024-03-31T02:00:00-0500"])
+def test_a_utc_offset_is_refused_not_converted(tmp_path, time):
+    """numpy read 02:00+01:00 as 01:00 UTC and wrote the forecast's times in UTC, silently."""
+    with pytest.raises(DataError, match=r"s.csv:3: expected a time without a UTC offset \(times are taken as "
+                                        r"written: all local or all UTC\), got '" + time.replace("+", r"\+")):
+        read_series_csv(write(tmp_path, f"t,v\n2024-03-31T01:00,1\n{time},2\n"), time_col="t")

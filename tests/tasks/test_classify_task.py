@@ -102,7 +102,9 @@ def test_a_val_fraction_that_holds_out_nothing_is_an_error(tmp_path):
 
 
 def test_data_header_reads_a_header_of_numbers(tmp_path):
-    """pandas writes ``label,0,1,2``: numbers, so taken for data unless data.header=true."""
+    """pandas writes ``label,0,1,2``: a label column's name then numbers, a header by the
+    guess; data.header=false makes it data. predict follows the run's data.header unless
+    told otherwise (it used to guess for its own file, and kept a header the run skipped)."""
     g = torch.Generator().manual_seed(5)
     rows = [f"{c},{','.join(f'{float(v):.3f}' for v in torch.randn(3, generator=g) + 2 * i)}"
             for c, i in [("lo", 0), ("hi", 1)] * 6]
@@ -112,11 +114,15 @@ def test_data_header_reads_a_header_of_numbers(tmp_path):
     results = train_classifier(cfg_for(path, "data.header=true", *sets), tmp_path / "a")
     assert results["n_train"] == 12 and results["classes"] == ["hi", "lo"]
     guessed = train_classifier(cfg_for(path, *sets), tmp_path / "b")
-    assert guessed["n_train"] == 13 and "label" in guessed["classes"]
-    # predict guesses for its own file, whatever the training file had
+    assert guessed["n_train"] == 12 and guessed["classes"] == ["hi", "lo"]
+    as_data = train_classifier(cfg_for(path, "data.header=false", *sets), tmp_path / "c")
+    assert as_data["n_train"] == 13 and "label" in as_data["classes"]
     (tmp_path / "new.csv").write_text("\n".join(rows[:3]) + "\n")
-    assert len(predict(tmp_path / "a", tmp_path / "new.csv")) == 3
-    assert len(predict(tmp_path / "a", path, header=True)) == 12
+    assert len(predict(tmp_path / "a", tmp_path / "new.csv")) == 2  # the run's header=true
+    assert len(predict(tmp_path / "a", tmp_path / "new.csv", header=False)) == 3
+    assert len(predict(tmp_path / "b", tmp_path / "new.csv")) == 3  # guessed: numbers are data
+    assert len(predict(tmp_path / "b", path)) == 12
+    assert len(predict(tmp_path / "c", path)) == 13
 
 
 def test_same_seed_same_run_whatever_ran_before(tmp_path, trend):
@@ -252,7 +258,8 @@ def test_predict_does_not_use_the_files_labels(tmp_path, trend):
     bare.write_text("\n".join(line.rsplit(":", 1)[0] for line in lines) + "\n")
     rows = predict(out, bare)
     assert [r["probabilities"] for r in rows] == expected and {r["given"] for r in rows} == {None}
-    with pytest.raises(ValueError, match=r"labels=False \(--no-labels\) is for CSV series .* format .ts."):
+    with pytest.raises(ValueError, match=r"^--no-labels \(labels=False\) is for runs on CSV series or "
+                                         r"texts; .* format 'ts'$"):
         predict(out, bare, labels=False)
 
 

@@ -199,8 +199,13 @@ def test_defaults_to_the_bundled_airline_series(tmp_path):
 def test_config_round_trips_and_checks():
     cfg = config.load(ForecastConfig, None, ["data.covariates=a,b", "model.quantiles=0.05,0.5,0.95"])
     assert config.from_dict(ForecastConfig, config.to_dict(cfg)) == cfg
-    with pytest.raises(ValueError, match="data.test_size must be >= data.horizon"):
-        config.load(ForecastConfig, None, ["data.test_size=5"])
+    with pytest.raises(ValueError, match=r"data.test_size must be a multiple of data.horizon \(12\): "
+                                         r"the test origins are a horizon apart, got 20"):
+        config.load(ForecastConfig, None, ["data.test_size=20"])  # steps 13-20 of it went unscored
+    with pytest.raises(ValueError, match=r"data.val_size must be 0 \(no validation\) or >= data.horizon "
+                                         r"\(12\), got 5"):
+        config.load(ForecastConfig, None, ["data.val_size=5"])  # it crashed after training
+    config.load(ForecastConfig, None, ["data.val_size=0", "data.test_size=24"])
     with pytest.raises(ValueError, match="data.context must be an int >= 1"):
         config.load(ForecastConfig, None, ["data.context=0"])
     with pytest.raises(ValueError, match="needs output 'gaussian' or 'point'"):
@@ -275,3 +280,32 @@ def test_an_autoregressive_decoder_with_covariates_is_refused_with_the_config():
     with pytest.raises(ValueError, match=r"model.decoder='autoregressive' takes no covariates .* "
                                          r"data.covariates must be empty, got \['temp'\]"):
         config.load(ForecastConfig, None, ["model.decoder=autoregressive", "data.covariates=temp"])
+
+
+def test_what_scoring_needs_is_checked_before_training(tmp_path):
+    """A season longer than the data before the scored part, or a log transform of a value
+    <= 0 past the fitting part: refused before training, no run left (it trained, then
+    failed)."""
+    path = write_seasonal_csv(tmp_path / "s.csv", n=70)
+    with pytest.raises(ValueError, match=r"season 52 \(data.season\) needs more than 52 steps before the "
+                                         r"first scored one \(MASE's scale\), got 46"):
+        train_forecaster(cfg_for(path, "data.season=52"), tmp_path / "run")
+    lines = path.read_text().splitlines()
+    lines[-3] = lines[-3].rsplit(",", 2)[0] + ",0.0," + lines[-3].rsplit(",", 1)[1]  # a 0 in the test part
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"model.log_transform needs a positive target, got 0.0 at 2005-08"):
+        train_forecaster(cfg_for(path, "model.log_transform=true"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_validation_scores_come_before_the_calibration_and_the_results_say_how_it_went(tmp_path):
+    """The validation windows calibrate the intervals: scored after it, their coverage was
+    in-sample (1.0 against 0.78 on test)."""
+    path = write_seasonal_csv(tmp_path / "s.csv")
+    runs = {mode: train_forecaster(cfg_for(path, "data.val_size=24", f"calibrate={mode}"), tmp_path / mode)
+            for mode in ("off", "validation")}
+    assert runs["off"]["val"] == runs["validation"]["val"]
+    assert runs["off"]["calibration"] == "off" and runs["validation"]["calibration"] == "validation"
+    few = train_forecaster(cfg_for(path), tmp_path / "few")
+    assert few["interval_scale"] is None
+    assert few["calibration"].startswith("none: 1 validation window(s), 4 needed")

@@ -112,7 +112,8 @@ def test_errors_come_before_anything_is_written(tmp_path, monkeypatch):
     out = tmp_path / "run"
     with pytest.raises(DataError, match=r"bad.tsv:2: expected 2 or 3 tab-separated columns"):
         train_seq2seq(load(bad), out)
-    with pytest.raises(ValueError, match=r"val_groups must be groups of .*, got \['Z'\]"):
+    with pytest.raises(ValueError,
+                       match=r"val_groups \(--set data.val_groups=...\) must be groups of .*, got \['Z'\]"):
         train_seq2seq(load(pairs_file(tmp_path), "data.val_groups=Z"), out)
     with pytest.raises(ValueError, match=r"val_fraction=0.05 of 1 pairs holds out ceil\(1 \* 0.05\) = 1 and "
                                          r"leaves 0 to train on"):

@@ -94,6 +94,19 @@ class FilePath(click.Path):
         return super().convert(value, param, ctx)
 
 
+class DirPath(click.Path):
+    """``click.Path(file_okay=False)`` that refuses an empty name: ``--out ""`` (an unset
+    variable in a script) would otherwise write the run into the current directory."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(file_okay=False, **kwargs)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"must name a directory, got {value!r}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def names_directory(path: str | os.PathLike) -> bool:
     """True where ``path`` ends in a separator, as ``out/`` does (pathlib drops it)."""
     return str(path).endswith(("/", os.sep))

@@ -2,7 +2,7 @@
 
 import click
 
-from rnnkit.cli._config import config_options, resolve_config
+from rnnkit.cli._config import DirPath, config_options, resolve_config
 from rnnkit.demo import DemoConfig, check_inputs, format_report, run_demo
 
 D = DemoConfig()
@@ -13,7 +13,7 @@ D = DemoConfig()
               help=f"Training time limit.  [default: {D.minutes:g}]")
 @click.option("--steps", type=click.IntRange(min=1),
               help=f"Training steps (training stops at --minutes if that comes first).  [default: {D.steps}]")
-@click.option("--out", type=click.Path(file_okay=False),
+@click.option("--out", type=DirPath(),
               help=f"The model directory to write.  [default: {D.out}]")
 @click.option("--seed", type=int, help=f"Seed of the weights, dropout and sample.  [default: {D.seed}]")
 @click.option("--prompt", help=f"Start of the sample.  [default: {D.prompt}]")

@@ -20,11 +20,13 @@ from rnnkit.tasks.classify import predict as predict_rows
               help="File to classify, in the training file's format; its labels are not used "
                    "(any value will do).")
 @click.option("--no-labels", is_flag=True,
-              help="--data is a CSV of series without a label column: every column is a value "
-                   "(a .ts file says so itself, with @classLabel false).")
+              help="--data holds no labels. For a run on CSV series: a CSV of values only, every "
+                   "column a value. For a text run: one text per line, the whole line, commas "
+                   "included (a line that is one double-quoted field is read as that field; a first "
+                   "line 'text' is a header). A .ts file says so itself, with @classLabel false.")
 @click.option("--header/--no-header", default=None,
-              help="Whether a CSV of series starts with a header row [default: guessed: a first row "
-                   "without a number among its values].")
+              help="Whether --data (a CSV of series or texts, or a file of texts) starts with a header "
+                   "row [default: the run's data.header; where that is unset, guessed as in training].")
 @click.option("--out", required=True, type=FilePath(), callback=new_file,
               help="CSV to write: id, label, then one probability column per class.")
 def predict(run_dir, data, no_labels, header, out):

@@ -6,16 +6,18 @@ from pathlib import Path
 
 import click
 
-from rnnkit.cli._config import FilePath, config_options, require_out, resolve_config
+from rnnkit.cli._config import DirPath, FilePath, config_options, require_out, resolve_config
 from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options, training
 from rnnkit.tasks.classify import ClassifyConfig, train_classifier
 
 
 @click.command("classify")
 @click.option("--data", type=FilePath(),
-              help="Training file: X_TRAIN.ts (X_TEST.ts beside it is the test set), label,v1,... CSV "
-                   "or, with --set data.format=text, label,text CSV. [data.path]")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (required).")
+              help="Training file: X_TRAIN.ts (X_TEST.ts beside it is the test set), label,v1,... CSV, "
+                   "X_TRAIN.tsv (the UCR 2018 archive: tab-separated, NaN-padded; X_TEST.tsv beside it) "
+                   "or, with --set data.format=text, label,text CSV. A first row that looks like a "
+                   "header is one; --set data.header=true/false says so. [data.path]")
+@click.option("--out", type=DirPath(path_type=Path), help="Run directory (required).")
 @run_options
 @config_options
 def classify(data, out, overwrite, resume, config, sets):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rnnkit.cli._config import FilePath, config_options, require_out, resolve_config
+from rnnkit.cli._config import DirPath, FilePath, config_options, require_out, resolve_config
 from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options, training
 from rnnkit.tasks.forecast import ForecastConfig, train_forecaster
 
@@ -21,7 +21,7 @@ _PER_ORIGIN = ("forecast_BHQ", "naive_BH", "actual_BH")  # results.json keeps th
 @click.option("--covariates", help="Comma-separated input columns observed up to each origin. "
                                    "[data.covariates]")
 @click.option("--horizon", type=int, help="Steps to forecast from each origin. [data.horizon]")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (required).")
+@click.option("--out", type=DirPath(path_type=Path), help="Run directory (required).")
 @run_options
 @config_options
 def forecast(data, time_col, target, covariates, horizon, out, overwrite, resume, config, sets):

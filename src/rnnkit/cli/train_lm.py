@@ -2,7 +2,7 @@
 
 import click
 
-from rnnkit.cli._config import config_options, resolve_config
+from rnnkit.cli._config import DirPath, config_options, resolve_config
 from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options, training
 from rnnkit.data.text import read_text
 from rnnkit.tasks.lm import LMTaskConfig, train_lm
@@ -10,7 +10,7 @@ from rnnkit.tasks.lm import LMTaskConfig, train_lm
 
 @click.command("lm")
 @click.option("--data", help="UTF-8 text file (data.path); its last data.val_fraction of lines are held out.")
-@click.option("--out", type=click.Path(file_okay=False), help="The run directory to write (required).")
+@click.option("--out", type=DirPath(), help="The run directory to write (required).")
 @click.option("--tokenizer", type=click.Choice(["char", "bpe"]),
               help="Characters, or byte-level BPE of data.bpe_vocab_size tokens (data.tokenizer).  "
                    "[default: char]")

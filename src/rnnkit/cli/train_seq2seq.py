@@ -2,7 +2,7 @@
 
 import click
 
-from rnnkit.cli._config import config_options, resolve_config
+from rnnkit.cli._config import DirPath, config_options, resolve_config
 from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options, training
 from rnnkit.tasks.seq2seq import Seq2SeqTaskConfig, train_seq2seq
 
@@ -11,7 +11,7 @@ from rnnkit.tasks.seq2seq import Seq2SeqTaskConfig, train_seq2seq
 @click.option("--data", help="UTF-8 TSV, one pair per line: source<TAB>target, or source<TAB>target<TAB>"
                              "group to hold out whole groups (data.val_groups, data.test_groups). "
                              "[data.path]")
-@click.option("--out", type=click.Path(file_okay=False), help="The run directory to write (required).")
+@click.option("--out", type=DirPath(), help="The run directory to write (required).")
 @run_options
 @config_options
 def seq2seq(data, out, overwrite, resume, config, sets):

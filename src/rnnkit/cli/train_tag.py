@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rnnkit.cli._config import FilePath, config_options, require_out, resolve_config
+from rnnkit.cli._config import DirPath, FilePath, config_options, require_out, resolve_config
 from rnnkit.cli._run import echo_results, exit_if_interrupted, run_options, training
 from rnnkit.tasks.tag import TagConfig, train_tagger
 
@@ -25,7 +25,7 @@ _FILE = FilePath()
                                         "--data's sentences). [data.val_path]")
 @click.option("--test", type=_FILE, help="Test file, scored once after training. [data.test_path]")
 @click.option("--crf", is_flag=True, default=None, help="A CRF output layer. [model.crf]")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (required).")
+@click.option("--out", type=DirPath(path_type=Path), help="Run directory (required).")
 @run_options
 @config_options
 def tag(data, val, test, crf, out, overwrite, resume, config, sets):

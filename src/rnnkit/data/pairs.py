@@ -113,11 +113,12 @@ def split_pairs(pairs: Pairs, *, val_groups: Sequence[str] = (), test_groups: Se
         missing = sorted(set(asked) - set(pairs.groups or ()))
         if missing:
             known = list(dict.fromkeys(pairs.groups or ()))
-            raise ValueError(f"{name} must be groups of {pairs.path}, got {missing}, which are not; "
-                             f"the file has {known[:80]}")
+            raise ValueError(f"{name} (--set data.{name}=...) must be groups of {pairs.path}, got "
+                             f"{missing}, which are not; the file has {known[:80]}")
     both = sorted(set(val_groups) & set(test_groups))
     if both:
-        raise ValueError(f"val_groups and test_groups must not share a group, got {both} in both")
+        raise ValueError(f"val_groups and test_groups (data.val_groups, data.test_groups) must not share "
+                         f"a group, got {both} in both")
     rows = range(len(pairs))
     test = [r for r in rows if pairs.groups is not None and pairs.groups[r] in test_groups]
     rest = [r for r in rows if not (pairs.groups is not None and pairs.groups[r] in test_groups)]

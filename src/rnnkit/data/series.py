@@ -116,6 +116,9 @@ def _read_rows(path: Path) -> tuple[dict, list[list[list[float]]], list, list[in
     rows, labels, row_lines = [], [], []
     for number, line in lines[start:]:
         segments, label = _split_row(path, number, line, header)
+        if rows and len(segments) != len(rows[0]):  # only without @dimensions: _split_row checks that
+            raise DataError(path, number, f"expected {len(rows[0])} dimension(s) like the first series "
+                                          f"(line {row_lines[0]}), got {len(segments)}")
         rows.append(segments)
         labels.append(label)
         row_lines.append(number)
@@ -139,6 +142,7 @@ def pad_series(rows: Sequence[Sequence[Sequence[float]]]) -> tuple[Tensor, Tenso
     """Rows of per-dimension value lists -> (N, T_max, D) padded with 0, and lengths (N,).
     A row's length is its longest dimension; shorter dimensions are padded with NaN."""
     D = len(rows[0])
+    assert all(len(row) == D for row in rows), "the readers check the dimensions of every row"
     lengths = [max(len(seg) for seg in row) for row in rows]
     x_NTD = torch.zeros(len(rows), max(lengths), D, dtype=torch.float32)
     for n, row in enumerate(rows):

@@ -36,7 +36,7 @@ def read_text(path: str | Path, *, name: str = "text file") -> str:
     if not data:
         raise ValueError(f"{name} must be a non-empty UTF-8 text file, got {str(path)!r}: 0 bytes")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a byte-order mark is no character of the text
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise ValueError(f"{name} must be UTF-8 text, got {str(path)!r} with the undecodable byte "

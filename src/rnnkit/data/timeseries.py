@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -73,7 +74,9 @@ class TimeSeries:
                 return ((months_K + 1).astype("datetime64[D]") - 1).astype(self.times.dtype)
             offset = self.times[-1] - self.times[-1].astype("datetime64[M]").astype(self.times.dtype)
             return months_K.astype(self.times.dtype) + offset
-        return self.times[-1] + k * step
+        future = self.times[-1] + k * step
+        # 3.2 + 0.1 is 3.3000000000000003: decimal steps are rounded back to what was meant
+        return np.round(future, 10) if future.dtype.kind == "f" else future
 
 
 def bundled_airline() -> Path:
@@ -194,6 +197,9 @@ def _value(path: Path, number: int, column: str, text: str) -> float:
     return value
 
 
+_UTC_OFFSET = re.compile(r"\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?\s*(Z|[+-]\d\d(:?\d\d)?)$")
+
+
 def _parse_times(path: Path, numbers: list[int], raw: list[str]) -> np.ndarray:
     try:
         times = np.array([float(t) for t in raw], dtype=np.float64)
@@ -202,6 +208,9 @@ def _parse_times(path: Path, numbers: list[int], raw: list[str]) -> np.ndarray:
     if times is None:
         parsed = []
         for number, text in zip(numbers, raw, strict=True):
+            if _UTC_OFFSET.search(text.strip()):  # numpy would convert it to UTC, silently
+                raise DataError(path, number, f"expected a time without a UTC offset (times are taken as "
+                                              f"written: all local or all UTC), got {text!r}")
             try:
                 parsed.append(np.datetime64(text.replace(" ", "T")))
             except ValueError:

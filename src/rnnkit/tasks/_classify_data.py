@@ -10,14 +10,15 @@ import torch
 from torch import Tensor
 
 from rnnkit.data.series import DataError, Labelled, fill_missing, read_ts, read_ts_values
-from rnnkit.data.tables import Vocab, read_csv_series, read_text_csv
+from rnnkit.data.tables import Vocab, read_csv_series, read_text_csv, read_texts
 
 if TYPE_CHECKING:
     from rnnkit.tasks.classify import DataSection
 
 
 def file_format(data: DataSection) -> str:
-    """``data.format``, with ``auto`` read from the training file's suffix."""
+    """``data.format``, with ``auto`` read from the training file's suffix (``.tsv`` and other
+    files are series, the reader tells a .tsv by its suffix)."""
     if data.format != "auto":
         return data.format
     return "ts" if Path(data.path).suffix.lower() == ".ts" else "csv"
@@ -28,7 +29,7 @@ def read_labelled(kind: str, path: Path, data: DataSection, classes: tuple[str, 
     """The file as a ``Labelled``; series get their missing values filled."""
     if kind == "text":
         return read_text_csv(path, classes=classes, vocab=vocab, max_vocab=data.max_vocab,
-                             min_freq=data.min_freq, max_tokens=data.max_tokens)
+                             min_freq=data.min_freq, max_tokens=data.max_tokens, header=data.header)
     dataset = read_ts(path, classes=classes) if kind == "ts" else read_csv_series(
         path, classes=classes, ragged=data.ragged, header=data.header)
     if dataset.labels_N is None:
@@ -39,22 +40,36 @@ def read_labelled(kind: str, path: Path, data: DataSection, classes: tuple[str, 
     return Labelled(filled, dataset.lengths_N, dataset.labels_N, dataset.classes, path), None
 
 
+def check_features(dataset: Labelled, features: int, against: str) -> None:
+    """Series (N, T, D) must have the training data's number of dimensions (``features``);
+    ``against`` names where that number comes from, for the error."""
+    found = dataset.inputs.shape[-1]
+    if found != features:
+        raise DataError(dataset.source, None, f"expected {features} dimension(s) per step like {against}, "
+                                              f"got {found}")
+
+
 def read_unlabelled(kind: str, path: Path, data: DataSection, vocab: Vocab | None, *,
                     labelled: bool, header: bool | None) -> tuple[Labelled, list[str] | None]:
     """The file's sequences without labels (series filled as in ``read_labelled``), and its labels
-    as written (any strings) or None; for prediction, where labels are not used."""
-    if not labelled and kind != "csv":
-        raise ValueError(f"labels=False (--no-labels) is for CSV series files (a .ts file declares "
-                         f"@classLabel false itself), got a run trained on format {kind!r}")
+    as written (any strings) or None; for prediction, where labels are not used. Without
+    ``labelled``: a CSV of values only, or texts one per line (``read_texts``)."""
+    if not labelled and kind == "ts":
+        raise ValueError("--no-labels (labels=False) is for runs on CSV series or texts; a .ts file "
+                         "says it has no labels itself, with @classLabel false; got a run trained on "
+                         "format 'ts'")
     if kind == "ts":
         inputs, lengths_N, given = read_ts_values(path)
     elif not labelled:
-        found, given = read_csv_series(path, ragged=data.ragged, labelled=False, header=header), None
+        assert kind != "text" or vocab is not None
+        found, given = (read_texts(path, vocab=vocab, max_tokens=data.max_tokens, header=header)
+                        if kind == "text" else
+                        read_csv_series(path, ragged=data.ragged, labelled=False, header=header)), None
         inputs, lengths_N = found.inputs, found.lengths_N
     else:
         # classes=None: this file's own labels are its classes, so none is refused
-        found = read_text_csv(path, vocab=vocab, max_tokens=data.max_tokens)[0] if kind == "text" \
-            else read_csv_series(path, ragged=data.ragged, header=header)
+        found = read_text_csv(path, vocab=vocab, max_tokens=data.max_tokens, header=header)[0] \
+            if kind == "text" else read_csv_series(path, ragged=data.ragged, header=header)
         assert found.labels_N is not None
         inputs, lengths_N = found.inputs, found.lengths_N
         given = [found.classes[i] for i in found.labels_N.tolist()]

@@ -6,7 +6,8 @@ as the original run did, and ``fit(..., resume=True)`` then goes on from the che
 the config must be the one saved in ``config.json``, except for the fields in
 ``MAY_CHANGE``: they say how long to train, how often to save or show progress, and where
 to run, which ``fit`` reads afresh on resume (to extend a run or shorten one, or to go on
-on a GPU; the checkpoint is loaded to the CPU and moved). With a decaying learning-rate
+on a GPU; the checkpoint is loaded to the CPU and moved), and the paths of the training and
+validation files, whose contents the data's fingerprints check instead. With a decaying learning-rate
 schedule (cosine, linear) a new length also reshapes the rest of the schedule; on another
 device the run goes on with that device's rounding and random numbers, not bit for bit.
 """
@@ -24,10 +25,13 @@ from rnnkit.train.data import Loader
 from rnnkit.train.loop import usable_device
 from rnnkit.train.run import RESUMABLE, check_data, differences, fingerprints
 
-MAY_CHANGE = tuple(f"train.{name}" for name in RESUMABLE)
+# the training and validation files may be named by another path (./text.txt, an absolute
+# one, from another directory): their loaders' fingerprints say whether the data is the same
+MAY_CHANGE = (*(f"train.{name}" for name in RESUMABLE), "data.path", "data.val_path")
 
 
-def check_out(out: Path, *, resume: bool, overwrite: bool, device: str | None = None) -> None:
+def check_out(out: Path, *, resume: bool, overwrite: bool, device: str | None = None,
+              ensemble_ok: bool = False) -> None:
     """Refuse, before anything is read or written, a resume that contradicts ``overwrite``
     or has no run to continue, a new run over an old one, and a ``device`` (``train.device``)
     this machine lacks, which ``fit`` would refuse only once the task has written files.
@@ -42,6 +46,10 @@ def check_out(out: Path, *, resume: bool, overwrite: bool, device: str | None = 
                          f"resume=True and overwrite=True for out={str(out)!r}")
     if device is not None:
         usable_device(device)
+    if not ensemble_ok and (out / "ensemble.json").is_file():  # rnnkit.tasks.classify's
+        raise FileExistsError(f"out must be a new run directory, got {str(out)!r}, which holds a classifier "
+                              f"ensemble (ensemble.json, member*/) that this run would not replace; choose "
+                              f"another directory (rnnkit train classify --overwrite replaces an ensemble)")
     saved = checkpoint.saved_run(out)
     if resume and not saved:
         raise FileNotFoundError(f"resume needs a saved run in out, got {str(out)!r}, which holds none "

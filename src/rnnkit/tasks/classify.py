@@ -28,7 +28,13 @@ from rnnkit.data.series import Labelled, find_test_file
 from rnnkit.data.tables import Vocab
 from rnnkit.models import architecture_config, load_model
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
-from rnnkit.tasks._classify_data import file_format, read_labelled, read_unlabelled, stratified_split
+from rnnkit.tasks._classify_data import (
+    check_features,
+    file_format,
+    read_labelled,
+    read_unlabelled,
+    stratified_split,
+)
 from rnnkit.tasks._resume import check_out, check_resumed_config
 from rnnkit.train import FitResult, TensorLoader, TrainConfig, checkpoint, fit, read_config, seed_everything
 
@@ -40,9 +46,9 @@ LABELS, TOKENIZER, RESULTS, ENSEMBLE = "labels.json", "tokenizer.json", "results
 class DataSection:
     path: str = ""  # the training file: X_TRAIN.ts, label,v1,... CSV, or label,text CSV
     test_path: str | None = None  # None: X_TEST.ts beside X_TRAIN.ts, if there is one
-    format: Format = "auto"  # auto: .ts -> ts, other files -> csv (series)
+    format: Format = "auto"  # auto: .ts -> ts, other files -> csv (series; .tsv: tab-separated, UCR 2018)
     ragged: bool = False  # csv: rows of varying length
-    header: bool | None = None  # csv: whether the first row is a header; None: when it has no number
+    header: bool | None = None  # csv, text: whether the first row is a header; None: guessed
     val_fraction: float = 0.1  # stratified split of the training file; 0: no validation
     batch_size: int = 16
     max_vocab: int = 20000  # text
@@ -129,13 +135,15 @@ def train_classifier(cfg: ClassifyConfig, out: str | Path, *, overwrite: bool = 
     if resume:
         _check_ensemble_size(out, cfg.ensemble)
     # the first member starts every ensemble
-    check_out(dirs[0], resume=resume, overwrite=overwrite, device=cfg.train.device)
+    check_out(dirs[0], resume=resume, overwrite=overwrite, device=cfg.train.device, ensemble_ok=True)
     kind = file_format(cfg.data)
     full, vocab = read_labelled(kind, Path(cfg.data.path), cfg.data)
     train_set, val_set = stratified_split(full, cfg.data.val_fraction, cfg.train.seed)
     test_path = Path(cfg.data.test_path) if cfg.data.test_path else find_test_file(cfg.data.path)
     test_set = (None if test_path is None
                 else read_labelled(kind, test_path, cfg.data, full.classes, vocab)[0])
+    if test_set is not None and vocab is None:  # before training: a mismatch would fail only after it
+        check_features(test_set, full.inputs.shape[-1], f"the training file {cfg.data.path}")
     if overwrite:  # only now that the data has been read: a bad file leaves the old run whole
         _remove_old_run(out)
     models, fits = [], []
@@ -215,17 +223,20 @@ def predict(run_dir: str | Path, data_path: str | Path, *, labels: bool = True,
     The file's labels are not used: any string will do, a class the model never saw too.
 
     Arguments:
-        labels: False: a CSV series file without a label column, every column a value (a
-            ``.ts`` file says so itself, with ``@classLabel false``).
-        header: whether a CSV series file's first row is a header; None guesses (see
-            ``read_csv_series``), whatever the training file had.
+        labels: False: a file without labels: for a run on CSV series, a CSV of values only;
+            for a text run, one text per line (``read_texts``). A ``.ts`` file says so itself,
+            with ``@classLabel false``.
+        header: whether a CSV (series or texts) or a file of texts starts with a header row;
+            None: the run's ``data.header`` (which None guesses, see ``rnnkit.data.tables``).
 
     Returns:
         one row per sequence: ``{"id": n, "label": predicted class name, "given": the file's
         label or None, "probabilities": {class name: p}}``; ids count from 0 in file order.
 
     Raises:
-        ValueError: ``labels=False`` for a run trained on a .ts or text file.
+        DataError: a file that cannot be read, or whose series have another number of
+            dimensions than the training data's.
+        ValueError: ``labels=False`` for a run trained on a .ts file.
     """
     run_dir = Path(run_dir)
     dirs = [run_dir / name for name in _read_json(run_dir / ENSEMBLE, "members")["members"]] \
@@ -237,7 +248,9 @@ def predict(run_dir: str | Path, data_path: str | Path, *, labels: bool = True,
     vocab = (read_run_file(dirs[0] / TOKENIZER, Vocab.from_json, what="the text classifier's vocabulary")
              if trained["format"] == "text" else None)
     dataset, given = read_unlabelled(trained["format"], Path(data_path), data, vocab, labelled=labels,
-                                     header=header)
+                                     header=data.header if header is None else header)
+    if vocab is None:
+        check_features(dataset, models[0].config.input_size, f"the training data of the run in {run_dir}")
     probs_NC = torch.stack([_probabilities(m, dataset) for m in models]).mean(dim=0)
     classes = trained["classes"]
     return [{"id": n, "label": classes[int(p_C.argmax())], "given": None if given is None else given[n],

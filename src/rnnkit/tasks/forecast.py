@@ -69,8 +69,13 @@ class DataSection:
         for name, low in (("season", 1), ("test_size", 1), ("val_size", 0)):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), low)
-        if self.test_size is not None and self.test_size < self.horizon:
-            raise ValueError(f"data.test_size must be >= data.horizon ({self.horizon}), got {self.test_size}")
+        # the origins are a horizon apart: steps past the last whole horizon would go unscored
+        if self.test_size is not None and self.test_size % self.horizon:
+            raise ValueError(f"data.test_size must be a multiple of data.horizon ({self.horizon}): the test "
+                             f"origins are a horizon apart, got {self.test_size}")
+        if self.val_size and self.val_size < self.horizon:  # no validation window would fit
+            raise ValueError(f"data.val_size must be 0 (no validation) or >= data.horizon ({self.horizon}), "
+                             f"got {self.val_size}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,6 +178,7 @@ def train_forecaster(cfg: ForecastConfig, out: str | Path, *, overwrite: bool = 
     series = read_data(cfg.data)
     split = Split.of(len(series), cfg.data, cfg.model.difference)
     season = cfg.data.season or series.season
+    _check_before_training(series, split, season, cfg)
     seed_everything(cfg.train.seed)
     model = Forecaster(ForecasterConfig(horizon=cfg.data.horizon, context=cfg.data.context,
                                         input_size=series.values_NF.shape[1], **_config.to_dict(cfg.model)))
@@ -187,14 +193,15 @@ def train_forecaster(cfg: ForecastConfig, out: str | Path, *, overwrite: bool = 
         check_resumed_config(out, config, cfg.train, data=train, val=val)
     result = fit(model, train, cfg.train, loss_fn=model.loss, val=val, run_dir=out, overwrite=overwrite,
                  resume=resume, config=config)
+    # scored before the calibration, which fits the intervals to these windows
+    val_scores = None if split.val_start == split.test_start else score(
+        model, series, split.val_start, season, end=split.test_start)
     # too few validation windows (4 for 80%): the conformal rank is out of reach, keep the model's
     calibrating = cfg.calibrate != "off" and len(val_origins) >= 4 and model.config.output != "point"
     if calibrating:
         # conformity scores of every window after the fitting part, validation and test
         needed_NH = _interval_factors(model, values_NF, split.val_start, cfg.train.seed)
         model.interval_scale_H.copy_(conformal_scale(needed_NH[: len(val_origins)]))
-    val_scores = None if split.val_start == split.test_start else score(
-        model, series, split.val_start, season, end=split.test_start)
     scales = None
     if calibrating and cfg.calibrate == "rolling":
         count, H = cfg.calibration_windows or len(val_origins), cfg.data.horizon
@@ -211,7 +218,8 @@ def train_forecaster(cfg: ForecastConfig, out: str | Path, *, overwrite: bool = 
                    if k in val_scores},
                "season": season, "horizon": cfg.data.horizon, "n": len(series),
                "val_start": split.val_start, "test_start": split.test_start, "n_windows": len(train_origins),
-               "interval_scale": calibration, "path": str(series.path), "steps": result.steps,
+               "interval_scale": calibration, "calibration": _calibration_note(cfg, len(val_origins), model),
+               "path": _absolute(series.path), "steps": result.steps,
                "seconds": round(result.seconds, 3), "stopped": result.stopped}
     write_atomic(out / RESULTS, (json.dumps(results, indent=2) + "\n").encode())
     return results
@@ -271,7 +279,7 @@ def forecast(run_dir: str | Path, data_path: str | Path | None = None, *,
         raise ValueError(f"RUN_DIR must hold a forecasting run (rnnkit train forecast), got a "
                          f"{type(model).__name__} in {run_dir}")
     data = _config.from_dict(DataSection, read_config(run_dir).get("data") or {})
-    series = read_data(data, data_path)
+    series = read_data(data, data_path or _training_file(run_dir, data))
     if len(series) < model.config.window:
         raise DataError(series.path or "", None, f"expected at least {model.config.window} rows to "
                                                  f"forecast from (context + difference), got {len(series)}")
@@ -282,6 +290,59 @@ def forecast(run_dir: str | Path, data_path: str | Path | None = None, *,
     H = q_HQ.shape[0]
     return {"history": series, "times": _integer_times(series.times, series.future_times(H)),
             "quantiles": levels, "forecast_HQ": q_HQ.to(torch.float64).numpy()}
+
+
+def _training_file(run_dir: Path, data: DataSection) -> Path | None:
+    """The run's training file: the absolute path ``results.json`` keeps (a file of the same
+    name in the current directory may be another series), else ``data.path`` as given,
+    relative to here (a run moved with its data); None for the bundled series."""
+    if not data.path:
+        return None
+    try:
+        kept = json.loads((run_dir / RESULTS).read_text(encoding="utf-8")).get("path")
+    except (OSError, ValueError):
+        kept = None
+    if kept and Path(kept).is_absolute() and Path(kept).is_file():
+        return Path(kept)
+    if Path(data.path).is_file():
+        return Path(data.path)
+    raise DataError(data.path, None, f"file not found: the training file named by data.path in "
+                                     f"{run_dir / 'config.json'} (relative to the directory the run was "
+                                     f"trained in{f', or {kept}' if kept else ''}); give the series "
+                                     "with --data")
+
+
+def _check_before_training(series: TimeSeries, split: Split, season: int, cfg: ForecastConfig) -> None:
+    """What scoring would refuse only after training: a season MASE cannot scale by, a log
+    transform of a value <= 0 in the parts after the fitting one."""
+    if split.val_start <= season:  # the first scored part (validation, or test) starts there
+        given = "data.season" if cfg.data.season else "inferred from the times"
+        raise ValueError(f"season {season} ({given}) needs more than {season} steps before the first "
+                         f"scored one (MASE's scale), got {split.val_start}: set data.season (1: the "
+                         f"last value) or give a longer series")
+    if cfg.model.log_transform:
+        bad = np.flatnonzero(series.target_N <= 0)
+        if len(bad):
+            at = bad[0] if series.times is None else series.times[bad[0]]
+            value = float(series.target_N[bad[0]])
+            raise DataError(series.path or "", None, f"model.log_transform needs a positive target, got "
+                                                     f"{value!r} at {at} ({len(bad)} such)")
+
+
+def _calibration_note(cfg: ForecastConfig, windows: int, model: Forecaster) -> str:
+    """How the 80% intervals were calibrated, or why not (``interval_scale`` null)."""
+    if model.config.output == "point":
+        return "none: a point forecast has no interval"
+    if cfg.calibrate == "off":
+        return "off"
+    if windows < 4:
+        return (f"none: {windows} validation window(s), 4 needed (data.val_size >= data.horizon + 3); "
+                f"the model's own intervals")
+    return cfg.calibrate
+
+
+def _absolute(path: str | Path | None) -> str | None:
+    return None if path is None else str(Path(path).absolute())
 
 
 # -- baselines and metrics ---------------------------------------------------------------------
