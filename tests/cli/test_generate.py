@@ -82,7 +82,8 @@ def test_prompt_with_an_unknown_character(run):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--top-p", "2"], "top_p must be a number in (0, 1], got 2.0"),
-    (["--temperature", "0"], "temperature must be a number > 0"),
+    (["--temperature", "0"], "temperature must be a finite number > 0"),
+    (["--seed", str(2**64)], "seed must be an int in [0, 2**64), got 18446744073709551616"),
     (["--beam-width", "0", "--strategy", "beam"], "beam_width must be an int >= 1, got 0"),
     (["--prompt", ""], "prompt must be a non-empty string"),
     (["--set", "topk=3"], "unknown key 'topk': GenerateConfig has no field 'topk'"),

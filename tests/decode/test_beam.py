@@ -134,6 +134,7 @@ def test_zero_new_tokens_and_bad_arguments():
     assert beam_search(model, torch.tensor([0]), beam_width=2, max_new_tokens=0)[0].ids_T.tolist() == []
     with pytest.raises(ValueError, match="beam_width must be an int >= 1, got 0"):
         beam_search(model, torch.tensor([0]), beam_width=0, max_new_tokens=2)
-    with pytest.raises(ValueError, match=r"alpha \(the length penalty exponent\) must be a number >= 0, "
-                                         r"got -1"):
-        beam_search(model, torch.tensor([0]), beam_width=2, max_new_tokens=2, alpha=-1)
+    for alpha in (-1, float("inf")):  # inf scored every longer hypothesis -0.0
+        with pytest.raises(ValueError, match=r"alpha \(the length penalty exponent\) must be a finite number "
+                                             rf">= 0, got {alpha}"):
+            beam_search(model, torch.tensor([0]), beam_width=2, max_new_tokens=2, alpha=alpha)

@@ -145,7 +145,8 @@ def test_stream_yields_ints_in_eval_mode_and_restores_the_mode():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"temperature": 0.0}, "temperature must be a number > 0"),
+    ({"temperature": 0.0}, "temperature must be a finite number > 0"),
+    ({"temperature": float("inf")}, "temperature must be a finite number > 0"),  # uniform, NaN from -inf
     ({"top_k": -1}, "top_k must be an int >= 1, got -1"),
     ({"top_p": 2.0}, r"top_p must be a number in \(0, 1\], got 2.0"),
 ])

@@ -159,5 +159,5 @@ def test_generate_checks_the_prompt_before_returning(tmp_path):
         GenerateConfig(prompt="")
     # sampling settings are checked where they are read: greedy decoding ignores a temperature of 0
     assert GenerateConfig(strategy="greedy", temperature=0.0).strategy == "greedy"
-    with pytest.raises(ValueError, match="temperature must be a number > 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
         GenerateConfig(strategy="sample", temperature=0.0)

@@ -49,6 +49,8 @@ def test_config_round_trips_through_toml_and_json(tmp_path):
     (["data.target_vocab_size=100"], "data.target_vocab_size must be an int >= 256, got 100"),
     (["model.attention=concat"], "attention must be one of"),
     (["model.hidden_size=9"], "hidden_size must be even"),
+    (["decode.alpha=inf"], r"decode.alpha \(the length penalty exponent\) must be a finite number >= 0"),
+    (["decode.length_ratio=-1"], r"decode.length_ratio \(target tokens per source token\) must be a finite"),
 ])
 def test_config_checks(sets, message):
     with pytest.raises(ValueError, match=message):
@@ -143,3 +145,37 @@ def test_validation_pairs_without_a_known_token_warn(tmp_path):
         results = train_seq2seq(load(path, "data.val_groups=B"), tmp_path / "run")
     assert results["data"]["n_val"] == 2 and results["data"]["n_val_left_out_of_loss"] == 2
     assert results["train"]["last_val_loss"] is None and results["val"]["n"] == 2
+
+
+def test_translate_reads_a_text_as_the_training_pairs_were_read(tmp_path):
+    """Stripped, as pairs and --data lines are (a line's newline was a token the model never
+    saw: three translations of one sentence); a str is refused, not taken as one text per
+    character; a length limit measured on the training pairs, saved for translate."""
+    out = tmp_path / "run"
+    results = train_seq2seq(load(pairs_file(tmp_path), "data.val_groups=B", "data.test_groups=C"), out)
+    ratio = json.loads((out / "config.json").read_text())["decode"]["length_ratio"]
+    assert ratio == results["decode"]["length_ratio"] == 2.0  # reversed words: as many characters
+    texts = ["sol luna", "sol luna\n", "  sol luna ", "   ", "\n"]
+    got = translate(out, texts, beam_width=1)
+    assert got[0] == got[1] == got[2] and got[3] == got[4] == ""
+    with pytest.raises(TypeError, match="texts must be a sequence of strings, got the string 'sol luna'"):
+        translate(out, "sol luna")
+
+
+def test_the_length_limit_follows_the_two_tokenizers():
+    """A char target against a BPE source needs several target tokens per source token: the
+    limit 2 x source + 10 cut nearly every translation of such a run (1685 of 1689)."""
+    import torch
+
+    from rnnkit.decode.seq2seq import max_new_tokens_for
+    from rnnkit.tasks._translation import DecodeConfig, length_ratio
+
+    sources = [torch.zeros(n, dtype=torch.long) for n in range(1, 101)]
+    targets = [torch.zeros(3 * n + 1, dtype=torch.long) for n in range(1, 101)]
+    ratio = length_ratio(sources, targets)
+    # (3n + 1) / n sorted: ..., 3.5 (n = 2), 4.0 (n = 1); the 99th percentile sits 0.01 of the
+    # way from the 99th to the 100th of them (position 0.99 * 99 = 98.01): 3.505, twice: 7.01
+    assert ratio == 7.01
+    assert DecodeConfig(max_len=400, length_ratio=ratio).max_new_tokens(40) == 281 + 10  # ceil(280.4)
+    assert DecodeConfig().max_new_tokens(40) == max_new_tokens_for(40, 200) == 90  # runs from before
+    assert DecodeConfig(max_len=50, length_ratio=ratio).max_new_tokens(40) == 50

@@ -24,14 +24,17 @@ from rnnkit.tasks.seq2seq import translate as translate_texts
 @click.option("--alpha", type=float,
               help="Length penalty exponent (GNMT); 0: none.  [default: the run's, 0.6]")
 @click.option("--max-len", type=int,
-              help="Longest translation, in target tokens (the whole translation); at most 2 x source "
-                   "tokens + 10 in any case.  [default: the run's, 200]")
+              help="Longest translation, in target tokens (the whole translation); at most "
+                   "--length-ratio x source tokens + 10 in any case.  [default: the run's, 200]")
+@click.option("--length-ratio", type=float,
+              help="Target tokens allowed per source token.  [default: the run's, measured on its "
+                   "training pairs]")
 @config_options(example="alpha=0.6")
-def translate(run_dir, text, data, out, beam_width, alpha, max_len, config, sets):
+def translate(run_dir, text, data, out, beam_width, alpha, max_len, length_ratio, config, sets):
     """Translate TEXT, or each line of --data, with the model in RUN_DIR (from `rnnkit train
     seq2seq`), by beam search with a length penalty."""
     options = resolve_config(TranslateOptions, config, sets, beam_width=beam_width, alpha=alpha,
-                             max_len=max_len)
+                             max_len=max_len, length_ratio=length_ratio)
     if (text is None) == (data is None):
         raise click.ClickException("give TEXT or --data FILE (one of them), got "
                                    + ("both" if text is not None else "neither"))

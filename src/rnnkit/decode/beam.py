@@ -13,6 +13,7 @@ finished hypotheses of different lengths; without ``eos_id`` all have the same l
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import torch
@@ -111,5 +112,5 @@ def _check(prompt_ids_T: Tensor, beam_width: Any, max_new_tokens: Any, alpha: An
     for name, value, low in (("beam_width", beam_width, 1), ("max_new_tokens", max_new_tokens, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not alpha >= 0:
-        raise ValueError(f"alpha (the length penalty exponent) must be a number >= 0, got {alpha!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha < math.inf:
+        raise ValueError(f"alpha (the length penalty exponent) must be a finite number >= 0, got {alpha!r}")

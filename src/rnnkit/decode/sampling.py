@@ -12,6 +12,7 @@ the start, as ``rnnkit.models.LanguageModel`` and the training loop use it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -56,8 +57,9 @@ def sampling_pick(*, temperature: float = 1.0, top_k: int | None = None, top_p: 
                   generator: torch.Generator | None = None) -> Pick:
     """``logits_BV -> ids_B`` drawing from softmax(logits / τ) after the top-k, then the top-p
     mask. ``generator=None`` makes a fresh unseeded one, still not the global RNG."""
-    if isinstance(temperature, bool) or not temperature > 0:
-        raise ValueError(f"temperature must be a number > 0 (use greedy decoding for 0), got {temperature!r}")
+    if isinstance(temperature, bool) or not 0 < temperature < math.inf:  # inf: uniform, NaN from -inf logits
+        raise ValueError(f"temperature must be a finite number > 0 (use greedy decoding for 0), got "
+                         f"{temperature!r}")
     if top_k is not None:
         mask_top_k(torch.zeros(1, 1), top_k)  # validate once, up front
     if top_p is not None:

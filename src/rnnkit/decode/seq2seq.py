@@ -12,6 +12,7 @@ is encoded once and repeated over the beams (a view, not a copy).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -21,9 +22,11 @@ from rnnkit.decode.beam import Hypothesis, beam_search
 from rnnkit.models.seq2seq import DecoderState, Memory, Seq2Seq
 
 
-def max_new_tokens_for(source_len: int, cap: int) -> int:
-    """A target length limit: twice the source's tokens plus 10, at most ``cap``."""
-    return min(cap, 2 * source_len + 10)
+def max_new_tokens_for(source_len: int, cap: int, ratio: float = 2.0) -> int:
+    """A target length limit, fairseq's ``max_len_a * S + max_len_b``: ``ratio`` target
+    tokens per source token plus 10, at most ``cap``. The two sides' tokenizers differ, so
+    the task measures ``ratio`` on its training pairs (``DecodeConfig.length_ratio``)."""
+    return min(cap, math.ceil(ratio * source_len) + 10)
 
 
 @torch.no_grad()

@@ -26,8 +26,10 @@ from rnnkit.train.loop import usable_device
 from rnnkit.train.run import RESUMABLE, check_data, differences, fingerprints
 
 # the training and validation files may be named by another path (./text.txt, an absolute
-# one, from another directory): their loaders' fingerprints say whether the data is the same
-MAY_CHANGE = (*(f"train.{name}" for name in RESUMABLE), "data.path", "data.val_path")
+# one, from another directory): their loaders' fingerprints say whether the data is the same;
+# a translator's decoding settings act after training only
+MAY_CHANGE = (*(f"train.{name}" for name in RESUMABLE), "data.path", "data.val_path",
+              *(f"decode.{name}" for name in ("beam_width", "alpha", "max_len", "length_ratio")))
 
 
 def check_out(out: Path, *, resume: bool, overwrite: bool, device: str | None = None,

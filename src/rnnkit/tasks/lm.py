@@ -220,6 +220,8 @@ class GenerateConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        if self.seed >= 2**64:  # torch's generators take 64 bits
+            raise ValueError(f"seed must be an int in [0, 2**64), got {self.seed}")
         if self.strategy == "sample":  # the settings greedy and beam search do not read go unchecked
             sampling_pick(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)  # its checks
 

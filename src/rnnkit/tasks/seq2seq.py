@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +38,7 @@ from rnnkit.tasks._translation import (
     DecodeConfig,
     check_scorer,
     encode_known,
+    length_ratio,
     score,
     translate_texts,
 )
@@ -163,6 +164,8 @@ def train_seq2seq(cfg: Seq2SeqTaskConfig, out: str | Path, *, overwrite: bool = 
                           f"still scored)", stacklevel=2)
         else:
             val = PairLoader(val_src, val_tgt, bos_id=bos, eos_id=eos, batch_size=64, shuffle=False)
+    if cfg.decode.length_ratio is None:  # measured here, saved for rnnkit translate
+        cfg = replace(cfg, decode=replace(cfg.decode, length_ratio=length_ratio(train_src, train_tgt)))
     config = {**architecture_config(model), "task": "seq2seq", "data": _config.to_dict(d),
               "decode": _config.to_dict(cfg.decode)}
     if resume:  # before the tokenizers are rewritten: another config could change them
