@@ -4,10 +4,12 @@
 reads the source once, ``(source, source_lengths) -> (h, [c,] h_tilde, memory[, keys])``,
 and ``DIR/decoder.onnx`` runs target steps from a state, ``(y, h, [c,] h_tilde, memory,
 [keys,] source_lengths) -> (logits, h_out, [c_out,] h_tilde_out)``. The search lives
-outside the files: here ``rnnkit.decode.beam_search`` drives them, with the settings of
-``rnnkit translate`` (beam 5, GNMT length penalty 0.6, at most 2 x source tokens + 10), so
-the translations equal ``rnnkit translate RUN_DIR``'s. onnxruntime runs the model; the
-tokenizers are the run's own (``source_tokenizer.json``, ``target_tokenizer.json``).
+outside the files: here ``rnnkit.decode.beam_search`` drives them, with the run's decoding
+settings as ``rnnkit translate`` reads them (beam width, GNMT length penalty, the target
+length limit of ``length_ratio`` x source tokens + 10, at most ``max_len``), on the text
+stripped as it strips it, so the translations equal ``rnnkit translate RUN_DIR``'s.
+onnxruntime runs the model; the tokenizers are the run's own (``source_tokenizer.json``,
+``target_tokenizer.json``).
 
     rnnkit train seq2seq --out run && rnnkit export run --out translator
     python examples/onnx_translate.py run translator "In the beginning God created the heaven and the earth."
@@ -22,9 +24,10 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from rnnkit import config
 from rnnkit.data.tokenizers import load_tokenizer
 from rnnkit.decode import beam_search
-from rnnkit.tasks._translation import encode_known
+from rnnkit.tasks._translation import DecodeConfig, encode_known
 
 
 class OnnxSource(nn.Module):
@@ -57,18 +60,20 @@ class OnnxSource(nn.Module):
         return torch.from_numpy(logits), tuple(torch.from_numpy(s) for s in state)
 
 
-def translate(run_dir: Path, onnx_dir: Path, text: str, *, beam_width: int = 5, alpha: float = 0.6,
-              max_len: int = 200) -> str:
-    """The best beam's text; '' for a source with no known token."""
+def translate(run_dir: Path, onnx_dir: Path, text: str, **options) -> str:
+    """The best beam's text; '' for a source with no known token. ``options`` override the
+    run's decoding settings, as rnnkit translate's: beam_width, alpha, max_len, length_ratio."""
     source_tok = load_tokenizer(run_dir / "source_tokenizer.json")
     target_tok = load_tokenizer(run_dir / "target_tokenizer.json")
-    ids = encode_known(source_tok, text).tolist()
+    saved = json.loads((run_dir / "config.json").read_text())
+    decode = config.from_dict(DecodeConfig, {**saved.get("decode", {}), **options})
+    text = text.strip()  # as the training pairs were read
+    ids = encode_known(source_tok, text).tolist() if text else []
     if not ids:
         return ""
-    exported = json.loads((run_dir / "config.json").read_text())["model"]
-    bos, eos = exported["target_vocab_size"] - 2, exported["target_vocab_size"] - 1
-    best = beam_search(OnnxSource(onnx_dir, ids), torch.tensor([bos]), beam_width=beam_width, alpha=alpha,
-                       max_new_tokens=min(max_len, 2 * len(ids) + 10), eos_id=eos)[0]
+    bos, eos = saved["model"]["target_vocab_size"] - 2, saved["model"]["target_vocab_size"] - 1
+    best = beam_search(OnnxSource(onnx_dir, ids), torch.tensor([bos]), beam_width=decode.beam_width,
+                       alpha=decode.alpha, max_new_tokens=decode.max_new_tokens(len(ids)), eos_id=eos)[0]
     tokens = [t for t in best.ids_T.tolist() if t < target_tok.vocab_size]  # EOS (and BOS) are no text
     return " ".join(target_tok.decode(torch.tensor(tokens, dtype=torch.long)).splitlines())
 
@@ -79,10 +84,11 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path, help="the run exported (for its tokenizers)")
     parser.add_argument("onnx_dir", type=Path, help="the directory rnnkit export wrote")
     parser.add_argument("text")
-    parser.add_argument("--beam-width", type=int, default=5)
-    parser.add_argument("--alpha", type=float, default=0.6)
+    parser.add_argument("--beam-width", type=int, help="default: the run's")
+    parser.add_argument("--alpha", type=float, help="default: the run's")
     args = parser.parse_args()
-    print(translate(args.run_dir, args.onnx_dir, args.text, beam_width=args.beam_width, alpha=args.alpha))
+    options = {k: v for k, v in (("beam_width", args.beam_width), ("alpha", args.alpha)) if v is not None}
+    print(translate(args.run_dir, args.onnx_dir, args.text, **options))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import rnnkit
 from rnnkit import export as export_module
 from rnnkit.cli import cli
 from rnnkit.export import export_onnx
@@ -303,10 +304,16 @@ def test_the_onnx_translate_example_translates_as_rnnkit_translate(tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["decoder"]["outputs"] == ["logits", "h_out", "c_out", "h_tilde_out"]
     example = runpy.run_path("examples/onnx_translate.py")
-    texts = ["sol luna", "gato perro agua", "ÿ", "mar casa rio pan"]
-    want = translate(tmp_path / "run", texts, beam_width=5, alpha=0.6)
+    texts = ["sol luna", "gato perro agua", "ÿ", "mar casa rio pan", "  rio sol \n", "   "]
+    want = translate(tmp_path / "run", texts)  # the run's settings, as the example reads them
     got = [example["translate"](tmp_path / "run", tmp_path / "onnx", t) for t in texts]
-    assert got == want and want[2] == "" and any(want)
+    assert got == want and want[2] == want[5] == "" and any(want)
+    # where translations run to the length limit (a model that never ends them): the run's
+    # length_ratio, not twice the source, decides where both stop
+    short = {"length_ratio": 0.1, "beam_width": 2}  # 16 characters: at most 12 tokens
+    want = translate(tmp_path / "run", texts, **short)
+    assert len(want[3]) < len(translate(tmp_path / "run", texts[3:4], beam_width=2)[0])  # cut short
+    assert [example["translate"](tmp_path / "run", tmp_path / "onnx", t, **short) for t in texts] == want
 
 
 def test_a_tagger_file_tags_as_rnnkit_tag_does(tmp_path):
@@ -350,3 +357,26 @@ def test_taggers_export_with_any_word_width(char_encoder, crf, tmp_path):
                                 char_features=4, char_encoder=char_encoder, crf=crf)).float()
     result = export_onnx(model, tmp_path / "t.onnx")
     assert [(c["batch"], c["time"]) for c in result["checked"]] == [(1, 1), (4, 9)]
+
+
+def test_an_int8_model_is_refused_and_a_translator_s_directory_is_made_with_its_parents(tmp_path):
+    """int8: the exporter failed deep in torch.export, with a coloured banner for a message."""
+    from rnnkit.models import Seq2Seq, Seq2SeqConfig
+
+    lm = rnnkit.quantize_dynamic(LanguageModel(LMConfig(vocab_size=5, embed_size=4, hidden_size=4)).float())
+    with pytest.raises(ValueError, match=r"model must not be int8 \(rnnkit.quantize_dynamic\) to export"):
+        export_onnx(lm, tmp_path / "lm.onnx")
+    assert not (tmp_path / "lm.onnx").exists()
+    config = Seq2SeqConfig(source_vocab_size=7, target_vocab_size=9, embed_size=4, hidden_size=4)
+    out = tmp_path / "new" / "translator"
+    result = export_onnx(Seq2Seq(config).float(), out, check=False)  # it failed after exporting
+    assert sorted(p.name for p in out.iterdir()) == ["decoder.onnx", "encoder.onnx"]
+    assert result["decoder"]["checked"] is None
+
+
+def test_an_exporter_error_is_told_by_its_cause_not_torch_s_banner():
+    err = RuntimeError("\x1b[96mThis is step 1/3\x1b[0m of exporting the model to ONNX. Next steps:\n"
+                       "- Modify the model code\n\n## Exception summary\n\n"
+                       "RuntimeError: data is not allocated\n\n(Refer to the full stack trace above)")
+    assert export_module._cause(err) == "RuntimeError: data is not allocated"
+    assert export_module._cause(ValueError("plain")) == "plain"

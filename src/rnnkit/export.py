@@ -46,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -168,7 +169,11 @@ class _Signature:
 def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> dict[str, Any]:
     """Write ``model`` (a ``LanguageModel``, ``SequenceClassifier``, ``Forecaster`` or
     ``Tagger``) to the file ``path`` as ONNX, or a ``Seq2Seq`` translator to the directory
-    ``path`` as ``encoder.onnx`` and ``decoder.onnx`` (made if missing).
+    ``path`` as ``encoder.onnx`` and ``decoder.onnx`` (made if missing, with its parents).
+
+    The files do not check their inputs as the model does: a forecaster's file given fewer
+    than ``min_time`` steps, or a classifier's or tagger's given lengths outside [1, T],
+    returns numbers where the model raises an error. Check them before calling a session.
 
     Arguments:
         check: run the file in onnxruntime at two other batch sizes and lengths (one step at
@@ -184,7 +189,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> di
 
     Raises:
         TypeError: another kind of model. ImportError: the onnx extra is missing.
-        ValueError: a model neither float32 nor float64; the exporter failed; the file does
+        ValueError: a model neither float32 nor float64, or int8; the exporter failed; the file does
             not give the model's numbers (nothing is written); a translator's ``path`` is a
             file, or another model's a directory.
     """
@@ -198,6 +203,10 @@ def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> di
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"model must be float32 or float64 to export (onnxruntime's CPU kernels), got "
                          f"{dtype}: export a copy, copy.deepcopy(model).float()")
+    if any(getattr(m, "int8", False) for m in model.modules()):
+        raise ValueError("model must not be int8 (rnnkit.quantize_dynamic) to export: its int8 step is a "
+                         "compiled call that torch.export cannot trace; export the float model (onnxruntime "
+                         "quantizes files itself: onnxruntime.quantization.quantize_dynamic)")
     _require("onnxscript", *(("onnxruntime",) if check else ()))
     modes = {m: m.training for m in model.modules()}  # each module's, restored after
     model.eval()
@@ -211,7 +220,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, check: bool = True) -> di
         write_atomic(path, data)
         return {"path": str(path), "model": type(model).__name__, "inputs": sigs[""].inputs,
                 "outputs": sigs[""].outputs, **sigs[""].about, "checked": checked}
-    path.mkdir(exist_ok=True)  # its parent must exist
+    path.mkdir(parents=True, exist_ok=True)
     _write_together({path / f"{name}.onnx": data for name, (data, _) in done.items()})
     result: dict[str, Any] = {"path": str(path), "model": type(model).__name__}
     for name, (_, checked) in done.items():
@@ -261,11 +270,19 @@ def _export(model_name: str, sig: _Signature, check: bool) -> tuple[bytes, list[
                                         dynamo=True, dynamic_shapes=dims, input_names=list(sig.inputs),
                                         output_names=sig.outputs, verbose=False)
     except Exception as err:  # torch.export's and the converter's errors run to pages
-        first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
-        raise ValueError(f"the {model_name} could not be exported to ONNX: {first} "
+        raise ValueError(f"the {model_name} could not be exported to ONNX: {_cause(err)} "
                          f"({type(err).__name__})") from err
     data = program.model_proto.SerializeToString()
     return data, _check(sig, data) if check else None
+
+
+def _cause(err: Exception) -> str:
+    """The line of an exporter's error that says what failed: torch.onnx's first lines are a
+    coloured banner ("This is step 1/3 ..."), its summary comes after "## Exception summary"."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(err).splitlines()]
+    if "## Exception summary" in lines:
+        lines = lines[lines.index("## Exception summary") + 1:]
+    return next((line for line in lines if line and not line.startswith("#")), type(err).__name__)
 
 
 def _signature(model: nn.Module) -> _Signature:
