@@ -132,3 +132,54 @@ def test_interrupted_training_exits_130_and_resumes_to_the_straight_run(tmp_path
     assert resumed.exit_code == 0, resumed.output
     assert json.loads(resumed.stdout)["steps"] == json.loads((straight / "results.json").read_text())["steps"]
     assert_same_weights(straight, out)
+
+
+def test_tag_keeps_the_input_layout_with_gold_and_predicted(tmp_path, run_dir):
+    """One output line per input line (conlleval's word, gold, predicted): -DOCSTART- and blank
+    lines are no longer dropped, so the output lines up with the input."""
+    text = "-DOCSTART- -X- O\n\nthe DT at\nfox NN nn\n\n\nsaw VB vbd\n"
+    (tmp_path / "gold.conll").write_text(text)
+    result = CliRunner().invoke(cli, ["tag", str(run_dir), "--data", str(tmp_path / "gold.conll")])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(text.splitlines()) and lines[0] == "-DOCSTART-\tO\tO"
+    assert [line == "" for line in lines] == [line == "" for line in text.splitlines()]
+    rows = [line.split("\t") for line in lines[2:] if line]
+    assert [r[:2] for r in rows] == [["the", "at"], ["fox", "nn"], ["saw", "vbd"]]
+    assert all(len(r) == 3 and r[2] in ("at", "nn", "vbd", ".", "ppo") for r in rows)
+
+
+def test_tag_score_prints_accuracy_as_json(tmp_path, run_dir):
+    test = tmp_path / "test.conll"
+    result = CliRunner().invoke(cli, ["tag", str(run_dir), "--data", str(test), "--score"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)
+    expected = json.loads((run_dir / "results.json").read_text())["test"]
+    assert scores == {"path": str(test), "tokens": 3, "unknown_tag_tokens": 0,
+                      "accuracy": expected["accuracy"], "entities": None}
+    out = tmp_path / "tagged.conll"
+    result = CliRunner().invoke(cli, ["tag", str(run_dir), "--data", str(test), "--score", "--out", str(out)])
+    assert result.exit_code == 0 and json.loads(result.stdout) == scores
+    assert [line.split("\t")[:2] for line in out.read_text().splitlines() if line] == \
+        [["the", "at"], ["fox", "nn"], ["saw", "vbd"]]
+    (tmp_path / "words.txt").write_text("the dog ran .\nit saw\n")
+    result = CliRunner().invoke(cli, ["tag", str(run_dir), "--data", str(tmp_path / "words.txt"), "--score"])
+    assert result.exit_code == 1 and "words.txt: expected gold tags to score against" in result.output
+
+
+PEOPLE = [("John", "Smith", "Paris"), ("Mary", "Jones", "Rome"), ("Ann", "Lee", "Oslo")]
+NER = "".join(f"{a}\tB-PER\n{b}\tI-PER\nwent\tO\nto\tO\n{c}\tB-LOC\n\n" for a, b, c in PEOPLE * 4)
+
+
+def test_named_entity_training_prints_entity_scores_and_score_agrees(tmp_path):
+    (tmp_path / "ner.conll").write_text(NER)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "tag", "--data", str(tmp_path / "ner.conll"), "--test",
+                                      str(tmp_path / "ner.conll"), "--out", str(out), *FAST])
+    assert result.exit_code == 0, result.output
+    entities = json.loads(result.stdout)["test"]["entities"]
+    assert entities["gold"] == 24 and set(entities["per_type"]) <= {"PER", "LOC"}
+    result = CliRunner().invoke(cli, ["tag", str(out), "--data", str(tmp_path / "ner.conll"), "--score"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["entities"] == {k: v for k, v in entities.items()
+                                                     if not k.startswith("baseline")}

@@ -131,3 +131,74 @@ def test_bad_input_is_reported():
         crf.log_partition(torch.randn(2, 4, 3), torch.tensor([4, 0]))
     with pytest.raises(ValueError, match="num_tags must be an int >= 1"):
         LinearChainCRF(0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_padding_is_never_read(bad):
+    """NaN or ±inf emissions past a row's length change no loss, gradient or path
+    (``emissions * mask`` made NaN of them: NaN * 0 is NaN)."""
+    crf = make()
+    e_BTC = torch.randn(4, 4, 3)
+    y_BT = torch.randint(0, 3, (4, 4))
+    pad_BT = torch.arange(4)[None, :] >= LENGTHS[:, None]
+    dirty = e_BTC.masked_fill(pad_BT[..., None], bad).requires_grad_(True)
+    nll_B = crf.nll(dirty, y_BT, LENGTHS)
+    torch.testing.assert_close(nll_B, crf.nll(e_BTC, y_BT, LENGTHS))
+    nll_B.sum().backward()
+    assert torch.isfinite(dirty.grad).all() and (dirty.grad[pad_BT] == 0).all()
+    assert torch.equal(crf.viterbi(dirty.detach(), LENGTHS)[0], crf.viterbi(e_BTC, LENGTHS)[0])
+
+
+def two_tag_crf(gap, dtype):
+    """C = 2, start = end = 0, A = [[0, -gap], [-gap, 0]], and one sentence of 2 tokens with
+    P = [[0, -gap], [-gap, 0]]. The four paths (y1, y2) score P[1, y1] + A[y1, y2] + P[2, y2]:
+    (0, 0) = 0 + 0 - gap, (0, 1) = 0 - gap + 0, (1, 1) = -gap + 0 + 0, (1, 0) = -3 gap, so
+    log Z = log(3 e^-gap + e^-3gap) = -gap + log(3 + e^-2gap)."""
+    crf = LinearChainCRF(2).to(dtype)
+    with torch.no_grad():
+        crf.transitions_CC.copy_(torch.tensor([[0.0, -gap], [-gap, 0.0]]))
+        crf.start_C.zero_()
+        crf.end_C.zero_()
+    e_BTC = torch.tensor([[[0.0, -gap], [-gap, 0.0]]], dtype=dtype)
+    expected = -gap + torch.log(3 + torch.exp(torch.tensor(-2 * gap, dtype=torch.float64)))
+    return crf, e_BTC, expected
+
+
+@pytest.mark.parametrize("dtype, gap", [(torch.float32, 50.0), (torch.float32, 90.0),
+                                        (torch.float32, 1e4), (torch.float64, 800.0)])
+def test_log_partition_is_exact_where_every_path_into_a_tag_is_far_below_the_shift(dtype, gap):
+    """Step 2 into tag 1 comes from α_1 = (0, -gap) through A[:, 1] = (-gap, 0): both terms are
+    e^-gap below m + s_1 = 0, which underflowed (float32: below e^-87) and was clamped to the
+    smallest normal number, so log Z was -87.3 for gap 90 (expected -88.9) and wrong by whole
+    nats; float64 the same at gap 800 (below e^-708)."""
+    crf, e_BTC, expected = two_tag_crf(gap, dtype)
+    e_BTC.requires_grad_(True)
+    logZ = crf.log_partition(e_BTC, torch.tensor([2]))
+    torch.testing.assert_close(logZ.double(), expected[None], rtol=1e-6, atol=1e-6)
+    logZ.sum().backward()
+    assert torch.isfinite(e_BTC.grad).all()
+
+
+def test_float32_with_constraint_transitions_matches_float64():
+    """BIO constraints as users write them: -1e4 for I-X after O or after another type
+    (tags O, B-PER, I-PER, B-LOC, I-LOC), emissions of scale 30, ragged lengths; float32
+    log Z and its gradient equal the float64 textbook recursion."""
+    torch.manual_seed(1)
+    crf = make(5)
+    forbidden = [(0, 2), (0, 4), (1, 4), (2, 4), (3, 2), (4, 2)]  # (from, to)
+    with torch.no_grad():
+        for i, j in forbidden:
+            crf.transitions_CC[i, j] = -1e4
+        crf.start_C[[2, 4]] = -1e4
+    lengths_B = torch.tensor([7, 1, 5, 3, 7, 6])
+    e_BTC = 30 * torch.randn(6, 7, 5)
+    ref = copy.deepcopy(crf).double()
+    e64 = e_BTC.double().clone().requires_grad_(True)
+    expected = reference_log_partition(ref, e64, lengths_B)
+    e32 = e_BTC.float().clone().requires_grad_(True)
+    logZ = crf.float().log_partition(e32, lengths_B)
+    torch.testing.assert_close(logZ.double(), expected, rtol=1e-6, atol=1e-3)
+    logZ.sum().backward()
+    expected.sum().backward()
+    torch.testing.assert_close(e32.grad.double(), e64.grad, rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(crf.double().log_partition(e64.detach(), lengths_B), expected.detach())

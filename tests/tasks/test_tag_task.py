@@ -10,7 +10,7 @@ import torch
 from rnnkit import config
 from rnnkit.data.series import DataError
 from rnnkit.data.tagged import read_tagged, write_conll
-from rnnkit.tasks.tag import TagConfig, predict_tags, train_tagger
+from rnnkit.tasks.tag import TagConfig, predict_tags, score_file, tag_file, train_tagger
 
 DT, NN, VB = ["the", "a", "The", "A"], ["dog", "cat", "man", "park", "run"], ["saw", "walked", "run"]
 FAST = ["train.epochs=3", "train.progress=false", "model.hidden_size=8", "model.embed_size=8",
@@ -48,11 +48,69 @@ def test_trains_scores_and_predicts(files, crf):
     assert results["val"]["tokens"] == 30 and results["test"]["tokens"] == 51
     assert results["test"]["unknown_word_tokens"] == 1 and results["test"]["unknown_tag_tokens"] == 0
     assert results["test"]["baseline_suffix_accuracy"] <= 1.0 and results["crf"] == (crf == "true")
+    assert results["test"]["entities"] is None  # part-of-speech tags: no chunks
     (files / "new.txt").write_text("the cat run\nA dog saw the zebra\n")
     tagged = predict_tags(out, files / "new.txt", format="text")
     assert tagged.words == (("the", "cat", "run"), ("A", "dog", "saw", "the", "zebra"))
     assert all(t in ("DT", "NN", "VB") for s in tagged.tags for t in s)
     assert [len(s) for s in tagged.tags] == [3, 5]
+
+
+def ner(n, seed):
+    """Sentences of O words with PER (B-PER I-PER) and LOC (B-LOC) names."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n):
+        for _ in range(rng.randint(2, 6)):
+            r = rng.random()
+            if r < 0.2:
+                lines += [f"{rng.choice(['John', 'Mary'])}\tB-PER",
+                          f"{rng.choice(['Smith', 'Jones'])}\tI-PER"]
+            elif r < 0.3:
+                lines.append(f"{rng.choice(['Paris', 'Rome'])}\tB-LOC")
+            else:
+                lines.append(f"{rng.choice(['the', 'man', 'saw', 'went', 'to'])}\tO")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def test_named_entity_runs_report_entity_scores(tmp_path):
+    """results.json has conlleval's entity scores beside accuracy for val and test, the same
+    numbers as scoring the run on the test file afterwards (score_file)."""
+    (tmp_path / "train.conll").write_text(ner(60, 0))
+    (tmp_path / "test.conll").write_text(ner(10, 1))
+    results = train_tagger(make_cfg(tmp_path, "model.crf=true", "train.epochs=2"), tmp_path / "run")
+    for split in ("val", "test"):
+        entities = results[split]["entities"]
+        assert set(entities) == {"precision", "recall", "f1", "gold", "predicted", "correct", "per_type",
+                                 "baseline_suffix_f1", "baseline_overall_f1"}
+        assert set(entities["per_type"]) <= {"PER", "LOC"} and entities["gold"] > 0
+    scored = score_file(tmp_path / "run", tmp_path / "test.conll")
+    assert scored["accuracy"] == results["test"]["accuracy"] and scored["tokens"] == results["test"]["tokens"]
+    expected = {k: v for k, v in results["test"]["entities"].items() if not k.startswith("baseline")}
+    assert scored["entities"] == expected
+    (tmp_path / "words.txt").write_text("John Smith went to Paris\n")
+    with pytest.raises(DataError, match="words.txt: expected gold tags to score against"):
+        score_file(tmp_path / "run", tmp_path / "words.txt")
+
+
+def test_word_column_reads_conllu(tmp_path):
+    rows = ["# sent_id = {n}"] + [f"{i}\t{w}\t{w}\t{t}\t_\t_\t0\t_\t_\t_" for i, (w, t) in
+                                  enumerate([("the", "DET"), ("dog", "NOUN"), ("ran", "VERB")], 1)] + [""]
+    text = "".join("\n".join(rows).format(n=n) + "\n" for n in range(12))
+    (tmp_path / "train.conllu").write_text(text)
+    cfg = config.load(TagConfig, None, [f"data.path={tmp_path / 'train.conllu'}", *FAST, "train.epochs=1"])
+    with pytest.raises(DataError, match="for CoNLL-U set data.word_column=1"):
+        train_tagger(cfg, tmp_path / "run")
+    with pytest.raises(ValueError, match="data.word_column must be an int >= 0, got -1"):
+        config.load(TagConfig, None, ["data.word_column=-1"])
+    cfg = config.load(TagConfig, None, [f"data.path={tmp_path / 'train.conllu'}", *FAST, "train.epochs=1",
+                                        "data.word_column=1", "data.tag_column=3"])
+    results = train_tagger(cfg, tmp_path / "run")
+    assert results["tagset_size"] == 3 and results["n_train_tokens"] == 33
+    tagged = tag_file(tmp_path / "run", tmp_path / "train.conllu")
+    assert tagged.data.words[0] == ("the", "dog", "ran") and tagged.data.tags[0] == ("DET", "NOUN", "VERB")
+    assert predict_tags(tmp_path / "run", tmp_path / "train.conllu").words == tagged.data.words
 
 
 def test_val_fraction_holds_out_the_last_sentences(files):

@@ -15,7 +15,8 @@ _FILE = FilePath()
 
 @click.command("tag")
 @click.option("--data", type=_FILE,
-              help="Training file: CoNLL (word<TAB>tag per line, blank line between sentences) or "
+              help="Training file: CoNLL (word<TAB>tag per line, blank line between sentences; "
+                   "other columns: data.word_column, data.tag_column; CoNLL-U's comments skipped) or "
                    "word/tag tokens, one sentence per line; data.format=auto takes word/tag if the "
                    "first line's tokens all are, else CoNLL, except lines of equally many "
                    "space-separated words with no tab and no blank line between them, an error "
@@ -31,8 +32,9 @@ _FILE = FilePath()
 def tag(data, val, test, crf, out, overwrite, resume, config, sets):
     """Train a token tagger (BiLSTM over word, shape and character features; softmax or CRF
     output); writes the run and results.json (token accuracy on val and test, overall and on
-    unknown words, next to the most-frequent-tag baseline) to --out. `rnnkit tag RUN_DIR`
-    tags new text with it."""
+    unknown words, next to the most-frequent-tag baseline; for named-entity tags, conlleval's
+    entity precision, recall and F1 too) to --out. `rnnkit tag RUN_DIR` tags new text with it,
+    or scores it on a new labelled file (--score)."""
     cfg = resolve_config(TagConfig, config, sets, **{
         "data.path": None if data is None else str(data), "data.val_path": None if val is None else str(val),
         "data.test_path": None if test is None else str(test), "model.crf": crf})

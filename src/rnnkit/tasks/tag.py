@@ -4,6 +4,7 @@ or on the Brown corpus.
     cfg = load(TagConfig, None, ["data.path=train.conll", "data.test_path=test.conll"])
     results = train_tagger(cfg, "runs/pos")          # fit, then score val and test
     tagged = predict_tags("runs/pos", "new.txt", format="text")
+    scores = score_file("runs/pos", "gold.conll")    # a new labelled file
 
 With no ``data.path`` the data is the Brown corpus's file-based split (``rnnkit.data.brown``;
 fetched once with npm), with ``data.brown_tags`` choosing the tag set. Without a
@@ -16,7 +17,10 @@ map to UNK, whose embedding word dropout trains (``model.word_dropout``).
 
 Scores (``results.json``) are token accuracy on val and test, overall and on unknown words
 (words whose normalised form the training sentences lack), next to the most-frequent-tag
-baseline on the same tokens (``rnnkit.tasks._tag_baseline``). A val/test tag absent from
+baseline on the same tokens (``rnnkit.tasks._tag_baseline``). Where the tags are a chunk
+scheme (named entities: O, B-PER, I-PER ...), ``entities`` adds conlleval's entity
+precision, recall and F1, overall and per type, and the baselines' F1
+(``rnnkit.tasks._tag_score``): token accuracy alone rewards tagging everything O. A val/test tag absent from
 training (``data.unknown_tags``): "error" stops before training with a DataError naming
 file, line and tag; "count" scores those tokens as mistakes (the model cannot produce the
 tag) and reports how many there were. Default: "error" for your files, "count" for Brown,
@@ -31,7 +35,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 
@@ -45,7 +49,7 @@ from rnnkit.models import architecture_config, load_model
 from rnnkit.models.tagger import CharEncoder, Tagger, TaggerConfig
 from rnnkit.tasks._resume import check_out, check_resumed_config
 from rnnkit.tasks._tag_baseline import MostFrequentTag
-from rnnkit.tasks._tag_score import predict_ids, score
+from rnnkit.tasks._tag_score import predict_ids, score, score_tags
 from rnnkit.train import TrainConfig, checkpoint, fit, read_config, seed_everything
 from rnnkit.train.setup import make_optimizer
 
@@ -58,7 +62,8 @@ class TagDataSection:
     val_path: str | None = None  # None: Brown's val split, or the last val_fraction of path
     test_path: str | None = None  # None: Brown's test split; for your data, no test
     format: Literal["auto", "conll", "slash"] = "auto"  # rnnkit.data.tagged
-    tag_column: int = -1  # conll: the tag column (the word is column 0)
+    tag_column: int = -1  # conll: the tag column
+    word_column: int = 0  # conll: the word column (CoNLL-U: 1, FORM; its UPOS is tag_column 3)
     val_fraction: float = 0.1  # without val_path; 0: no validation
     brown_tags: Literal["simplified", "full"] = "simplified"  # Brown only: 190 or 472 tags
     max_train_sentences: int | None = None  # the first n sentences of path (before the val split)
@@ -76,6 +81,8 @@ class TagDataSection:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or value < 1):
                 raise ValueError(f"data.{name} must be >= 1, got {value!r}")
+        if isinstance(self.word_column, bool) or self.word_column < 0:
+            raise ValueError(f"data.word_column must be an int >= 0, got {self.word_column!r}")
         if self.max_vocab < 2:
             raise ValueError(f"data.max_vocab must be >= 2 (padding and UNK), got {self.max_vocab!r}")
 
@@ -168,10 +175,20 @@ def train_tagger(cfg: TagConfig, out: str | Path, *, overwrite: bool = False,
     return results
 
 
-def predict_tags(run_dir: str | Path, path: str | Path, *, format: Format | None = None,
-                 batch_size: int = 256) -> Tagged:
-    """Tag every sentence of ``path`` (tags in it, if any, are ignored) with the model in
-    ``run_dir``; ``format`` None: the training run's ``data.format``."""
+class FileTags(NamedTuple):
+    """A file as ``tag_file`` read it (words, gold tags if it has them) and the predictions."""
+
+    data: Tagged
+    predicted: tuple[tuple[str, ...], ...]
+    tagset: tuple[str, ...]  # the run's tags
+
+
+def tag_file(run_dir: str | Path, path: str | Path, *, format: Format | None = None,
+             batch_size: int = 256) -> FileTags:
+    """Tag every sentence of ``path`` with the model in ``run_dir``, keeping the file's gold tags
+    where it has them (slash files; conll files with the run's ``data.tag_column``);
+    ``format`` None: the training run's ``data.format``. The run's ``data.word_column`` says
+    where the words are."""
     run_dir = Path(run_dir)
     saved = read_config(run_dir)
     if saved.get("task") != "tag":
@@ -181,10 +198,39 @@ def predict_tags(run_dir: str | Path, path: str | Path, *, format: Format | None
     vocab = read_run_file(run_dir / VOCAB, TagVocab.from_json, what="the tagger's words, characters and tags")
     model = load_model(run_dir)
     assert isinstance(model, Tagger)
-    sentences = read_tagged(path, format=format or data.format, tag_column=data.tag_column, tagged=False)
+    sentences = read_tagged(path, format=format or data.format, tag_column=data.tag_column,
+                            word_column=data.word_column, tagged=None)
     ids = predict_ids(model, vocab, sentences, batch_size)
-    tags = tuple(tuple(vocab.tags[i] for i in row) for row in ids)
-    return Tagged(sentences.words, tags, sentences.lines, sentences.source)
+    return FileTags(sentences, tuple(tuple(vocab.tags[i] for i in row) for row in ids), vocab.tags)
+
+
+def predict_tags(run_dir: str | Path, path: str | Path, *, format: Format | None = None,
+                 batch_size: int = 256) -> Tagged:
+    """Tag every sentence of ``path`` (tags in it, if any, are ignored) with the model in
+    ``run_dir``; ``format`` None: the training run's ``data.format``."""
+    data, predicted, _ = tag_file(run_dir, path, format=format, batch_size=batch_size)
+    return Tagged(data.words, predicted, data.lines, data.source)
+
+
+def score_file(run_dir: str | Path, path: str | Path, *, format: Format | None = None,
+               batch_size: int = 256) -> dict[str, Any]:
+    """Token accuracy and, for chunk tags, entity scores of the model in ``run_dir`` on the
+    labelled file ``path`` (``rnnkit.tasks._tag_score.score_tags``; no baseline: that needs
+    the training file).
+
+    Raises:
+        DataError: ``path`` has no tag column to score against, or cannot be read.
+    """
+    return score_tagged(tag_file(run_dir, path, format=format, batch_size=batch_size))
+
+
+def score_tagged(tags: FileTags) -> dict[str, Any]:
+    """``score_file`` on what ``tag_file`` returned."""
+    if tags.data.tags is None:
+        raise DataError(tags.data.source, None, "expected gold tags to score against (a word/tag file, or "
+                                                "CoNLL columns with the run's data.tag_column), got "
+                                                "words only")
+    return {"path": str(tags.data.source), **score_tags(tags.data.tags, tags.predicted, tags.tagset)}
 
 
 # -- pieces ------------------------------------------------------------------------------------
@@ -202,7 +248,7 @@ def _paths(data: TagDataSection) -> tuple[dict[str, Path | None], str]:
 def _read_all(data: TagDataSection,
               paths: dict[str, Path | None]) -> tuple[Tagged, Tagged | None, Tagged | None]:
     def read(path: Path) -> Tagged:
-        return read_tagged(path, format=data.format, tag_column=data.tag_column)
+        return read_tagged(path, format=data.format, tag_column=data.tag_column, word_column=data.word_column)
 
     train = read(paths["train"])
     if data.max_train_sentences is not None:
