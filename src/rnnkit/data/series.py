@@ -293,9 +293,14 @@ def is_number(word: str) -> bool:
 
 
 def sorted_labels(labels: Sequence[str]) -> tuple[str, ...]:
-    """The distinct labels, in numeric order when all are numbers ("2" before "10")."""
-    distinct = set(labels)
+    """The distinct labels, in numeric order when all are finite numbers ("2" before "10"),
+    equal numbers ("1", "1.0") by their text; else in text order. The same order in every
+    process (a set's order depends on PYTHONHASHSEED, and float("nan") sorts nowhere)."""
+    distinct = sorted(set(labels))
     try:
-        return tuple(sorted(distinct, key=float))
+        values = [float(label) for label in distinct]
     except ValueError:
-        return tuple(sorted(distinct))
+        return tuple(distinct)
+    if not all(math.isfinite(v) for v in values):
+        return tuple(distinct)
+    return tuple(label for _, label in sorted(zip(values, distinct, strict=True)))
