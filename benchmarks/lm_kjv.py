@@ -37,7 +37,9 @@ SETTINGS = ["data.tokenizer=char", "data.val_fraction=0.05", "data.batch_size=32
             "model.cell=lstm", "model.embed_size=64", "model.hidden_size=512", "model.num_layers=1",
             "model.dropout=0.1", "train.epochs=1000", "train.bptt=64", "train.lr=0.003",
             "train.schedule=cosine", "train.min_lr_ratio=0.1", "train.clip_norm=1.0",
-            "train.eval_every=2000", "train.log_every=100", "ngram_max_order=6"]
+            "train.eval_every=2000", "train.log_every=100",
+            # the bar named orders 1-6; a review of 2026-12-05 found the 8-gram best (1.686)
+            "ngram_max_order=10"]
 
 
 def main() -> int:
@@ -56,8 +58,8 @@ def main() -> int:
     results = train_lm(cfg, args.out, text=text, overwrite=True)
     passed = results["lm"]["val_bpc"] < results["best_ngram_bpc"]
     report = {
-        "benchmark": "lm_kjv", "bar": "held-out bpc of the LSTM < best Kneser-Ney n-gram of orders 1-6, "
-                                      "within 20 minutes of CPU training",
+        "benchmark": "lm_kjv", "bar": f"held-out bpc of the LSTM < best Kneser-Ney n-gram of orders "
+                                      f"1-{cfg.ngram_max_order}, within 20 minutes of CPU training",
         "budget_minutes": args.minutes, "passed": passed, **results,
         "config": config.to_dict(cfg), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),

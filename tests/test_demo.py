@@ -155,3 +155,21 @@ def test_cli_demo_keeps_off_another_run(tmp_path):
     result = CliRunner().invoke(cli, ["demo", "--out", str(other), "--steps", "1"])
     assert result.exit_code == 2 and "which holds another run" in result.output, result.output
     assert sorted(p.name for p in other.iterdir()) == ["config.json"]
+
+
+def test_the_report_names_the_best_n_gram_of_every_order_computed():
+    """Orders 1-6 were called 'the best n-gram' while a 7-gram already beat the LSTM here:
+    the report gives the best of all orders, and the best of 1-6 beside it."""
+    from rnnkit.demo.report import format_report
+
+    ngram = {n: 4.0 - 0.2 * n for n in range(1, 11)}  # falling to 2.0 at order 10
+    metrics = {"val_chars": 100, "val_lines": 3, "train_chars": 900,
+               "ngram_bpc": {str(n): b for n, b in ngram.items()},
+               "best_ngram_order": 10, "best_ngram_bpc": 2.0,
+               "lstm": {"val_bpc": 2.5, "hidden_size": 8, "num_layers": 1, "steps": 3, "epochs": 0.1,
+                        "train_seconds": 1.0, "chars_per_s": 10.0, "train_bpc": 3.0},
+               "sample": {"temperature": 0.8, "seed": 0, "text": "And"}}
+    text = format_report({"metrics": metrics, "out": "run"})
+    assert "best n-gram baseline (10-gram)  2.000" in text
+    assert "LSTM - best n-gram: +0.500 bpc; LSTM - best of orders 1-6 (6-gram): -0.300 bpc" in text
+    assert "8-gram" in text and "7-gram" not in text and "long n-grams copy them" in text

@@ -159,7 +159,7 @@ def train_lm(cfg: LMTaskConfig, out: str | Path, *, text: str | None = None,
         "lm": {"val_bpc": nats / n_chars / math.log(2), "val_nats_per_token": nats / (val_ids_N.numel() - 1),
                "parameters": sum(p.numel() for p in model.parameters()), "steps": result.steps,
                "epochs": result.steps / len(train), "train_seconds": result.seconds,
-               "stopped": result.stopped},
+               "stopped": result.stopped, "cell": cfg.model.cell},
         "ngram_bpc": {str(n): bpc for n, bpc in ngram.items()},
     }
     if ngram:
@@ -255,7 +255,7 @@ def format_results(results: dict[str, Any]) -> str:
     lines = [f"held-out: the last {d['val_lines']:,} lines ({d['val_chars']:,} chars, {d['val_tokens']:,} "
              f"{d['tokenizer']} tokens); trained on {d['train_chars']:,} chars, {lm['steps']:,} steps "
              f"in {lm['train_seconds']:.0f} s ({lm['stopped']})",
-             f"  LSTM language model   {lm['val_bpc']:.4f} bits/char"]
+             f"  {lm.get('cell', 'lstm').upper():<5} language model  {lm['val_bpc']:.4f} bits/char"]
     if "best_ngram_order" in results:
         lines.append(f"  best Kneser-Ney n-gram {results['best_ngram_bpc']:.4f} bits/char "
                      f"(order {results['best_ngram_order']} of 1-{len(results['ngram_bpc'])})")
