@@ -133,6 +133,10 @@ def test_a_loss_dict_without_every_output_is_an_error():
     with pytest.raises(ValueError, match=r"Expected keys \['r', 'c'\] in loss dict, but found "
                                          r"loss.keys\(\)=\['r'\]"):
         model.compile("adam", loss={"r": "mse"})
+    # a weight left out weighed 1, silently
+    with pytest.raises(ValueError, match=r"Expected keys \['r', 'c'\] in loss_weights dict, but found "
+                                         r"loss_weights.keys\(\)=\['c'\] \(0 for an output not trained\)"):
+        model.compile("adam", loss=["mse", "sparse_categorical_crossentropy"], loss_weights={"c": 0.5})
 
 
 # -- 6: errors and the API both models share --------------------------------------------------

@@ -268,9 +268,11 @@ def _per_output(arg: str, value, names: list[str]) -> list:
     if value is None:
         return [None] * n
     if isinstance(value, dict):
-        if arg == "loss" and set(value) != set(names):  # Keras 3's CompileLoss.build
-            raise ValueError(f"Expected keys {names} in loss dict, but found loss.keys()={list(value)} (None "
-                             "for an output not trained)")
+        # Keras 3's CompileLoss.build; a weight left out would silently weigh 1
+        if arg in ("loss", "loss_weights") and set(value) != set(names):
+            hint = "None for an output not trained" if arg == "loss" else "0 for an output not trained"
+            raise ValueError(f"Expected keys {names} in {arg} dict, but found {arg}.keys()={list(value)} "
+                             f"({hint})")
         unknown = set(value) - set(names)
         if unknown:
             raise ValueError(f"{arg} as a dict must be keyed by output names {names}, got unknown keys "
