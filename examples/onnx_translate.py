@@ -27,7 +27,7 @@ from torch import nn
 from rnnkit import config
 from rnnkit.data.tokenizers import load_tokenizer
 from rnnkit.decode import beam_search
-from rnnkit.tasks._translation import DecodeConfig, encode_known
+from rnnkit.tasks._translation import DecodeConfig, source_ids
 
 
 class OnnxSource(nn.Module):
@@ -67,8 +67,7 @@ def translate(run_dir: Path, onnx_dir: Path, text: str, **options) -> str:
     target_tok = load_tokenizer(run_dir / "target_tokenizer.json")
     saved = json.loads((run_dir / "config.json").read_text())
     decode = config.from_dict(DecodeConfig, {**saved.get("decode", {}), **options})
-    text = text.strip()  # as the training pairs were read
-    ids = encode_known(source_tok, text).tolist() if text else []
+    ids = source_ids(source_tok, text).tolist()  # stripped, as rnnkit translate reads it
     if not ids:
         return ""
     bos, eos = saved["model"]["target_vocab_size"] - 2, saved["model"]["target_vocab_size"] - 1

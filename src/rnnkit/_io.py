@@ -7,6 +7,12 @@ import uuid
 from pathlib import Path
 
 
+def names_directory(path: str | os.PathLike) -> bool:
+    """True where ``path`` ends in a separator, as ``out/`` does: pathlib drops it
+    (``Path("out/")`` is ``out``), so the string given must be asked."""
+    return str(path).endswith(("/", os.sep))
+
+
 def cache_dir() -> Path:
     """``$XDG_CACHE_HOME/rnnkit``, or ``~/.cache/rnnkit``."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"

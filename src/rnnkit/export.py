@@ -57,7 +57,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnkit._io import write_atomic
+from rnnkit._io import names_directory, write_atomic
 from rnnkit.kernels.reference import loop
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.forecaster import Forecaster
@@ -237,7 +237,7 @@ def out_problem(path: str | os.PathLike, translator: bool) -> str | None:
     if translator and (path.is_file() or path.suffix == ".onnx"):
         return (f"must be a directory for a translator's encoder.onnx and decoder.onnx, got "
                 f"{'the file' if path.is_file() else 'a file name'} {name!r}")
-    if not translator and (path.is_dir() or name.endswith(("/", os.sep))):
+    if not translator and (path.is_dir() or names_directory(name)):
         return f"must be a file, got {'the directory' if path.is_dir() else 'a directory name'} {name!r}"
     return None
 

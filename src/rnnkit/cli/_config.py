@@ -11,7 +11,6 @@ commands write (``require_out``, ``new_file``).
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from rnnkit._io import names_directory
 from rnnkit.config import load, to_toml
 
 C = TypeVar("C")
@@ -105,11 +105,6 @@ class DirPath(click.Path):
         if isinstance(value, str) and not value.strip():
             self.fail(f"must name a directory, got {value!r}", param, ctx)
         return super().convert(value, param, ctx)
-
-
-def names_directory(path: str | os.PathLike) -> bool:
-    """True where ``path`` ends in a separator, as ``out/`` does (pathlib drops it)."""
-    return str(path).endswith(("/", os.sep))
 
 
 def new_file(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:

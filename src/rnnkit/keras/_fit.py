@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit import train
-from rnnkit.keras._base import plain
+from rnnkit.keras._base import plain, training_mode
 from rnnkit.keras._callback import CallbackList
 from rnnkit.keras._data import Packed, SampleLoader
 from rnnkit.keras.losses import LossFn, TargetError, batch_weight
@@ -210,7 +210,7 @@ def fit_epochs(model: nn.Module, loader: SampleLoader, val: SampleLoader | None,
         row = means.results()
         means.reset()
         if val is not None and should_validate(initial_epoch + epoch, validation_freq):
-            with model._running(False):
+            with training_mode(model, False):
                 values = evaluate_means(model, val, compiled, cfg.device, targets=val_targets,
                                         callbacks=callbacks)
             row |= {f"val_{k}": v for k, v in values.items()}

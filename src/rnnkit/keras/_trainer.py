@@ -13,8 +13,7 @@ once, here.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -119,14 +118,6 @@ class Trainer(nn.Module):
                             "model as a layer of a functional Model is not supported in rnnkit.keras; call "
                             "its layers on the tensor instead (they share their weights with this model)")
         return super().__call__(*args, **kwargs)
-
-    @contextmanager
-    def _running(self, training: bool) -> Iterator[None]:
-        """The model in ``training`` mode for fit, evaluate or predict, as Keras's steps call
-        it with ``training=``; a layer whose mode a functional graph recorded keeps it
-        (``Dropout(0.5)(x, training=True)`` drops in ``predict`` too: Monte Carlo dropout)."""
-        with training_mode(self, training):
-            yield
 
     # -- structure shared by both models ---------------------------------------------------
     def get_layer(self, name: str | None = None, index: int | None = None):
@@ -272,7 +263,7 @@ class Trainer(nn.Module):
         val_loader = None if val is None else self._validation_loader(
             val, validation_batch_size or _steps_batch(batch_size, validation_steps, val.x), validation_steps)
         params = dict(verbose=verbose, epochs=epochs, steps=loader.keras_steps())
-        with self._running(True):
+        with training_mode(self, True):
             rows = _fit.fit_epochs(self, loader, val_loader, cfg, compiled, self.optimizer,
                                    val_targets="y" if validation_data is None else "validation_data y",
                                    callbacks=CallbackList(callbacks, model=self, **params), log=log,
@@ -309,7 +300,7 @@ class Trainer(nn.Module):
         batch_size = _data.batch_size_for(self, _steps_batch(batch_size, steps, data.x))
         loader = _data.tensor_loader(self, data, batch_size, shuffle=False, limit=steps)
         params = dict(verbose=plain(verbose), epochs=1, steps=loader.keras_steps())
-        with self._running(False):
+        with training_mode(self, False):
             values = _fit.evaluate_means(self, loader, compiled, str(self._like().device),
                                          callbacks=CallbackList(callbacks, model=self, **params))
         if return_dict:
@@ -338,7 +329,7 @@ class Trainer(nn.Module):
         self.stop_predicting = False
         calls.call("on_predict_begin", {})
         outs = []
-        with self._running(False):
+        with training_mode(self, False):
             for index, start in enumerate(starts):
                 calls.call("on_predict_batch_begin", index, {})
                 outs.append(self(x_N[start:start + batch_size]))

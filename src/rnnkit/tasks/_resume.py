@@ -25,6 +25,8 @@ from rnnkit.train.data import Loader
 from rnnkit.train.loop import usable_device
 from rnnkit.train.run import RESUMABLE, check_data, differences, fingerprints
 
+ENSEMBLE = "ensemble.json"  # a classifier ensemble's member list (rnnkit.tasks.classify)
+
 # the training and validation files may be named by another path (./text.txt, an absolute
 # one, from another directory): their loaders' fingerprints say whether the data is the same;
 # a translator's decoding settings act after training only
@@ -48,7 +50,7 @@ def check_out(out: Path, *, resume: bool, overwrite: bool, device: str | None = 
                          f"resume=True and overwrite=True for out={str(out)!r}")
     if device is not None:
         usable_device(device)
-    if not ensemble_ok and (out / "ensemble.json").is_file():  # rnnkit.tasks.classify's
+    if not ensemble_ok and (out / ENSEMBLE).is_file():
         raise FileExistsError(f"out must be a new run directory, got {str(out)!r}, which holds a classifier "
                               f"ensemble (ensemble.json, member*/) that this run would not replace; choose "
                               f"another directory (rnnkit train classify --overwrite replaces an ensemble)")

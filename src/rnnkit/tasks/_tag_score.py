@@ -68,11 +68,11 @@ def score(model: Tagger, vocab: TagVocab, baseline: MostFrequentTag, data: Tagge
     names = {"model": [[vocab.tags[i] for i in row] for row in ids],
              "baseline_suffix": [baseline.predict(w, "suffix") for w in data.words],
              "baseline_overall": [baseline.predict(w, "overall") for w in data.words]}
-    known = set(vocab.tags)
+    model = score_tags(data.tags, names["model"], vocab.tags)  # tokens, unknown tags, entities
     unseen = [not baseline.known(w) for words in data.words for w in words]  # flat, like `right`
-    n_tokens, n_unseen = data.n_tokens, sum(unseen)
+    n_tokens, n_unseen = model["tokens"], sum(unseen)
     out: dict[str, Any] = {"tokens": n_tokens, "unknown_word_tokens": n_unseen,
-                           "unknown_tag_tokens": sum(t not in known for s in data.tags for t in s)}
+                           "unknown_tag_tokens": model["unknown_tag_tokens"]}
     for name, predicted in names.items():
         right = [p == g for ps, gs in zip(predicted, data.tags, strict=True)
                  for p, g in zip(ps, gs, strict=True)]
@@ -81,11 +81,9 @@ def score(model: Tagger, vocab: TagVocab, baseline: MostFrequentTag, data: Tagge
         prefix = "" if name == "model" else f"{name}_"
         out[f"{prefix}accuracy"] = total / n_tokens
         out[f"{prefix}unknown_word_accuracy"] = on_unseen / n_unseen if n_unseen else None
-    out["entities"] = None
-    if is_chunk_scheme([*vocab.tags, *(t for s in data.tags for t in s)]):
-        out["entities"] = {**entity_scores(data.tags, names["model"]),
-                           **{f"{name}_f1": entity_scores(data.tags, names[name])["f1"]
-                              for name in ("baseline_suffix", "baseline_overall")}}
+    out["entities"] = None if model["entities"] is None else {
+        **model["entities"], **{f"{name}_f1": entity_scores(data.tags, names[name])["f1"]
+                                for name in ("baseline_suffix", "baseline_overall")}}
     return out
 
 

@@ -60,15 +60,13 @@ class TranslateOptions:
 
 def translate_texts(model: Seq2Seq, source_tok: Tokenizer, target_tok: Tokenizer, texts: Sequence[str],
                     decode: DecodeConfig) -> list[str]:
-    """Each text's best beam, as one line of text. A text is stripped first, as the training
-    pairs were (a line's newline would be a token the model never saw); an empty source,
-    or one of only characters a char tokenizer has never seen, translates to ''."""
+    """Each text's best beam, as one line of text (``source_ids``: stripped first); an empty
+    source, or one of only characters a char tokenizer has never seen, translates to ''."""
     if isinstance(texts, str):  # a str is a sequence of one-character texts
         raise TypeError(f"texts must be a sequence of strings, got the string {texts[:40]!r}: use [text]")
     out = []
     for text in texts:
-        source = text.strip()
-        ids_S = encode_known(source_tok, source) if source else torch.zeros(0, dtype=torch.long)
+        ids_S = source_ids(source_tok, text)
         if not ids_S.numel():
             out.append("")
             continue
@@ -78,6 +76,13 @@ def translate_texts(model: Seq2Seq, source_tok: Tokenizer, target_tok: Tokenizer
         text = target_tok.decode(ids_T[ids_T < target_tok.vocab_size])  # BOS is no text
         out.append(" ".join(text.splitlines()))  # one line, whatever tokens a poor model emits
     return out
+
+
+def source_ids(tokenizer: Tokenizer, text: str) -> Tensor:
+    """A source text's ids as a translator reads it: stripped, as the training pairs were (a
+    line's newline would be a token the model never saw); none for an empty text."""
+    text = text.strip()
+    return encode_known(tokenizer, text) if text else torch.zeros(0, dtype=torch.long)
 
 
 def encode_known(tokenizer: Tokenizer, text: str) -> Tensor:

@@ -35,11 +35,11 @@ from rnnkit.tasks._classify_data import (
     read_unlabelled,
     stratified_split,
 )
-from rnnkit.tasks._resume import check_out, check_resumed_config
+from rnnkit.tasks._resume import ENSEMBLE, check_out, check_resumed_config
 from rnnkit.train import FitResult, TensorLoader, TrainConfig, checkpoint, fit, read_config, seed_everything
 
 Format = Literal["auto", "ts", "csv", "text"]
-LABELS, TOKENIZER, RESULTS, ENSEMBLE = "labels.json", "tokenizer.json", "results.json", "ensemble.json"
+LABELS, TOKENIZER, RESULTS = "labels.json", "tokenizer.json", "results.json"
 
 
 @dataclass(frozen=True, kw_only=True)
